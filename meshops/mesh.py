@@ -1,0 +1,403 @@
+"""The lossless in-memory mesh container.
+
+A :class:`Mesh` holds points, cell blocks of any type, point and cell fields, named boundary
+regions and where it came from. It only needs numpy; the converters to meshio, pyvista and trimesh
+import those packages when called.
+
+Loading is lossless: a Mesh never merges, drops or reorders points on its own. Anything that does
+is an explicit transform returning its permutation.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Number of vertices per cell for the fixed-size cell types meshops knows about.
+CELL_NODES: dict[str, int] = {
+    "vertex": 1,
+    "line": 2,
+    "line3": 3,
+    "triangle": 3,
+    "triangle6": 6,
+    "quad": 4,
+    "quad8": 8,
+    "quad9": 9,
+    "tetra": 4,
+    "tetra10": 10,
+    "hexahedron": 8,
+    "hexahedron20": 20,
+    "hexahedron27": 27,
+    "wedge": 6,
+    "wedge15": 15,
+    "pyramid": 5,
+    "pyramid13": 13,
+}
+
+#: Topological dimension of each cell type.
+CELL_DIM: dict[str, int] = {
+    "vertex": 0,
+    "line": 1,
+    "line3": 1,
+    "triangle": 2,
+    "triangle6": 2,
+    "quad": 2,
+    "quad8": 2,
+    "quad9": 2,
+    "polygon": 2,
+    "tetra": 3,
+    "tetra10": 3,
+    "hexahedron": 3,
+    "hexahedron20": 3,
+    "hexahedron27": 3,
+    "wedge": 3,
+    "wedge15": 3,
+    "pyramid": 3,
+    "pyramid13": 3,
+    "polyhedron": 3,
+}
+
+
+class MeshError(ValueError):
+    """A mesh or one of its fields is invalid. The message names the source, the field and the value."""
+
+
+@dataclass
+class CellBlock:
+    """Cells of one type.
+
+    Attributes
+    ----------
+    type : str
+        A meshio cell type name (``"triangle"``, ``"tetra"``, ``"polygon"``, ...).
+    data : (m, k) int64
+        Point indices of each cell. Polygons with different vertex counts live in separate blocks.
+    """
+
+    type: str
+    data: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.data = np.asarray(self.data)
+        if self.data.ndim == 1:
+            self.data = self.data.reshape(-1, 1)
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return CELL_DIM.get(self.type, 3)
+
+
+def _as_blocks(cells: Any) -> list[CellBlock]:
+    if cells is None:
+        return []
+    if isinstance(cells, Mapping):
+        return [CellBlock(t, np.asarray(d)) for t, d in cells.items()]
+    out = []
+    for c in cells:
+        if isinstance(c, CellBlock):
+            out.append(CellBlock(c.type, np.asarray(c.data)))
+        else:
+            t, d = c if isinstance(c, tuple) else (c.type, c.data)
+            out.append(CellBlock(str(t), np.asarray(d)))
+    return out
+
+
+@dataclass
+class Mesh:
+    """Points, cells, fields and boundary regions of one mesh (or one time step of it).
+
+    Attributes
+    ----------
+    points : (n, 3) float64
+        Coordinates. 2D meshes are stored with z = 0 and ``dim == 2``.
+    cells : list of CellBlock
+        Cell blocks in file order; the global cell index runs over the blocks in this order.
+    point_data : dict of str -> (n, ...) array
+        Fields on points, dtypes kept as read.
+    cell_data : dict of str -> (n_cells, ...) array
+        Fields on cells, concatenated over the blocks in block order.
+    boundaries : dict of str -> list of CellBlock
+        Named boundary regions (OpenFOAM patches, Gmsh physical groups, VTP face ids): faces (3D) or
+        edges (2D) indexing into ``points``.
+    dim : int
+        Geometric dimension, 2 or 3.
+    source : str or None
+        The path the mesh was read from.
+    time : float or None
+        The time step this mesh holds, for time series.
+    field_data : dict
+        Any extra metadata carried by the file (kept for round trips).
+    """
+
+    points: np.ndarray
+    cells: list[CellBlock] = field(default_factory=list)
+    point_data: dict[str, np.ndarray] = field(default_factory=dict)
+    cell_data: dict[str, np.ndarray] = field(default_factory=dict)
+    boundaries: dict[str, list[CellBlock]] = field(default_factory=dict)
+    dim: int = 3
+    source: str | None = None
+    time: float | None = None
+    field_data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        pts = np.asarray(self.points)
+        if pts.ndim != 2 or pts.shape[1] not in (2, 3):
+            raise MeshError(f"{self._where()}: points must have shape (n, 2) or (n, 3), got {pts.shape}")
+        if pts.shape[1] == 2:
+            pts = np.hstack([pts, np.zeros((pts.shape[0], 1), dtype=pts.dtype)])
+            self.dim = 2
+        self.points = np.ascontiguousarray(pts, dtype=np.float64)
+        self.cells = _as_blocks(self.cells)
+        self.point_data = {str(k): np.asarray(v) for k, v in dict(self.point_data).items()}
+        self.cell_data = {str(k): np.asarray(v) for k, v in dict(self.cell_data).items()}
+        self.boundaries = {str(k): _as_blocks(v) for k, v in dict(self.boundaries).items()}
+
+    # ------------------------------------------------------------------ basic facts
+    def _where(self) -> str:
+        return self.source or "<mesh>"
+
+    @property
+    def n_points(self) -> int:
+        return int(self.points.shape[0])
+
+    @property
+    def n_cells(self) -> int:
+        return int(sum(len(b) for b in self.cells))
+
+    @property
+    def cell_types(self) -> dict[str, int]:
+        """Number of cells per type (blocks of the same type summed)."""
+        out: dict[str, int] = {}
+        for b in self.cells:
+            out[b.type] = out.get(b.type, 0) + len(b)
+        return out
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """(2, 3) float64: lower and upper corner of the bounding box."""
+        if self.n_points == 0:
+            return np.full((2, 3), np.nan)
+        return np.stack([self.points.min(0), self.points.max(0)])
+
+    @property
+    def topological_dim(self) -> int:
+        """Highest dimension among the cell blocks (0 for a bare point cloud)."""
+        return max((b.dim for b in self.cells), default=0)
+
+    def cells_of_type(self, *types: str) -> np.ndarray:
+        """All cells of the given types concatenated, ``(m, k)``; types must share ``k``."""
+        blocks = [b.data for b in self.cells if b.type in types]
+        if not blocks:
+            k = CELL_NODES.get(types[0], 0) if types else 0
+            return np.zeros((0, k), dtype=np.int64)
+        return np.concatenate(blocks).astype(np.int64, copy=False)
+
+    # ------------------------------------------------------------------ checks
+    def validate(self, *, check_finite: bool = True) -> Mesh:
+        """Check sizes and indices; raise :class:`MeshError` naming the source, the field and the value.
+
+        NaN or Inf in a field is reported with a warning (the data may legitimately hold them).
+        Returns ``self`` so it chains.
+        """
+        where = self._where()
+        n = self.n_points
+        if n == 0:
+            raise MeshError(f"{where}: the mesh is empty (0 points)")
+        if not np.all(np.isfinite(self.points)):
+            bad = int(np.argwhere(~np.isfinite(self.points))[0, 0])
+            raise MeshError(f"{where}: point {bad} has a non-finite coordinate {self.points[bad].tolist()}")
+        for blocks, what in [(self.cells, "cells")] + [
+            (v, f"boundary '{k}'") for k, v in self.boundaries.items()
+        ]:
+            for b in blocks:
+                if b.data.size == 0:
+                    continue
+                if not np.issubdtype(b.data.dtype, np.integer):
+                    raise MeshError(f"{where}: {what} block '{b.type}' has non-integer indices ({b.data.dtype})")
+                hi, lo = int(b.data.max()), int(b.data.min())
+                if hi >= n or lo < 0:
+                    bad = hi if hi >= n else lo
+                    raise MeshError(
+                        f"{where}: {what} block '{b.type}' indexes point {bad} but the mesh has {n} points"
+                    )
+        nc = self.n_cells
+        for loc, data, count in (("point", self.point_data, n), ("cell", self.cell_data, nc)):
+            for name, arr in data.items():
+                if arr.shape[:1] != (count,):
+                    got = arr.shape[0] if arr.ndim else 0
+                    raise MeshError(
+                        f"{where}: {loc} field '{name}' has {got} values but the mesh has {count} {loc}s"
+                    )
+                if check_finite and np.issubdtype(arr.dtype, np.floating):
+                    bad = ~np.isfinite(arr)
+                    if bad.any():
+                        first = int(np.argwhere(bad)[0, 0])
+                        log.warning(
+                            "%s: %s field '%s' has %d non-finite values (first at %s %d: %s)",
+                            where, loc, name, int(bad.sum()), loc, first, arr[first],
+                        )
+        return self
+
+    # ------------------------------------------------------------------ copies and fields
+    def copy(self) -> Mesh:
+        """A deep copy (arrays copied)."""
+        return _copy.deepcopy(self)
+
+    def with_fields(
+        self,
+        point_data: Mapping[str, Any] | None = None,
+        cell_data: Mapping[str, Any] | None = None,
+        **more_point_data: Any,
+    ) -> Mesh:
+        """A new mesh with fields added or replaced; ``self`` is not modified.
+
+        Arrays are converted with ``np.asarray`` (a torch CPU tensor works) and checked against
+        the mesh size.
+        """
+        out = Mesh(
+            points=self.points,
+            cells=[CellBlock(b.type, b.data) for b in self.cells],
+            point_data=dict(self.point_data),
+            cell_data=dict(self.cell_data),
+            boundaries={k: [CellBlock(b.type, b.data) for b in v] for k, v in self.boundaries.items()},
+            dim=self.dim,
+            source=self.source,
+            time=self.time,
+            field_data=dict(self.field_data),
+        )
+        for name, v in {**dict(point_data or {}), **more_point_data}.items():
+            a = _to_numpy(v)
+            if a.shape[:1] != (self.n_points,):
+                raise MeshError(
+                    f"{self._where()}: point field '{name}' has {a.shape[0] if a.ndim else 0} values "
+                    f"but the mesh has {self.n_points} points"
+                )
+            out.point_data[name] = a
+        for name, v in dict(cell_data or {}).items():
+            a = _to_numpy(v)
+            if a.shape[:1] != (self.n_cells,):
+                raise MeshError(
+                    f"{self._where()}: cell field '{name}' has {a.shape[0] if a.ndim else 0} values "
+                    f"but the mesh has {self.n_cells} cells"
+                )
+            out.cell_data[name] = a
+        return out
+
+    def __repr__(self) -> str:
+        types = ", ".join(f"{t}: {c}" for t, c in self.cell_types.items())
+        return (
+            f"Mesh({self.n_points} points, {self.n_cells} cells [{types}], {self.dim}D, "
+            f"point fields {sorted(self.point_data)}, cell fields {sorted(self.cell_data)}, "
+            f"boundaries {sorted(self.boundaries)}, source={self.source!r})"
+        )
+
+    # ------------------------------------------------------------------ converters
+    def to_meshio(self) -> Any:
+        """A ``meshio.Mesh`` (cell fields split per block, boundaries as extra cell sets)."""
+        import meshio
+
+        pts = self.points[:, :2] if self.dim == 2 else self.points
+        cells = [meshio.CellBlock(b.type, b.data) for b in self.cells]
+        offsets = np.cumsum([0] + [len(b) for b in self.cells])
+        cell_data = {
+            k: [v[offsets[i] : offsets[i + 1]] for i in range(len(self.cells))] for k, v in self.cell_data.items()
+        }
+        return meshio.Mesh(pts, cells, point_data=dict(self.point_data), cell_data=cell_data,
+                           field_data=dict(self.field_data))
+
+    @classmethod
+    def from_meshio(cls, m: Any, source: str | None = None) -> Mesh:
+        """Build from a ``meshio.Mesh``; Gmsh physical groups become named boundary regions."""
+        blocks = [CellBlock(c.type, np.asarray(c.data)) for c in m.cells]
+        cell_data: dict[str, np.ndarray] = {}
+        for k, per_block in m.cell_data.items():
+            if len(per_block) == len(blocks):
+                cell_data[k] = np.concatenate([np.asarray(a) for a in per_block]) if blocks else np.zeros(0)
+        pts = np.asarray(m.points)
+        dim = 2 if pts.shape[1] == 2 else 3
+        boundaries: dict[str, list[CellBlock]] = {}
+        # Gmsh physical groups: name -> (tag, dim) in field_data, tags per cell in gmsh:physical.
+        phys = m.cell_data.get("gmsh:physical")
+        if phys is not None and m.field_data:
+            top = max((CELL_DIM.get(b.type, 0) for b in blocks), default=0)
+            for name, val in m.field_data.items():
+                tag, gdim = int(np.asarray(val).ravel()[0]), int(np.asarray(val).ravel()[-1])
+                if gdim >= top:
+                    continue
+                sel = [CellBlock(b.type, b.data[np.asarray(phys[i]) == tag]) for i, b in enumerate(blocks)
+                       if CELL_DIM.get(b.type, 0) == gdim]
+                sel = [b for b in sel if len(b)]
+                if sel:
+                    boundaries[str(name)] = sel
+        mesh = cls(points=pts, cells=blocks, point_data={k: np.asarray(v) for k, v in m.point_data.items()},
+                   cell_data=cell_data, boundaries=boundaries, source=source,
+                   field_data=dict(m.field_data))
+        if dim == 3 and mesh.n_points and np.all(mesh.points[:, 2] == 0) and mesh.topological_dim <= 2:
+            mesh.dim = 2
+        elif dim == 2:
+            mesh.dim = 2
+        return mesh
+
+    def to_pyvista(self) -> Any:
+        """A ``pyvista.UnstructuredGrid`` with point and cell fields (fields attached as-is)."""
+        import pyvista as pv
+
+        grid = pv.from_meshio(self.to_meshio()) if self.cells else pv.PolyData(self.points)
+        if not self.cells:
+            for k, v in self.point_data.items():
+                grid.point_data[k] = v
+        return grid
+
+    @classmethod
+    def from_pyvista(cls, obj: Any, source: str | None = None) -> Mesh:
+        """Build from any pyvista dataset (converted through meshio; point order kept)."""
+        import pyvista as pv
+
+        if isinstance(obj, pv.MultiBlock):
+            obj = obj.combine(merge_points=False)
+        if not isinstance(obj, pv.UnstructuredGrid):
+            obj = obj.cast_to_unstructured_grid()
+        return cls.from_meshio(pv.to_meshio(obj), source=source)
+
+    def to_trimesh(self) -> Any:
+        """A ``trimesh.Trimesh`` of the triangle (and split quad) faces, with ``process=False``."""
+        import trimesh
+
+        faces = [self.cells_of_type("triangle")]
+        q = self.cells_of_type("quad")
+        if len(q):
+            faces.append(np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]]))
+        if not sum(len(f) for f in faces):
+            raise MeshError(f"{self._where()}: no triangle or quad cells to build a trimesh from")
+        return trimesh.Trimesh(vertices=self.points, faces=np.concatenate(faces), process=False)
+
+    @classmethod
+    def from_trimesh(cls, tm: Any, source: str | None = None) -> Mesh:
+        """Build from a ``trimesh.Trimesh`` (vertex order kept)."""
+        return cls(points=np.asarray(tm.vertices, dtype=np.float64),
+                   cells=[CellBlock("triangle", np.asarray(tm.faces, dtype=np.int64))], source=source)
+
+
+def _to_numpy(v: Any) -> np.ndarray:
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+def concat_blocks(blocks: Iterable[CellBlock]) -> dict[str, np.ndarray]:
+    """Blocks merged by type: ``{type: (m, k) array}`` (polygon blocks of different k stay apart)."""
+    out: dict[str, list[np.ndarray]] = {}
+    for b in blocks:
+        key = b.type if b.type != "polygon" else f"polygon{b.data.shape[1]}"
+        out.setdefault(key, []).append(b.data)
+    return {k: np.concatenate(v) for k, v in out.items()}
