@@ -4,14 +4,14 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-DEBS    := openfoam
+DEBS    := openfoam libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libxrender1
 export FOAM_ETC := /usr/share/openfoam/etc
 export WM_PROJECT_DIR := /usr/share/openfoam
 
 .PHONY: demo test test-slow deps venv lint clean train-coronary
 
-# Debian packages: OpenFOAM (v1912) for the coronary CFD. Off-screen rendering uses the vtk wheel's
-# own OSMesa/EGL fallback, so no X server is needed.
+# Debian packages: OpenFOAM (v1912) for the coronary CFD; Mesa's EGL/GL libraries for PyVista's
+# off-screen rendering (the vtk wheel loads them at run time; no X server is needed).
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -22,8 +22,8 @@ deps:
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,triton,fem,sphere,bench]'
+	# torch is named in the same command as the project so the resolver can never replace the pin.
+	$(BIN)/pip install -q torch==2.13.0 -e '.[test,triton,fem,sphere,bench]'
 	touch $(STAMP)
 
 venv: $(STAMP)
