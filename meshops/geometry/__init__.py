@@ -1,0 +1,29 @@
+"""Pure array geometry (numpy/scipy only): centerlines, boundaries, surfaces, signed distance.
+
+Every function takes and returns numpy arrays and documents their shapes; nothing here imports
+torch or reads files.
+"""
+
+from __future__ import annotations
+
+from meshops.geometry.centerline import (
+    Centerline,
+    CenterlineProjection,
+    arc_length,
+    curvature_torsion,
+    project_points,
+    resample,
+    rotation_minimizing_frames,
+    tangents,
+)
+
+__all__ = [
+    "Centerline",
+    "CenterlineProjection",
+    "arc_length",
+    "curvature_torsion",
+    "project_points",
+    "resample",
+    "rotation_minimizing_frames",
+    "tangents",
+]
