@@ -85,9 +85,13 @@ class CellBlock:
     data: np.ndarray
 
     def __post_init__(self) -> None:
+        self.type = str(self.type)
         self.data = np.asarray(self.data)
         if self.data.ndim == 1:
             self.data = self.data.reshape(-1, 1)
+        if np.issubdtype(self.data.dtype, np.integer) and self.data.dtype != np.int64:
+            # One index dtype everywhere (readers hand back int32 or uint64 depending on the format).
+            self.data = self.data.astype(np.int64)
 
     def __len__(self) -> int:
         return int(self.data.shape[0])
@@ -293,6 +297,59 @@ class Mesh:
             out.cell_data[name] = a
         return out
 
+    def diff(self, other: Mesh, *, check_boundaries: bool = True) -> list[str]:
+        """Differences from ``other`` in points, cells, fields (values and dtypes) and boundaries.
+
+        Adjacent cell blocks of the same type are compared as one block (formats merge them), so
+        the comparison is on the cell sequence, which is what the global cell index runs over.
+        An empty list means the two meshes are identical.
+
+        Shapes
+        ------
+        Compares ``points`` (n, 3), each cell type run (m, k), and every field (n, ...).
+        """
+        out: list[str] = []
+        if self.points.shape != other.points.shape:
+            out.append(f"points shape {self.points.shape} != {other.points.shape}")
+        elif not np.array_equal(self.points, other.points):
+            bad = int(np.argwhere(np.any(self.points != other.points, axis=1))[0, 0])
+            out.append(f"point {bad}: {self.points[bad].tolist()} != {other.points[bad].tolist()}")
+        if self.dim != other.dim:
+            out.append(f"dim {self.dim} != {other.dim}")
+        a, b = _runs(self.cells), _runs(other.cells)
+        if [t for t, _ in a] != [t for t, _ in b]:
+            out.append(f"cell types {[(t, len(d)) for t, d in a]} != {[(t, len(d)) for t, d in b]}")
+        else:
+            for (t, da), (_, db) in zip(a, b):
+                if da.shape != db.shape or not np.array_equal(da, db):
+                    out.append(f"cells of type '{t}' differ ({da.shape} vs {db.shape})")
+        for loc, fa, fb in (("point", self.point_data, other.point_data), ("cell", self.cell_data, other.cell_data)):
+            if sorted(fa) != sorted(fb):
+                out.append(f"{loc} fields {sorted(fa)} != {sorted(fb)}")
+            for k in sorted(set(fa) & set(fb)):
+                x, y = fa[k], fb[k]
+                if x.dtype != y.dtype:
+                    out.append(f"{loc} field '{k}' dtype {x.dtype} != {y.dtype}")
+                elif x.shape != y.shape:
+                    out.append(f"{loc} field '{k}' shape {x.shape} != {y.shape}")
+                elif not np.array_equal(x, y, equal_nan=np.issubdtype(x.dtype, np.inexact)):
+                    out.append(f"{loc} field '{k}' values differ")
+        if check_boundaries:
+            if sorted(self.boundaries) != sorted(other.boundaries):
+                out.append(f"boundaries {sorted(self.boundaries)} != {sorted(other.boundaries)}")
+            else:
+                for k in self.boundaries:
+                    ra, rb = _runs(self.boundaries[k]), _runs(other.boundaries[k])
+                    if len(ra) != len(rb) or any(
+                        ta != tb or not np.array_equal(x, y) for (ta, x), (tb, y) in zip(ra, rb)
+                    ):
+                        out.append(f"boundary '{k}' differs")
+        return out
+
+    def equals(self, other: Mesh, *, check_boundaries: bool = True) -> bool:
+        """True when :meth:`diff` finds nothing."""
+        return not self.diff(other, check_boundaries=check_boundaries)
+
     def __repr__(self) -> str:
         types = ", ".join(f"{t}: {c}" for t, c in self.cell_types.items())
         return (
@@ -386,6 +443,19 @@ class Mesh:
         """Build from a ``trimesh.Trimesh`` (vertex order kept)."""
         return cls(points=np.asarray(tm.vertices, dtype=np.float64),
                    cells=[CellBlock("triangle", np.asarray(tm.faces, dtype=np.int64))], source=source)
+
+
+def _runs(blocks: Iterable[CellBlock]) -> list[tuple[str, np.ndarray]]:
+    """Adjacent blocks of the same type (and width) merged: the cell sequence as (type, data) runs."""
+    out: list[tuple[str, list[np.ndarray]]] = []
+    for b in blocks:
+        if not len(b):
+            continue
+        if out and out[-1][0] == b.type and out[-1][1][0].shape[1] == b.data.shape[1]:
+            out[-1][1].append(b.data)
+        else:
+            out.append((b.type, [b.data]))
+    return [(t, np.concatenate(d)) for t, d in out]
 
 
 def _to_numpy(v: Any) -> np.ndarray:

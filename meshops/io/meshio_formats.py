@@ -1,0 +1,251 @@
+"""Formats read and written through meshio: .vtu, legacy .vtk, .xdmf, .stl, .obj, .ply.
+
+meshio keeps points and cells in file order (its STL reader identifies bitwise-identical facet
+corners, in order of first appearance, because STL has no vertex list). Arrays come back in native
+byte order with their dtypes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from meshops.io._util import lazy_import, select_times
+from meshops.io.registry import register_format
+from meshops.mesh import CellBlock, Mesh, MeshError
+
+log = logging.getLogger(__name__)
+
+
+def _native(a: Any) -> np.ndarray:
+    a = np.asarray(a)
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+def mesh_from_meshio(m: Any, path: Path | str | None, *, drop: tuple[str, ...] = ()) -> Mesh:
+    """A :class:`Mesh` from a ``meshio.Mesh``: blocks in order, arrays in native byte order.
+
+    Shapes
+    ------
+    ``m.points`` (n, 2|3) -> ``points`` (n, 3) float64; per-block cell data concatenated to (n_cells, ...).
+    """
+    blocks = [CellBlock(c.type, _native(c.data)) for c in m.cells]
+    cell_data: dict[str, np.ndarray] = {}
+    for k, per_block in m.cell_data.items():
+        if k in drop:
+            continue
+        if len(per_block) != len(blocks):
+            raise MeshError(f"{path}: cell field '{k}' has {len(per_block)} blocks but the mesh has {len(blocks)}")
+        cell_data[k] = np.concatenate([_native(a) for a in per_block]) if blocks else np.zeros(0)
+    point_data = {k: _native(v) for k, v in m.point_data.items() if k not in drop}
+    pts = _native(m.points)
+    mesh = Mesh(points=pts, cells=blocks, point_data=point_data, cell_data=cell_data,
+                source=str(path) if path is not None else None,
+                field_data={k: v for k, v in m.field_data.items()})
+    if pts.ndim == 2 and pts.shape[1] == 2:
+        mesh.dim = 2
+    elif mesh.n_points and mesh.topological_dim <= 2 and not np.any(mesh.points[:, 2]):
+        mesh.dim = 2
+    return mesh
+
+
+def mesh_to_meshio(mesh: Mesh, *, points3: bool = False) -> Any:
+    """A ``meshio.Mesh`` holding the same points, blocks and fields (nothing copied needlessly)."""
+    meshio = lazy_import("meshio", "writing this format")
+    pts = mesh.points if (points3 or mesh.dim == 3) else mesh.points[:, :2]
+    cells = [meshio.CellBlock(b.type, b.data) for b in mesh.cells]
+    offsets = np.cumsum([0] + [len(b) for b in mesh.cells])
+    cell_data = {k: [v[offsets[i]: offsets[i + 1]] for i in range(len(mesh.cells))]
+                 for k, v in mesh.cell_data.items()}
+    return meshio.Mesh(pts, cells, point_data=dict(mesh.point_data), cell_data=cell_data)
+
+
+# ------------------------------------------------------------------ VTU
+def read_vtu(path: Path, time: Any = None, **kw: Any) -> Mesh:
+    meshio = lazy_import("meshio", "reading .vtu")
+    select_times(path, [], None if time in (None, "all") else time)
+    try:
+        m = meshio.vtu.read(str(path))
+    except Exception as e:
+        if "polyhedron" in str(e).lower() or "vtk" in str(e).lower():
+            from meshops.io.vtkconv import read_with_vtk
+
+            return read_with_vtk(path)
+        raise
+    return mesh_from_meshio(m, path)
+
+
+def write_vtu(mesh: Mesh, path: Path, *, compression: str | None = "zlib", **kw: Any) -> None:
+    meshio = lazy_import("meshio", "writing .vtu")
+    meshio.vtu.write(str(path), mesh_to_meshio(mesh), binary=True, compression=compression)
+
+
+def probe_vtk_xml(path: Path) -> dict[str, Any]:
+    """Sizes and fields of a VTK XML file from its header, without decoding the arrays."""
+    with open(path, "rb") as f:
+        head = f.read(4 << 20)
+    cut = head.find(b"<AppendedData")
+    text = head[: cut if cut >= 0 else len(head)].decode("latin-1")
+    if "<VTKFile" not in text:
+        raise MeshError(f"{path}: not a VTK XML file (no <VTKFile> element)")
+    out: dict[str, Any] = {"times": []}
+    piece = re.findall(r"<Piece\b([^>]*)>", text)
+    n_pts = n_cells = 0
+    for attrs in piece:
+        a = dict(re.findall(r'(\w+)="([^"]*)"', attrs))
+        n_pts += int(a.get("NumberOfPoints", 0))
+        n_cells += sum(int(a.get(k, 0)) for k in
+                       ("NumberOfCells", "NumberOfVerts", "NumberOfLines", "NumberOfPolys", "NumberOfStrips"))
+    out["n_points"], out["n_cells"] = n_pts, n_cells
+    vtk_types = {"Float32": "float32", "Float64": "float64", "Int8": "int8", "UInt8": "uint8",
+                 "Int16": "int16", "UInt16": "uint16", "Int32": "int32", "UInt32": "uint32",
+                 "Int64": "int64", "UInt64": "uint64", "String": "str"}
+    for loc, tag in (("point_fields", "PointData"), ("cell_fields", "CellData")):
+        fields: dict[str, Any] = {}
+        for sec in re.findall(rf"<{tag}\b[^>]*>(.*?)</{tag}>", text, flags=re.S) + re.findall(
+                rf"<P{tag}\b[^>]*>(.*?)</P{tag}>", text, flags=re.S):
+            for attrs in re.findall(r"<P?DataArray\b([^>]*)>", sec):
+                a = dict(re.findall(r'(\w+)="([^"]*)"', attrs))
+                nc = int(a.get("NumberOfComponents", 1))
+                fields[a.get("Name", "?")] = {"shape": [] if nc == 1 else [nc],
+                                              "dtype": vtk_types.get(a.get("type", ""), a.get("type", "?"))}
+        out[loc] = fields
+    return out
+
+
+# ------------------------------------------------------------------ legacy VTK
+def read_vtk(path: Path, time: Any = None, **kw: Any) -> Mesh:
+    meshio = lazy_import("meshio", "reading .vtk")
+    select_times(path, [], None if time in (None, "all") else time)
+    try:
+        m = meshio.vtk.read(str(path))
+    except Exception as e:
+        from meshops.io.vtkconv import read_with_vtk
+
+        log.debug("%s: meshio could not read it (%s), trying vtk", path, e)
+        try:
+            return read_with_vtk(path)
+        except MeshError:
+            raise MeshError(f"{path}: cannot read as legacy VTK ({type(e).__name__}: {e})") from e
+    return mesh_from_meshio(m, path)
+
+
+def write_vtk(mesh: Mesh, path: Path, *, binary: bool = True, **kw: Any) -> None:
+    meshio = lazy_import("meshio", "writing .vtk")
+    meshio.vtk.write(str(path), mesh_to_meshio(mesh, points3=True), binary=binary)
+
+
+# ------------------------------------------------------------------ XDMF (single state or time series)
+def _xdmf_times(path: Path) -> list[float]:
+    text = path.read_text(errors="replace")
+    if not re.search(r'CollectionType\s*=\s*"Temporal"', text):
+        return []
+    return [float(v) for v in re.findall(r'<Time\b[^>]*Value\s*=\s*"([^"]+)"', text)]
+
+
+def read_xdmf(path: Path, time: Any = None, **kw: Any) -> Mesh | list[Mesh]:
+    meshio = lazy_import("meshio", "reading .xdmf")
+    times = _xdmf_times(path)
+    if not times:
+        select_times(path, [], None if time in (None, "all") else time)
+        return mesh_from_meshio(meshio.xdmf.read(str(path)), path)
+    idx = select_times(path, times, time)
+    out = []
+    with meshio.xdmf.TimeSeriesReader(str(path)) as reader:
+        points, cells = reader.read_points_cells()
+        base = meshio.Mesh(points, cells)
+        for i in idx:
+            t, pd, cd = reader.read_data(i)
+            m = mesh_from_meshio(meshio.Mesh(base.points, base.cells, point_data=pd, cell_data=cd), path)
+            m.time = float(t)
+            out.append(m)
+    return out if time == "all" else out[0]
+
+
+def probe_xdmf(path: Path) -> dict[str, Any]:
+    from meshops.io import describe_loaded
+
+    times = _xdmf_times(path)
+    m = read_xdmf(path, time=None)
+    assert isinstance(m, Mesh)
+    return describe_loaded(m, times)
+
+
+def write_xdmf(mesh: Mesh, path: Path, **kw: Any) -> None:
+    meshio = lazy_import("meshio", "writing .xdmf")
+    # XML data inline: one self-contained file (the HDF5 variant would write a second file).
+    meshio.xdmf.write(str(path), mesh_to_meshio(mesh, points3=True), data_format="XML")
+
+
+# ------------------------------------------------------------------ STL, OBJ, PLY
+def read_stl(path: Path, time: Any = None, **kw: Any) -> Mesh:
+    meshio = lazy_import("meshio", "reading .stl")
+    select_times(path, [], None if time in (None, "all") else time)
+    m = meshio.stl.read(str(path))
+    return mesh_from_meshio(m, path, drop=("facet_normals",))
+
+
+def write_stl(mesh: Mesh, path: Path, *, binary: bool = True, **kw: Any) -> None:
+    meshio = lazy_import("meshio", "writing .stl")
+    if binary:
+        lost = np.abs(mesh.points.astype(np.float32).astype(np.float64) - mesh.points).max(initial=0.0)
+        if lost > 0:
+            log.warning("%s: binary STL stores float32 coordinates (largest rounding %.3g)", path, lost)
+    tri = mesh.cells_of_type("triangle")
+    first = np.unique(tri.ravel(), return_index=True)[1]
+    if len(first) != mesh.n_points or np.any(np.diff(tri.ravel()[np.sort(first)]) < 0):
+        log.warning("%s: STL has no vertex list; points unused by triangles are dropped and the "
+                    "order becomes the order of first use", path)
+    m = meshio.Mesh(mesh.points, [meshio.CellBlock("triangle", tri)])
+    meshio.stl.write(str(path), m, binary=binary)
+
+
+def read_obj(path: Path, time: Any = None, **kw: Any) -> Mesh:
+    meshio = lazy_import("meshio", "reading .obj")
+    select_times(path, [], None if time in (None, "all") else time)
+    m = meshio.obj.read(str(path))
+    mesh = mesh_from_meshio(m, path)
+    gid = mesh.cell_data.get("obj:group_ids")
+    if gid is not None and not np.any(gid):
+        del mesh.cell_data["obj:group_ids"]
+    return mesh
+
+
+def write_obj(mesh: Mesh, path: Path, **kw: Any) -> None:
+    meshio = lazy_import("meshio", "writing .obj")
+    m = meshio.Mesh(mesh.points, [meshio.CellBlock(b.type, b.data) for b in mesh.cells])
+    meshio.obj.write(str(path), m)
+
+
+def read_ply(path: Path, time: Any = None, **kw: Any) -> Mesh:
+    meshio = lazy_import("meshio", "reading .ply")
+    select_times(path, [], None if time in (None, "all") else time)
+    return mesh_from_meshio(meshio.ply.read(str(path)), path)
+
+
+def write_ply(mesh: Mesh, path: Path, *, binary: bool = True, **kw: Any) -> None:
+    meshio = lazy_import("meshio", "writing .ply")
+    m = meshio.Mesh(mesh.points, [meshio.CellBlock(b.type, b.data) for b in mesh.cells],
+                    point_data={k: v for k, v in mesh.point_data.items()})
+    bad = [k for k, v in mesh.point_data.items() if v.ndim > 2]
+    if bad:
+        raise MeshError(f"{path}: PLY stores scalar or vector point fields; '{bad[0]}' has shape {mesh.point_data[bad[0]].shape}")
+    meshio.ply.write(str(path), m, binary=binary)
+
+
+ALL = ("point_data", "cell_data", "dtypes", "mixed", "volume")
+SURFACE_TYPES = {"triangle", "quad", "polygon"}
+
+register_format("vtu", [".vtu"], read_vtu, write_vtu, probe_vtk_xml, stores=ALL)
+register_format("vtk", [".vtk"], read_vtk, write_vtk, stores=ALL)
+register_format("xdmf", [".xdmf", ".xmf"], read_xdmf, write_xdmf, probe_xdmf, stores=ALL)
+register_format("stl", [".stl"], read_stl, write_stl, stores=(), cell_types={"triangle"})
+register_format("obj", [".obj"], read_obj, write_obj, stores=("mixed",), cell_types=SURFACE_TYPES)
+register_format("ply", [".ply"], read_ply, write_ply, stores=("point_data", "dtypes", "mixed"),
+                cell_types=SURFACE_TYPES)
