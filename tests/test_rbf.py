@@ -80,7 +80,7 @@ def test_gradients_match_dense_autograd():
     t2 = [t.clone().requires_grad_(True) for t in (x, c, a, w)]
     (rbf_eval(*t1, xp, cp, chunk_size=5) * g).sum().backward()
     (rbf_eval_dense(*t2, xp, cp) * g).sum().backward()
-    for u, v in zip(t1, t2):
+    for u, v in zip(t1, t2, strict=False):
         torch.testing.assert_close(u.grad, v.grad, rtol=1e-10, atol=1e-12)
 
 

@@ -99,7 +99,7 @@ def _check(
     for name, p, total in (("x_ptr", xp, x.shape[0]), ("c_ptr", cp, m)):
         if p[0] != 0 or p[-1] != total:
             raise ValueError(f"rbf_eval: {name} must start at 0 and end at {total}, got {p[0]}..{p[-1]}")
-        if any(b < a for a, b in zip(p[:-1], p[1:])):
+        if any(b < a for a, b in zip(p[:-1], p[1:], strict=False)):
             raise ValueError(f"rbf_eval: {name} is not non-decreasing: {p}")
     return xp, cp
 

@@ -1,0 +1,340 @@
+"""Coronary hemodynamics from a centerline: transformer encoder + anisotropic RBF decoder.
+
+After "From Centerlines to Hemodynamics: Anisotropic RBF Decoders for Coronary Arteries"
+(Akbarian Bafghi, Thakur, Raissi): a transformer encodes the resampled 1D centerline together with
+the inlet flow rate, and an anisotropic Gaussian RBF decoder whose centers sit along the vessel,
+with covariances aligned to the local vessel frame, gives continuous fields (pressure, WSS) at any
+wall point.
+
+How the centerline travels in a graph
+-------------------------------------
+:func:`centerline_inputs` turns a centerline (points, radius, optional branches) into tensors that
+:func:`attach_centerline` stores on a ``MeshGraph`` / ``torch_geometric.data.Data`` next to the wall
+mesh (``pos`` are the wall points)::
+
+    cl_pos       (M, 3)    float32  resampled centerline points (each branch contiguous, ordered)
+    cl_frame     (M, 3, 3) float32  rotation-minimizing frames, rows (tangent, normal, binormal)
+    cl_radius    (M,)      float32  lumen radius
+    cl_arclength (M,)      float32  arc length from the start of the point's branch
+    cl_branch    (M,)      int64    branch id within the case (0 = main vessel)
+    cl_feat      (M, F)    float32  the invariant per-point features named in CL_FEATURES
+    cl_batch     (M,)      int64    case of each point: 0 in a single graph; PyG's batching
+                                    increments it by one per graph (the key contains "batch")
+    u            (1, G)    float32  global parameters; the inlet flow Q is column ``q_index``
+
+Batching with ``torch_geometric.loader.DataLoader`` / ``Batch.from_data_list`` concatenates the
+``cl_*`` tensors along dim 0, so every case's points stay contiguous. The model returns
+``(N_wall, out_channels)`` at ``data.pos`` (or at ``data.query_pos`` / ``data.query_batch`` when
+given, e.g. a finer wall).
+
+Invariance: every encoder feature is intrinsic (radius, curvature, torsion, arc length, the
+curvature vector in the local frame, pairwise distances); the frames start from a normal derived
+from the curve itself, so rotating and translating a vessel rotates the frames with it, scalar
+outputs do not change and vector channels (``vectors``) rotate with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from meshops.geometry.centerline import curvature_torsion, resample, rotation_minimizing_frames, tangents
+from meshops.models import register
+from meshops.nn.centerline import CenterlineEncoder
+from meshops.nn.rbf import AnisotropicRBFDecoder
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CL_FEATURES", "CenterlineRBF", "attach_centerline", "centerline_inputs", "validate_centerline"]
+
+#: Per-point centerline features: name -> (power of length in its unit, log1p-transformed).
+CL_FEATURES: dict[str, tuple[int, bool]] = {
+    "radius": (1, False),
+    "curvature": (-1, False),
+    "torsion": (-1, False),
+    "s_norm": (0, False),  # arc length / branch length
+    "s": (1, False),  # arc length from the branch start
+    "s_to_end": (1, False),  # arc length left to the branch end
+    "side_branch": (0, False),  # 0 on the main vessel, 1 on side branches
+    "dr_ds": (0, False),  # radius slope
+    "kappa_n": (-1, False),  # curvature vector dT/ds along the frame normal
+    "kappa_b": (-1, False),  # ... and binormal (tells the decoder where the inner wall is)
+    "r_rel": (0, False),  # radius / largest radius of the case (stenosis severity)
+    "resistance_to_end": (-3, True),  # int_s^L ds / r^4: Poiseuille resistance left to the outlet
+}
+
+
+def validate_centerline(points: Any, radius: Any, Q: float | None = None, where: str = "centerline") -> tuple[np.ndarray, np.ndarray]:
+    """Check centerline points, radii and the inlet flow; return float64 arrays.
+
+    Raises ``ValueError`` naming ``where``, the field and the offending value for fewer than two
+    points, non-finite coordinates, a radius count mismatch, non-positive or non-finite radii,
+    and a non-positive or non-finite inlet flow.
+
+    Shapes
+    ------
+    points (m, 3), radius (m,) -> the same as float64
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 3:
+        raise ValueError(f"{where}: centerline points must have shape (m, 3), got {p.shape}")
+    if len(p) < 2:
+        raise ValueError(f"{where}: the centerline has {len(p)} point(s); at least 2 are needed")
+    bad = ~np.isfinite(p).all(1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{where}: centerline point {i} has a non-finite coordinate {p[i].tolist()}")
+    r = np.asarray(radius, dtype=np.float64).reshape(-1)
+    if len(r) != len(p):
+        raise ValueError(f"{where}: radius has {len(r)} values but the centerline has {len(p)} points")
+    bad = ~(np.isfinite(r) & (r > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{where}: radius at centerline point {i} is {r[i]}; radii must be finite and > 0")
+    if Q is not None and not (math.isfinite(float(Q)) and float(Q) > 0):
+        raise ValueError(f"{where}: inlet flow Q = {Q}; it must be finite and > 0")
+    return p, r
+
+
+def _normal0(t: np.ndarray, p: np.ndarray, anchor: np.ndarray) -> np.ndarray | None:
+    """An initial normal built from the curve itself (rotates with it), or None when straight."""
+    t0 = t[0]
+    for v in (t[-1] - t[0], anchor - p[len(p) // 2]):
+        perp = v - np.dot(v, t0) * t0
+        n = np.linalg.norm(perp)
+        if n > 1e-3 * max(1.0, np.linalg.norm(v)):
+            return perp / n
+    return None
+
+
+def centerline_inputs(
+    points: Any,
+    radius: Any,
+    Q: float | None = None,
+    branches: Sequence[Any] | None = None,
+    n_points: int = 128,
+    where: str = "centerline",
+) -> dict[str, Tensor]:
+    """Resample a (branched) centerline and compute its frames and features for the model.
+
+    Parameters
+    ----------
+    points, radius : centerline points and lumen radii.
+    Q : inlet flow rate (checked > 0 when given).
+    branches : ordered point-index paths, one per branch, the main vessel first (default: the
+        points in order form one branch).
+    n_points : total number of resampled points, shared among branches by length (>= 3 each).
+    where : the name used in error messages (a file or a case).
+
+    Returns
+    -------
+    dict with ``cl_pos``, ``cl_frame``, ``cl_radius``, ``cl_arclength``, ``cl_branch``, ``cl_feat``,
+    ``cl_batch`` (see the module docstring).
+
+    Shapes
+    ------
+    points (m, 3), radius (m,) -> cl_pos (M, 3), cl_frame (M, 3, 3), cl_feat (M, len(CL_FEATURES)), ...
+    """
+    p, r = validate_centerline(points, radius, Q, where)
+    if branches is None:
+        branches = [np.arange(len(p))]
+    paths = [np.asarray(b, dtype=np.int64).ravel() for b in branches]
+    for i, b in enumerate(paths):
+        if len(b) < 2:
+            raise ValueError(f"{where}: branch {i} has {len(b)} point(s); at least 2 are needed")
+        if b.min() < 0 or b.max() >= len(p):
+            raise ValueError(f"{where}: branch {i} indexes point {int(b.max())} but there are {len(p)} points")
+    lengths = [float(np.linalg.norm(np.diff(p[b], axis=0), axis=1).sum()) for b in paths]
+    for i, length in enumerate(lengths):
+        if length <= 0:
+            raise ValueError(f"{where}: branch {i} has zero length")
+    total = sum(lengths)
+    anchor = p.mean(0)
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("pos", "frame", "radius", "s", "branch", "feat")}
+    r_max = float(r.max())
+    for bi, (b, length) in enumerate(zip(paths, lengths, strict=False)):
+        nb = max(3, int(round(n_points * length / total)))
+        pts, s, rad = resample(p[b], n=nb, values=r[b])
+        assert rad is not None
+        t = tangents(pts)
+        T, N, B = rotation_minimizing_frames(pts, t, _normal0(t, pts, anchor))
+        kappa, tau = curvature_torsion(pts)
+        dt = np.gradient(T, s, axis=0, edge_order=2)
+        drds = np.gradient(rad, s, edge_order=2)
+        inv_r4 = rad**-4.0
+        seg = 0.5 * (inv_r4[1:] + inv_r4[:-1]) * np.diff(s)
+        res_end = np.concatenate([np.cumsum(seg[::-1])[::-1], [0.0]])
+        feats = {
+            "radius": rad,
+            "curvature": kappa,
+            "torsion": np.clip(tau, -1.0 / max(rad.min(), 1e-12), 1.0 / max(rad.min(), 1e-12)),
+            "s_norm": s / length,
+            "s": s,
+            "s_to_end": length - s,
+            "side_branch": np.full(nb, float(bi > 0)),
+            "dr_ds": drds,
+            "kappa_n": np.einsum("ij,ij->i", dt, N),
+            "kappa_b": np.einsum("ij,ij->i", dt, B),
+            "r_rel": rad / r_max,
+            "resistance_to_end": res_end,
+        }
+        out["pos"].append(pts)
+        out["frame"].append(np.stack([T, N, B], 1))
+        out["radius"].append(rad)
+        out["s"].append(s)
+        out["branch"].append(np.full(nb, bi, dtype=np.int64))
+        out["feat"].append(np.stack([feats[k] for k in CL_FEATURES], 1))
+    m = sum(len(x) for x in out["pos"])
+    return {
+        "cl_pos": torch.from_numpy(np.concatenate(out["pos"])).float(),
+        "cl_frame": torch.from_numpy(np.concatenate(out["frame"])).float(),
+        "cl_radius": torch.from_numpy(np.concatenate(out["radius"])).float(),
+        "cl_arclength": torch.from_numpy(np.concatenate(out["s"])).float(),
+        "cl_branch": torch.from_numpy(np.concatenate(out["branch"])),
+        "cl_feat": torch.from_numpy(np.concatenate(out["feat"])).float(),
+        "cl_batch": torch.zeros(m, dtype=torch.long),
+    }
+
+
+def attach_centerline(
+    data: Any,
+    points: Any,
+    radius: Any,
+    Q: float,
+    branches: Sequence[Any] | None = None,
+    n_points: int = 128,
+    where: str = "centerline",
+) -> Any:
+    """A copy of ``data`` (a graph of the wall) with the centerline tensors and ``u = [[Q]]`` attached.
+
+    The input graph is not modified. See :func:`centerline_inputs` for the arguments.
+    """
+    out = data.clone()
+    for k, v in centerline_inputs(points, radius, Q, branches, n_points, where).items():
+        setattr(out, k, v)
+    if getattr(out, "u", None) is None:
+        out.u = torch.tensor([[float(Q)]], dtype=torch.float32)
+    return out
+
+
+@register("centerline_rbf")
+class CenterlineRBF(nn.Module):
+    """Centerline transformer encoder + anisotropic RBF decoder (see the module docstring).
+
+    Parameters
+    ----------
+    out_channels : fields predicted at the wall points (e.g. 2 for ``p``, ``wss_mag``).
+    num_centers : ``K``, Gaussians per case.
+    d_model, n_heads, n_layers, mlp_ratio : transformer size.
+    vectors : ``[start, stop)`` ranges of 3 channels that are vectors (rotate with the vessel).
+    q_index : column of ``data.u`` holding the inlet flow rate.
+    q_scale : a typical inlet flow (in the data's unit); globals are ``Q / q_scale``, ``log(Q / q_scale)``.
+    length_scale : a typical length (in the data's unit); features are made dimensionless with it.
+    dist_max : range of the encoder's distance bias, in units of ``length_scale``.
+    in_channels : accepted for the registry's common signature; wall input fields are not used
+        (the model sees only the wall point positions).
+    chunk_size, max_elements : RBF evaluation chunking (see :func:`meshops.ops.rbf.rbf_eval`).
+
+    Shapes
+    ------
+    data.pos (N, 3), data.batch (N,), data.u (B, G), data.cl_* (see module) -> (N, out_channels)
+    """
+
+    def __init__(
+        self,
+        out_channels: int = 2,
+        num_centers: int = 128,
+        d_model: int = 128,
+        n_heads: int = 4,
+        n_layers: int = 4,
+        mlp_ratio: float = 2.0,
+        vectors: Sequence[Sequence[int]] = (),
+        q_index: int = 0,
+        q_scale: float = 1.0,
+        length_scale: float = 10.0,
+        dist_max: float = 8.0,
+        in_channels: int | None = None,
+        chunk_size: int | None = None,
+        max_elements: int = 1 << 22,
+    ) -> None:
+        super().__init__()
+        if q_scale <= 0 or length_scale <= 0:
+            raise ValueError(f"centerline_rbf: q_scale={q_scale} and length_scale={length_scale} must be > 0")
+        self.q_index, self.q_scale, self.length_scale = q_index, float(q_scale), float(length_scale)
+        powers = torch.tensor([float(v[0]) for v in CL_FEATURES.values()])
+        self.register_buffer("feat_scale", length_scale ** (-powers), persistent=False)
+        self.register_buffer("feat_log", torch.tensor([v[1] for v in CL_FEATURES.values()]), persistent=False)
+        n_feat = len(CL_FEATURES) + 2  # + per-point flow features
+        self.encoder = CenterlineEncoder(
+            n_feat, n_globals=2, d_model=d_model, n_heads=n_heads, n_layers=n_layers, mlp_ratio=mlp_ratio, dist_max=dist_max
+        )
+        self.decoder = AnisotropicRBFDecoder(
+            d_model, out_channels, num_centers, vectors=vectors, chunk_size=chunk_size, max_elements=max_elements
+        )
+
+    def _flow(self, data: Any, num_cases: int) -> Tensor:
+        u = getattr(data, "u", None)
+        if u is None:
+            raise ValueError("centerline_rbf: the graph has no global parameters 'u' (the inlet flow Q)")
+        u = u.reshape(num_cases, -1) if u.dim() == 1 else u
+        if u.shape[0] != num_cases or u.shape[1] <= self.q_index:
+            raise ValueError(f"centerline_rbf: 'u' has shape {tuple(u.shape)}; expected ({num_cases}, >{self.q_index})")
+        q = u[:, self.q_index]
+        bad = ~(torch.isfinite(q) & (q > 0))
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad)[0, 0])
+            raise ValueError(f"centerline_rbf: case {i} has inlet flow Q = {float(q[i])}; it must be finite and > 0")
+        return q
+
+    def forward(self, data: Any) -> Tensor:
+        for key in ("cl_pos", "cl_feat", "cl_frame", "cl_radius", "cl_arclength", "cl_branch"):
+            if getattr(data, key, None) is None:
+                raise ValueError(
+                    f"centerline_rbf: the graph has no '{key}'; attach the centerline with "
+                    "meshops.models.coronary.attach_centerline"
+                )
+        cl_batch = getattr(data, "cl_batch", None)
+        if cl_batch is None:
+            cl_batch = torch.zeros(data.cl_pos.shape[0], dtype=torch.long, device=data.cl_pos.device)
+        num_cases = int(cl_batch.max()) + 1 if cl_batch.numel() else 0
+        q = self._flow(data, num_cases)
+        query = getattr(data, "query_pos", None)
+        qb = getattr(data, "query_batch", None) if query is not None else getattr(data, "batch", None)
+        if query is None:
+            query = data.pos
+        if not bool(torch.isfinite(query).all()):
+            i = int(torch.nonzero(~torch.isfinite(query).all(1))[0, 0])
+            raise ValueError(f"centerline_rbf: wall point {i} has a non-finite coordinate {query[i].tolist()}")
+        if not bool(torch.isfinite(data.cl_pos).all()):
+            i = int(torch.nonzero(~torch.isfinite(data.cl_pos).all(1))[0, 0])
+            raise ValueError(f"centerline_rbf: centerline point {i} has a non-finite coordinate {data.cl_pos[i].tolist()}")
+        if bool((data.cl_radius <= 0).any()):
+            i = int(torch.nonzero(data.cl_radius <= 0)[0, 0])
+            raise ValueError(f"centerline_rbf: centerline radius at point {i} is {float(data.cl_radius[i])}; must be > 0")
+        feat = data.cl_feat * self.feat_scale
+        feat = torch.where(self.feat_log, torch.log1p(feat.clamp_min(0)), feat)
+        qn = q / self.q_scale
+        lq = torch.log(qn)[cl_batch]
+        lr = torch.log(data.cl_radius / self.length_scale)
+        feat = torch.cat([feat, (lq - 3 * lr)[:, None] / 10.0, (lq - 4 * lr)[:, None] / 10.0], 1)
+        globals_ = torch.stack([qn, torch.log(qn)], 1)
+        pos_scaled = data.cl_pos / self.length_scale
+        tokens, gtok = self.encoder(feat, pos_scaled, cl_batch, globals_)
+        return self.decoder(
+            query,
+            qb,
+            tokens,
+            gtok,
+            data.cl_pos,
+            data.cl_frame,
+            data.cl_radius,
+            data.cl_arclength,
+            data.cl_branch,
+            cl_batch,
+        )
