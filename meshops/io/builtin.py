@@ -3,3 +3,6 @@
 from __future__ import annotations
 
 from meshops.io import meshio_formats  # noqa: F401
+from meshops.io import vtkconv  # noqa: F401
+from meshops.io import su2  # noqa: F401
+from meshops.io import gmsh  # noqa: F401

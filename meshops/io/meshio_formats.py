@@ -28,6 +28,9 @@ def _native(a: Any) -> np.ndarray:
     return a
 
 
+_SHAPE_KEY = "meshops:shape:"
+
+
 def mesh_from_meshio(m: Any, path: Path | str | None, *, drop: tuple[str, ...] = ()) -> Mesh:
     """A :class:`Mesh` from a ``meshio.Mesh``: blocks in order, arrays in native byte order.
 
@@ -44,10 +47,19 @@ def mesh_from_meshio(m: Any, path: Path | str | None, *, drop: tuple[str, ...] =
             raise MeshError(f"{path}: cell field '{k}' has {len(per_block)} blocks but the mesh has {len(blocks)}")
         cell_data[k] = np.concatenate([_native(a) for a in per_block]) if blocks else np.zeros(0)
     point_data = {k: _native(v) for k, v in m.point_data.items() if k not in drop}
+    field_data = {}
+    for k, v in (m.field_data or {}).items():
+        # Shapes of tensor fields (n, a, b, ...), which the formats store flattened to (n, a*b...).
+        if k.startswith(_SHAPE_KEY):
+            loc, _, name = k[len(_SHAPE_KEY):].partition(":")
+            target = point_data if loc == "point" else cell_data
+            if name in target:
+                target[name] = target[name].reshape((len(target[name]), *np.asarray(v).astype(int).ravel()))
+        else:
+            field_data[k] = v
     pts = _native(m.points)
     mesh = Mesh(points=pts, cells=blocks, point_data=point_data, cell_data=cell_data,
-                source=str(path) if path is not None else None,
-                field_data={k: v for k, v in m.field_data.items()})
+                source=str(path) if path is not None else None, field_data=field_data)
     if pts.ndim == 2 and pts.shape[1] == 2:
         mesh.dim = 2
     elif mesh.n_points and mesh.topological_dim <= 2 and not np.any(mesh.points[:, 2]):
@@ -61,9 +73,20 @@ def mesh_to_meshio(mesh: Mesh, *, points3: bool = False) -> Any:
     pts = mesh.points if (points3 or mesh.dim == 3) else mesh.points[:, :2]
     cells = [meshio.CellBlock(b.type, b.data) for b in mesh.cells]
     offsets = np.cumsum([0] + [len(b) for b in mesh.cells])
-    cell_data = {k: [v[offsets[i]: offsets[i + 1]] for i in range(len(mesh.cells))]
-                 for k, v in mesh.cell_data.items()}
-    return meshio.Mesh(pts, cells, point_data=dict(mesh.point_data), cell_data=cell_data)
+    field_data: dict[str, Any] = {}
+    point_data = {}
+    for k, v in mesh.point_data.items():
+        if v.ndim > 2:
+            field_data[f"{_SHAPE_KEY}point:{k}"] = np.array(v.shape[1:], dtype=np.int32)
+            v = v.reshape(len(v), -1)
+        point_data[k] = v
+    cell_data = {}
+    for k, v in mesh.cell_data.items():
+        if v.ndim > 2:
+            field_data[f"{_SHAPE_KEY}cell:{k}"] = np.array(v.shape[1:], dtype=np.int32)
+            v = v.reshape(len(v), -1)
+        cell_data[k] = [v[offsets[i]: offsets[i + 1]] for i in range(len(mesh.cells))]
+    return meshio.Mesh(pts, cells, point_data=point_data, cell_data=cell_data, field_data=field_data)
 
 
 # ------------------------------------------------------------------ VTU
