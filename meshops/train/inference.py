@@ -1,0 +1,132 @@
+"""Prediction and evaluation with a trained checkpoint.
+
+:func:`load_trained` rebuilds the model, the feature layout, the graph options and the
+normalization from a checkpoint alone; :func:`predict_mesh` returns the user's mesh (same point
+order) with ``<field>_pred`` and, when the truth is on the mesh, ``<field>_error = pred - truth``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from meshops.data import Case, DatasetError
+from meshops.data.graphs import FeatureSpec, GraphCache, Pipeline
+from meshops.data.normalize import Normalizer
+from meshops.mesh import Mesh
+from meshops.train.checkpoint import CheckpointError, load_checkpoint
+from meshops.train.metrics import field_metrics, mean_metrics
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Trained", "load_trained", "predict_case", "predict_mesh", "evaluate"]
+
+
+@dataclass
+class Trained:
+    """A model ready to predict, with everything needed to map meshes to it and back."""
+
+    model: torch.nn.Module
+    pipeline: Pipeline
+    config: dict[str, Any]
+    device: torch.device
+
+    @property
+    def features(self) -> FeatureSpec:
+        return self.pipeline.features
+
+
+def load_trained(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", cache: GraphCache | None = None
+) -> Trained:
+    """Rebuild a trained model from a checkpoint (no training code or dataset needed)."""
+    from meshops import models
+
+    ck = load_checkpoint(path)
+    cfg = ck["config"]
+    try:
+        mcfg = dict(cfg["model"])
+        name = mcfg.pop("name")
+        feats = FeatureSpec.from_dict(cfg["features"])
+        norm = Normalizer.from_dict(ck["normalization"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: checkpoint config lacks {e}; it was not written by meshops train") from e
+    model = models.create(name, **mcfg)
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit model '{name}' ({str(e).splitlines()[0]})") from e
+    dev = torch.device(device)
+    model.to(dev).eval()
+    pipe = Pipeline(feats, cfg.get("graph", {}), normalizer=norm, cache=cache or GraphCache(enabled=False))
+    return Trained(model, pipe, cfg, dev)
+
+
+@torch.no_grad()
+def predict_case(trained: Trained, case: Case) -> dict[str, np.ndarray]:
+    """Predicted target fields of ``case`` in its mesh's point order.
+
+    Shapes
+    ------
+    returns : {target name: (n_points,) or (n_points, c) float32}
+    """
+    g = trained.pipeline.graph(case)
+    d = trained.pipeline.sample(case, targets=False).to(trained.device)
+    pred = trained.model(d).float()
+    return trained.pipeline.decode(case, g, pred)
+
+
+def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,
+                  globals: dict[str, float] | None = None) -> Case:
+    """Wrap a user's mesh as a case with the checkpoint's field names.
+
+    Global parameters come from ``globals`` or the mesh's ``field_data``; a missing one is an error
+    naming the mesh and the parameter.
+    """
+    f = trained.features
+    g: dict[str, float] = {}
+    for k in f.globals:
+        if globals and k in globals:
+            g[k] = float(globals[k])
+        elif k in mesh.field_data:
+            g[k] = float(np.asarray(mesh.field_data[k]).ravel()[0])
+        else:
+            raise DatasetError(
+                f"{mesh.source or '<mesh>'}: the model needs global parameter '{k}'; pass it "
+                f"(--global {k}=VALUE) or store it in the file's field data"
+            )
+    return Case(name or os.path.basename(mesh.source or "mesh"), mesh, f.inputs, f.targets, g)
+
+
+def predict_mesh(trained: Trained, mesh: Mesh, globals: dict[str, float] | None = None) -> Mesh:
+    """The same mesh with ``<target>_pred`` fields, and ``<target>_error`` where the truth exists."""
+    case = case_for_mesh(trained, mesh, globals=globals)
+    preds = predict_case(trained, case)
+    fields: dict[str, np.ndarray] = {}
+    for name, p in preds.items():
+        fields[f"{name}_pred"] = p
+        if name in mesh.point_data:
+            t = np.asarray(mesh.point_data[name])
+            fields[f"{name}_error"] = (p.astype(np.float64) - t.reshape(p.shape).astype(np.float64)).astype(np.float32)
+    return mesh.with_fields(fields)
+
+
+def evaluate(trained: Trained, cases: Iterable[Case]) -> dict[str, Any]:
+    """Per-case and mean metrics (relative L2, max abs error, RMSE per target field), JSON-able."""
+    f = trained.features
+    per_case: dict[str, dict[str, dict[str, float]]] = {}
+    for case in cases:
+        if not case.has_targets:
+            raise DatasetError(f"case '{case.name}': target fields {f.targets} are not all on the mesh")
+        case = Case(case.name, case.mesh, f.inputs, f.targets, case.globals)
+        preds = predict_case(trained, case)
+        p = np.concatenate([np.asarray(preds[n]).reshape(case.mesh.n_points, -1) for n in f.targets], axis=1)
+        t = case.stack(f.targets)
+        per_case[case.name] = field_metrics(p, t, f.targets, f.target_channels)
+    return {"cases": per_case, "mean": mean_metrics(per_case), "n_cases": len(per_case)}
