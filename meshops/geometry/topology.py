@@ -91,10 +91,18 @@ for _t, (_p, _m) in _QUAD_OF.items():
         CELL_FACES[_t] = CELL_FACES[_p]
 
 
+def _unwrap(cell: Any) -> Any:
+    # CellBlock stores a 1D object array as (m, 1): unwrap the single object per row
+    while isinstance(cell, np.ndarray) and cell.dtype == object and cell.size == 1:
+        cell = cell.reshape(-1)[0]
+    return cell
+
+
 def _polyhedron_faces(data: Any) -> list[list[np.ndarray]]:
     """Cells of a polyhedron block as lists of faces (each an array of point ids)."""
     cells = []
     for cell in data:
+        cell = _unwrap(cell)
         faces = [np.asarray(f, dtype=np.int64).ravel() for f in cell]
         cells.append(faces)
     return cells
@@ -109,7 +117,8 @@ def _block_edges(btype: str, data: Any) -> np.ndarray:
         return np.concatenate(segs) if segs else np.zeros((0, 2), np.int64)
     arr = np.asarray(data)
     if arr.dtype == object:  # ragged polygons
-        segs = [np.stack([np.asarray(c, np.int64), np.roll(np.asarray(c, np.int64), -1)], axis=1) for c in arr]
+        rows = [np.asarray(_unwrap(c), np.int64).ravel() for c in arr]
+        segs = [np.stack([c, np.roll(c, -1)], axis=1) for c in rows]
         return np.concatenate(segs) if segs else np.zeros((0, 2), np.int64)
     arr = arr.astype(np.int64, copy=False)
     if btype.startswith("polygon"):
@@ -226,7 +235,7 @@ def boundary_faces(cells: Sequence[Any]) -> tuple[list[np.ndarray], list[np.ndar
                 base = _QUAD_OF[b.type][0] if b.type in _QUAD_OF else b.type
                 if arr.dtype == object:
                     for ci, c in enumerate(arr):
-                        c = np.asarray(c, np.int64)
+                        c = np.asarray(_unwrap(c), np.int64).ravel()
                         fs.append(np.stack([c, np.roll(c, -1)], axis=1))
                         ow.append(np.full(len(c), offset + ci))
                 else:
