@@ -135,10 +135,10 @@ def mesh_from_vtk(ds: Any, source: str | Path | None = None, *, face_ids: bool =
             unknown = sorted(set(np.unique(ctypes).tolist()) - set(VTK_TO_TYPE))
             if unknown:
                 raise MeshError(f"{where}: VTK cell type(s) {unknown} are not supported "
-                                "(polyhedra: decompose them, e.g. OpenFOAM decompose_polyhedra=True)")
+                                "(polyhedral cells cannot be stored losslessly as point lists)")
             lut = np.array([VTK_TO_TYPE.get(i, "") for i in range(256)], dtype=object)
             names = lut[ctypes.astype(np.int64)]
-            off = np.asarray(ds.offset, dtype=np.int64)
+            off = np.asarray(ds.cell_offsets if hasattr(ds, "cell_offsets") else ds.offset, dtype=np.int64)
             conn = np.asarray(ds.cell_connectivity, dtype=np.int64)
             blocks = _blocks_from_runs(names, off, conn)
         else:
