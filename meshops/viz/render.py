@@ -130,7 +130,8 @@ def render_comparison(
         pl.add_mesh(
             g, scalars=key, cmap=error_cmap if is_err else cmap, clim=eclim if is_err else clim,
             show_scalar_bar=is_err or j == (len(order) - 2 if "error" in panels else len(order) - 1),
-            scalar_bar_args={"title": f"{base} error" if is_err else base, "vertical": False},
+            scalar_bar_args={"title": f"{base} error" if is_err else base, "vertical": False,
+                             "fmt": "%.4g", "n_labels": 3},
             nan_color="lightgrey",
         )
         pl.add_text(p, font_size=10)
