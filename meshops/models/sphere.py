@@ -1,0 +1,218 @@
+"""``sfno_graph``: a spherical Fourier neural operator on any point set of the sphere.
+
+Encoder MLP -> ``layers`` x :class:`meshops.nn.spherical.SFNOBlock` (spectral convolution with
+per-degree weights, optional local message passing on the mesh graph) -> decoder MLP. The
+spherical-harmonic transform is built from the graph's own points (``data.pos`` on the unit
+sphere), so the same trained weights run on a lat-lon grid, an icosphere or scattered points.
+
+Quadrature for the transform, in order of preference:
+``data.sht_weights`` (N,) given by the dataset (exact grid weights; duplicates such as the pole
+rows of an equiangular grid are then accepted), ``data.face`` (3, F) -> spherical Voronoi
+weights, otherwise least squares (needs ``N >= (sht_lmax + 1) ** 2``). Transforms are cached per
+point set (non-persistent: never saved in checkpoints).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from meshops.models import register
+from meshops.nn.spherical import SFNOBlock, _act
+from meshops.ops.sht import SphericalHarmonicTransform
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SphericalGraphOperator", "sht_for"]
+
+
+def sht_for(
+    pos: Tensor,
+    lmax: int,
+    weights: Tensor | None = None,
+    faces: Tensor | None = None,
+    quadrature: str = "auto",
+) -> SphericalHarmonicTransform:
+    """Build the transform for one point set following the preference order of this module.
+
+    Shapes
+    ------
+    pos : (N, 3); weights : (N,); faces : (F, 3) or (3, F) int; returns a transform of degree lmax.
+    """
+    if faces is not None and faces.shape[0] == 3 and faces.shape[1] != 3:
+        faces = faces.T
+    if quadrature == "lsq" or (quadrature == "auto" and weights is None and faces is None):
+        return SphericalHarmonicTransform(pos, lmax, method="lsq", name="data.pos")
+    if weights is not None and quadrature in ("auto", "weights"):
+        return SphericalHarmonicTransform(pos, lmax, weights, allow_duplicates=True, name="data.pos")
+    if faces is not None and quadrature in ("auto", "voronoi", "mesh"):
+        area = "mesh" if quadrature == "mesh" else "voronoi"
+        return SphericalHarmonicTransform(pos, lmax, faces=faces, area=area, name="data.pos")  # type: ignore[arg-type]
+    raise ValueError(
+        f"sfno_graph: quadrature={quadrature!r} needs "
+        + ("data.sht_weights" if quadrature == "weights" else "data.face")
+    )
+
+
+@register("sfno_graph")
+class SphericalGraphOperator(nn.Module):
+    """SFNO on any spherical point set, with an optional local message-passing branch.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    hidden : int
+        Latent channels.
+    layers : int
+        Number of :class:`SFNOBlock`.
+    lmax : int
+        Degree of the spectral weights (and of the transform unless ``sht_lmax`` is given).
+    sht_lmax : int, optional
+        Degree of the transform built from the points (>= ``lmax``; default ``lmax``).
+    mode : "degree" (rotation equivariant) or "lm".
+    mlp_ratio : float
+    local : bool
+        Add message passing on ``data.edge_index`` with SH encodings of edge directions.
+    sh_lmax : int
+        Degree of the edge-direction encoding.
+    pos_features : "none", "z" or "xyz"
+        Append the point's z (sine of latitude: the Coriolis parameter up to a constant) or its
+        full position to the inputs. ``"none"`` keeps the model rotation equivariant.
+    residual : bool
+        Predict ``x[:, :out_channels] + model(x)`` (time stepping).
+    quadrature : "auto", "weights", "voronoi", "mesh" or "lsq"
+    activation : str
+
+    Shapes
+    ------
+    data.x : (N, in_channels); data.pos : (N, 3) on the unit sphere; optional data.edge_index
+    (2, E), data.face (3, F), data.sht_weights (N,), data.batch (N,) / data.ptr (B + 1,);
+    returns (N, out_channels).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        hidden: int = 32,
+        layers: int = 4,
+        lmax: int = 16,
+        sht_lmax: int | None = None,
+        mode: str = "degree",
+        mlp_ratio: float = 2.0,
+        local: bool = False,
+        sh_lmax: int = 2,
+        pos_features: str = "z",
+        residual: bool = False,
+        quadrature: str = "auto",
+        activation: str = "gelu",
+    ) -> None:
+        super().__init__()
+        if pos_features not in ("none", "z", "xyz"):
+            raise ValueError(f"sfno_graph: pos_features must be 'none', 'z' or 'xyz', got {pos_features!r}")
+        if residual and out_channels > in_channels:
+            raise ValueError(f"sfno_graph: residual=True needs out_channels ({out_channels}) <= in_channels ({in_channels})")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.lmax = lmax
+        self.sht_lmax = lmax if sht_lmax is None else sht_lmax
+        if self.sht_lmax < lmax:
+            raise ValueError(f"sfno_graph: sht_lmax ({self.sht_lmax}) must be >= lmax ({lmax})")
+        self.pos_features, self.residual, self.local, self.quadrature = pos_features, residual, local, quadrature
+        n_pos = {"none": 0, "z": 1, "xyz": 3}[pos_features]
+        self.encoder = nn.Sequential(
+            nn.Linear(in_channels + n_pos, hidden * 2), _act(activation), nn.Linear(hidden * 2, hidden)
+        )
+        self.blocks = nn.ModuleList(
+            SFNOBlock(hidden, lmax, mode, mlp_ratio, local=local, sh_lmax=sh_lmax, activation=activation)  # type: ignore[arg-type]
+            for _ in range(layers)
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(hidden, hidden * 2), _act(activation), nn.Linear(hidden * 2, out_channels)
+        )
+        self._sht_cache: dict[tuple, SphericalHarmonicTransform] = {}
+
+    # -- transforms -----------------------------------------------------------------------------
+    def transform_for(
+        self, pos: Tensor, weights: Tensor | None = None, faces: Tensor | None = None
+    ) -> SphericalHarmonicTransform:
+        """The (cached) transform of degree ``sht_lmax`` for a point set."""
+        p = pos.detach()
+        key = (
+            p.shape[0],
+            str(p.device),
+            float(p.double().sum()),
+            float((p.double() ** 2 * torch.arange(1, 4, device=p.device, dtype=torch.float64)).sum()),
+            float(p[0, 0]),
+            float(p[-1, 2]),
+            None if weights is None else float(weights.detach().double().sum()),
+            None if faces is None else int(faces.numel()),
+        )
+        hit = self._sht_cache.get(key)
+        if hit is None:
+            if len(self._sht_cache) > 32:
+                self._sht_cache.clear()
+            hit = sht_for(p.cpu(), self.sht_lmax, None if weights is None else weights.detach().cpu(),
+                          None if faces is None else faces.detach().cpu(), self.quadrature).to(p.device)  # fmt: skip
+            self._sht_cache[key] = hit
+        return hit
+
+    # -- forward -----------------------------------------------------------------------------
+    def forward_points(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        sht: SphericalHarmonicTransform,
+        edge_index: Tensor | None = None,
+    ) -> Tensor:
+        """Apply the operator to values on one point set (leading batch dims allowed).
+
+        Shapes
+        ------
+        x : (..., N, in_channels); pos : (N, 3); edge_index : (2, E); returns (..., N, out_channels).
+        """
+        if x.shape[-1] != self.in_channels:
+            raise ValueError(f"sfno_graph: expected {self.in_channels} input channels, got {x.shape[-1]}")
+        h = x
+        if self.pos_features != "none":
+            pf = pos[:, 2:3] if self.pos_features == "z" else pos
+            h = torch.cat([h, pf.to(x.dtype).expand(*x.shape[:-1], pf.shape[-1])], dim=-1)
+        h = self.encoder(h)
+        for blk in self.blocks:
+            h = blk(h, sht, edge_index if self.local else None, pos if self.local else None)
+        out = self.decoder(h)
+        if self.residual:
+            out = out + x[..., : self.out_channels]
+        return out
+
+    def forward(self, data: Any) -> Tensor:
+        x, pos = data.x, data.pos
+        if pos is None or pos.shape[-1] != 3:
+            raise ValueError("sfno_graph: data.pos must hold (N, 3) points on the unit sphere")
+        ptr = getattr(data, "ptr", None)
+        bounds = [0, x.shape[0]] if ptr is None else [int(v) for v in ptr]
+        weights = getattr(data, "sht_weights", None)
+        face = getattr(data, "face", None)
+        edge_index = getattr(data, "edge_index", None)
+        if self.local and edge_index is None:
+            raise ValueError("sfno_graph(local=True) needs data.edge_index")
+        outs = []
+        for g in range(len(bounds) - 1):
+            a, b = bounds[g], bounds[g + 1]
+            ei = None
+            if edge_index is not None and self.local:
+                keep = (edge_index[1] >= a) & (edge_index[1] < b)
+                ei = edge_index[:, keep] - a
+            fg = None
+            if face is not None:
+                if len(bounds) > 2:
+                    f = face if face.shape[0] == 3 else face.T
+                    fg = f[:, (f[0] >= a) & (f[0] < b)] - a
+                else:
+                    fg = face
+            wg = None if weights is None else weights[a:b]
+            sht = self.transform_for(pos[a:b], wg, fg)
+            outs.append(self.forward_points(x[a:b], pos[a:b], sht, ei))
+        return torch.cat(outs, dim=0)
