@@ -243,7 +243,7 @@ def test_cutout_domains_have_the_right_number_of_notches():
     for n in range(5):
         d = geometry.square_with_cutouts(n, rng)
         assert len(d.outer) == 4 + 2 * n
-        assert 1.0 - 4 * 0.16 < d.area <= 1.0
+        assert 1.0 - 4 * 0.45**2 < d.area <= 1.0
         assert (d.area < 1.0) == (n > 0)
 
 

@@ -198,7 +198,7 @@ def make_case(
 
     k = random_coefficient(x, rng, coefficient)
     f = random_source(x, rng, f_scale)
-    g = g_scale * random_smooth(x, rng, n_modes=3)
+    g = g_scale * random_smooth(x, rng, n_modes=5, decay=1.0)
     alpha = np.zeros(len(pts))
     if (ftype == fem.ROBIN).any():
         alpha[bct == fem.ROBIN] = rng.uniform(0.5, 5.0)

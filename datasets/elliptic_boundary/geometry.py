@@ -68,7 +68,7 @@ def _shoelace(p: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- 2D families
-def square_with_cutouts(n_cut: int, rng: np.random.Generator, lo: float = 0.15, hi: float = 0.4) -> Domain2D:
+def square_with_cutouts(n_cut: int, rng: np.random.Generator, lo: float = 0.15, hi: float = 0.45) -> Domain2D:
     """Unit square with ``n_cut`` random corners replaced by rectangular notches.
 
     Shapes

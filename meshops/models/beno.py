@@ -1,0 +1,126 @@
+"""BENO: the boundary-embedded neural operator for elliptic PDEs with boundary data.
+
+Registered as ``beno``. See :mod:`meshops.nn.beno` for the layers and the idea (a Green's-function
+split into an interior branch that sees the source and a boundary branch that sees the boundary
+values, both conditioned at every layer by a Transformer embedding of the boundary; outputs summed).
+
+Which input channels are which is part of the config, so the model works with any ``x`` layout,
+in particular the one :class:`meshops.data.graphs.Pipeline` makes (normalized input fields, then
+normalized positions, then a 0/1 boundary flag as the last channel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from meshops.models import register
+from meshops.models.mgn import node_features
+from meshops.nn.beno import BENOBranch, boundary_features
+
+__all__ = ["BENO"]
+
+
+def _channels(name: str, idx: Sequence[int], n: int) -> list[int]:
+    out = []
+    for i in idx:
+        j = int(i) + n if int(i) < 0 else int(i)
+        if not 0 <= j < n:
+            raise ValueError(f"BENO: {name} channel {i} is out of range for {n} input channels")
+        out.append(j)
+    return out
+
+
+@register("beno")
+class BENO(nn.Module):
+    """Boundary-embedded neural operator (interior branch + boundary branch, summed).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Node input and output channels.
+    source_channels : list of int
+        Columns of ``x`` with the source term (``f``): given to the interior branch only.
+    boundary_value_channels : list of int
+        Columns with the boundary values (``g``): given to the boundary branch only (and to its
+        boundary tokens and nearest-boundary features).
+    boundary_channel : int
+        Column holding a 0/1 boundary-node flag (default: the last one, as the Pipeline makes it).
+        The remaining columns (coefficient, boundary-type one-hot, positions) go to both branches.
+    global_channels, edge_channels : int
+        Global parameters per sample (``data.u``) and ``edge_attr`` size.
+    hidden, latent : int
+        Message-passing width and boundary latent width.
+    n_blocks : int
+        Conditioned message-passing rounds per branch.
+    heads, transformer_layers : int
+        Boundary Transformer encoder size.
+
+    Shapes
+    ------
+    data.x : (N, in_channels); data.pos : (N, 3); data.edge_index : (2, E);
+    data.edge_attr : (E, edge_channels); data.batch : (N,) (optional)
+    returns : (N, out_channels)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        source_channels: Sequence[int] = (0,),
+        boundary_value_channels: Sequence[int] = (1,),
+        boundary_channel: int = -1,
+        global_channels: int = 0,
+        edge_channels: int = 4,
+        hidden: int = 64,
+        latent: int = 64,
+        n_blocks: int = 6,
+        heads: int = 4,
+        transformer_layers: int = 2,
+        aggregate: str = "mean",
+        mlp_layers: int = 2,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.global_channels = in_channels, global_channels
+        self.src = _channels("source", source_channels, in_channels)
+        self.bval = _channels("boundary value", boundary_value_channels, in_channels)
+        self.bflag = _channels("boundary flag", [boundary_channel], in_channels)[0]
+        overlap = set(self.src) & set(self.bval) | ({self.bflag} & (set(self.src) | set(self.bval)))
+        if overlap:
+            raise ValueError(f"BENO: channels {sorted(overlap)} are given more than one role")
+        self.shared = [i for i in range(in_channels) if i not in set(self.src) | set(self.bval)]
+        nb, ns, nsh = len(self.bval), len(self.src), len(self.shared) + global_channels
+        geo = 4  # distance and offset to the nearest boundary node
+        # tokens: position (3) + shared channels (boundary type, coefficient, ...) [+ boundary values]
+        self.interior = BENOBranch(ns + nsh + geo, edge_channels, 3 + nsh, out_channels, hidden, latent,
+                                   n_blocks, heads, transformer_layers, aggregate, mlp_layers)
+        self.boundary = BENOBranch(nb + nsh + geo + 2 * nb, edge_channels, 3 + nsh + nb, out_channels, hidden,
+                                   latent, n_blocks, heads, transformer_layers, aggregate, mlp_layers)
+
+    def forward(self, data: Any) -> torch.Tensor:
+        x = node_features(data, self.in_channels, self.global_channels)
+        n = x.shape[0]
+        pos = data.pos.to(x.dtype)
+        batch = getattr(data, "batch", None)
+        if batch is None:
+            batch = torch.zeros(n, dtype=torch.long, device=x.device)
+        n_graphs = int(batch.max()) + 1 if n else 1
+        is_b = x[:, self.bflag] > 0.5
+        if not bool(is_b.any()):
+            raise ValueError("BENO: the graph has no boundary nodes (boundary flag channel "
+                             f"{self.bflag} is 0 everywhere); BENO needs the domain boundary")
+        shared = torch.cat([x[:, self.shared], x[:, self.in_channels:]], dim=-1)
+        src, bval = x[:, self.src], x[:, self.bval]
+        geo_val = boundary_features(pos, batch, is_b, bval, n_graphs)  # (N, 4 + 2 nb)
+        geo = geo_val[:, :4]
+        ea = data.edge_attr.to(x.dtype)
+        ei = data.edge_index
+        tb = batch[is_b]
+        tok_shared = torch.cat([pos[is_b], shared[is_b]], dim=-1)
+        u_f = self.interior(torch.cat([src, shared, geo], -1), ea, ei, tok_shared, tb, batch, n_graphs)
+        u_g = self.boundary(torch.cat([bval, shared, geo_val], -1), ea, ei,
+                            torch.cat([tok_shared, bval[is_b]], -1), tb, batch, n_graphs)
+        return u_f + u_g
