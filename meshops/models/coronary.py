@@ -261,7 +261,7 @@ class CenterlineRBF(nn.Module):
         dist_max: float = 8.0,
         in_channels: int | None = None,
         chunk_size: int | None = None,
-        max_elements: int = 1 << 22,
+        max_elements: int = 1 << 18,
     ) -> None:
         super().__init__()
         if q_scale <= 0 or length_scale <= 0:

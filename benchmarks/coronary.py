@@ -1,0 +1,310 @@
+"""Coronary benchmark: the centerline RBF model against graph operators on the same split and budget.
+
+``meshops bench coronary [--data DIR] [--epochs N] ...`` (or ``python benchmarks/coronary.py``)
+trains and evaluates, on the cases of the coronary-synthetic dataset (folders ``case_NNNNN/`` with
+``wall.vtp``, ``centerline.vtp``, ``case.json``; see ``datasets/coronary_synthetic/``):
+
+* ``centerline_rbf`` at K = 128 and K = 1024 centers (input: the centerline and Q only);
+* ``mgn`` (MeshGraphNet) and ``ugraph`` (multi-scale U-graph) on the wall mesh graph, and ``gino``;
+  these baselines get, per wall node, its position and the centerline features of its nearest
+  centerline point (radius, curvature, arc length, Poiseuille resistance to the outlet, ...) plus
+  Q-derived features, and Q as a global parameter: everything the RBF model sees, on the wall.
+
+Every model gets the same split (``meshops.data.splits``, seed 0, 80/10/10), the same target
+normalization (training split statistics), the same optimizer (AdamW, cosine schedule with
+warm-up), the same number of epochs and batch size; the checkpoint with the best validation loss
+is evaluated. Reported on the held-out test split: mean over cases of the relative L2 error of
+``p`` and ``wss_mag`` (``|pred - true| / |true|`` per case), parameters, FLOPs per case counted by
+``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convolutions and attention; element-wise
+ops such as the Gaussians' ``exp`` are not counted, for any model), and the median inference time
+per case (forward pass on an already built graph, batch of one, CPU unless ``--device``).
+
+``--readme FILE`` replaces the section between ``<!-- coronary-benchmark:begin -->`` and
+``<!-- coronary-benchmark:end -->`` in FILE (appending it when absent) with the results table;
+``--out FILE.json`` writes the raw numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = ["p", "wss_mag"]
+BEGIN, END = "<!-- coronary-benchmark:begin -->", "<!-- coronary-benchmark:end -->"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="meshops bench coronary", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=None, help="folder of case_*/ folders (default: datasets/coronary_synthetic/data)")
+    p.add_argument("--models", default="rbf128,rbf1024,mgn,ugraph,gino", help="comma-separated subset")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--max-cases", type=int, default=0, help="use only the first N cases (0: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quick", action="store_true", help="tiny models and 2 epochs (a smoke run)")
+    p.add_argument("--out", default=None, help="write the raw numbers as JSON here")
+    p.add_argument("--readme", default=None, help="update the results section of this Markdown file")
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------------------- data
+def find_cases(data: Path) -> list[Path]:
+    cases = sorted(d for d in data.glob("case_*") if (d / "case.json").is_file() and (d / "wall.vtp").is_file())
+    if not cases:
+        raise FileNotFoundError(f"{data}: no case_*/ folders with case.json and wall.vtp (generate them with "
+                                "`meshops datasets generate coronary-synthetic --out DIR`)")
+    return cases
+
+
+def load_case(folder: Path, n_cl: int = 128) -> Any:
+    """Wall graph (3 hierarchy levels) with targets ``y``, baseline node features ``x``, Q in ``u``,
+    and the centerline tensors of :func:`meshops.models.coronary.attach_centerline`."""
+    import torch
+    from scipy.spatial import cKDTree
+
+    import meshops
+    from meshops.graph import build
+    from meshops.models.coronary import attach_centerline
+
+    card = json.loads((folder / "case.json").read_text())
+    q = float(card["Q_mL_s"])
+    wall = meshops.read(folder / "wall.vtp")
+    cl = meshops.read(folder / "centerline.vtp")
+    radius = np.asarray(cl.point_data["radius"], dtype=np.float64).reshape(-1)
+    g = build(wall, {"levels": 3})
+    g.y = torch.from_numpy(np.stack([np.asarray(wall.point_data[k], dtype=np.float32).reshape(-1) for k in TARGETS], 1))
+    g = attach_centerline(g, cl.points, radius, q, n_points=n_cl, where=str(folder / "centerline.vtp"))
+    g.name = folder.name
+    # baseline node features: position, features of the nearest centerline point, flow features
+    nearest = cKDTree(g.cl_pos.numpy()).query(g.pos.numpy())[1]
+    g.cl_nearest = torch.from_numpy(nearest)
+    return g
+
+
+def baseline_features(g: Any, length_scale: float = 10.0, q_scale: float = 1.0) -> Any:
+    """Per-node inputs ``x`` and globals ``u`` for the graph baselines (same scaling as centerline_rbf)."""
+    import torch
+
+    from meshops.models.coronary import CL_FEATURES
+
+    powers = torch.tensor([float(v[0]) for v in CL_FEATURES.values()])
+    logs = torch.tensor([v[1] for v in CL_FEATURES.values()])
+    f = g.cl_feat[g.cl_nearest] * length_scale ** (-powers)
+    f = torch.where(logs, torch.log1p(f.clamp_min(0)), f)
+    qn = float(g.u[0, 0]) / q_scale
+    lr = torch.log(g.cl_radius[g.cl_nearest] / length_scale)
+    lq = math.log(qn)
+    x = torch.cat([g.pos / length_scale, f, ((lq - 3 * lr) / 10.0)[:, None], ((lq - 4 * lr) / 10.0)[:, None]], 1)
+    return x.float(), torch.tensor([[qn, lq]], dtype=torch.float32)
+
+
+# --------------------------------------------------------------------------------------- models
+def model_configs(n_x: int, quick: bool) -> dict[str, tuple[str, dict[str, Any]]]:
+    h = 16 if quick else None
+    return {
+        "rbf128": ("centerline_rbf", dict(out_channels=2, num_centers=128, d_model=h or 128, n_heads=4, n_layers=2 if quick else 4)),
+        "rbf1024": ("centerline_rbf", dict(out_channels=2, num_centers=1024, d_model=h or 128, n_heads=4, n_layers=2 if quick else 4)),
+        "mgn": ("mgn", dict(in_channels=n_x, out_channels=2, global_channels=2, hidden=h or 128, n_blocks=2 if quick else 8)),
+        "ugraph": ("ugraph", dict(in_channels=n_x, out_channels=2, global_channels=2, hidden=h or 64, levels=3, blocks_per_level=1 if quick else 2)),
+        "gino": ("gino", dict(in_channels=n_x, out_channels=2, global_channels=2, hidden=h or 32, grid=8 if quick else 16, latent_blocks=1 if quick else 2)),
+    }
+
+
+def rel_l2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Per-channel ``|pred - true| / |true|`` over the points of one case."""
+    return np.linalg.norm(pred - true, axis=0) / np.maximum(np.linalg.norm(true, axis=0), 1e-12)
+
+
+def evaluate(model: Any, graphs: list[Any], stats: Any, device: str) -> tuple[np.ndarray, list[float]]:
+    import torch
+
+    model.eval()
+    errs, times = [], []
+    with torch.no_grad():
+        for g in graphs:
+            d = g.to(device)
+            t0 = time.perf_counter()
+            out = model(d)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+            pred = stats.decode(out.double().cpu().numpy())
+            errs.append(rel_l2(pred, g.y.double().cpu().numpy()))
+    return np.array(errs), times
+
+
+def count_flops(model: Any, g: Any, device: str) -> int:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(g.to(device))
+    return int(fc.get_total_flops())
+
+
+def train_one(key: str, name: str, cfg: dict[str, Any], data: dict[str, list[Any]], stats: Any, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from torch_geometric.loader import DataLoader
+
+    from meshops.models import create
+
+    torch.manual_seed(args.seed)
+    model = create(name, **cfg).to(args.device)
+    n_params = sum(p.numel() for p in model.parameters())
+    loader = DataLoader(data["train"], batch_size=args.batch_size, shuffle=True)
+    steps = max(1, args.epochs * len(loader))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    warm = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
+    )
+    best, best_state, t_train = float("inf"), None, time.perf_counter()
+    for epoch in range(args.epochs):
+        model.train()
+        tot = 0.0
+        for b in loader:
+            b = b.to(args.device)
+            opt.zero_grad(set_to_none=True)
+            loss = torch.mean((model(b) - b.y_n) ** 2)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            tot += float(loss) * b.num_graphs
+        model.eval()
+        with torch.no_grad():
+            val = sum(float(torch.mean((model(g.to(args.device)) - g.y_n) ** 2)) for g in data["val"]) / max(1, len(data["val"]))
+        if val < best:
+            best, best_state = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
+        print(f"  [{key}] epoch {epoch + 1}/{args.epochs} train {tot / len(data['train']):.4f} val {val:.4f}", flush=True)
+    t_train = time.perf_counter() - t_train
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    errs, times = evaluate(model, data["test"], stats, args.device)
+    flops = count_flops(model, data["test"][0], args.device)
+    return {
+        "model": key,
+        "registry_name": name,
+        "config": cfg,
+        "params": int(n_params),
+        "flops_per_case": flops,
+        "rel_l2_p": float(errs[:, 0].mean()),
+        "rel_l2_wss_mag": float(errs[:, 1].mean()),
+        "rel_l2_p_median": float(np.median(errs[:, 0])),
+        "rel_l2_wss_mag_median": float(np.median(errs[:, 1])),
+        "infer_ms": 1000 * statistics.median(times),
+        "train_s": t_train,
+        "best_val_mse": best,
+    }
+
+
+def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        f"Held-out test split: {meta['n_test']} cases (train {meta['n_train']}, val {meta['n_val']}); "
+        f"{meta['epochs']} epochs, batch {meta['batch_size']}, AdamW lr {meta['lr']}, device {meta['device']}, "
+        f"{meta['threads']} thread(s). Mean wall points per case: {meta['mean_points']:.0f}.",
+        "",
+        "| model | rel. L2 p | rel. L2 WSS mag. | params | GFLOPs / case | inference ms / case | train s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['rel_l2_p']:.4f} | {r['rel_l2_wss_mag']:.4f} | {r['params']:,} | "
+            f"{r['flops_per_case'] / 1e9:.3f} | {r['infer_ms']:.1f} | {r['train_s']:.0f} |"
+        )
+    lines += ["", f"Command: `{meta['command']}`"]
+    return "\n".join(lines)
+
+
+def update_readme(path: Path, text: str) -> None:
+    body = f"{BEGIN}\n{text}\n{END}"
+    old = path.read_text() if path.is_file() else ""
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + body + old[old.index(END) + len(END) :]
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old else "") + "## Benchmark results\n\n" + body + "\n"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(new)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    import torch
+
+    from meshops.data.normalize import Stats
+    from meshops.data.splits import make_splits
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.epochs = min(args.epochs, 2)
+    data_dir = Path(args.data) if args.data else ROOT / "datasets" / "coronary_synthetic" / "data"
+    cases = find_cases(data_dir)
+    if args.max_cases:
+        cases = cases[: args.max_cases]
+    t0 = time.perf_counter()
+    graphs = {}
+    for c in cases:
+        try:
+            graphs[c.name] = load_case(c)
+        except Exception as e:  # a broken case is reported and skipped, the rest runs
+            print(f"skipping {c}: {e}", file=sys.stderr)
+    print(f"loaded {len(graphs)} cases from {data_dir} in {time.perf_counter() - t0:.1f} s", flush=True)
+    split = make_splits(sorted(graphs), (0.8, 0.1, 0.1), seed=args.seed)
+    stats = Stats.fit((graphs[n].y.numpy() for n in split["train"]), len(TARGETS))
+    for g in graphs.values():
+        g.x, g.u = baseline_features(g)
+        g.y_n = torch.as_tensor(stats.encode(g.y.double().numpy()), dtype=torch.float32)
+    data = {k: [graphs[n] for n in v] for k, v in split.items()}
+    n_x = int(next(iter(graphs.values())).x.shape[1])
+    configs = model_configs(n_x, args.quick)
+    wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(wanted) - set(configs))
+    if unknown:
+        raise SystemExit(f"unknown model(s) {unknown}; choose from {sorted(configs)}")
+    rows = []
+    for key in wanted:
+        name, cfg = configs[key]
+        print(f"training {key} ({name})", flush=True)
+        rows.append(train_one(key, name, cfg, data, stats, args))
+        r = rows[-1]
+        print(f"  {key}: rel L2 p {r['rel_l2_p']:.4f}, wss_mag {r['rel_l2_wss_mag']:.4f}, params {r['params']:,}, "
+              f"GFLOPs {r['flops_per_case'] / 1e9:.3f}, {r['infer_ms']:.1f} ms/case", flush=True)
+    meta = {
+        "data": str(data_dir), "n_train": len(data["train"]), "n_val": len(data["val"]), "n_test": len(data["test"]),
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "device": args.device,
+        "threads": torch.get_num_threads(), "seed": args.seed,
+        "mean_points": float(np.mean([g.num_nodes for g in graphs.values()])),
+        "command": "meshops bench coronary " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "split": split,
+    }
+    text = table(rows, meta)
+    print()
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        os.replace(tmp, out)
+    if args.readme:
+        update_readme(Path(args.readme), text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
