@@ -176,8 +176,13 @@ def write(mesh: Mesh, path: PathLike, *, format: str | None = None, **kw: Any) -
     with atomic_path(path) as tmp:
         try:
             fmt.writer(mesh, tmp, **kw)
-        except (MeshError, KeyboardInterrupt):
+        except KeyboardInterrupt:
             raise
+        except MeshError as e:
+            msg = str(e).replace(str(tmp), str(path))
+            if str(path) not in msg:
+                msg = f"{path}: " + (msg.split(": ", 1)[1] if msg.startswith("<mesh>: ") else msg)
+            raise MeshError(msg) from e
         except Exception as e:
             raise MeshError(f"{path}: cannot write as {fmt.name} ({type(e).__name__}: {e})") from e
     log.debug("wrote %s (%s)", path, fmt.name)

@@ -8,3 +8,4 @@ from meshops.io import su2  # noqa: F401
 from meshops.io import gmsh  # noqa: F401
 from meshops.io import openfoam  # noqa: F401
 from meshops.io import ensight  # noqa: F401
+from meshops.io import csv_points  # noqa: F401

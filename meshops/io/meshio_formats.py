@@ -96,16 +96,25 @@ def read_vtu(path: Path, time: Any = None, **kw: Any) -> Mesh:
     try:
         m = meshio.vtu.read(str(path))
     except Exception as e:
-        if "polyhedron" in str(e).lower() or "vtk" in str(e).lower():
-            from meshops.io.vtkconv import read_with_vtk
+        # meshio refuses some valid files (no cells, polyhedra, vtkCellArray layouts): try vtk.
+        from meshops.io.vtkconv import read_with_vtk
 
-            return read_with_vtk(path)
-        raise
+        try:
+            mesh = read_with_vtk(path)
+        except Exception:
+            raise MeshError(f"{path}: cannot read as vtu ({type(e).__name__}: {e})") from e
+        log.debug("%s: meshio failed (%s), read with vtk", path, e)
+        return mesh
     return mesh_from_meshio(m, path)
 
 
 def write_vtu(mesh: Mesh, path: Path, *, compression: str | None = "zlib", **kw: Any) -> None:
     meshio = lazy_import("meshio", "writing .vtu")
+    if not mesh.cells:  # meshio cannot write a point cloud; vtk can
+        from meshops.io.vtkconv import mesh_to_vtk
+
+        mesh_to_vtk(mesh).save(str(path), binary=True)
+        return
     meshio.vtu.write(str(path), mesh_to_meshio(mesh), binary=True, compression=compression)
 
 
@@ -235,7 +244,7 @@ def read_obj(path: Path, time: Any = None, **kw: Any) -> Mesh:
     m = meshio.obj.read(str(path))
     mesh = mesh_from_meshio(m, path)
     gid = mesh.cell_data.get("obj:group_ids")
-    if gid is not None and not np.any(gid):
+    if gid is not None and np.all(gid == -1):  # -1: the face is in no "g" group
         del mesh.cell_data["obj:group_ids"]
     return mesh
 
@@ -247,18 +256,48 @@ def write_obj(mesh: Mesh, path: Path, **kw: Any) -> None:
 
 
 def read_ply(path: Path, time: Any = None, **kw: Any) -> Mesh:
+    """PLY vertex properties ``name_0 .. name_{k-1}`` (as the writer splits vectors) are joined again."""
     meshio = lazy_import("meshio", "reading .ply")
     select_times(path, [], None if time in (None, "all") else time)
-    return mesh_from_meshio(meshio.ply.read(str(path)), path)
+    mesh = mesh_from_meshio(meshio.ply.read(str(path)), path)
+    pd = mesh.point_data
+    names = list(pd)
+    out: dict[str, np.ndarray] = {}
+    i = 0
+    while i < len(names):
+        m = re.fullmatch(r"(.+)_0", names[i])
+        if m:
+            base, k = m.group(1), 1
+            while i + k < len(names) and names[i + k] == f"{base}_{k}" and pd[names[i + k]].dtype == pd[names[i]].dtype:
+                k += 1
+            if k > 1 and base not in pd:
+                out[base] = np.stack([pd[f"{base}_{j}"] for j in range(k)], axis=1)
+                i += k
+                continue
+        out[names[i]] = pd[names[i]]
+        i += 1
+    mesh.point_data = out
+    return mesh
 
 
 def write_ply(mesh: Mesh, path: Path, *, binary: bool = True, **kw: Any) -> None:
+    """Vector point fields (n, k) are written as properties ``name_0 .. name_{k-1}``."""
     meshio = lazy_import("meshio", "writing .ply")
-    m = meshio.Mesh(mesh.points, [meshio.CellBlock(b.type, b.data) for b in mesh.cells],
-                    point_data={k: v for k, v in mesh.point_data.items()})
-    bad = [k for k, v in mesh.point_data.items() if v.ndim > 2]
-    if bad:
-        raise MeshError(f"{path}: PLY stores scalar or vector point fields; '{bad[0]}' has shape {mesh.point_data[bad[0]].shape}")
+    pd: dict[str, np.ndarray] = {}
+    for k, v in mesh.point_data.items():
+        if v.ndim > 2:
+            raise MeshError(f"{path}: PLY stores scalar or vector point fields; '{k}' has shape {v.shape}")
+        if v.dtype in (np.int64, np.uint64):
+            if v.size and (v.max() > np.iinfo(np.int32).max or v.min() < np.iinfo(np.int32).min):
+                raise MeshError(f"{path}: PLY has no 64-bit integers and field '{k}' holds values past int32")
+            log.warning("%s: PLY has no 64-bit integers, field '%s' is written as int32", path, k)
+            v = v.astype(np.int32)
+        if v.ndim == 2:
+            for j in range(v.shape[1]):
+                pd[f"{k}_{j}"] = np.ascontiguousarray(v[:, j])
+        else:
+            pd[k] = v
+    m = meshio.Mesh(mesh.points, [meshio.CellBlock(b.type, b.data) for b in mesh.cells], point_data=pd)
     meshio.ply.write(str(path), m, binary=binary)
 
 
