@@ -66,12 +66,12 @@ SolverSettings = foamcase.SolverSettings
 class MeshSettings:
     """O-grid resolution: ``4 nc`` wall faces around, ``nr`` ring cells, axial spacing ``axial * r``."""
 
-    nc: int = 8
-    nr: int = 6
+    nc: int = 12
+    nr: int = 9
     core: float = 0.55
-    grading: float = 0.75
-    axial: float = 0.35  # station spacing / local radius
-    max_sections: int = 400
+    grading: float = 0.82
+    axial: float = 0.25  # station spacing / local radius
+    max_sections: int = 1000
 
 
 def stations(v: Any, ms: MeshSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -142,7 +142,7 @@ class TubeMesh:
         W = self.wall_grid
         nw = W.shape[1]
         j1 = (np.arange(nw) + 1) % nw
-        q = np.stack([W[:-1, :], W[1:, :], W[1:, j1], W[:-1, j1]], axis=2)
+        q = np.stack([W[:-1, :], W[:-1, j1], W[1:, j1], W[1:, :]], axis=2)
         return q.reshape(-1, 4)
 
 
