@@ -89,6 +89,19 @@ def mesh_to_meshio(mesh: Mesh, *, points3: bool = False) -> Any:
     return meshio.Mesh(pts, cells, point_data=point_data, cell_data=cell_data, field_data=field_data)
 
 
+def _strip(path: Path, e: Exception) -> str:
+    return str(e).replace(f"{path}: ", "")
+
+
+def _size_error(path: Path, e: Exception) -> None:
+    """Turn meshio's size complaints into the standard message (file, field, both counts)."""
+    m = re.search(r'len\((points|cells)\) = (\d+), but len\((point|cell)_data\["(.+?)"\]\) = (\d+)', str(e))
+    if m:
+        loc = m.group(3)
+        raise MeshError(f"{path}: {loc} field '{m.group(4)}' has {m.group(5)} values but the mesh has "
+                        f"{m.group(2)} {loc}s") from e
+
+
 # ------------------------------------------------------------------ VTU
 def read_vtu(path: Path, time: Any = None, **kw: Any) -> Mesh:
     meshio = lazy_import("meshio", "reading .vtu")
@@ -99,10 +112,11 @@ def read_vtu(path: Path, time: Any = None, **kw: Any) -> Mesh:
         # meshio refuses some valid files (no cells, polyhedra, vtkCellArray layouts): try vtk.
         from meshops.io.vtkconv import read_with_vtk
 
+        _size_error(path, e)
         try:
             mesh = read_with_vtk(path)
-        except Exception:
-            raise MeshError(f"{path}: cannot read as vtu ({type(e).__name__}: {e})") from e
+        except Exception as e2:
+            raise MeshError(f"{path}: cannot read as vtu ({type(e).__name__}: {e}; vtk: {_strip(path, e2)})") from e
         log.debug("%s: meshio failed (%s), read with vtk", path, e)
         return mesh
     return mesh_from_meshio(m, path)
@@ -160,11 +174,12 @@ def read_vtk(path: Path, time: Any = None, **kw: Any) -> Mesh:
     except Exception as e:
         from meshops.io.vtkconv import read_with_vtk
 
+        _size_error(path, e)
         log.debug("%s: meshio could not read it (%s), trying vtk", path, e)
         try:
             return read_with_vtk(path)
-        except MeshError:
-            raise MeshError(f"{path}: cannot read as legacy VTK ({type(e).__name__}: {e})") from e
+        except Exception as e2:
+            raise MeshError(f"{path}: cannot read as legacy VTK ({type(e).__name__}: {e}; vtk: {_strip(path, e2)})") from e
     return mesh_from_meshio(m, path)
 
 

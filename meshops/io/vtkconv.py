@@ -253,7 +253,10 @@ class _VtkErrors:
 def read_with_vtk(path: Path, **kw: Any) -> Mesh:
     """Read any file pyvista knows into a :class:`Mesh`, turning vtk's printed errors into MeshError."""
     pv = lazy_import("pyvista", f"reading {Path(path).suffix}")
-    with _VtkErrors() as errs:
+    import warnings
+
+    with _VtkErrors() as errs, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyvista repeats vtk's error as a warning; we raise it below
         ds = pv.read(str(path))
     if errs.messages:
         raise MeshError(f"{path}: vtk could not read it: {errs.messages[0][:300]}")
