@@ -370,7 +370,7 @@ class Mesh:
             k: [v[offsets[i] : offsets[i + 1]] for i in range(len(self.cells))] for k, v in self.cell_data.items()
         }
         return meshio.Mesh(pts, cells, point_data=dict(self.point_data), cell_data=cell_data,
-                           field_data=dict(self.field_data))
+                           field_data={k: v for k, v in self.field_data.items() if isinstance(v, np.ndarray)})
 
     @classmethod
     def from_meshio(cls, m: Any, source: str | None = None) -> Mesh:
@@ -406,25 +406,37 @@ class Mesh:
         return mesh
 
     def to_pyvista(self) -> Any:
-        """A ``pyvista.UnstructuredGrid`` with point and cell fields (fields attached as-is)."""
+        """A ``pyvista.UnstructuredGrid`` with every cell block in order and the fields attached.
+
+        A point cloud (no cells) becomes ``pyvista.PolyData`` so it renders as points. Tensor fields
+        are flattened to (n, a*b). The conversion lives in :mod:`meshops.io.vtkconv` (imported here
+        lazily) so that VTK files and pyvista objects go through the same code.
+        """
         import pyvista as pv
 
-        grid = pv.from_meshio(self.to_meshio()) if self.cells else pv.PolyData(self.points)
+        from meshops.io.vtkconv import mesh_to_vtk
+
         if not self.cells:
+            cloud = pv.PolyData(self.points.copy())
             for k, v in self.point_data.items():
-                grid.point_data[k] = v
-        return grid
+                cloud.point_data[k] = v.reshape(len(v), -1) if v.ndim > 2 else v
+            return cloud
+        return mesh_to_vtk(self)
 
     @classmethod
     def from_pyvista(cls, obj: Any, source: str | None = None) -> Mesh:
-        """Build from any pyvista dataset (converted through meshio; point order kept)."""
+        """Build from any pyvista dataset; point and cell order kept (MultiBlocks combined unmerged).
+
+        Poly-lines and triangle strips become 2-point lines and triangles (cell values repeated);
+        surface face-id arrays (``ModelFaceID``, ...) become named boundary regions.
+        """
         import pyvista as pv
+
+        from meshops.io.vtkconv import mesh_from_vtk
 
         if isinstance(obj, pv.MultiBlock):
             obj = obj.combine(merge_points=False)
-        if not isinstance(obj, pv.UnstructuredGrid):
-            obj = obj.cast_to_unstructured_grid()
-        return cls.from_meshio(pv.to_meshio(obj), source=source)
+        return mesh_from_vtk(obj, source)
 
     def to_trimesh(self) -> Any:
         """A ``trimesh.Trimesh`` of the triangle (and split quad) faces, with ``process=False``."""

@@ -49,3 +49,52 @@ def test_info_missing_file_is_one_clear_error(tmp_path, capsys):
     assert main(["info", str(tmp_path / "nope.vtu")]) == 1
     err = capsys.readouterr().err
     assert "nope.vtu: no such file or directory" in err
+
+
+# Expected numbers per shared file: points, cells per type, point fields that must be there
+# (SOURCES.md, and the files' own headers).
+SHARED = {
+    "simvascular/cylinder_all_results.vtu": (2349, {"tetra": 11079}, {"pressure_00100": [], "velocity_00100": [3]}),
+    "simvascular/demo_aorta_volume.vtu": (1093, {"tetra": 3471}, {"GlobalNodeID": []}),
+    "simvascular/demo_aorta_wall.vtp": (7319, {"triangle": 14634}, {}),
+    "simvascular/demo_aorta_centerlines.vtp": (2354, {"line": 2348}, {"MaximumInscribedSphereRadius": []}),
+    "simvascular/demo_aorta_rom_centerlines.vtp": (1274, {"line": 1273}, {"MaximumInscribedSphereRadius": [],
+                                                                          "CenterlineSectionNormal": [3]}),
+    "su2/mesh_NACA0012_inv.su2": (5233, {"triangle": 10216}, {}),
+    "su2/naca0012_solution_flow.csv": (5233, {}, {"Pressure": [], "Density": []}),
+    "vtk-data/cylinder_crossflow/cylinder_Re35.case": (14831, {"triangle": 39, "quad": 14555},
+                                                       {"pressure": [], "velocity": [3], "vorticity_mag": []}),
+}
+
+
+@pytest.mark.parametrize("rel", sorted(SHARED))
+def test_info_json_on_shared_files(shared_data, capsys, rel):
+    n_points, cells, fields = SHARED[rel]
+    s = _info_json(capsys, str(shared_data / rel))
+    assert s["n_points"] == n_points
+    assert s["cell_types"] == cells and s["n_cells"] == sum(cells.values())
+    for name, shape in fields.items():
+        assert s["point_fields"][name]["shape"] == shape
+        assert s["point_fields"][name]["nan"] == 0
+    lo, hi = np.array(s["bounds"])
+    assert np.all(lo <= hi)
+
+
+def test_info_json_openfoam_times(shared_data, tmp_path, capsys):
+    import zipfile
+
+    with zipfile.ZipFile(shared_data / "vtk-data" / "openfoam_cavity.zip") as z:
+        z.extractall(tmp_path)
+    case = tmp_path / "OpenFOAM" / "cavity"
+    s = _info_json(capsys, str(case), "--time", "1.5")
+    assert s["time"] == 1.5 and s["times"] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert s["cell_types"] == {"hexahedron": 400} and s["n_points"] == 882
+    assert s["cell_fields"]["U"]["shape"] == [3] and s["cell_fields"]["p"]["dtype"] == "float64"
+    assert s["boundaries"] == {"movingWall": {"quad": 20}, "fixedWalls": {"quad": 60}, "frontAndBack": {"quad": 800}}
+    every = _info_json(capsys, str(case), "--time", "all")
+    assert [x["time"] for x in every] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+
+
+def test_info_on_a_file_that_is_not_a_mesh(shared_data, capsys):
+    assert main(["info", str(shared_data / "beno" / "BC_N32_10.npy")]) == 1
+    assert "BC_N32_10.npy: unknown mesh format, extension '.npy'" in capsys.readouterr().err
