@@ -34,6 +34,8 @@ class Stats:
         s = np.zeros(channels)
         s2 = np.zeros(channels)
         n = 0
+        if channels == 0:
+            return cls(np.zeros(0), np.ones(0))
         for a in arrays:
             a = np.asarray(a, dtype=np.float64).reshape(-1, channels)
             s += a.sum(0)
