@@ -539,6 +539,15 @@ def check_sphere_points(
 Method = Literal["quadrature", "lsq"]
 
 
+def _apply(M: Tensor, x: Tensor) -> Tensor:
+    """``M @ x`` over dim -2 of ``x`` with any leading dims folded into the columns (one GEMM)."""
+    if x.ndim == 2:
+        return M @ x
+    lead, n, c = x.shape[:-2], x.shape[-2], x.shape[-1]
+    cols = x.movedim(-2, 0).reshape(n, -1)
+    return (M @ cols).reshape(M.shape[0], *lead, c).movedim(0, -2)
+
+
 class SphericalHarmonicTransform(torch.nn.Module):
     """Forward (analysis) and inverse (synthesis) real SHT on a fixed point set.
 
@@ -691,7 +700,7 @@ class SphericalHarmonicTransform(torch.nn.Module):
         """
         if f.shape[-2] != self.num_points:
             raise ValueError(f"SHT forward: input has {f.shape[-2]} points (dim -2), transform has {self.num_points}")
-        return self._mat("analysis", f) @ f
+        return _apply(self._mat("analysis", f), f)
 
     def inverse(self, coeffs: Tensor) -> Tensor:
         """Values at the points of the expansion with coefficients ``coeffs``.
@@ -703,7 +712,7 @@ class SphericalHarmonicTransform(torch.nn.Module):
         K = num_coeffs(self.lmax)
         if coeffs.shape[-2] != K:
             raise ValueError(f"SHT inverse: input has {coeffs.shape[-2]} coefficients (dim -2), L={self.lmax} needs {K}")
-        return self._mat("basis", coeffs) @ coeffs
+        return _apply(self._mat("basis", coeffs), coeffs)
 
     def integrate(self, f: Tensor) -> Tensor:
         """Quadrature of ``f`` over the sphere: ``sum_i w_i f_i``. Shapes: ``(..., N, C) -> (..., C)``."""
