@@ -6,6 +6,7 @@ torch or reads files.
 
 from __future__ import annotations
 
+from meshops.geometry import boundary, centerline, sampling, surface, topology
 from meshops.geometry.centerline import (
     Centerline,
     CenterlineProjection,
@@ -18,6 +19,11 @@ from meshops.geometry.centerline import (
 )
 
 __all__ = [
+    "boundary",
+    "centerline",
+    "sampling",
+    "surface",
+    "topology",
     "Centerline",
     "CenterlineProjection",
     "arc_length",
