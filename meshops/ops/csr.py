@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from meshops.ops._check import check_index_tensor, index_bound
+from meshops.ops._ops import transpose_csr
 
 __all__ = ["CSR", "csr"]
 
@@ -59,9 +60,14 @@ class CSR:
         """
         check_index_tensor("CSR.from_index", "index", index)
         n = index_bound("CSR.from_index", "index", index, dim_size)
-        idx = index.long()
-        perm = torch.sort(idx, stable=True).indices if idx.numel() else idx.new_empty(0)
-        counts = torch.bincount(idx, minlength=n) if idx.numel() else idx.new_zeros(n)
+        # int32 keys sort about twice as fast as int64 on CPU
+        key = index.int() if n < 2**31 - 1 else index.long()
+        if key.numel():
+            perm = torch.sort(key, stable=True).indices
+            counts = torch.bincount(key, minlength=n)
+        else:
+            perm = torch.zeros(0, dtype=torch.long, device=index.device)
+            counts = torch.zeros(n, dtype=torch.long, device=index.device)
         ptr = torch.zeros(n + 1, dtype=torch.long, device=index.device)
         torch.cumsum(counts, 0, out=ptr[1:])
         return cls(ptr, perm, None, n)
@@ -129,16 +135,8 @@ class CSR:
         if self.col is None:
             raise ValueError("CSR.transpose: this CSR was built from a plain index (no columns)")
         if self._t is None:
-            edge_src = torch.empty_like(self.col)
-            edge_src[self.perm] = self.col
-            edge_dst = torch.empty_like(self.col)
-            edge_dst[self.perm] = self.row
-            t = CSR.from_index(edge_src, self.num_cols) if self.num_entries else CSR(
-                torch.zeros(self.num_cols + 1, dtype=torch.long, device=self.device),
-                self.perm.new_empty(0), None, self.num_cols,
-            )
-            t.col = edge_dst.index_select(0, t.perm)
-            t.num_cols = self.num_rows
+            ptr_t, col_t, perm_t = transpose_csr(self.ptr, self.col, self.num_cols)
+            t = CSR(ptr_t, self.perm.index_select(0, perm_t), col_t, self.num_cols, self.num_rows)
             t._t = self
             self._t = t
         return self._t
