@@ -34,11 +34,44 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600): give it the mode a plain open() would have.
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def exact_text(a: np.ndarray) -> np.ndarray:
+    """Shortest of ``%.15g`` / ``%.17g`` per value that reads back to the same float64 (strings)."""
+    a = np.asarray(a, dtype=np.float64)
+    short = np.char.mod("%.15g", a)
+    same = short.astype(np.float64) == a
+    if np.all(same | np.isnan(a)):
+        return short
+    return np.where(same | np.isnan(a), short, np.char.mod("%.17g", a))
+
+
+def write_rows(f: Any, *cols: np.ndarray) -> None:
+    """Write columns (int arrays as-is, float arrays exactly) space-separated, one row per line."""
+    parts = []
+    for c in cols:
+        c = np.asarray(c)
+        c = c.reshape(len(c), -1)
+        if c.dtype.kind == "f":
+            parts.append(exact_text(c))
+        else:
+            parts.append(c.astype(np.int64).astype(str))
+    table = np.concatenate(parts, axis=1) if parts else np.zeros((0, 0), dtype=str)
+    f.write("".join(" ".join(row) + "\n" for row in table.tolist()))
 
 
 def lazy_import(name: str, feature: str) -> Any:

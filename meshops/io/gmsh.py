@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from meshops.io._util import lazy_import, select_times
+from meshops.io._util import lazy_import, select_times, write_rows
 from meshops.io.meshio_formats import mesh_from_meshio
 from meshops.io.registry import register_format
 from meshops.mesh import CELL_DIM, CellBlock, Mesh, MeshError
@@ -257,8 +257,7 @@ def write_gmsh(mesh: Mesh, path: Path, **kw: Any) -> None:
                 f.write(f'{d} {t} "{name}"\n')
             f.write("$EndPhysicalNames\n")
         f.write(f"$Nodes\n{mesh.n_points}\n")
-        np.savetxt(f, np.hstack([np.arange(1, mesh.n_points + 1)[:, None], mesh.points]),
-                   fmt=["%d", "%.17g", "%.17g", "%.17g"], delimiter=" ")
+        write_rows(f, np.arange(1, mesh.n_points + 1), mesh.points)
         f.write(f"$EndNodes\n$Elements\n{n_all}\n")
         eid = 1
         dom = 0
@@ -307,8 +306,7 @@ def _write_data(f: Any, section: str, name: str, a: np.ndarray, n_all: int, n_ha
     if n_all > n_have:  # boundary elements carry no field values: pad with NaN
         vals = np.vstack([vals, np.full((n_all - n_have, vals.shape[1]), np.nan)])
     f.write(f'${section}\n1\n"{name}"\n1\n0\n3\n0\n{vals.shape[1]}\n{n_all}\n')
-    np.savetxt(f, np.hstack([np.arange(1, n_all + 1)[:, None], vals]),
-               fmt=["%d"] + ["%.17g"] * vals.shape[1], delimiter=" ")
+    write_rows(f, np.arange(1, n_all + 1), vals)
     f.write(f"$End{section}\n")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from meshops.io._util import select_times
+from meshops.io._util import select_times, write_rows
 from meshops.io.registry import register_format
 from meshops.mesh import CELL_NODES, CellBlock, Mesh, MeshError
 
@@ -149,7 +149,7 @@ def write_su2(mesh: Mesh, path: Path, **kw: Any) -> None:
         f.write(f"NPOIN= {mesh.n_points}\n")
         pts = mesh.points[:, :dim]
         idx = np.arange(mesh.n_points)[:, None]
-        np.savetxt(f, np.hstack([pts, idx]), fmt=["%.17g"] * dim + ["%d"], delimiter="\t")
+        write_rows(f, pts, idx)
         f.write(f"NMARK= {len(mesh.boundaries)}\n")
         for name, blocks in mesh.boundaries.items():
             if any(c.isspace() for c in name) or "=" in name:
