@@ -320,7 +320,7 @@ class Mesh:
         if [t for t, _ in a] != [t for t, _ in b]:
             out.append(f"cell types {[(t, len(d)) for t, d in a]} != {[(t, len(d)) for t, d in b]}")
         else:
-            for (t, da), (_, db) in zip(a, b):
+            for (t, da), (_, db) in zip(a, b, strict=True):
                 if da.shape != db.shape or not np.array_equal(da, db):
                     out.append(f"cells of type '{t}' differ ({da.shape} vs {db.shape})")
         for loc, fa, fb in (("point", self.point_data, other.point_data), ("cell", self.cell_data, other.cell_data)):
@@ -341,7 +341,7 @@ class Mesh:
                 for k in self.boundaries:
                     ra, rb = _runs(self.boundaries[k]), _runs(other.boundaries[k])
                     if len(ra) != len(rb) or any(
-                        ta != tb or not np.array_equal(x, y) for (ta, x), (tb, y) in zip(ra, rb)
+                        ta != tb or not np.array_equal(x, y) for (ta, x), (tb, y) in zip(ra, rb, strict=True)
                     ):
                         out.append(f"boundary '{k}' differs")
         return out

@@ -56,7 +56,7 @@ def test_aorta_volume_and_wall(shared_data):
     assert (wall.n_points, wall.cell_types) == (ref.n_points, {"triangle": ref.n_cells})
     ids, counts = np.unique(np.asarray(ref.cell_data["ModelFaceID"]), return_counts=True)
     assert {k: sum(len(b) for b in v) for k, v in wall.boundaries.items()} == {
-        f"ModelFaceID_{i}": int(c) for i, c in zip(ids, counts)}
+        f"ModelFaceID_{i}": int(c) for i, c in zip(ids, counts, strict=True)}
     assert wall.cell_data["Normals"].dtype == np.float32
     # every boundary face is a face of the surface, in the same order
     tri = wall.cells[0].data

@@ -147,7 +147,7 @@ def test_time_series_pvd_and_file_list(tmp_path):
     assert m.time == 0.25 and np.all(m.point_data["p"] == 1.0)
     allm = read(pvd, time="all")
     assert [x.time for x in allm] == [0.0, 0.25, 0.5]
-    assert all(a.diff(b) == [] for a, b in zip(allm, steps))
+    assert all(a.diff(b) == [] for a, b in zip(allm, steps, strict=True))
     files = sorted(str(p) for p in tmp_path.glob("run_*.vtu"))
     assert read(files).point_data["p"][0] == 2.0  # default: the latest step
     assert read(files, time=1).point_data["p"][0] == 1.0

@@ -40,6 +40,7 @@ __all__ = [
     "select_times",
     "summarize",
     "write",
+    "write_series",
 ]
 
 PathLike = str | os.PathLike
@@ -261,5 +262,6 @@ def summarize(mesh: Mesh) -> dict[str, Any]:
 
 # Built-in formats register themselves on import (they import meshio/pyvista lazily).
 from meshops.io import builtin as _builtin  # noqa: E402,F401
+from meshops.io.vtkconv import write_series  # noqa: E402
 
 _ = CellBlock  # re-exported for readers written against meshops.io

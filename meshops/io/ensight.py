@@ -175,7 +175,7 @@ def _concat_fields(dicts: list[dict[str, np.ndarray]], sizes: list[int]) -> dict
     for k in names:
         ref = next(d[k] for d in dicts if k in d)
         parts = []
-        for d, n in zip(dicts, sizes):
+        for d, n in zip(dicts, sizes, strict=True):
             if k in d:
                 parts.append(d[k])
             else:

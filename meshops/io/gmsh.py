@@ -6,7 +6,7 @@ dimension, and lower-dimensional elements in no physical group, stay cells in fi
 Physical tags of domain cells, when any is non-zero, are kept as the cell field ``gmsh:physical``.
 
 The writer stores boundaries as physical groups, fields as ``$NodeData``/``$ElementData`` written
-with 17 significant digits, and a ``$MeshopsFields`` section (ignored by Gmsh) recording each
+with the digits each value needs to read back exactly, and a ``$MeshopsFields`` section (ignored by Gmsh) recording each
 field's dtype and shape, so integer and float32 fields read back with their own dtype.
 """
 
@@ -112,12 +112,14 @@ def _read_msh2_ascii(path: Path) -> tuple[Any, ...]:
                 conn.append(v[3 + nt:])
             elem_ids = ids
         elif sec in ("NodeData", "ElementData"):
-            j = 0
-            ns = int(body[j]); j += 1
-            strs = [body[j + q].strip().strip('"') for q in range(ns)]; j += ns
-            nr = int(body[j]); j += 1 + nr
-            ni = int(body[j]); j += 1
-            ints = [int(body[j + q]) for q in range(ni)]; j += ni
+            ns = int(body[0])
+            strs = [body[1 + q].strip().strip('"') for q in range(ns)]
+            j = 1 + ns
+            nr = int(body[j])
+            j += 1 + nr
+            ni = int(body[j])
+            ints = [int(body[j + 1 + q]) for q in range(ni)]
+            j += 1 + ni
             ncomp, nitems = ints[1], ints[2]
             arr = np.array(" ".join(body[j:j + nitems]).split(), dtype=np.float64).reshape(nitems, 1 + ncomp)
             data["point" if sec == "NodeData" else "cell"][strs[0] if strs else f"field{len(data)}"] = arr

@@ -2,7 +2,7 @@
 
 The reader keeps element and point order as in the file. Marker names (``MARKER_TAG``) become
 named boundary regions indexing the mesh points. SU2 mesh files hold no fields; the writer warns
-before dropping any. Coordinates are written with 17 significant digits, so they read back exact.
+before dropping any. Coordinates are written with the digits they need (15 or 17) to read back exact.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def format_table(s: dict[str, Any], times: list[float] | None = None) -> str:
     lines.append(f"cells       {s['n_cells']:,} ({types})")
     lines.append(f"dimension   {s['dim']}D (cells up to {s['topological_dim']}D)")
     lo, hi = s["bounds"]
-    lines.append("bounds      " + "  ".join(f"{a}: [{_g(x)}, {_g(y)}]" for a, x, y in zip("xyz", lo, hi)))
+    lines.append("bounds      " + "  ".join(f"{a}: [{_g(x)}, {_g(y)}]" for a, x, y in zip("xyz", lo, hi, strict=True)))
     if s["boundaries"]:
         lines.append(f"boundaries  {len(s['boundaries'])}")
         w = max(len(k) for k in s["boundaries"])

@@ -45,7 +45,7 @@ def _blocks_from_runs(types: np.ndarray, offsets: np.ndarray, conn: np.ndarray) 
     starts = np.concatenate([[0], key_change])
     ends = np.concatenate([key_change, [n]])
     blocks = []
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=True):
         k = int(sizes[s])
         data = conn[offsets[s]: offsets[e]].reshape(e - s, k)
         blocks.append(CellBlock(str(types[s]), data))
@@ -191,7 +191,7 @@ def mesh_to_vtk(mesh: Mesh, *, poly: bool = False) -> Any:
         if bad:
             raise MeshError(f"{where}: .vtp holds vertices, lines and polygons, not '{bad[0]}' cells; write .vtu")
         seq = [rank[b.type] for b in mesh.cells if len(b)]
-        if any(a > b for a, b in zip(seq, seq[1:])):
+        if any(a > b for a, b in zip(seq, seq[1:], strict=False)):
             raise MeshError(f"{where}: .vtp stores vertices, lines, then polygons; this mesh's blocks "
                             f"{[b.type for b in mesh.cells]} would be reordered; write .vtu to keep the order")
 
@@ -367,7 +367,7 @@ def write_series(meshes: list[Mesh], path: str | Path, *, times: list[float] | N
         raise MeshError(f"{path}: {len(meshes)} meshes but {len(times)} times")
     root = ET.Element("VTKFile", type="Collection", version="0.1")
     coll = ET.SubElement(root, "Collection")
-    for i, (m, t) in enumerate(zip(meshes, times)):
+    for i, (m, t) in enumerate(zip(meshes, times, strict=True)):
         name = f"{path.stem}_{i:05d}{ext}"
         write(m, path.parent / name)
         ET.SubElement(coll, "DataSet", timestep=repr(float(t)), group="", part="0", file=name)
