@@ -269,7 +269,7 @@ def write_polymesh(pm: PolyMesh, case_dir: str | os.PathLike[str]) -> None:
     note = f"nPoints:{np_}  nCells:{nc}  nFaces:{nf}  nInternalFaces:{len(pm.neighbour)}"
     pts = "\n".join(f"({x:.10g} {y:.10g} {z:.10g})" for x, y, z in pm.points)
     _write(d / "points", _header("vectorField", "points") + f"{np_}\n(\n{pts}\n)\n")
-    fcs = "\n".join("4(%d %d %d %d)" % tuple(f) for f in pm.faces)
+    fcs = "\n".join(f"4({a} {b} {c} {e})" for a, b, c, e in pm.faces.tolist())
     _write(d / "faces", _header("faceList", "faces") + f"{nf}\n(\n{fcs}\n)\n")
     own = "\n".join(map(str, pm.owner.tolist()))
     _write(d / "owner", _header("labelList", "owner", note) + f"{nf}\n(\n{own}\n)\n")

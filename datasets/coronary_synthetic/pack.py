@@ -149,6 +149,38 @@ def pack(gen_dir: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_
     return summary
 
 
+def summarize(gen_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Statistics of a generated folder for the dataset card (mesh sizes, solver times, flow ranges)."""
+    gen = Path(gen_dir)
+    cards = [json.loads((d / "case.json").read_text()) for d in sorted(gen.glob("case_*")) if (d / "case.json").is_file()]
+    fails = [json.loads(ln) for ln in (gen / "failures.jsonl").read_text().splitlines()] if (gen / "failures.jsonl").is_file() else []
+    if not cards:
+        return {"cases": 0, "failed": len(fails)}
+
+    def q(vals: list[float]) -> dict[str, float]:
+        a = np.asarray(vals, dtype=float)
+        return {"min": float(a.min()), "median": float(np.median(a)), "max": float(a.max())}
+
+    nst = [len(c["stenoses"]) for c in cards]
+    return {
+        "cases": len(cards), "failed": len(fails),
+        "failure_reasons": sorted({f["reason"].split(":")[1].strip()[:60] if ":" in f["reason"] else f["reason"][:60] for f in fails}),
+        "converged": int(sum(c["solver"]["converged"] for c in cards)),
+        "cells": q([c["mesh"]["cells"] for c in cards]),
+        "wall_points": q([c["mesh"]["wall_points"] for c in cards]),
+        "iterations": q([c["solver"]["iterations"] for c in cards]),
+        "solver_cpu_s": q([c["solver"]["solver_execution_time_s"] for c in cards]),
+        "solver_wall_s": q([c["solver"]["solver_wall_time_s"] for c in cards]),
+        "case_total_wall_s": q([c["total_time_s"] for c in cards]),
+        "Q_mL_s": q([c["Q_mL_s"] for c in cards]),
+        "Re_inlet": q([c["flow"]["Re_inlet"] for c in cards]),
+        "Re_max": q([c["flow"]["Re_max"] for c in cards]),
+        "max_residual": q([max(c["solver"]["final_initial_residuals"].values()) for c in cards]),
+        "stenoses_per_case": {str(k): int(nst.count(k)) for k in sorted(set(nst))},
+        "area_reduction": q([s["area_reduction"] for c in cards for s in c["stenoses"]] or [0.0]),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="pack a generated coronary-synthetic folder into the shipped npz")
     ap.add_argument("gen_dir")
@@ -156,8 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--section-stride", type=int, default=2)
     ap.add_argument("--angle-stride", type=int, default=2)
     ap.add_argument("--converged-only", action="store_true")
+    ap.add_argument("--stats", action="store_true", help="only print the folder's statistics (for the card)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    if a.stats:
+        print(json.dumps(summarize(a.gen_dir), indent=1))
+        return 0
     print(json.dumps(pack(a.gen_dir, a.out, a.section_stride, a.angle_stride, a.converged_only)))
     return 0
 
