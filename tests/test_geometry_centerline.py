@@ -128,3 +128,96 @@ def test_branched_centerline_components_and_bifurcations():
     assert proj.branch.tolist() == [1, 3]
     with pytest.raises(ValueError, match="radius has 3 values"):
         cl.Centerline(pts, branches=[[0, 1]], radius=np.ones(3))
+
+
+# --------------------------------------------------------------------------- reading and graphs
+def _line_mesh(pts, segments, **cell_data):
+    from meshops.mesh import CellBlock, Mesh
+
+    return Mesh(points=pts, cells=[CellBlock("line", np.asarray(segments))], cell_data=cell_data,
+                point_data={"MaximumInscribedSphereRadius": np.full(len(pts), 0.3)})
+
+
+def test_read_centerline_y_shape_and_graph():
+    from meshops.graph.centerline import centerline_graph, read_centerline
+
+    trunk = np.stack([np.zeros(11), np.zeros(11), np.linspace(0, 10, 11)], 1)
+    left = np.stack([-np.linspace(0.5, 5, 10), np.zeros(10), 10 + np.linspace(0.5, 5, 10)], 1)
+    right = np.stack([np.linspace(0.5, 5, 10), np.zeros(10), 10 + np.linspace(0.5, 5, 10)], 1)
+    pts = np.concatenate([trunk, left, right])
+    segs = [[i, i + 1] for i in range(10)] + [[10, 11]] + [[i, i + 1] for i in range(11, 20)] \
+        + [[10, 21]] + [[i, i + 1] for i in range(21, 30)]
+    c = read_centerline(_line_mesh(pts, segs))
+    assert c.n_branches == 3 and c.bifurcations().tolist() == [10]
+    assert c.branches[0][0] == 0 and c.branches[0][-1] == 10
+    assert c.parent[1] == (0, 10) and c.parent[2] == (0, 10)
+    g = centerline_graph(c)
+    assert g.num_nodes == 31 and g.edge_index.shape[1] == 60
+    assert g.node_type_names == ["interior", "end", "bifurcation"]
+    assert g.node_type[10] == 2 and g.node_type[[0, 20, 30]].tolist() == [1, 1, 1]
+    np.testing.assert_allclose(g.s[:11], np.arange(11.0))
+    F = g.frame.double()
+    np.testing.assert_allclose(torch_matmul(F), np.broadcast_to(np.eye(3), F.shape), atol=1e-6)
+    np.testing.assert_allclose(g.x[:, 0], 0.3)
+
+
+def torch_matmul(F):
+    return (F @ F.transpose(1, 2)).numpy()
+
+
+def test_read_centerline_disconnected_pieces_documented(caplog):
+    from meshops.graph.centerline import read_centerline
+
+    a = np.stack([np.linspace(0, 5, 6), np.zeros(6), np.zeros(6)], 1)
+    b = a + [0, 10, 0]
+    c = read_centerline(_line_mesh(np.concatenate([a, b]), [[i, i + 1] for i in range(5)] +
+                                   [[i, i + 1] for i in range(6, 11)]))
+    assert "2 disconnected pieces" in caplog.text
+    assert c.n_branches == 2 and len(np.unique(c.components())) == 2
+    # a gap smaller than join_tol is bridged
+    c = read_centerline(_line_mesh(np.concatenate([a, a[-1] + [0.2, 0, 0] + a]), [[i, i + 1] for i in range(5)] +
+                                   [[i, i + 1] for i in range(6, 11)]))
+    assert len(np.unique(c.components())) == 1
+
+
+def test_read_centerline_bad_input():
+    from meshops.graph.centerline import read_centerline
+    from meshops.mesh import CellBlock, Mesh, MeshError
+
+    with pytest.raises(MeshError, match="no line cells"):
+        read_centerline(Mesh(points=np.eye(3), cells=[CellBlock("triangle", np.array([[0, 1, 2]]))]))
+    pts = np.eye(3)
+    pts[1, 0] = np.inf
+    with pytest.raises(MeshError, match="point 1 has a non-finite"):
+        read_centerline(_line_mesh(pts, [[0, 1], [1, 2]]))
+    with pytest.raises(MeshError, match="radius field 'R' not found"):
+        read_centerline(_line_mesh(np.eye(3), [[0, 1], [1, 2]]), radius_field="R")
+
+
+@pytest.mark.parametrize("name", ["demo_aorta_centerlines.vtp", "demo_aorta_rom_centerlines.vtp"])
+def test_simvascular_centerlines(shared_data, name):
+    from meshops.graph.centerline import centerline_graph, read_centerline
+
+    c = read_centerline(shared_data / "simvascular" / name)
+    assert c.n_branches == 3 and len(c.bifurcations()) == 1
+    used = np.concatenate(c.branches)
+    assert len(np.unique(c.components()[used])) == 1
+    assert c.radius is not None and 0.3 < c.radius[used].min() and c.radius[used].max() < 3.0
+    if "BranchId" in c.point_data:  # SimVascular's own branch ids agree with the topology
+        bid = c.point_data["BranchId"]
+        for i, b in enumerate(c.branches):
+            vals, cnt = np.unique(bid[b][bid[b] >= 0], return_counts=True)
+            assert vals[np.argmax(cnt)] == i
+        assert c.point_data["BifurcationId"][c.bifurcations()[0]] == 0
+    g = centerline_graph(c, {"levels": 2})
+    assert g.level_size(1) == int(np.ceil(0.25 * g.num_nodes))
+    # the wall of the aorta projects onto these centerlines within about one radius
+    wall = shared_data / "simvascular" / "demo_aorta_wall.vtp"
+    import meshops
+
+    w = meshops.read(wall)
+    proj = cl.project_points(w.points, c)
+    r_at = np.interp(proj.s, cl.arc_length(c.points[c.branches[0]]), c.radius[c.branches[0]])
+    trunk = proj.branch == 0
+    ratio = proj.distance[trunk] / r_at[trunk]
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.25)

@@ -325,6 +325,19 @@ def build(mesh: Mesh | np.ndarray | Tensor, spec: GraphSpec | Mapping[str, Any] 
     data.point_index = torch.arange(n, dtype=torch.int64)
     data.num_nodes = n
 
+    add_levels(data, pts, edges, spec, where)
+    return data
+
+
+def add_levels(data: MeshGraph, pts: np.ndarray, edges: np.ndarray, spec: GraphSpec, where: str = "<mesh>") -> MeshGraph:
+    """Add hierarchy levels ``1..spec.levels-1`` (``pos_l``, ``edge_index_l``, maps, ...) to ``data`` in place.
+
+    Shapes
+    ------
+    pts : (N, 3) float64 level-0 positions
+    edges : (2, E) int64 level-0 edges (for the connectivity check)
+    """
+    n = len(pts)
     radii = [0.0]
     fine = pts
     connected0 = spec.connect_levels and spec.levels > 1 and n_components(edges, n)[0] == 1
