@@ -122,3 +122,19 @@ def test_io_does_not_import_torch():
             "print('torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_from_pyvista_splits_polylines_and_strips_in_vtk_cell_order():
+    pv = pytest.importorskip("pyvista")
+    pts = np.random.default_rng(7).random((8, 3))
+    poly = pv.PolyData(pts, strips=np.array([6, 0, 1, 2, 3, 4, 5]), lines=np.array([3, 5, 6, 7, 2, 0, 7]),
+                       verts=np.array([2, 0, 1]))
+    poly.cell_data["c"] = np.arange(poly.n_cells)  # VTK order: verts, lines, polys, strips
+    m = Mesh.from_pyvista(poly)
+    assert [(b.type, b.data.tolist()) for b in m.cells] == [
+        ("vertex", [[0], [1]]),
+        ("line", [[5, 6], [6, 7], [0, 7]]),
+        ("triangle", [[0, 1, 2], [2, 1, 3], [2, 3, 4], [4, 3, 5]]),  # strip orientation alternates
+    ]
+    assert m.cell_data["c"].tolist() == [0, 0, 1, 1, 2, 3, 3, 3, 3]
+    assert m.field_data["vtk:split_cells"].tolist() == [0, 0, 1, 1, 2, 3, 3, 3, 3]

@@ -105,23 +105,20 @@ def mesh_from_vtk(ds: Any, source: str | Path | None = None, *, face_ids: bool =
                 rows.append(ids)
             else:
                 # verts -> one vertex per point; lines -> 2-point segments; strips -> triangles.
-                seg_k = {"verts": 1, "lines": 2, "strips": 3}[kind]
-                cells, owner = [], []
-                for c in range(ncell):
-                    pts = conn[off[c]: off[c + 1]]
-                    if kind == "verts":
-                        seg = pts.reshape(-1, 1)
-                    elif kind == "lines":
-                        seg = np.stack([pts[:-1], pts[1:]], axis=1)
-                    else:
-                        tri = np.stack([pts[:-2], pts[1:-1], pts[2:]], axis=1)
-                        tri[1::2] = tri[1::2][:, [1, 0, 2]]  # alternate strip orientation
-                        seg = tri
-                    cells.append(seg)
-                    owner.append(np.full(len(seg), base + c))
-                data = np.concatenate(cells) if cells else np.zeros((0, seg_k), np.int64)
+                k = {"verts": 1, "lines": 2, "strips": 3}[kind]
+                cell_of = np.repeat(np.arange(ncell), sizes)  # owning cell of each connectivity entry
+                if k == 1:
+                    data, owner = conn.reshape(-1, 1), cell_of
+                else:
+                    # start j of a k-window lies inside one cell: cell_of[j] == cell_of[j + k - 1]
+                    j = np.flatnonzero(cell_of[: len(conn) - k + 1] == cell_of[k - 1:])
+                    data = np.stack([conn[j + q] for q in range(k)], axis=1)
+                    owner = cell_of[j]
+                    if kind == "strips":  # every other triangle of a strip is flipped
+                        odd = ((j - off[owner]) % 2) == 1
+                        data[odd] = data[odd][:, [1, 0, 2]]
                 blocks.append(CellBlock({"verts": "vertex", "lines": "line", "strips": "triangle"}[kind], data))
-                rows.append(np.concatenate(owner) if owner else np.zeros(0, np.int64))
+                rows.append(base + owner)
             base += ncell
         order = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         if len(order) != base or np.any(order != np.arange(base)):
