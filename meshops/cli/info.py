@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
 HELP = "describe a mesh file or case: sizes, cell types, bounds, boundaries, fields (--json for scripts)"
 
@@ -18,19 +20,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from meshops.io import probe, read
+    from meshops.io.registry import find_format
     from meshops.io.summary import format_table, summarize
 
     src = args.path if len(args.path) > 1 else args.path[0]
-    info = probe(src, format=args.format)
-    times = list(info.get("times") or [])
     got = read(src, time=args.time, format=args.format)
+    if isinstance(src, list) or find_format(src, args.format).probe is not None:
+        info = probe(src, format=args.format)  # cheap (headers only): lists the times
+    else:  # single-state format without a lazy probe: do not read the file twice
+        info = {"format": find_format(src, args.format).name, "times": []}
+    times = list(info.get("times") or [])
     meshes = got if isinstance(got, list) else [got]
     summaries = [summarize(m) for m in meshes]
     for s in summaries:
         s["format"] = info.get("format")
         s["times"] = times
     if args.json:
-        print(json.dumps(summaries if isinstance(got, list) else summaries[0], indent=1, allow_nan=False))
+        text = json.dumps(summaries if isinstance(got, list) else summaries[0], indent=1, allow_nan=False)
     else:
-        print("\n\n".join(format_table(s, times) for s in summaries))
+        text = "\n\n".join(format_table(s, times) for s in summaries)
+    try:
+        print(text)
+    except BrokenPipeError:  # `meshops info x | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
