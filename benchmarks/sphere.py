@@ -108,6 +108,10 @@ class PeerSFNO(torch.nn.Module):
             img_size=(nlat, nlon), grid="equiangular", grid_internal="legendre-gauss", scale_factor=scale_factor,
             in_chans=4, out_chans=3, embed_dim=hidden, num_layers=layers, pos_embed="none",
         )  # fmt: skip
+        # like ours (zero_init=True): the untrained model predicts persistence
+        torch.nn.init.zeros_(self.net.decoder[-1].weight)
+        if self.net.decoder[-1].bias is not None:
+            torch.nn.init.zeros_(self.net.decoder[-1].bias)
         self.nlat, self.nlon = nlat, nlon
         self.register_buffer("z", z.reshape(1, 1, nlat, nlon).float(), persistent=False)
 
@@ -157,7 +161,7 @@ def train(
         opt.step()
         sched.step()
         if it % max(1, steps // 5) == 0 or it == steps - 1:
-            log(f"    step {it:5d}  loss {float(loss):.3e}")
+            log(f"    step {it:5d}  loss {loss.item():.3e}")
     dt = time.perf_counter() - t0
     net.eval()
     return {"train_s": dt, "train_step_ms": 1e3 * dt / steps}
@@ -238,14 +242,17 @@ def _table(rows: list[dict[str, Any]], cfg: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="meshops bench sphere", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("--data", default=os.environ.get("MESHOPS_SPHERE_DATA", str(Path.home() / ".cache/meshops/sphere_shallow_water")))
+    ap.add_argument("--data", default=None,
+                    help="data folder (default: $MESHOPS_CACHE or <checkout>/.cache, /sphere_shallow_water)")
     ap.add_argument("--steps", type=int, default=1500, help="training steps per model")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--lmax", type=int, default=15, help="degree of our spectral weights")
-    ap.add_argument("--peer-scale-factor", type=int, default=1)
+    ap.add_argument("--lmax", type=int, default=10, help="degree of our spectral weights (the data's band: 10)")
+    ap.add_argument("--internal", type=int, nargs=2, default=[11, 22], metavar=("NLAT", "NLON"),
+                    help="our internal Gauss grid (0 0: stay on the data points)")
+    ap.add_argument("--peer-scale-factor", type=int, default=3, help="SFNO's internal downsampling (its default: 3)")
     ap.add_argument("--rollout", type=int, default=500)
     ap.add_argument("--local", action="store_true", help="also run ours on the icosphere with the local branch")
     ap.add_argument("--models", nargs="+", default=["ours_grid", "peer_grid", "ours_ico"])
@@ -262,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from meshops.ops.sht import SHT, clenshaw_curtis_grid
 
     gen = _generator()
-    data_dir = Path(a.data)
+    data_dir = Path(a.data) if a.data else Path(os.environ.get("MESHOPS_CACHE", ROOT / ".cache")) / "sphere_shallow_water"
     if not (data_dir / "icosphere4_test.h5").is_file():
         print(f"generating data into {data_dir} ...", flush=True)
         gen.generate(data_dir, point_sets=("equiangular", "icosphere4"))
@@ -281,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def ours(local: bool = False) -> Any:
         return create("sfno_graph", in_channels=3, out_channels=3, hidden=a.hidden, layers=a.layers, lmax=a.lmax,
-                      pos_features="z", residual=True, local=local)  # fmt: skip
+                      pos_features="z", residual=True, local=local, zero_init=True,
+                      internal=list(a.internal) if a.internal[0] > 0 else None)  # fmt: skip
 
     runs: dict[str, tuple[str, str, Callable[[], torch.nn.Module], PointSetData, torch.Tensor, Any]] = {
         "ours_grid": ("meshops sfno_graph", f"equiangular {nlat}x{nlon}",
@@ -295,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            lambda: Ours(ours(True), ico.points, sht_ico, edges_ico), ico, w_ico, sht_ico_e),
     }  # fmt: skip
     models = list(a.models) + (["ours_ico_local"] if a.local and "ours_ico_local" not in a.models else [])
-    cfg = {k: getattr(a, k) for k in ("steps", "batch", "lr", "hidden", "layers", "lmax", "peer_scale_factor",
+    cfg = {k: getattr(a, k) for k in ("steps", "batch", "lr", "hidden", "layers", "lmax", "internal", "peer_scale_factor",
                                       "rollout", "threads", "seed")}  # fmt: skip
     print(f"sphere benchmark: {cfg}; data {data_dir} (train {tuple(grid.train.shape)}, test {tuple(grid.test.shape)})")
     rows = []

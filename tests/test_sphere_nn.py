@@ -176,3 +176,37 @@ def test_sfno_graph_bad_inputs():
         create("sfno_graph", in_channels=2, out_channels=2, pos_features="lat")
     with pytest.raises(ValueError, match=r"needs data.edge_index"):
         create("sfno_graph", in_channels=2, out_channels=2, lmax=2, local=True)(_data(q, torch.randn(50, 2)))
+
+
+def test_sfno_graph_internal_grid_and_local_branch():
+    torch.manual_seed(0)
+    p, f = icosphere(3)
+    e = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]).T
+    ei = torch.cat([e, e.flip(0)], 1).unique(dim=1)
+    model = create("sfno_graph", in_channels=3, out_channels=3, hidden=8, layers=3, lmax=6, internal=[8, 16],
+                   local=True, residual=True, zero_init=True)  # fmt: skip
+    d = _data(p, torch.randn(p.shape[0], 3), edge_index=ei, face=f.T.contiguous())
+    # zero_init + residual: the untrained model is the identity (persistence)
+    torch.testing.assert_close(model(d), d.x)
+    torch.nn.init.normal_(model.decoder[-1].weight)
+    out = model(d)
+    assert out.shape == (p.shape[0], 3) and torch.isfinite(out).all()
+    out.square().mean().backward()
+    assert model.local_in.msg[0].weight.grad is not None and model.blocks[1].spectral.conv.weight.grad is not None
+    # the internal grid's transform is not saved
+    assert not any(k.startswith("internal") for k in model.state_dict())
+    with pytest.raises(ValueError, match=r"internal grid 6x16 is too coarse for lmax=6"):
+        create("sfno_graph", in_channels=3, out_channels=3, lmax=6, internal=[6, 16])
+
+
+def test_block_resampling_skip_keeps_band_limited_input():
+    """With another output point set, the outer skip is the input resampled exactly."""
+    torch.manual_seed(0)
+    blk = SFNOBlock(2, lmax=5).double()
+    for prm in list(blk.spectral.parameters()) + list(blk.mlp.parameters()):
+        torch.nn.init.zeros_(prm)
+    g = gauss_legendre_grid(8, 16)
+    q = fibonacci_sphere(200)
+    s_in, s_out = SHT.from_grid(g, 5), SHT(q, 5, method="lsq")
+    c = torch.randn(36, 2, dtype=torch.float64)
+    torch.testing.assert_close(blk(s_in.inverse(c), s_in, sht_out=s_out), s_out.inverse(c), atol=1e-12, rtol=0)

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from meshops.models import register
-from meshops.nn.spherical import SFNOBlock, _act
-from meshops.ops.sht import SphericalHarmonicTransform
+from meshops.nn.spherical import SFNOBlock, SphereMessagePassing, _act
+from meshops.ops.sht import SphericalHarmonicTransform, gauss_legendre_grid
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,15 @@ class SphericalGraphOperator(nn.Module):
         Predict ``x[:, :out_channels] + model(x)`` (time stepping).
     quadrature : "auto", "weights", "voronoi", "mesh" or "lsq"
     activation : str
+    internal : [nlat, nlon], optional
+        Run the blocks on an internal Gauss-Legendre grid (as SFNO's ``scale_factor`` does): the
+        first block maps the data points onto it, the last block maps back (skips resampled through
+        the transforms), the others stay on it. Needs ``nlat > lmax`` and ``nlon > 2 lmax``. With
+        ``local=True`` the message passing then runs at the data points, once after the encoder
+        and once before the decoder.
+    zero_init : bool
+        Start the decoder's last layer at zero (the untrained model predicts 0, or persistence
+        with ``residual=True``).
 
     Shapes
     ------
@@ -109,6 +118,8 @@ class SphericalGraphOperator(nn.Module):
         residual: bool = False,
         quadrature: str = "auto",
         activation: str = "gelu",
+        internal: list[int] | None = None,
+        zero_init: bool = False,
     ) -> None:
         super().__init__()
         if pos_features not in ("none", "z", "xyz"):
@@ -125,13 +136,28 @@ class SphericalGraphOperator(nn.Module):
         self.encoder = nn.Sequential(
             nn.Linear(in_channels + n_pos, hidden * 2), _act(activation), nn.Linear(hidden * 2, hidden)
         )
+        self.internal: SphericalHarmonicTransform | None = None
+        if internal is not None:
+            nlat, nlon = (int(v) for v in internal)
+            if nlat <= lmax or nlon <= 2 * lmax:
+                raise ValueError(f"sfno_graph: internal grid {nlat}x{nlon} is too coarse for lmax={lmax} "
+                                 f"(needs nlat > {lmax} and nlon > {2 * lmax})")  # fmt: skip
+            self.internal = SphericalHarmonicTransform.from_grid(gauss_legendre_grid(nlat, nlon), lmax)
+        block_local = local and internal is None
         self.blocks = nn.ModuleList(
-            SFNOBlock(hidden, lmax, mode, mlp_ratio, local=local, sh_lmax=sh_lmax, activation=activation)  # type: ignore[arg-type]
+            SFNOBlock(hidden, lmax, mode, mlp_ratio, local=block_local, sh_lmax=sh_lmax, activation=activation)  # type: ignore[arg-type]
             for _ in range(layers)
         )
+        self.local_in = self.local_out = None
+        if local and internal is not None:
+            self.local_in = SphereMessagePassing(hidden, sh_lmax, activation=activation)
+            self.local_out = SphereMessagePassing(hidden, sh_lmax, activation=activation)
         self.decoder = nn.Sequential(
             nn.Linear(hidden, hidden * 2), _act(activation), nn.Linear(hidden * 2, out_channels)
         )
+        if zero_init:
+            nn.init.zeros_(self.decoder[-1].weight)
+            nn.init.zeros_(self.decoder[-1].bias)
         self._sht_cache: dict[tuple, SphericalHarmonicTransform] = {}
 
     # -- transforms -----------------------------------------------------------------------------
@@ -180,8 +206,21 @@ class SphericalGraphOperator(nn.Module):
             pf = pos[:, 2:3] if self.pos_features == "z" else pos
             h = torch.cat([h, pf.to(x.dtype).expand(*x.shape[:-1], pf.shape[-1])], dim=-1)
         h = self.encoder(h)
-        for blk in self.blocks:
-            h = blk(h, sht, edge_index if self.local else None, pos if self.local else None)
+        if self.internal is None:
+            for blk in self.blocks:
+                h = blk(h, sht, edge_index if self.local else None, pos if self.local else None)
+        else:
+            if self.local_in is not None:
+                assert edge_index is not None, "sfno_graph(local=True) needs edge_index"
+                h = h + self.local_in(h, edge_index, pos)
+            n = len(self.blocks)
+            for i, blk in enumerate(self.blocks):
+                s_in = sht if i == 0 else self.internal
+                s_out = sht if i == n - 1 else self.internal
+                h = blk(h, s_in, sht_out=s_out)
+            if self.local_out is not None:
+                assert edge_index is not None
+                h = h + self.local_out(h, edge_index, pos)
         out = self.decoder(h)
         if self.residual:
             out = out + x[..., : self.out_channels]

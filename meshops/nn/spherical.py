@@ -46,6 +46,15 @@ def _act(name: str) -> nn.Module:
     return _ACTS[name]()
 
 
+def _resample(x: Tensor, sht: SphericalHarmonicTransform, sht_out: SphericalHarmonicTransform) -> Tensor:
+    """Values on ``sht_out``'s points of the expansion of ``x`` (truncated or zero-padded in degree)."""
+    c = sht(x)
+    K_out = num_coeffs(sht_out.lmax)
+    if c.shape[-2] < K_out:
+        c = torch.cat([c, c.new_zeros(*c.shape[:-2], K_out - c.shape[-2], c.shape[-1])], dim=-2)
+    return sht_out.inverse(c[..., :K_out, :])
+
+
 class SpectralConvS2(nn.Module):
     """Channel mixing of real SH coefficients with weights depending on the degree (and order).
 
@@ -211,7 +220,8 @@ class SFNOBlock(nn.Module):
     Shapes
     ------
     x : ``(..., N, channels)``; returns ``(..., N_out, channels)`` (``N_out`` of ``sht_out``; with
-    ``sht_out`` the skips are dropped since the point sets differ).
+    another ``sht_out`` the outer skip is the input resampled through the two transforms, and the
+    inner skip and the local branch are not used).
     """
 
     def __init__(
@@ -255,4 +265,8 @@ class SFNOBlock(nn.Module):
                 raise ValueError("SFNOBlock: the local branch needs the same input and output point set")
             y = y + self.local(x, edge_index, pos)
         y = self.mlp(self.act(y))
-        return y + x if same else y
+        if same:
+            return y + x
+        # resolution change: the skip is the input resampled through the two transforms
+        assert sht_out is not None
+        return y + _resample(x, sht, sht_out)
