@@ -101,3 +101,18 @@ def test_write_then_info_for_every_writable_format(tmp_path):
             continue
         path = write(m, tmp_path / f"a{f.extensions[0]}")
         assert read(path).diff(m) == [], f.name
+
+
+def test_xdmf_with_hdf5_heavy_data(tmp_path):
+    """XDMF as FEniCS/meshio write it by default (arrays in a side .h5 file)."""
+    import meshio
+
+    pytest.importorskip("h5py")
+    cells = [("tetra", np.array([[0, 1, 2, 3]])), ("tetra", np.array([[1, 2, 3, 4]]))]
+    src = meshio.Mesh(PTS, cells, point_data={"u": np.arange(5, dtype=np.float32)},
+                      cell_data={"k": [np.array([7], dtype=np.int64), np.array([9], dtype=np.int64)]})
+    src.write(tmp_path / "h.xdmf")  # default data_format is HDF
+    assert (tmp_path / "h.h5").exists()
+    m = read(tmp_path / "h.xdmf")
+    assert np.array_equal(m.points, PTS) and m.cells_of_type("tetra").tolist() == [[0, 1, 2, 3], [1, 2, 3, 4]]
+    assert m.point_data["u"].dtype == np.float32 and m.cell_data["k"].tolist() == [7, 9]
