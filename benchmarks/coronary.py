@@ -1,8 +1,9 @@
 """Coronary benchmark: the centerline RBF model against graph operators on the same split and budget.
 
 ``meshops bench coronary [--data DIR] [--epochs N] ...`` (or ``python benchmarks/coronary.py``)
-trains and evaluates, on the cases of the coronary-synthetic dataset (folders ``case_NNNNN/`` with
-``wall.vtp``, ``centerline.vtp``, ``case.json``; see ``datasets/coronary_synthetic/``):
+trains and evaluates, on the cases of the coronary-synthetic dataset (loaded through
+``meshops.data.load_dataset("coronary_synthetic")``: the shipped npz, or ``--data DIR`` a folder written
+by ``meshops datasets generate coronary-synthetic``; see ``datasets/coronary_synthetic/``):
 
 * ``centerline_rbf`` at K = 128 and K = 1024 centers (input: the centerline and Q only);
 * ``mgn`` (MeshGraphNet) and ``ugraph`` (multi-scale U-graph) on the wall mesh graph, and ``gino``;
@@ -10,9 +11,10 @@ trains and evaluates, on the cases of the coronary-synthetic dataset (folders ``
   centerline point (radius, curvature, arc length, Poiseuille resistance to the outlet, ...) plus
   Q-derived features, and Q as a global parameter: everything the RBF model sees, on the wall.
 
-Every model gets the same split (``meshops.data.splits``, seed 0, 80/10/10), the same target
+Every model gets the same split (the dataset's own: a fixed hash of the case name, 80/10/10), the same target
 normalization (training split statistics), the same optimizer (AdamW, cosine schedule with
-warm-up), the same number of epochs and batch size; the checkpoint with the best validation loss
+warm-up), the same batch size and the same training budget (``--budget-s`` seconds of optimizer steps per model, the
+learning-rate schedule running on elapsed time, or ``--epochs`` when no budget is given); the checkpoint with the best validation loss
 is evaluated. Reported on the held-out test split: mean over cases of the relative L2 error of
 ``p`` and ``wss_mag`` (``|pred - true| / |true|`` per case), parameters, FLOPs per case counted by
 ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convolutions and attention; element-wise
@@ -45,12 +47,15 @@ BEGIN, END = "<!-- coronary-benchmark:begin -->", "<!-- coronary-benchmark:end -
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="meshops bench coronary", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=None, help="folder of case_*/ folders (default: datasets/coronary_synthetic/data)")
+    p.add_argument("--data", default=None,
+                   help="a generated folder of case_*/ or a packed .npz (default: the shipped npz of the dataset)")
     p.add_argument("--models", default="rbf128,rbf1024,mgn,ugraph,gino", help="comma-separated subset")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=40, help="epochs (a cap when --budget-s is given)")
+    p.add_argument("--budget-s", type=float, default=0.0,
+                   help="training time per model in seconds (same for every model; 0: use --epochs)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--max-cases", type=int, default=0, help="use only the first N cases (0: all)")
+    p.add_argument("--max-cases", type=int, default=0, help="about N cases in all, 80/10/10 (0: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     p.add_argument("--device", default="cpu")
@@ -61,36 +66,43 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------------------------------- data
-def find_cases(data: Path) -> list[Path]:
-    cases = sorted(d for d in data.glob("case_*") if (d / "case.json").is_file() and (d / "wall.vtp").is_file())
-    if not cases:
-        raise FileNotFoundError(f"{data}: no case_*/ folders with case.json and wall.vtp (generate them with "
-                                "`meshops datasets generate coronary-synthetic --out DIR`)")
-    return cases
+def load_splits(data: str | None, max_cases: int = 0) -> dict[str, list[Any]]:
+    """The dataset's own train/val/test split (a fixed hash of the case name), as graphs."""
+    from meshops.data import load_dataset
+
+    out: dict[str, list[Any]] = {}
+    for split in ("train", "val", "test"):
+        opts: dict[str, Any] = {"split": split, "targets": ["p", "wss_mag"]}
+        if data:
+            opts["root" if Path(data).is_dir() else "path"] = data
+        ds = load_dataset("coronary_synthetic", **opts)
+        n = len(ds) if not max_cases else min(len(ds), max(1, int(max_cases * {"train": 0.8}.get(split, 0.1))))
+        out[split] = []
+        for i in range(n):
+            case = ds[i]
+            try:
+                out[split].append(case_graph(case, ds.centerline(i)))
+            except Exception as e:  # a broken case is reported and skipped, the rest runs
+                print(f"skipping {case.name}: {e}", file=sys.stderr)
+    return out
 
 
-def load_case(folder: Path, n_cl: int = 128) -> Any:
-    """Wall graph (3 hierarchy levels) with targets ``y``, baseline node features ``x``, Q in ``u``,
-    and the centerline tensors of :func:`meshops.models.coronary.attach_centerline`."""
+def case_graph(case: Any, centerline: dict[str, np.ndarray], n_cl: int = 128) -> Any:
+    """Wall graph (3 hierarchy levels) with targets ``y``, Q in ``u`` and the centerline tensors of
+    :func:`meshops.models.coronary.attach_centerline`; ``cl_nearest`` maps wall nodes to the
+    nearest centerline point (for the baselines' features)."""
     import torch
     from scipy.spatial import cKDTree
 
-    import meshops
     from meshops.graph import build
     from meshops.models.coronary import attach_centerline
 
-    card = json.loads((folder / "case.json").read_text())
-    q = float(card["Q_mL_s"])
-    wall = meshops.read(folder / "wall.vtp")
-    cl = meshops.read(folder / "centerline.vtp")
-    radius = np.asarray(cl.point_data["radius"], dtype=np.float64).reshape(-1)
-    g = build(wall, {"levels": 3})
-    g.y = torch.from_numpy(np.stack([np.asarray(wall.point_data[k], dtype=np.float32).reshape(-1) for k in TARGETS], 1))
-    g = attach_centerline(g, cl.points, radius, q, n_points=n_cl, where=str(folder / "centerline.vtp"))
-    g.name = folder.name
-    # baseline node features: position, features of the nearest centerline point, flow features
-    nearest = cKDTree(g.cl_pos.numpy()).query(g.pos.numpy())[1]
-    g.cl_nearest = torch.from_numpy(nearest)
+    g = build(case.mesh, {"levels": 3})
+    g.y = torch.from_numpy(case.stack(TARGETS))
+    g = attach_centerline(g, centerline["points"], centerline["radius"], case.globals["Q"], n_points=n_cl,
+                          where=f"case {case.name}")
+    g.name = case.name
+    g.cl_nearest = torch.from_numpy(cKDTree(g.cl_pos.numpy()).query(g.pos.numpy())[1])
     return g
 
 
@@ -117,7 +129,7 @@ def model_configs(n_x: int, quick: bool) -> dict[str, tuple[str, dict[str, Any]]
     return {
         "rbf128": ("centerline_rbf", dict(out_channels=2, num_centers=128, d_model=h or 128, n_heads=4, n_layers=2 if quick else 4)),
         "rbf1024": ("centerline_rbf", dict(out_channels=2, num_centers=1024, d_model=h or 128, n_heads=4, n_layers=2 if quick else 4)),
-        "mgn": ("mgn", dict(in_channels=n_x, out_channels=2, global_channels=2, hidden=h or 128, n_blocks=2 if quick else 8)),
+        "mgn": ("mgn", dict(in_channels=n_x, out_channels=2, global_channels=2, hidden=h or 64, n_blocks=2 if quick else 6)),
         "ugraph": ("ugraph", dict(in_channels=n_x, out_channels=2, global_channels=2, hidden=h or 64, levels=3, blocks_per_level=1 if quick else 2)),
         "gino": ("gino", dict(in_channels=n_x, out_channels=2, global_channels=2, hidden=h or 32, grid=8 if quick else 16, latent_blocks=1 if quick else 2)),
     }
@@ -168,30 +180,42 @@ def train_one(key: str, name: str, cfg: dict[str, Any], data: dict[str, list[Any
     loader = DataLoader(data["train"], batch_size=args.batch_size, shuffle=True)
     steps = max(1, args.epochs * len(loader))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
-    )
-    best, best_state, t_train = float("inf"), None, time.perf_counter()
+    budget = float(args.budget_s)
+
+    def lr_factor(frac: float) -> float:  # linear warm-up over 5%, then cosine to 0
+        frac = min(max(frac, 0.0), 1.0)
+        return min(1.0, (frac + 1e-3) / 0.05) * 0.5 * (1 + math.cos(math.pi * frac))
+
+    best, best_state, t_train, step, epochs_done = float("inf"), None, 0.0, 0, 0
     for epoch in range(args.epochs):
         model.train()
-        tot = 0.0
+        tot, seen = 0.0, 0
         for b in loader:
+            t0 = time.perf_counter()
+            frac = t_train / budget if budget > 0 else step / steps
+            for grp in opt.param_groups:
+                grp["lr"] = args.lr * lr_factor(frac)
             b = b.to(args.device)
             opt.zero_grad(set_to_none=True)
             loss = torch.mean((model(b) - b.y_n) ** 2)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            sched.step()
+            step += 1
             tot += float(loss) * b.num_graphs
+            seen += b.num_graphs
+            t_train += time.perf_counter() - t0
+            if budget > 0 and t_train >= budget:
+                break
+        epochs_done = epoch + 1
         model.eval()
         with torch.no_grad():
             val = sum(float(torch.mean((model(g.to(args.device)) - g.y_n) ** 2)) for g in data["val"]) / max(1, len(data["val"]))
         if val < best:
             best, best_state = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
-        print(f"  [{key}] epoch {epoch + 1}/{args.epochs} train {tot / len(data['train']):.4f} val {val:.4f}", flush=True)
-    t_train = time.perf_counter() - t_train
+        print(f"  [{key}] epoch {epoch + 1} ({t_train:.0f} s) train {tot / max(seen, 1):.4f} val {val:.4f}", flush=True)
+        if budget > 0 and t_train >= budget:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     errs, times = evaluate(model, data["test"], stats, args.device)
@@ -208,23 +232,31 @@ def train_one(key: str, name: str, cfg: dict[str, Any], data: dict[str, list[Any
         "rel_l2_wss_mag_median": float(np.median(errs[:, 1])),
         "infer_ms": 1000 * statistics.median(times),
         "train_s": t_train,
+        "epochs": epochs_done,
+        "steps": step,
         "best_val_mse": best,
     }
+
+
+def budget_text(meta: dict[str, Any]) -> str:
+    if meta.get("budget_s"):
+        return f"{meta['budget_s']:.0f} s of training per model (at most {meta['epochs']} epochs)"
+    return f"{meta['epochs']} epochs"
 
 
 def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
         f"Held-out test split: {meta['n_test']} cases (train {meta['n_train']}, val {meta['n_val']}); "
-        f"{meta['epochs']} epochs, batch {meta['batch_size']}, AdamW lr {meta['lr']}, device {meta['device']}, "
+        f"{budget_text(meta)}, batch {meta['batch_size']}, AdamW lr {meta['lr']}, device {meta['device']}, "
         f"{meta['threads']} thread(s). Mean wall points per case: {meta['mean_points']:.0f}.",
         "",
-        "| model | rel. L2 p | rel. L2 WSS mag. | params | GFLOPs / case | inference ms / case | train s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | rel. L2 p | rel. L2 WSS mag. | params | GFLOPs / case | inference ms / case | train s | epochs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['rel_l2_p']:.4f} | {r['rel_l2_wss_mag']:.4f} | {r['params']:,} | "
-            f"{r['flops_per_case'] / 1e9:.3f} | {r['infer_ms']:.1f} | {r['train_s']:.0f} |"
+            f"{r['flops_per_case'] / 1e9:.3f} | {r['infer_ms']:.1f} | {r['train_s']:.0f} | {r['epochs']} |"
         )
     lines += ["", f"Command: `{meta['command']}`"]
     return "\n".join(lines)
@@ -247,30 +279,25 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from meshops.data.normalize import Stats
-    from meshops.data.splits import make_splits
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:
         args.epochs = min(args.epochs, 2)
-    data_dir = Path(args.data) if args.data else ROOT / "datasets" / "coronary_synthetic" / "data"
-    cases = find_cases(data_dir)
-    if args.max_cases:
-        cases = cases[: args.max_cases]
     t0 = time.perf_counter()
-    graphs = {}
-    for c in cases:
-        try:
-            graphs[c.name] = load_case(c)
-        except Exception as e:  # a broken case is reported and skipped, the rest runs
-            print(f"skipping {c}: {e}", file=sys.stderr)
-    print(f"loaded {len(graphs)} cases from {data_dir} in {time.perf_counter() - t0:.1f} s", flush=True)
-    split = make_splits(sorted(graphs), (0.8, 0.1, 0.1), seed=args.seed)
-    stats = Stats.fit((graphs[n].y.numpy() for n in split["train"]), len(TARGETS))
+    data = load_splits(args.data, args.max_cases)
+    graphs = {g.name: g for v in data.values() for g in v}
+    split = {k: [g.name for g in v] for k, v in data.items()}
+    print(f"loaded {len(graphs)} cases ({', '.join(f'{k} {len(v)}' for k, v in data.items())}) "
+          f"in {time.perf_counter() - t0:.1f} s", flush=True)
+    if not data["train"] or not data["test"]:
+        raise SystemExit("the dataset needs at least one training and one test case")
+    if not data["val"]:
+        data["val"] = data["test"][:1]
+    stats = Stats.fit((g.y.numpy() for g in data["train"]), len(TARGETS))
     for g in graphs.values():
         g.x, g.u = baseline_features(g)
         g.y_n = torch.as_tensor(stats.encode(g.y.double().numpy()), dtype=torch.float32)
-    data = {k: [graphs[n] for n in v] for k, v in split.items()}
     n_x = int(next(iter(graphs.values())).x.shape[1])
     configs = model_configs(n_x, args.quick)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -286,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key}: rel L2 p {r['rel_l2_p']:.4f}, wss_mag {r['rel_l2_wss_mag']:.4f}, params {r['params']:,}, "
               f"GFLOPs {r['flops_per_case'] / 1e9:.3f}, {r['infer_ms']:.1f} ms/case", flush=True)
     meta = {
-        "data": str(data_dir), "n_train": len(data["train"]), "n_val": len(data["val"]), "n_test": len(data["test"]),
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "device": args.device,
+        "data": args.data or "datasets/coronary_synthetic/data/coronary_synthetic.npz", "n_train": len(data["train"]), "n_val": len(data["val"]), "n_test": len(data["test"]),
+        "epochs": args.epochs, "budget_s": args.budget_s, "batch_size": args.batch_size, "lr": args.lr, "device": args.device,
         "threads": torch.get_num_threads(), "seed": args.seed,
         "mean_points": float(np.mean([g.num_nodes for g in graphs.values()])),
         "command": "meshops bench coronary " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -161,3 +161,13 @@ def test_group_ptr_rejects_unsorted():
     with pytest.raises(ValueError, match="must be sorted"):
         group_ptr(torch.tensor([0, 1, 0]), 3)
     assert group_ptr(torch.tensor([0, 0, 2]), 3).tolist() == [0, 2, 2, 3]
+
+
+def test_far_pairs_contribute_exactly_zero():
+    c = torch.zeros(1, 3)
+    a = torch.eye(3)[None]
+    w = torch.ones(1, 1)
+    x = torch.tensor([[9.0, 0.0, 0.0], [11.0, 0.0, 0.0]])  # squared distances 81 and 121
+    out = rbf_eval(x, c, a, w)
+    assert out[0, 0] == pytest.approx(math.exp(-40.5), rel=1e-5)
+    assert out[1, 0] == 0.0

@@ -25,6 +25,7 @@ This module imports torch only (the ``ops`` layering rule).
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 from torch import Tensor
@@ -36,9 +37,10 @@ log = logging.getLogger(__name__)
 #: Default bound on the number of elements of one (chunk, K, D) temporary.
 DEFAULT_MAX_ELEMENTS = 1 << 18
 
-#: Squared Mahalanobis distances are capped here: kernel values never drop below exp(-80) ~ 1.8e-35
-#: (a floor far below float32 resolution of any sum, which keeps exp off its slow denormal path).
-R2_CUT = 160.0
+#: Pairs with a squared Mahalanobis distance beyond ~R2_CUT (kernel value below ~exp(-50) ~ 2e-22,
+#: far below the resolution of any float32 or float64 sum of O(1) terms) contribute exactly 0.
+R2_CUT = 100.0
+PHI_MIN = 1.5 * math.exp(-0.5 * R2_CUT)
 
 
 def group_ptr(batch: Tensor | None, n: int, num_groups: int | None = None) -> Tensor:
@@ -127,9 +129,11 @@ def _phi(xs: Tensor, a_perm: Tensor, neg_ca: Tensor) -> tuple[Tensor, Tensor]:
     r2 = dd[0] * dd[0]
     for i in range(1, d):
         r2.addcmul_(dd[i], dd[i])
-    # exp of large negative arguments hits the slow denormal path (10-20x slower on CPU), so the
-    # squared distance is capped: kernel values never drop below exp(-R2_CUT / 2) ~ 1.8e-35
+    # Far pairs are exactly 0: exp of large negative arguments, and products of tiny kernel values
+    # with small gradients, hit the CPU's slow denormal path (5-20x slower). Capping the argument
+    # keeps exp fast; the threshold zeroes the capped values.
     phi = r2.clamp_(max=R2_CUT).mul_(-0.5).exp_()
+    torch.nn.functional.threshold_(phi, PHI_MIN, 0.0)
     return dd, phi
 
 
@@ -221,7 +225,8 @@ def rbf_eval(
     """Sum of anisotropic Gaussians at query points, chunked, with autograd.
 
     ``out[q] = sum_k weights[k] * exp(-0.5 * |precision[k] @ (x[q] - centers[k])|^2)`` where ``k``
-    runs over the centers of the query's group.
+    runs over the centers of the query's group. Pairs whose kernel value is below ~3e-22 (squared
+    Mahalanobis distance above ~99) contribute exactly 0 (see ``R2_CUT``).
 
     Parameters
     ----------
