@@ -225,3 +225,45 @@ def test_real_cylinder_mesh(shared_data):
     assert n_components(g.edge_index_2.numpy(), g.level_size(2))[0] == 1
     dn, _ = cKDTree(g.pos_1.numpy()).query(g.pos.numpy())
     assert dn.max() <= float(g.level_radius[0, 1]) + 1e-5
+
+
+def test_save_load_roundtrip_weights_only(tmp_path):
+    from meshops.graph import load_graph, save_graph
+
+    g = build(_hier_mesh(), {"levels": 2})
+    out = save_graph(g, tmp_path / "g.pt")
+    h = load_graph(out)
+    assert isinstance(h, MeshGraph) and h.num_levels == 2
+    for k in ("pos", "edge_index", "edge_attr", "down_1", "up_w_1", "node_type", "point_index"):
+        assert torch.equal(g[k], h[k])
+    assert h.node_type_names == g.node_type_names
+    torch.save({"x": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a meshops graph file"):
+        load_graph(tmp_path / "other.pt")
+
+
+def test_transform_does_not_modify_input_mesh():
+    m = quad_grid(3, 3)
+    before = (m.points.copy(), m.cells[0].data.copy())
+    build(m, {"levels": 2})
+    assert np.array_equal(m.points, before[0]) and np.array_equal(m.cells[0].data, before[1])
+
+
+def test_cli_graph(tmp_path, shared_data, capsys):
+    import json
+
+    from meshops.cli import main
+    from meshops.graph import load_graph
+
+    out = tmp_path / "graph.pt"
+    rc = main(["graph", str(shared_data / "simvascular" / "cylinder_all_results.vtu"), "--levels", "3",
+               "--out", str(out), "--fields", "pressure_00100"])
+    assert rc == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    g = load_graph(out)
+    assert info["nodes"] == [g.level_size(i) for i in range(3)] == [2349, 588, 147]
+    rc = main(["graph", str(shared_data / "simvascular" / "demo_aorta_rom_centerlines.vtp"), "--centerline",
+               "--out", str(tmp_path / "c.pt")])
+    assert rc == 0 and load_graph(tmp_path / "c.pt").node_type_names == ["interior", "end", "bifurcation"]
+    assert main(["graph", str(tmp_path / "missing.vtu")]) == 1
+    assert "missing.vtu" in capsys.readouterr().err

@@ -9,13 +9,29 @@
 
 from __future__ import annotations
 
-from meshops.graph.build import GraphSpec, MeshGraph, build, edge_features, node_types, prolong, restrict
+from meshops.graph.boundary import Boundary, extract_boundary
+from meshops.graph.build import (
+    GraphSpec,
+    MeshGraph,
+    build,
+    edge_features,
+    load_graph,
+    node_types,
+    prolong,
+    restrict,
+    save_graph,
+)
+from meshops.graph.centerline import centerline_graph, read_centerline
 from meshops.graph.neighbors import knn, knn_graph, radius, radius_graph
 
 __all__ = [
+    "Boundary",
     "GraphSpec",
     "MeshGraph",
     "build",
+    "centerline_graph",
+    "extract_boundary",
+    "load_graph",
     "edge_features",
     "knn",
     "knn_graph",
@@ -23,5 +39,7 @@ __all__ = [
     "prolong",
     "radius",
     "radius_graph",
+    "read_centerline",
     "restrict",
+    "save_graph",
 ]

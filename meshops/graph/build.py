@@ -38,7 +38,10 @@ from meshops.mesh import Mesh, MeshError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GraphSpec", "MeshGraph", "build", "edge_features", "node_types", "prolong", "restrict"]
+__all__ = [
+    "GraphSpec", "MeshGraph", "add_levels", "build", "edge_features", "load_graph", "node_types", "prolong",
+    "restrict", "save_graph",
+]
 
 
 @dataclass
@@ -402,3 +405,52 @@ def prolong(x: Tensor, data: MeshGraph, level: int) -> Tensor:
     e, w = data[f"up_{level}"], data[f"up_w_{level}"].to(x.dtype)
     src = x[e[0]] * w.view(-1, *([1] * (x.dim() - 1)))
     return _scatter_sum(src, e[1], data.level_size(level - 1))
+
+
+GRAPH_FORMAT = "meshops.graph/1"
+
+
+def save_graph(data: MeshGraph, path: str | Any, spec: GraphSpec | None = None) -> Any:
+    """Save a graph as plain tensors + JSON-able metadata (loads with ``torch.load(weights_only=True)``).
+
+    Written to a temporary file in the same folder, then moved into place (atomic).
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    tensors, meta = {}, {}
+    for k, v in data.items():
+        if isinstance(v, Tensor):
+            tensors[k] = v.detach().cpu()
+        elif isinstance(v, (int, float, str, bool, list, tuple)) or v is None:
+            meta[k] = v
+        else:
+            raise TypeError(f"save_graph: attribute '{k}' of type {type(v).__name__} cannot be saved")
+    payload = {"format": GRAPH_FORMAT, "tensors": tensors, "meta": meta,
+               "spec": spec.to_dict() if spec is not None else None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_graph(path: str | Any) -> MeshGraph:
+    """Load a graph written by :func:`save_graph` (``weights_only=True``: no pickled objects)."""
+    payload = torch.load(path, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != GRAPH_FORMAT:
+        raise ValueError(f"{path}: not a meshops graph file (format {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r}, expected {GRAPH_FORMAT!r})")
+    data = MeshGraph()
+    for k, v in payload["tensors"].items():
+        data[k] = v
+    for k, v in payload["meta"].items():
+        data[k] = v
+    return data
