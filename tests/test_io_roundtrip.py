@@ -77,9 +77,10 @@ def test_gmsh_round_trip_keeps_tensor_shape_and_boundaries(tmp_path):
     assert {k: [b.type for b in v] for k, v in back.boundaries.items()} == {"inlet": ["triangle"], "wall": ["quad", "triangle"]}
 
 
-def test_vtp_round_trip_and_face_ids(tmp_path):
+@pytest.mark.parametrize("ext", ["vtp", "vtu", "vtk"])
+def test_surface_round_trip_and_face_ids(tmp_path, ext):
     m = _freeze(surface_mesh(np.random.default_rng(4)))
-    back = read(write(m, tmp_path / "s.vtp"))
+    back = read(write(m, tmp_path / f"s.{ext}"))
     assert back.diff(m, check_boundaries=False) == []
     # face ids on a surface become named regions of the same cells (lines are not faces)
     ids = m.cell_data["ModelFaceID"]

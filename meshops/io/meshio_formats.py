@@ -89,6 +89,13 @@ def mesh_to_meshio(mesh: Mesh, *, points3: bool = False) -> Any:
     return meshio.Mesh(pts, cells, point_data=point_data, cell_data=cell_data, field_data=field_data)
 
 
+def _face_ids(mesh: Mesh) -> Mesh:
+    """Surface face-id arrays (ModelFaceID, CapID, ...) -> named boundary regions, as for .vtp."""
+    from meshops.io.vtkconv import add_face_id_boundaries
+
+    return add_face_id_boundaries(mesh)
+
+
 def _strip(path: Path, e: Exception) -> str:
     return str(e).replace(f"{path}: ", "")
 
@@ -119,7 +126,7 @@ def read_vtu(path: Path, time: Any = None, **kw: Any) -> Mesh:
             raise MeshError(f"{path}: cannot read as vtu ({type(e).__name__}: {e}; vtk: {_strip(path, e2)})") from e
         log.debug("%s: meshio failed (%s), read with vtk", path, e)
         return mesh
-    return mesh_from_meshio(m, path)
+    return _face_ids(mesh_from_meshio(m, path))
 
 
 def write_vtu(mesh: Mesh, path: Path, *, compression: str | None = "zlib", **kw: Any) -> None:
@@ -180,7 +187,7 @@ def read_vtk(path: Path, time: Any = None, **kw: Any) -> Mesh:
             return read_with_vtk(path)
         except Exception as e2:
             raise MeshError(f"{path}: cannot read as legacy VTK ({type(e).__name__}: {e}; vtk: {_strip(path, e2)})") from e
-    return mesh_from_meshio(m, path)
+    return _face_ids(mesh_from_meshio(m, path))
 
 
 def write_vtk(mesh: Mesh, path: Path, *, binary: bool = True, **kw: Any) -> None:
