@@ -2,7 +2,7 @@
 
 Each case is a Delaunay triangulation of random points in the unit square (its outline is the
 ``wall`` boundary region). The target ``u`` is a random harmonic polynomial
-``a (x^2 - y^2) + 2 b x y + c x + d y + e``; the input ``g`` is ``u`` on the boundary and 0 inside,
+``a (x^2 - y^2) + 2 b x y + c x + d y + e`` (``degree=1`` keeps only the linear part); the input ``g`` is ``u`` on the boundary and 0 inside,
 so the operator to learn is the harmonic extension of boundary data (Laplace's equation).
 
     meshops train --dataset examples/harmonic_dataset.py --model ugraph --epochs 40 --out runs/harmonic
@@ -52,6 +52,8 @@ class Harmonic2D(Dataset):
         Number of cases.
     n_interior, n_side : int
         Interior points and boundary points per side.
+    degree : int
+        2: quadratic harmonic polynomials; 1: linear ones (an easier problem).
     seed : int
         Cases are a pure function of ``(seed, index)``.
     """
@@ -60,8 +62,10 @@ class Harmonic2D(Dataset):
     targets = ["u"]
     globals: list[str] = []
 
-    def __init__(self, n: int = 64, n_interior: int = 80, n_side: int = 10, seed: int = 0) -> None:
-        self.n, self.n_interior, self.n_side, self.seed = n, n_interior, n_side, seed
+    def __init__(self, n: int = 64, n_interior: int = 80, n_side: int = 10, degree: int = 2, seed: int = 0) -> None:
+        if degree not in (1, 2):
+            raise ValueError(f"harmonic2d: degree must be 1 or 2, got {degree}")
+        self.n, self.n_interior, self.n_side, self.degree, self.seed = n, n_interior, n_side, degree, seed
 
     def __len__(self) -> int:
         return self.n
@@ -73,6 +77,8 @@ class Harmonic2D(Dataset):
         rng = np.random.default_rng([self.seed, i])
         mesh, mask = random_square_mesh(rng, self.n_interior, self.n_side)
         a, b, c, d, e = rng.normal(size=5)
+        if self.degree == 1:
+            a = b = 0.0
         x, y = mesh.points[:, 0] - 0.5, mesh.points[:, 1] - 0.5
         u = a * (x * x - y * y) + 2 * b * x * y + c * x + d * y + e
         g = np.where(mask, u, 0.0)
