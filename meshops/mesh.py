@@ -162,8 +162,8 @@ class Mesh:
             self.dim = 2
         self.points = np.ascontiguousarray(pts, dtype=np.float64)
         self.cells = _as_blocks(self.cells)
-        self.point_data = {str(k): np.asarray(v) for k, v in dict(self.point_data).items()}
-        self.cell_data = {str(k): np.asarray(v) for k, v in dict(self.cell_data).items()}
+        self.point_data = {str(k): _native(v) for k, v in dict(self.point_data).items()}
+        self.cell_data = {str(k): _native(v) for k, v in dict(self.cell_data).items()}
         self.boundaries = {str(k): _as_blocks(v) for k, v in dict(self.boundaries).items()}
 
     # ------------------------------------------------------------------ basic facts
@@ -470,10 +470,18 @@ def _runs(blocks: Iterable[CellBlock]) -> list[tuple[str, np.ndarray]]:
     return [(t, np.concatenate(d)) for t, d in out]
 
 
+def _native(v: Any) -> np.ndarray:
+    """``np.asarray`` in native byte order (big-endian arrays from some readers break torch)."""
+    a = np.asarray(v)
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
 def _to_numpy(v: Any) -> np.ndarray:
     if hasattr(v, "detach"):
         v = v.detach().cpu().numpy()
-    return np.asarray(v)
+    return _native(v)
 
 
 def concat_blocks(blocks: Iterable[CellBlock]) -> dict[str, np.ndarray]:

@@ -138,3 +138,10 @@ def test_from_pyvista_splits_polylines_and_strips_in_vtk_cell_order():
     ]
     assert m.cell_data["c"].tolist() == [0, 0, 1, 1, 2, 3, 3, 3, 3]
     assert m.field_data["vtk:split_cells"].tolist() == [0, 0, 1, 1, 2, 3, 3, 3, 3]
+
+
+def test_fields_are_native_byte_order():
+    big = np.arange(4, dtype=">f8")
+    m = Mesh(np.eye(4, 3), point_data={"p": big}, cell_data={})
+    assert m.point_data["p"].dtype.isnative and np.array_equal(m.point_data["p"], big)
+    assert m.with_fields(q=big).point_data["q"].dtype.isnative
