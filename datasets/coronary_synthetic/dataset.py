@@ -203,11 +203,11 @@ class CoronarySynthetic(Dataset):
                           self.targets, f"{self.path}[{z['names'][k]}]")
 
     def _from_folder(self, k: int) -> Case:
-        import pyvista as pv
+        from meshops.io import read
 
         d = self._folders[k]
-        wall = pv.read(str(d / "wall.vtp"))
-        clp = pv.read(str(d / "centerline.vtp"))
+        wall = read(d / "wall.vtp")
+        clp = read(d / "centerline.vtp")
         ns = clp.n_points
         nw = wall.n_points // ns
         cl = {"points": np.asarray(clp.points, dtype=np.float64),

@@ -215,45 +215,26 @@ def solve_vessel(v: Any, work: Path, ms: MeshSettings | None = None, ss: Any = N
 RHO_ = vessel.RHO
 
 
-def _polydata(points: np.ndarray, quads: np.ndarray | None = None, line: bool = False) -> Any:
-    import pyvista as pv
-
-    if line:
-        return pv.lines_from_points(points)
-    faces = np.hstack([np.full((len(quads), 1), 4), quads]).ravel()
-    return pv.PolyData(points, faces)
-
-
-def _save_vtp(poly: Any, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.vtp")
-    poly.save(str(tmp), binary=True, compression="zlib") if _save_has_compression() else poly.save(str(tmp), binary=True)
-    os.replace(tmp, path)
-
-
-def _save_has_compression() -> bool:
-    import inspect
-
-    import pyvista as pv
-
-    return "compression" in inspect.signature(pv.PolyData.save).parameters
-
-
 def write_outputs(res: dict[str, Any], folder: Path, card: dict[str, Any]) -> None:
-    """Write ``wall.vtp``, ``centerline.vtp`` and ``case.json`` into ``folder`` (float32 fields)."""
+    """Write ``wall.vtp``, ``centerline.vtp`` (float32 fields, via :func:`meshops.io.write`) and ``case.json``."""
+    from meshops.io import write
+    from meshops.mesh import CellBlock, Mesh
+
     folder.mkdir(parents=True, exist_ok=True)
-    wall = _polydata(res["wall_points"].astype(np.float32), res["wall_quads"])
-    for k in ("p", "wss", "wss_mag"):
-        wall.point_data[k] = res[k].astype(np.float32)
-    wall.cell_data["p"] = res["p_face"].astype(np.float32)
-    wall.cell_data["wss"] = res["wss_face"].astype(np.float32)
-    wall.cell_data["wss_mag"] = np.linalg.norm(res["wss_face"], axis=1).astype(np.float32)
-    _save_vtp(wall, folder / "wall.vtp")
-    cl = _polydata(res["cl_points"].astype(np.float32), line=True)
-    cl.point_data["radius"] = res["cl_radius"].astype(np.float32)
-    cl.point_data["s"] = res["cl_s"].astype(np.float32)
-    for j, k in enumerate(("tangent", "normal", "binormal")):
-        cl.point_data[k] = res["cl_frames"][:, j].astype(np.float32)
-    _save_vtp(cl, folder / "centerline.vtp")
+    f32 = np.float32
+    wall = Mesh(
+        res["wall_points"], [CellBlock("quad", res["wall_quads"])],
+        point_data={"p": res["p"].astype(f32), "wss": res["wss"].astype(f32), "wss_mag": res["wss_mag"].astype(f32)},
+        cell_data={"p": res["p_face"].astype(f32), "wss": res["wss_face"].astype(f32),
+                   "wss_mag": np.linalg.norm(res["wss_face"], axis=1).astype(f32)},
+    )
+    write(wall, folder / "wall.vtp")
+    ns = len(res["cl_points"])
+    cl = Mesh(res["cl_points"], [CellBlock("line", np.stack([np.arange(ns - 1), np.arange(1, ns)], 1))],
+              point_data={"radius": res["cl_radius"].astype(f32), "s": res["cl_s"].astype(f32),
+                          **{k: res["cl_frames"][:, j].astype(f32)
+                             for j, k in enumerate(("tangent", "normal", "binormal"))}})
+    write(cl, folder / "centerline.vtp")
     tmp = folder / "case.json.tmp"
     tmp.write_text(json.dumps(card, indent=1, default=float))
     os.replace(tmp, folder / "case.json")

@@ -45,9 +45,9 @@ def split_of(name: str, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1))
 
 
 def _read_vtp(path: Path) -> Any:
-    import pyvista as pv
+    from meshops.io import read
 
-    return pv.read(str(path))
+    return read(path)
 
 
 def pack_case(folder: Path, section_stride: int, angle_stride: int) -> dict[str, Any]:
@@ -55,10 +55,10 @@ def pack_case(folder: Path, section_stride: int, angle_stride: int) -> dict[str,
     card = json.loads((folder / "case.json").read_text())
     wall = _read_vtp(folder / "wall.vtp")
     cl = _read_vtp(folder / "centerline.vtp")
-    ns = cl.n_points
-    nw = wall.n_points // ns
-    if nw * ns != wall.n_points:
-        raise ValueError(f"{folder}/wall.vtp: {wall.n_points} points is not {ns} stations x n around")
+    ns = len(cl.points)
+    nw = len(wall.points) // ns
+    if nw * ns != len(wall.points):
+        raise ValueError(f"{folder}/wall.vtp: {len(wall.points)} points is not {ns} stations x n around")
     isec = np.arange(0, ns, section_stride)
     if isec[-1] != ns - 1:
         isec = np.append(isec, ns - 1)  # keep the outlet section
