@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: deps $(STAMP)
-	$(BIN)/meshops demo
+	$(BIN)/meshops info examples/data/sample_mixed.msh
 
 test: deps $(STAMP)
 	$(BIN)/python -m pytest -q
