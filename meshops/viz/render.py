@@ -132,7 +132,7 @@ def render_comparison(
             show_scalar_bar=is_err or j == (len(order) - 2 if "error" in panels else len(order) - 1),
             scalar_bar_args={"title": f"{base} error" if is_err else base, "vertical": False,
                              "fmt": "%.4g", "n_labels": 3},
-            nan_color="lightgrey",
+            nan_color="lightgrey", lighting=mesh.dim == 3,  # flat 2D fields: exact colours
         )
         pl.add_text(p, font_size=10)
         if mesh.dim == 2:
