@@ -141,9 +141,9 @@ def _edges_from_faces(faces: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------ training
 def train(
     net: torch.nn.Module, data: torch.Tensor, w: torch.Tensor, steps: int, batch: int, lr: float, seed: int,
-    log: Callable[[str], None],
+    log: Callable[[str], None], unroll: int = 1,
 ) -> dict[str, float]:
-    """One-step training on random (t, t+1) pairs; returns timing."""
+    """Training on random start times with an ``unroll``-step autoregressive loss; returns timing."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -153,10 +153,13 @@ def train(
     net.train()
     for it in range(steps):
         i = torch.randint(0, T, (batch,), generator=g)
-        t = torch.randint(0, S - 1, (batch,), generator=g)
-        x, y = data[i, t], data[i, t + 1]
+        t = torch.randint(0, S - unroll, (batch,), generator=g)
+        x = data[i, t]
         opt.zero_grad(set_to_none=True)
-        loss = ((net(x) - y) ** 2 * wn).sum((1, 2)).mean()
+        loss = x.new_zeros(())
+        for k in range(1, unroll + 1):
+            x = net(x)
+            loss = loss + ((x - data[i, t + k]) ** 2 * wn).sum((1, 2)).mean() / unroll
         loss.backward()
         opt.step()
         sched.step()
@@ -182,8 +185,11 @@ def evaluate(
     starts = torch.arange(0, S - 1, 4)
     errs = [rel(net(test[i, starts]), test[i, starts + 1]) for i in range(T)]
     one = float(torch.cat(errs).mean())
-    # rollouts from t=0 of every test trajectory
+    # rollouts of every test trajectory, starting after the first hours of adjustment from the
+    # random initial state (the last `rollout` steps of the trajectory)
     n = min(rollout, S - 1)
+    t0 = S - 1 - n
+    test = test[:, t0:]
     x = test[:, 0]
     r24, r120, ratios = [], [], []
     e_true = energy(sht(ps.denorm(test[:, : n + 1]).double()), attrs)  # (T, n+1)
@@ -206,6 +212,7 @@ def evaluate(
         "rollout24": float(np.mean(r24)) if r24 else float("nan"),
         "rollout120": float(np.mean(r120)) if r120 else float("nan"),
         "rollout_steps": n if finite else len(ratios),
+        "rollout_start": t0,
         "finite": finite,
         "energy_ratio_final": float(final.mean()),
         "energy_max_dev": float((ratio - 1).abs().max()),
@@ -246,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="data folder (default: $MESHOPS_CACHE or <checkout>/.cache, /sphere_shallow_water)")
     ap.add_argument("--steps", type=int, default=1500, help="training steps per model")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--unroll", type=int, default=1, help="autoregressive steps in the training loss (both models)")
+    ap.add_argument("--band-limit", action="store_true", help="ours: project predictions onto degrees <= lmax")
+    ap.add_argument("--linear-skip", action="store_true", help="ours: add a linear spectral map of the input")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--layers", type=int, default=4)
@@ -288,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def ours(local: bool = False) -> Any:
         return create("sfno_graph", in_channels=3, out_channels=3, hidden=a.hidden, layers=a.layers, lmax=a.lmax,
-                      pos_features="z", residual=True, local=local, zero_init=True,
+                      pos_features="z", residual=True, local=local, zero_init=True, band_limit=a.band_limit,
+                      linear_skip=a.linear_skip,
                       internal=list(a.internal) if a.internal[0] > 0 else None)  # fmt: skip
 
     runs: dict[str, tuple[str, str, Callable[[], torch.nn.Module], PointSetData, torch.Tensor, Any]] = {
@@ -303,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            lambda: Ours(ours(True), ico.points, sht_ico, edges_ico), ico, w_ico, sht_ico_e),
     }  # fmt: skip
     models = list(a.models) + (["ours_ico_local"] if a.local and "ours_ico_local" not in a.models else [])
-    cfg = {k: getattr(a, k) for k in ("steps", "batch", "lr", "hidden", "layers", "lmax", "internal", "peer_scale_factor",
+    cfg = {k: getattr(a, k) for k in ("steps", "batch", "unroll", "band_limit", "linear_skip", "lr", "hidden", "layers", "lmax", "internal", "peer_scale_factor",
                                       "rollout", "threads", "seed")}  # fmt: skip
     print(f"sphere benchmark: {cfg}; data {data_dir} (train {tuple(grid.train.shape)}, test {tuple(grid.test.shape)})")
     rows = []
@@ -313,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         net = build()
         params = sum(p.numel() for p in net.parameters())
         print(f"[{key}] {label} on {where}: {params:,} parameters", flush=True)
-        tm = train(net, ps.train, w, a.steps, a.batch, a.lr, a.seed, lambda s: print(s, flush=True))
+        tm = train(net, ps.train, w, a.steps, a.batch, a.lr, a.seed, lambda s: print(s, flush=True), a.unroll)
         ev = evaluate(net, ps, w, sht_e, a.rollout, attrs)
         fwd = time_forward(net, ps.test[:1, 0])
         row = {"key": key, "model": label, "point_set": where, "params": params, **tm, **ev, "forward_ms": fwd}

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from meshops.models import register
-from meshops.nn.spherical import SFNOBlock, SphereMessagePassing, _act
+from meshops.nn.spherical import SFNOBlock, SpectralConvS2, SphereMessagePassing, _act
 from meshops.ops.sht import SphericalHarmonicTransform, gauss_legendre_grid
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,13 @@ class SphericalGraphOperator(nn.Module):
     zero_init : bool
         Start the decoder's last layer at zero (the untrained model predicts 0, or persistence
         with ``residual=True``).
+    linear_skip : bool
+        Add a linear spectral map of the raw inputs to the output (per-degree channel mixing,
+        ``mode`` weights): the linear part of the dynamics, e.g. gravity-wave propagation over one
+        step, is then one exact linear operator instead of something the nonlinear path must learn.
+    band_limit : bool
+        Project the decoder's output onto degrees ``<= lmax`` through the point set's transform
+        (the prediction stays band-limited, like a spectral solver's state).
 
     Shapes
     ------
@@ -120,6 +127,8 @@ class SphericalGraphOperator(nn.Module):
         activation: str = "gelu",
         internal: list[int] | None = None,
         zero_init: bool = False,
+        band_limit: bool = False,
+        linear_skip: bool = False,
     ) -> None:
         super().__init__()
         if pos_features not in ("none", "z", "xyz"):
@@ -132,6 +141,7 @@ class SphericalGraphOperator(nn.Module):
         if self.sht_lmax < lmax:
             raise ValueError(f"sfno_graph: sht_lmax ({self.sht_lmax}) must be >= lmax ({lmax})")
         self.pos_features, self.residual, self.local, self.quadrature = pos_features, residual, local, quadrature
+        self.band_limit = band_limit
         n_pos = {"none": 0, "z": 1, "xyz": 3}[pos_features]
         self.encoder = nn.Sequential(
             nn.Linear(in_channels + n_pos, hidden * 2), _act(activation), nn.Linear(hidden * 2, hidden)
@@ -158,6 +168,11 @@ class SphericalGraphOperator(nn.Module):
         if zero_init:
             nn.init.zeros_(self.decoder[-1].weight)
             nn.init.zeros_(self.decoder[-1].bias)
+        self.linear_skip = SpectralConvS2(in_channels, out_channels, lmax, mode) if linear_skip else None  # type: ignore[arg-type]
+        if self.linear_skip is not None and zero_init:
+            nn.init.zeros_(self.linear_skip.weight)
+            if mode == "lm":
+                nn.init.zeros_(self.linear_skip.weight_b)
         self._sht_cache: dict[tuple, SphericalHarmonicTransform] = {}
 
     # -- transforms -----------------------------------------------------------------------------
@@ -222,6 +237,13 @@ class SphericalGraphOperator(nn.Module):
                 assert edge_index is not None
                 h = h + self.local_out(h, edge_index, pos)
         out = self.decoder(h)
+        if self.linear_skip is not None:
+            c = self.linear_skip(sht(x))
+            c = torch.nn.functional.pad(c, (0, 0, 0, (sht.lmax + 1) ** 2 - c.shape[-2]))
+            out = out + sht.inverse(c)
+        if self.band_limit:
+            keep = (sht.degree <= self.lmax).to(out.dtype)[:, None]
+            out = sht.inverse(sht(out) * keep)
         if self.residual:
             out = out + x[..., : self.out_channels]
         return out
