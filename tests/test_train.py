@@ -119,3 +119,17 @@ def _harmonic_run(tmp_path: Path, epochs: int) -> tuple[float, float]:
         true.append(case.field_array("u")[:, 0])
     p, t = np.concatenate(pred), np.concatenate(true)
     return float(np.linalg.norm(p - t) / np.linalg.norm(t)), float(np.linalg.norm(mean - t) / np.linalg.norm(t))
+
+
+@pytest.mark.gpu
+def test_amp_training_on_gpu(tmp_path):
+    from meshops.train import load_trained, train
+
+    cfg = dict(dataset=HARMONIC, dataset_options={"n": 16, "n_interior": 20, "n_side": 5}, model="ugraph",
+               model_options={"hidden": 16, "levels": 2, "blocks_per_level": 1}, graph={"levels": 2},
+               epochs=3, batch_size=4, amp="on", device="cuda", out=str(tmp_path / "g"),
+               cache=str(tmp_path / "c"), progress=False)
+    res = train(cfg)
+    assert np.isfinite(res.best_val_rel_l2) and all(np.isfinite(h["train_loss"]) for h in res.history)
+    trained = load_trained(res.best_checkpoint, device="cuda")
+    assert next(trained.model.parameters()).is_cuda

@@ -6,7 +6,8 @@ Examples::
     meshops train --path 'results/*.vtu' --inputs inlet --targets pressure,wss --model ugraph --out runs/a
     meshops train examples/cylinder_mgn.yaml --set model_options.hidden=64 --epochs 50
 
-Under ``torchrun --nproc_per_node=K -m meshops.cli train ...`` the run is distributed (DDP).
+Under ``torchrun --standalone --nproc_per_node=K --no-python meshops train ...`` the run is distributed
+(DDP; gloo on CPU, NCCL on GPU); ``--batch-size`` stays the global batch.
 """
 
 from __future__ import annotations
