@@ -5,7 +5,6 @@ Both pick actual input points (never centroids), so coarse nodes lie on the geom
 
 from __future__ import annotations
 
-import heapq
 import logging
 
 import numpy as np
@@ -29,11 +28,12 @@ def _check_points(points: np.ndarray, name: str = "points") -> np.ndarray:
 def farthest_point_sampling(points: np.ndarray, m: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Exact farthest-point sampling: each new sample is the point farthest from those chosen so far.
 
-    Runs in about O(n log n) rather than the textbook O(n m): a point's distance to the sample set
-    can only drop when a new sample lands within its current distance, which is at most the
-    current covering radius ``D``; so each step updates only the points in a k-d tree ball of
-    radius ``D`` around the new sample, and a lazy max-heap yields the next farthest point. Ties go
-    to the lowest point index.
+    Runs far below the textbook O(n m): a point's distance to the sample set can only drop when a
+    new sample lands within its current distance, which is at most the current covering radius
+    ``D``; so each step updates only the points in a k-d tree ball of radius ``D`` around the new
+    sample. The running maximum is kept per block of points in k-d tree (spatial) order, so a
+    ball touches few blocks and the next farthest point is found in O(n / B + B). Ties go to the
+    first point in that spatial order (deterministic for given input).
 
     Parameters
     ----------
@@ -45,10 +45,8 @@ def farthest_point_sampling(points: np.ndarray, m: int, start: int = 0) -> tuple
     ------
     points : (n, d) float64
     returns : (idx (m,) int64 in selection order, radius (m,) float64) where ``radius[i]`` is the
-        distance of sample ``i`` to samples ``0..i-1`` (``inf`` for the first). After selecting all
-        ``m`` samples every input point lies within ``covering_radius`` of a sample, where
-        ``covering_radius`` is the distance the next sample would have had (see
-        :func:`fps_covering_radius`), bounded above by ``radius[-1]``.
+        distance of sample ``i`` to samples ``0..i-1`` (``inf`` for the first), non-increasing;
+        every input point lies within ``radius[-1]`` of one of the first ``m - 1`` samples.
     """
     p = _check_points(points)
     n = len(p)
@@ -58,39 +56,41 @@ def farthest_point_sampling(points: np.ndarray, m: int, start: int = 0) -> tuple
     if not 0 <= start < n:
         raise ValueError(f"farthest_point_sampling: start={start} is out of range for {n} points")
     tree = cKDTree(p)
-    mind = np.full(n, np.inf)
+    perm = np.asarray(tree.indices, dtype=np.int64)  # spatial (leaf) order
+    inv = np.empty(n, dtype=np.int64)
+    inv[perm] = np.arange(n)
+    B = 256 if n > 4096 else 32
+    nb = (n + B - 1) // B
+    mind = np.full(nb * B, -np.inf)  # in spatial order, padded
+    M = mind.reshape(nb, B)
     chosen = np.zeros(m, dtype=np.int64)
     rad = np.zeros(m)
-    cur = start
-    cur_d = np.inf
-    heap: list[tuple[float, int]] = []
+    cur, cur_d = start, np.inf
     for i in range(m):
         chosen[i] = cur
         rad[i] = cur_d
-        mind[cur] = 0.0
         if i == m - 1:
             break
         if i == 0:
-            d = np.linalg.norm(p - p[cur], axis=1)
-            mind = d
-            heap = list(zip((-d).tolist(), range(n), strict=True))
-            heapq.heapify(heap)
+            mind[:n] = np.linalg.norm(p[perm] - p[cur], axis=1)
+            bmax = M.max(axis=1)
         else:
             idx = np.asarray(tree.query_ball_point(p[cur], cur_d), dtype=np.int64)
             if len(idx):
                 d = np.linalg.norm(p[idx] - p[cur], axis=1)
-                upd = d < mind[idx]
-                idx, d = idx[upd], d[upd]
-                mind[idx] = d
-                for dv, j in zip(d.tolist(), idx.tolist(), strict=True):
-                    heapq.heappush(heap, (-dv, j))
-        while True:
-            negd, j = heapq.heappop(heap)
-            if -negd == mind[j]:
-                break
-        cur, cur_d = j, -negd
-        if cur_d == 0.0:
-            # only duplicates of chosen points are left
+                j = inv[idx]
+                upd = d < mind[j]
+                if upd.any():
+                    j = j[upd]
+                    mind[j] = d[upd]
+                    tb = np.unique(j // B)
+                    bmax[tb] = M[tb].max(axis=1)
+        mind[inv[cur]] = 0.0
+        bmax[inv[cur] // B] = M[inv[cur] // B].max()
+        blk = int(np.argmax(bmax))
+        jj = blk * B + int(np.argmax(M[blk]))
+        cur, cur_d = int(perm[jj]), float(mind[jj])
+        if cur_d <= 0.0:
             log.warning("farthest_point_sampling: only %d distinct points, %d asked", i + 1, m)
             return chosen[: i + 1], rad[: i + 1]
     return chosen, rad

@@ -73,7 +73,9 @@ def symmetric_edges(pairs: np.ndarray, n: int) -> np.ndarray:
     p = p.reshape(-1, 2)
     p = p[p[:, 0] != p[:, 1]]
     both = np.concatenate([p, p[:, ::-1]])
-    key = np.unique(both[:, 0] * max(n, 1) + both[:, 1])
+    key = np.sort(both[:, 0] * max(n, 1) + both[:, 1])  # sort-based unique (faster than hashing)
+    if len(key):
+        key = key[np.concatenate([[True], key[1:] != key[:-1]])]
     return np.stack([key // max(n, 1), key % max(n, 1)])
 
 

@@ -111,118 +111,120 @@ def _rank_in_group(q: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------- cKDTree route
-def _kdtree_radius(
-    x: np.ndarray, y: np.ndarray, r: float, cap: int | None, exclude_self: bool
+def _row_sort(d: np.ndarray, nb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort each row by (distance, index)."""
+    o = np.argsort(nb, axis=1, kind="stable")
+    d, nb = np.take_along_axis(d, o, 1), np.take_along_axis(nb, o, 1)
+    o = np.argsort(d, axis=1, kind="stable")
+    return np.take_along_axis(d, o, 1), np.take_along_axis(nb, o, 1)
+
+
+def _ball_rows(tree, x, y, rows_q, radii, exclude_self, r_max=None):
+    """All points within ``radii`` of the queries ``rows_q`` (global ids), sorted by (query, distance, index)."""
+    sub = tree.query_ball_point(y[rows_q], radii, workers=_workers(), return_sorted=False)
+    lens = np.fromiter((len(lst) for lst in sub), dtype=np.int64, count=len(sub))
+    nb = np.fromiter((j for lst in sub for j in lst), dtype=np.int64, count=int(lens.sum()))
+    q = np.repeat(rows_q, lens)
+    if exclude_self:
+        keep = nb != q
+        q, nb = q[keep], nb[keep]
+    d = np.linalg.norm(x[nb] - y[q], axis=1)
+    if r_max is not None:
+        keep = d <= r_max
+        q, nb, d = q[keep], nb[keep], d[keep]
+    o = np.lexsort((nb, d, q))
+    return q[o], nb[o], d[o]
+
+
+def _dense_knn_rows(tree, x, y, ids, kk, exclude_self, r=None):
+    """Query ``kk`` nearest (within r) for the queries ``ids``: row-sorted (m, kk) distances and indices.
+
+    Self matches (when excluded) and misses get distance inf and index -1, at the end of each row.
+    """
+    yy = y[ids]
+    if r is None:
+        _, nb = tree.query(yy, k=kk, workers=_workers())
+    else:
+        _, nb = tree.query(yy, k=kk, distance_upper_bound=r * (1 + 1e-12), workers=_workers())
+    nb = nb.reshape(len(ids), kk)
+    valid = nb < len(x)
+    if exclude_self:
+        valid &= nb != ids[:, None]
+    nbc = np.where(valid, nb, 0)
+    # distances recomputed the same way as on every other route (exact, consistent order)
+    d = np.where(valid, np.linalg.norm(x[nbc] - yy[:, None, :], axis=2), np.inf)
+    if r is not None:
+        valid &= d <= r
+        d = np.where(valid, d, np.inf)
+    nb = np.where(valid, nb, np.iinfo(np.int64).max)
+    d, nb = _row_sort(d, nb)
+    return d, np.where(np.isfinite(d), nb, -1)
+
+
+def _kdtree_select(
+    x: np.ndarray, y: np.ndarray, k: int, exclude_self: bool, r: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` nearest (within ``r`` if given) per query, exact ties, sorted by (query, distance, index)."""
     from scipy.spatial import cKDTree
 
     tree = cKDTree(x)
-    workers = _workers()
-    qs, ns, ds = [], [], []
     n_x = len(x)
+    kk = min(k + (1 if exclude_self else 0) + 1, n_x)  # one extra to see ties at the k-th distance
+    qs, ns, ds = [], [], []
     for start in range(0, len(y), CHUNK):
-        yy = y[start : start + CHUNK]
-        ids = np.arange(start, start + len(yy))
-        if cap is None:
-            lists = tree.query_ball_point(yy, r, workers=workers, return_sorted=False)
-            lens = np.fromiter((len(lst) for lst in lists), dtype=np.int64, count=len(lists))
-            nb = np.fromiter((j for lst in lists for j in lst), dtype=np.int64, count=int(lens.sum()))
-            qq = np.repeat(ids, lens)
-            if exclude_self:
-                keep = nb != qq
-                qq, nb = qq[keep], nb[keep]
-            dd = np.linalg.norm(x[nb] - y[qq], axis=1)
+        ids = np.arange(start, min(start + CHUNK, len(y)))
+        d, nb = _dense_knn_rows(tree, x, y, ids, kk, exclude_self, r)
+        kc = min(k, kk)
+        if kk > k:
+            tie = np.isfinite(d[:, k]) & (d[:, k] <= d[:, k - 1] * (1 + 1e-12))
         else:
-            kk = min(cap + (1 if exclude_self else 0) + 1, n_x)
-            dd, nb = tree.query(yy, k=kk, distance_upper_bound=r * (1 + 1e-12) if r > 0 else r, workers=workers)
-            dd, nb = dd.reshape(len(yy), kk), nb.reshape(len(yy), kk)
-            qq = np.broadcast_to(ids[:, None], nb.shape)
-            valid = nb < n_x
-            if exclude_self:
-                valid &= nb != qq
-            # Rows where the cap may cut through ties or hides more candidates: resolve exactly.
-            full = valid.sum(1) > cap
-            qq_l, nb_l, dd_l = [qq[valid & ~full[:, None]]], [nb[valid & ~full[:, None]]], [dd[valid & ~full[:, None]]]
-            if full.any():
-                rows = np.flatnonzero(full)
-                v = valid[rows]
-                # the cap-th valid distance, then every point up to it (ties included)
-                dsorted = np.where(v, dd[rows], np.inf)
-                dsorted.sort(axis=1)
-                dcut = dsorted[:, cap - 1]
-                sub = tree.query_ball_point(yy[rows], dcut * (1 + 1e-12), workers=workers, return_sorted=False)
-                lens = np.fromiter((len(lst) for lst in sub), dtype=np.int64, count=len(sub))
-                nb2 = np.fromiter((j for lst in sub for j in lst), dtype=np.int64, count=int(lens.sum()))
-                q2 = np.repeat(ids[rows], lens)
-                if exclude_self:
-                    k2 = nb2 != q2
-                    q2, nb2 = q2[k2], nb2[k2]
-                d2 = np.linalg.norm(x[nb2] - y[q2], axis=1)
-                k2 = d2 <= r
-                qq_l.append(q2[k2])
-                nb_l.append(nb2[k2])
-                dd_l.append(d2[k2])
-            qq, nb, dd = np.concatenate(qq_l), np.concatenate(nb_l), np.concatenate(dd_l)
-            # recompute distances exactly the same way for all pairs (sorting consistency)
-            dd = np.linalg.norm(x[nb] - y[qq], axis=1)
-        keep = dd <= r
-        qs.append(qq[keep])
-        ns.append(nb[keep])
-        ds.append(dd[keep])
-    if not qs:
-        e = np.zeros(0, np.int64)
-        return e, e, np.zeros(0)
+            tie = np.zeros(len(ids), dtype=bool)
+        dk, nk = d[:, :kc], nb[:, :kc]
+        ok = np.isfinite(dk) & ~tie[:, None]
+        q = np.broadcast_to(ids[:, None], dk.shape)
+        q_l, n_l, d_l = [q[ok]], [nk[ok]], [dk[ok]]
+        if tie.any():
+            rows = ids[tie]
+            q2, n2, d2 = _ball_rows(tree, x, y, rows, d[tie, k - 1] * (1 + 1e-12), exclude_self, r)
+            # keep the first k per row
+            start_of = np.searchsorted(q2, rows)
+            rank = np.arange(len(q2)) - np.repeat(start_of, np.diff(np.append(start_of, len(q2))))
+            keep = rank < k
+            q_l.append(q2[keep])
+            n_l.append(n2[keep])
+            d_l.append(d2[keep])
+        qq, nn, dd = np.concatenate(q_l), np.concatenate(n_l), np.concatenate(d_l)
+        if tie.any():  # merge the tie rows back into query order (stable: rows stay internally sorted)
+            o = np.argsort(qq, kind="stable")
+            qq, nn, dd = qq[o], nn[o], dd[o]
+        qs.append(qq)
+        ns.append(nn)
+        ds.append(dd)
+    return np.concatenate(qs), np.concatenate(ns), np.concatenate(ds)
+
+
+def _kdtree_radius(
+    x: np.ndarray, y: np.ndarray, r: float, cap: int | None, exclude_self: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if cap is not None:
+        return _kdtree_select(x, y, cap, exclude_self, r)
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(x)
+    qs, ns, ds = [], [], []
+    for start in range(0, len(y), CHUNK):
+        ids = np.arange(start, min(start + CHUNK, len(y)))
+        q, nb, d = _ball_rows(tree, x, y, ids, r, exclude_self, r)
+        qs.append(q)
+        ns.append(nb)
+        ds.append(d)
     return np.concatenate(qs), np.concatenate(ns), np.concatenate(ds)
 
 
 def _kdtree_knn(
     x: np.ndarray, y: np.ndarray, k: int, exclude_self: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(x)
-    workers = _workers()
-    n_x = len(x)
-    kk = min(k + (1 if exclude_self else 0) + 1, n_x)  # one extra to detect ties at the k-th distance
-    qs, ns, ds = [], [], []
-    for start in range(0, len(y), CHUNK):
-        yy = y[start : start + CHUNK]
-        ids = np.arange(start, start + len(yy))
-        dd, nb = tree.query(yy, k=kk, workers=workers)
-        dd, nb = dd.reshape(len(yy), kk), nb.reshape(len(yy), kk)
-        qq = np.broadcast_to(ids[:, None], nb.shape)
-        valid = nb < n_x
-        if exclude_self:
-            valid &= nb != qq
-        dd = np.where(valid, dd, np.inf)
-        o = np.argsort(dd, axis=1, kind="stable")
-        dd, nb, valid = np.take_along_axis(dd, o, 1), np.take_along_axis(nb, o, 1), np.take_along_axis(valid, o, 1)
-        cnt = valid.sum(1)
-        # a tie is possible where the (k+1)-th valid distance equals the k-th
-        tie = np.zeros(len(yy), dtype=bool)
-        has_next = cnt > k
-        if has_next.any():
-            tie[has_next] = dd[has_next, k] <= dd[has_next, k - 1] * (1 + 1e-12)
-        ok = ~tie
-        sel = valid & (np.arange(kk)[None, :] < k) & ok[:, None]
-        q_l, n_l = [qq[sel]], [nb[sel]]
-        if tie.any():
-            rows = np.flatnonzero(tie)
-            dcut = dd[rows, k - 1]
-            sub = tree.query_ball_point(yy[rows], dcut * (1 + 1e-12), workers=workers, return_sorted=False)
-            lens = np.fromiter((len(lst) for lst in sub), dtype=np.int64, count=len(sub))
-            nb2 = np.fromiter((j for lst in sub for j in lst), dtype=np.int64, count=int(lens.sum()))
-            q2 = np.repeat(ids[rows], lens)
-            if exclude_self:
-                k2 = nb2 != q2
-                q2, nb2 = q2[k2], nb2[k2]
-            q_l.append(q2)
-            n_l.append(nb2)
-        qq, nb = np.concatenate(q_l), np.concatenate(n_l)
-        qs.append(qq)
-        ns.append(nb)
-        ds.append(np.linalg.norm(x[nb] - y[qq], axis=1))
-    return np.concatenate(qs), np.concatenate(ns), np.concatenate(ds)
+    return _kdtree_select(x, y, k, exclude_self, None)
 
 
 # --------------------------------------------------------------------------- torch cell-list route
@@ -374,8 +376,8 @@ def _search(
             q, n, d = _kdtree_radius(xn, yn, param, cap, exclude_self)
         else:
             q, n, d = _kdtree_knn(xn, yn, int(param), exclude_self)
+        # already sorted by (query, distance, index) and capped
         q, n, d = (torch.from_numpy(np.ascontiguousarray(a)) for a in (q, n, d))
-        q, n, d = _cap(q, n, d, cap if kind == "radius" else int(param))
     elif be == "cell":
         if kind == "radius":
             q, n, d = _cell_radius(x, y, param, exclude_self, pair_budget)
@@ -386,7 +388,7 @@ def _search(
         qs, ns, ds = [], [], []
         step = max(1, pair_budget // max(x.shape[0], 1))
         for s in range(0, y.shape[0], step):
-            dd = torch.cdist(y[s : s + step].double(), x.double())
+            dd = torch.cdist(y[s : s + step].double(), x.double(), compute_mode="donot_use_mm_for_euclid_dist")
             qi = torch.arange(s, s + dd.shape[0], device=dev)
             if exclude_self:
                 dd[torch.arange(dd.shape[0], device=dev), qi] = float("inf")
