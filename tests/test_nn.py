@@ -64,7 +64,7 @@ def test_radius_pairs_match_brute_force_and_respect_batches():
     bx, by = (torch.arange(200) % 2), (torch.arange(50) % 2)
     pairs = radius_pairs(x, y, 0.2, bx, by, ensure_one=False)
     d = np.linalg.norm(y.numpy()[:, None] - x.numpy()[None], axis=-1)
-    want = {(int(s), int(q)) for q, s in zip(*np.nonzero((d <= 0.2) & (by.numpy()[:, None] == bx.numpy()[None])))}
+    want = {(int(s), int(q)) for q, s in zip(*np.nonzero((d <= 0.2) & (by.numpy()[:, None] == bx.numpy()[None])), strict=False)}
     got = {(int(s), int(q)) for s, q in pairs.T}
     assert got == want and len(want) > 50
     # a far query gets its nearest source with ensure_one
