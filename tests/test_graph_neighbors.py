@@ -180,3 +180,17 @@ def test_real_meshes(shared_data):
         for be in ("kdtree", "cell"):
             e = knn(torch.from_numpy(a.points), torch.from_numpy(q), 6, backend=be)
             assert _sets(e, len(q)) == [set(r.tolist()) for r in nb]
+
+
+@pytest.mark.gpu
+def test_cuda_cell_list_matches_cpu():
+    x = torch.rand(20000, 3, generator=torch.Generator().manual_seed(5))
+    y = torch.rand(3000, 3, generator=torch.Generator().manual_seed(6))
+    xc, yc = x.cuda(), y.cuda()
+    for r, cap in ((0.03, None), (0.05, 16)):
+        a = radius(x, y, r, max_num_neighbors=cap)
+        b = radius(xc, yc, r, max_num_neighbors=cap)
+        assert b.is_cuda and _sets(b.cpu(), len(y)) == _sets(a, len(y))
+    assert _sets(knn(xc, yc, 12).cpu(), len(y)) == _sets(knn(x, y, 12), len(y))
+    e = knn_graph(xc, 8, batch=torch.repeat_interleave(torch.arange(4), 5000).cuda())
+    assert e.is_cuda and e.shape[1] == 20000 * 8
