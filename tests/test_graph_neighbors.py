@@ -186,7 +186,7 @@ def test_real_meshes(shared_data):
 def test_cuda_cell_list_matches_cpu():
     x = torch.rand(20000, 3, generator=torch.Generator().manual_seed(5))
     y = torch.rand(3000, 3, generator=torch.Generator().manual_seed(6))
-    xc, yc = x.cuda(), y.cuda()
+    xc, yc = x.double().cuda(), y.double().cuda()  # float64: the same boundary decisions as the CPU route
     for r, cap in ((0.03, None), (0.05, 16)):
         a = radius(x, y, r, max_num_neighbors=cap)
         b = radius(xc, yc, r, max_num_neighbors=cap)
