@@ -267,3 +267,17 @@ def test_cli_graph(tmp_path, shared_data, capsys):
     assert rc == 0 and load_graph(tmp_path / "c.pt").node_type_names == ["interior", "end", "bifurcation"]
     assert main(["graph", str(tmp_path / "missing.vtu")]) == 1
     assert "missing.vtu" in capsys.readouterr().err
+
+
+def test_real_2d_mesh_node_types(shared_data):
+    import meshops
+
+    m = meshops.read(shared_data / "su2" / "mesh_NACA0012_inv.su2")
+    g = build(m, {"levels": 2})
+    assert g.node_type_names == ["interior", "airfoil", "farfield"]
+    counts = torch.bincount(g.node_type, minlength=3).tolist()
+    assert counts[1] == len(np.unique(m.boundaries["airfoil"][0].data))
+    assert counts[2] == len(np.unique(m.boundaries["farfield"][0].data))
+    assert torch.all(g.pos[:, 2] == 0) and torch.all(g.pos_1[:, 2] == 0)
+    # Euler on the planar triangulation with one hole: V - E + F = 0
+    assert m.n_points - g.edge_index.shape[1] // 2 + m.n_cells == 0
