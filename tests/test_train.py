@@ -133,3 +133,14 @@ def test_amp_training_on_gpu(tmp_path):
     assert np.isfinite(res.best_val_rel_l2) and all(np.isfinite(h["train_loss"]) for h in res.history)
     trained = load_trained(res.best_checkpoint, device="cuda")
     assert next(trained.model.parameters()).is_cuda
+
+
+def test_ugraph_learns_harmonic_extension_10x_better_than_the_mean(tmp_path):
+    """Known answer: u harmonic (quadratic) on random meshes, input = u on the boundary only.
+
+    Measured (seed 0, 384 steps): relative L2 0.083 vs 0.996 for the mean predictor (12x).
+    """
+    torch.set_num_threads(1)
+    model_l2, mean_l2 = _harmonic_run(tmp_path, epochs=16)
+    assert mean_l2 > 0.9
+    assert model_l2 * 10 <= mean_l2, f"operator rel L2 {model_l2:.4f} vs mean predictor {mean_l2:.4f}"
