@@ -155,3 +155,22 @@ def test_normalization_uses_the_training_cases_only_and_cache_keys(tmp_path):
     moved.points[0, 0] += 1e-3
     fresh.get(moved, {"levels": 1})
     assert fresh.builds == 2
+
+
+def test_train_on_a_folder_with_flags_only(folder, tmp_path, capsys):
+    from meshops.cli import main as cli
+
+    out = tmp_path / "run"
+    rc = cli(["train", "--path", str(folder), "--inputs", "a", "--targets", "b", "--globals", "re",
+              "--model", "mgn", "--epochs", "1", "--batch-size", "2", "--out", str(out), "--no-progress",
+              "--cache", str(tmp_path / "cache"), "--set", "model_options.hidden=8", "--set", "model_options.n_blocks=1"])
+    assert rc == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["dataset"]["options"]["inputs"] == ["a"] and cfg["model"]["hidden"] == 8
+    assert cfg["features"]["target_channels"] == [3] and cfg["features"]["globals"] == ["re"]
+    splits = json.loads((out / "splits.json").read_text())
+    assert sorted(sum((splits[k] for k in ("train", "val", "test")), [])) == [f"case{i}" for i in range(5)]
+    # evaluate on the folder itself (read with the checkpoint's field names)
+    capsys.readouterr()
+    assert cli(["evaluate", str(out / "best.pt"), str(folder)]) == 0
+    assert json.loads(capsys.readouterr().out)["n_cases"] == 5
