@@ -21,6 +21,7 @@ Everything accumulates in float32 for float16/bfloat16 and returns the input dty
 from __future__ import annotations
 
 import importlib.util
+import math
 import warnings
 
 import torch
@@ -31,8 +32,6 @@ from meshops.ops._config import triton_on_cpu
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
-# torch warns once that sparse CSR is "beta"; we only use its stable CSR @ dense product
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 
 def use_triton(t: Tensor) -> bool:
@@ -47,7 +46,7 @@ def _tri():  # imported lazily: importing triton costs ~1 s and is pointless on 
 
 
 def _flat(t: Tensor) -> Tensor:
-    return t.reshape(t.size(0), -1)
+    return t.reshape(t.size(0), math.prod(t.shape[1:]))
 
 
 def _unflat(t: Tensor, rows: int, like: Tensor) -> Tensor:
@@ -70,9 +69,11 @@ def _mm_ok(t: Tensor) -> bool:
 def _csr_mm(ptr: Tensor, col: Tensor, val: Tensor | None, x2: Tensor, n_rows: int) -> Tensor:
     """``A @ x2`` with ``A`` the (n_rows, len(x2)) CSR matrix; x2 is 2-D float32/float64."""
     values = torch.ones(col.numel(), dtype=x2.dtype, device=x2.device) if val is None else val.to(x2.dtype)
-    a = torch.sparse_csr_tensor(
-        ptr.long(), col.long(), values, size=(n_rows, x2.size(0)), check_invariants=False
-    )
+    with warnings.catch_warnings():  # torch warns that sparse CSR is "beta"; CSR @ dense is stable
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        a = torch.sparse_csr_tensor(
+            ptr.long(), col.long(), values, size=(n_rows, x2.size(0)), check_invariants=False
+        )
     return a @ x2
 
 

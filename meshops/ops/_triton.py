@@ -15,6 +15,8 @@ Kernels
 
 from __future__ import annotations
 
+import math
+
 import torch
 import triton
 import triton.language as tl
@@ -130,7 +132,7 @@ def _acc(dtype: torch.dtype):
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.size(0), -1).contiguous()
+    return t.reshape(t.size(0), math.prod(t.shape[1:])).contiguous()
 
 
 def _feature_block(f: int) -> int:

@@ -252,7 +252,8 @@ def gather_scatter(
                 "" if edge_attr is None else f" + D={edge_attr.size(1)}"
             )
             raise ValueError(
-                f"{op}: weight has shape {tuple(weight.shape)}; expected (F_out, {f_in}) with {parts}"
+                f"{op}: weight has shape {tuple(weight.shape)}; expected "
+                f"({weight.size(0) if weight.dim() == 2 else 'F_out'}, {f_in}) with {parts}"
             )
         if bias is not None and bias.shape != (weight.size(0),):
             raise ValueError(f"{op}: bias must have shape ({weight.size(0)},), got {tuple(bias.shape)}")

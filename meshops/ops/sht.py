@@ -1,3 +1,4 @@
+# ruff: noqa: E741  (l is the spherical-harmonic degree, as in the literature)
 """Real spherical harmonics and spherical-harmonic transforms on any point set of the unit sphere.
 
 Conventions
