@@ -140,25 +140,28 @@ def _dense_knn_rows(tree, x, y, ids, kk, exclude_self, r=None):
     """Query ``kk`` nearest (within r) for the queries ``ids``: row-sorted (m, kk) distances and indices.
 
     Self matches (when excluded) and misses get distance inf and index -1, at the end of each row.
+    cKDTree returns rows sorted by distance; only rows holding exactly equal distances are re-sorted
+    so that equal distances are ordered by index.
     """
     yy = y[ids]
     if r is None:
-        _, nb = tree.query(yy, k=kk, workers=_workers())
+        d, nb = tree.query(yy, k=kk, workers=_workers())
     else:
-        _, nb = tree.query(yy, k=kk, distance_upper_bound=r * (1 + 1e-12), workers=_workers())
-    nb = nb.reshape(len(ids), kk)
+        d, nb = tree.query(yy, k=kk, distance_upper_bound=r * (1 + 1e-12), workers=_workers())
+    d, nb = d.reshape(len(ids), kk), nb.reshape(len(ids), kk)
     valid = nb < len(x)
-    if exclude_self:
-        valid &= nb != ids[:, None]
-    nbc = np.where(valid, nb, 0)
-    # distances recomputed the same way as on every other route (exact, consistent order)
-    d = np.where(valid, np.linalg.norm(x[nbc] - yy[:, None, :], axis=2), np.inf)
     if r is not None:
         valid &= d <= r
-        d = np.where(valid, d, np.inf)
+    if exclude_self:
+        valid &= nb != ids[:, None]
+        o = np.argsort(~valid, axis=1, kind="stable")  # invalid entries to the end, order kept
+        d, nb, valid = (np.take_along_axis(a, o, 1) for a in (d, nb, valid))
+    d = np.where(valid, d, np.inf)
     nb = np.where(valid, nb, np.iinfo(np.int64).max)
-    d, nb = _row_sort(d, nb)
-    return d, np.where(np.isfinite(d), nb, -1)
+    tie_rows = np.flatnonzero(((d[:, 1:] == d[:, :-1]) & np.isfinite(d[:, 1:])).any(axis=1))
+    if len(tie_rows):
+        d[tie_rows], nb[tie_rows] = _row_sort(d[tie_rows], nb[tie_rows])
+    return d, np.where(valid.any(axis=1)[:, None] & np.isfinite(d), nb, -1)
 
 
 def _kdtree_select(
