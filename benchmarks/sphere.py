@@ -255,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--unroll", type=int, default=1, help="autoregressive steps in the training loss (both models)")
     ap.add_argument("--band-limit", action="store_true", help="ours: project predictions onto degrees <= lmax")
-    ap.add_argument("--linear-skip", action="store_true", help="ours: add a linear spectral map of the input")
+    ap.add_argument("--linear", default="rotating", choices=["none", "degree", "lm", "rotating"],
+                    help="ours: linear spectral path from the input (see sfno_graph)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--layers", type=int, default=4)
@@ -299,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def ours(local: bool = False) -> Any:
         return create("sfno_graph", in_channels=3, out_channels=3, hidden=a.hidden, layers=a.layers, lmax=a.lmax,
                       pos_features="z", residual=True, local=local, zero_init=True, band_limit=a.band_limit,
-                      linear_skip=a.linear_skip,
+                      linear=a.linear,
                       internal=list(a.internal) if a.internal[0] > 0 else None)  # fmt: skip
 
     runs: dict[str, tuple[str, str, Callable[[], torch.nn.Module], PointSetData, torch.Tensor, Any]] = {
@@ -314,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            lambda: Ours(ours(True), ico.points, sht_ico, edges_ico), ico, w_ico, sht_ico_e),
     }  # fmt: skip
     models = list(a.models) + (["ours_ico_local"] if a.local and "ours_ico_local" not in a.models else [])
-    cfg = {k: getattr(a, k) for k in ("steps", "batch", "unroll", "band_limit", "linear_skip", "lr", "hidden", "layers", "lmax", "internal", "peer_scale_factor",
+    cfg = {k: getattr(a, k) for k in ("steps", "batch", "unroll", "band_limit", "linear", "lr", "hidden", "layers", "lmax", "internal", "peer_scale_factor",
                                       "rollout", "threads", "seed")}  # fmt: skip
     print(f"sphere benchmark: {cfg}; data {data_dir} (train {tuple(grid.train.shape)}, test {tuple(grid.test.shape)})")
     rows = []

@@ -1,3 +1,4 @@
+# ruff: noqa: E741  (l is the spherical-harmonic degree, as in the literature)
 """Real spherical harmonics and SHT on any spherical point set (meshops.ops.sht): properties, not shapes."""
 
 from __future__ import annotations

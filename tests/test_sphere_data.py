@@ -84,3 +84,18 @@ def test_dataset_contract(small):
         dsmod.SphereShallowWater(point_set="icosphere2", root=out, stride=5)
     with pytest.raises(ValueError, match=r"unknown point set 'hexgrid'"):
         gen.point_set("hexgrid", 16, 32)
+
+
+@pytest.mark.slow
+def test_benchmark_smoke(tmp_path):
+    """`meshops bench sphere --quick` end to end on a small generated dataset (a few minutes)."""
+    gen = _load("meshops_sphere_shallow_water_generator", "generator.py")
+    gen.generate(tmp_path, n_train=1, n_test=1, steps=40, point_sets=("equiangular", "icosphere4"))
+    bench = _load("meshops_bench_sphere_test", "../../benchmarks/sphere.py")
+    out = tmp_path / "res.json"
+    assert bench.main(["--data", str(tmp_path), "--quick", "--json", str(out)]) == 0
+    import json
+
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["key"] for r in rows] == ["ours_grid", "peer_grid", "ours_ico"]
+    assert all(math.isfinite(r["one_step"]) and r["forward_ms"] > 0 for r in rows)

@@ -1,3 +1,4 @@
+# ruff: noqa: E741  (l is the spherical-harmonic degree, as in the literature)
 """Spherical operator layers and the sfno_graph model: equivariance, point-set independence, gradients."""
 
 from __future__ import annotations
@@ -8,7 +9,13 @@ import pytest
 import torch
 
 from meshops.models import create
-from meshops.nn.spherical import SFNOBlock, SHEdgeEncoding, SpectralConvS2, SphereMessagePassing, SphericalConv
+from meshops.nn.spherical import (
+    SFNOBlock,
+    SHEdgeEncoding,
+    SpectralConvS2,
+    SphereMessagePassing,
+    SphericalConv,
+)
 from meshops.ops.sht import SHT, fibonacci_sphere, gauss_legendre_grid, icosphere, real_sph_harm
 
 torch.set_num_threads(1)
@@ -85,7 +92,7 @@ def test_gradcheck_layers_float64():
     for mode in ("degree", "lm"):
         conv = SphericalConv(2, 2, lmax=3, mode=mode).double()
         x = torch.randn(40, 2, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(lambda v: conv(v, s), (x,))
+        assert torch.autograd.gradcheck(lambda v, conv=conv: conv(v, s), (x,))
     sc = SpectralConvS2(2, 3, lmax=2).double()
     c = torch.randn(9, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(sc, (c,))

@@ -26,7 +26,7 @@ from meshops.ops.sht import SphericalHarmonicTransform, gauss_legendre_grid
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SphericalGraphOperator", "sht_for"]
+__all__ = ["RotatingLinear", "SphericalGraphOperator", "sht_for"]
 
 
 def sht_for(
@@ -55,6 +55,41 @@ def sht_for(
         f"sfno_graph: quadrature={quadrature!r} needs "
         + ("data.sht_weights" if quadrature == "weights" else "data.face")
     )
+
+
+def _synth(c: Tensor, sht: SphericalHarmonicTransform) -> Tensor:
+    """Inverse transform of coefficients up to some degree <= sht.lmax (zero-padded)."""
+    return sht.inverse(torch.nn.functional.pad(c, (0, 0, 0, (sht.lmax + 1) ** 2 - c.shape[-2])))
+
+
+class RotatingLinear(nn.Module):
+    """Linear operator ``sum_{k<=order} z^k A_k(x) + sum_{1<=k<=order} B_k(z^k x)`` on a point set.
+
+    ``A_k``, ``B_k`` are :class:`SpectralConvS2` in ``"lm"`` mode (complex weight per (l, |m|)),
+    ``z`` the coordinate along the rotation axis. Multiplication by ``z`` couples degrees l and
+    l +- 1 at the same order, as the Coriolis term does; the per-order operators carry the
+    longitude derivatives and the per-degree (Laplacian) terms. Starts at zero.
+
+    Shapes
+    ------
+    x : (..., N, in_channels); z : (N, 1); returns (..., N, out_channels).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, lmax: int, order: int = 2) -> None:
+        super().__init__()
+        self.a = nn.ModuleList(SpectralConvS2(in_channels, out_channels, lmax, "lm") for _ in range(order + 1))
+        self.b = nn.ModuleList(SpectralConvS2(in_channels, out_channels, lmax, "lm") for _ in range(order))
+        for prm in self.parameters():
+            nn.init.zeros_(prm)
+
+    def forward(self, x: Tensor, z: Tensor, sht: SphericalHarmonicTransform) -> Tensor:
+        cx = sht(x)
+        out = _synth(self.a[0](cx), sht)
+        zk = torch.ones_like(z)
+        for k in range(1, len(self.a)):
+            zk = zk * z
+            out = out + zk * _synth(self.a[k](cx), sht) + _synth(self.b[k - 1](sht(zk * x)), sht)
+        return out
 
 
 @register("sfno_graph")
@@ -94,10 +129,12 @@ class SphericalGraphOperator(nn.Module):
     zero_init : bool
         Start the decoder's last layer at zero (the untrained model predicts 0, or persistence
         with ``residual=True``).
-    linear_skip : bool
-        Add a linear spectral map of the raw inputs to the output (per-degree channel mixing,
-        ``mode`` weights): the linear part of the dynamics, e.g. gravity-wave propagation over one
-        step, is then one exact linear operator instead of something the nonlinear path must learn.
+    linear : "none", "degree", "lm" or "rotating"
+        A linear spectral path from the raw inputs to the output, next to the nonlinear blocks.
+        ``"degree"``/``"lm"``: one :class:`SpectralConvS2` (per-degree or per-(l, |m|) weights).
+        ``"rotating"``: :class:`RotatingLinear`, ``sum_k z^k A_k(x) + B_k(z^k x)`` for ``k <= 2``,
+        the structure of the shallow-water equations linearised on a sphere rotating about z
+        (per-order operators coupled across degrees by the Coriolis parameter ``2 Omega z``).
     band_limit : bool
         Project the decoder's output onto degrees ``<= lmax`` through the point set's transform
         (the prediction stays band-limited, like a spectral solver's state).
@@ -128,7 +165,7 @@ class SphericalGraphOperator(nn.Module):
         internal: list[int] | None = None,
         zero_init: bool = False,
         band_limit: bool = False,
-        linear_skip: bool = False,
+        linear: str = "none",
     ) -> None:
         super().__init__()
         if pos_features not in ("none", "z", "xyz"):
@@ -168,12 +205,15 @@ class SphericalGraphOperator(nn.Module):
         if zero_init:
             nn.init.zeros_(self.decoder[-1].weight)
             nn.init.zeros_(self.decoder[-1].bias)
-        self.linear_skip = SpectralConvS2(in_channels, out_channels, lmax, mode) if linear_skip else None  # type: ignore[arg-type]
-        if self.linear_skip is not None and zero_init:
-            nn.init.zeros_(self.linear_skip.weight)
-            if mode == "lm":
-                nn.init.zeros_(self.linear_skip.weight_b)
-        self._sht_cache: dict[tuple, SphericalHarmonicTransform] = {}
+        if linear not in ("none", "degree", "lm", "rotating"):
+            raise ValueError(f"sfno_graph: linear must be 'none', 'degree', 'lm' or 'rotating', got {linear!r}")
+        self.linear: nn.Module | None = None
+        if linear == "rotating":
+            self.linear = RotatingLinear(in_channels, out_channels, lmax)
+        elif linear != "none":
+            self.linear = SpectralConvS2(in_channels, out_channels, lmax, linear)  # type: ignore[arg-type]
+            for prm in self.linear.parameters():
+                nn.init.zeros_(prm)
 
     # -- transforms -----------------------------------------------------------------------------
     def transform_for(
@@ -237,10 +277,10 @@ class SphericalGraphOperator(nn.Module):
                 assert edge_index is not None
                 h = h + self.local_out(h, edge_index, pos)
         out = self.decoder(h)
-        if self.linear_skip is not None:
-            c = self.linear_skip(sht(x))
-            c = torch.nn.functional.pad(c, (0, 0, 0, (sht.lmax + 1) ** 2 - c.shape[-2]))
-            out = out + sht.inverse(c)
+        if isinstance(self.linear, RotatingLinear):
+            out = out + self.linear(x, pos[:, 2:3].to(x.dtype), sht)
+        elif self.linear is not None:
+            out = out + _synth(self.linear(sht(x)), sht)
         if self.band_limit:
             keep = (sht.degree <= self.lmax).to(out.dtype)[:, None]
             out = sht.inverse(sht(out) * keep)
