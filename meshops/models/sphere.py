@@ -214,6 +214,7 @@ class SphericalGraphOperator(nn.Module):
             self.linear = SpectralConvS2(in_channels, out_channels, lmax, linear)  # type: ignore[arg-type]
             for prm in self.linear.parameters():
                 nn.init.zeros_(prm)
+        self._sht_cache: dict[tuple, SphericalHarmonicTransform] = {}
 
     # -- transforms -----------------------------------------------------------------------------
     def transform_for(
