@@ -107,20 +107,17 @@ def case_graph(case: Any, centerline: dict[str, np.ndarray], n_cl: int = 128) ->
 
 
 def baseline_features(g: Any, length_scale: float = 10.0, q_scale: float = 1.0) -> Any:
-    """Per-node inputs ``x`` and globals ``u`` for the graph baselines (same scaling as centerline_rbf)."""
+    """Per-node inputs ``x`` and globals ``u`` for the graph baselines: the wall position and the
+    centerline model's own per-point features (:func:`meshops.models.coronary.point_features`) at
+    the nearest centerline point."""
     import torch
 
-    from meshops.models.coronary import CL_FEATURES
+    from meshops.models.coronary import point_features
 
-    powers = torch.tensor([float(v[0]) for v in CL_FEATURES.values()])
-    logs = torch.tensor([v[1] for v in CL_FEATURES.values()])
-    f = g.cl_feat[g.cl_nearest] * length_scale ** (-powers)
-    f = torch.where(logs, torch.log1p(f.clamp_min(0)), f)
     qn = float(g.u[0, 0]) / q_scale
-    lr = torch.log(g.cl_radius[g.cl_nearest] / length_scale)
-    lq = math.log(qn)
-    x = torch.cat([g.pos / length_scale, f, ((lq - 3 * lr) / 10.0)[:, None], ((lq - 4 * lr) / 10.0)[:, None]], 1)
-    return x.float(), torch.tensor([[qn, lq]], dtype=torch.float32)
+    f = point_features(g.cl_feat, g.cl_radius, torch.full_like(g.cl_radius, qn), length_scale)[g.cl_nearest]
+    x = torch.cat([g.pos / length_scale, f], 1)
+    return x.float(), torch.tensor([[qn, math.log(qn)]], dtype=torch.float32)
 
 
 # --------------------------------------------------------------------------------------- models
@@ -202,7 +199,7 @@ def train_one(key: str, name: str, cfg: dict[str, Any], data: dict[str, list[Any
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             step += 1
-            tot += float(loss) * b.num_graphs
+            tot += float(loss.detach()) * b.num_graphs
             seen += b.num_graphs
             t_train += time.perf_counter() - t0
             if budget > 0 and t_train >= budget:

@@ -51,7 +51,7 @@ from meshops.nn.rbf import AnisotropicRBFDecoder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CL_FEATURES", "CenterlineRBF", "attach_centerline", "centerline_inputs", "validate_centerline"]
+__all__ = ["CL_FEATURES", "N_FLOW_FEATURES", "CenterlineRBF", "point_features", "attach_centerline", "centerline_inputs", "validate_centerline"]
 
 #: Per-point centerline features: name -> (power of length in its unit, log1p-transformed).
 CL_FEATURES: dict[str, tuple[int, bool]] = {
@@ -223,6 +223,34 @@ def attach_centerline(
     return out
 
 
+#: Number of flow-dependent per-point features appended by :func:`point_features`.
+N_FLOW_FEATURES = 4
+
+
+def point_features(cl_feat: Tensor, cl_radius: Tensor, qn: Tensor, length_scale: float) -> Tensor:
+    """Dimensionless per-point inputs: the scaled :data:`CL_FEATURES` plus four flow features.
+
+    The flow features use the normalized inlet flow ``qn`` of each point's case: ``log`` of the
+    Poiseuille WSS and pressure-gradient scales (``Q / r^3``, ``Q / r^4``) and, linearly, the same
+    WSS scale and the Poiseuille pressure left to the outlet (``Q * int_s^L ds / r^4``), each with a
+    fixed scale that makes typical coronary values O(1). The baselines of ``benchmarks/coronary.py``
+    get the same features on the wall.
+
+    Shapes
+    ------
+    cl_feat (M, len(CL_FEATURES)), cl_radius (M,), qn (M,) -> (M, len(CL_FEATURES) + 4)
+    """
+    powers = torch.tensor([float(v[0]) for v in CL_FEATURES.values()], dtype=cl_feat.dtype, device=cl_feat.device)
+    logs = torch.tensor([v[1] for v in CL_FEATURES.values()], device=cl_feat.device)
+    f = cl_feat * length_scale ** (-powers)
+    res = f[:, list(CL_FEATURES).index("resistance_to_end")]
+    f = torch.where(logs, torch.log1p(f.clamp_min(0)), f)
+    rr = cl_radius / length_scale
+    lq, lr = torch.log(qn), torch.log(rr)
+    flow = torch.stack([(lq - 3 * lr) / 10.0, (lq - 4 * lr) / 10.0, qn / rr**3 / 1e3, qn * res / 1e4], 1)
+    return torch.cat([f, flow], 1)
+
+
 @register("centerline_rbf")
 class CenterlineRBF(nn.Module):
     """Centerline transformer encoder + anisotropic RBF decoder (see the module docstring).
@@ -267,15 +295,18 @@ class CenterlineRBF(nn.Module):
         if q_scale <= 0 or length_scale <= 0:
             raise ValueError(f"centerline_rbf: q_scale={q_scale} and length_scale={length_scale} must be > 0")
         self.q_index, self.q_scale, self.length_scale = q_index, float(q_scale), float(length_scale)
-        powers = torch.tensor([float(v[0]) for v in CL_FEATURES.values()])
-        self.register_buffer("feat_scale", length_scale ** (-powers), persistent=False)
-        self.register_buffer("feat_log", torch.tensor([v[1] for v in CL_FEATURES.values()]), persistent=False)
-        n_feat = len(CL_FEATURES) + 2  # + per-point flow features
+        n_feat = len(CL_FEATURES) + N_FLOW_FEATURES
         self.encoder = CenterlineEncoder(
             n_feat, n_globals=2, d_model=d_model, n_heads=n_heads, n_layers=n_layers, mlp_ratio=mlp_ratio, dist_max=dist_max
         )
         self.decoder = AnisotropicRBFDecoder(
-            d_model, out_channels, num_centers, vectors=vectors, chunk_size=chunk_size, max_elements=max_elements
+            d_model,
+            out_channels,
+            num_centers,
+            vectors=vectors,
+            n_extra=N_FLOW_FEATURES,
+            chunk_size=chunk_size,
+            max_elements=max_elements,
         )
 
     def _flow(self, data: Any, num_cases: int) -> Tensor:
@@ -317,12 +348,8 @@ class CenterlineRBF(nn.Module):
         if bool((data.cl_radius <= 0).any()):
             i = int(torch.nonzero(data.cl_radius <= 0)[0, 0])
             raise ValueError(f"centerline_rbf: centerline radius at point {i} is {float(data.cl_radius[i])}; must be > 0")
-        feat = data.cl_feat * self.feat_scale
-        feat = torch.where(self.feat_log, torch.log1p(feat.clamp_min(0)), feat)
         qn = q / self.q_scale
-        lq = torch.log(qn)[cl_batch]
-        lr = torch.log(data.cl_radius / self.length_scale)
-        feat = torch.cat([feat, (lq - 3 * lr)[:, None] / 10.0, (lq - 4 * lr)[:, None] / 10.0], 1)
+        feat = point_features(data.cl_feat, data.cl_radius, qn[cl_batch], self.length_scale)
         globals_ = torch.stack([qn, torch.log(qn)], 1)
         pos_scaled = data.cl_pos / self.length_scale
         tokens, gtok = self.encoder(feat, pos_scaled, cl_batch, globals_)
@@ -331,6 +358,7 @@ class CenterlineRBF(nn.Module):
             qb,
             tokens,
             gtok,
+            feat[:, -N_FLOW_FEATURES:],
             data.cl_pos,
             data.cl_frame,
             data.cl_radius,

@@ -127,6 +127,8 @@ class AnisotropicRBFDecoder(nn.Module):
     vectors : ``[start, stop)`` channel ranges of length 3 that are vectors (rotated with the frame).
     hidden : width of the head MLP (default ``d_model``).
     n_fourier : Fourier features of the arc-length coordinate fed to the head.
+    n_extra : per-point centerline features passed as ``cl_extra`` and interpolated to the centers
+        as extra head inputs (e.g. flow scales that amplitudes should follow linearly).
     tangent_scale : initial Gaussian scale along the tangent, in center spacings.
     normal_scale : initial scale across, in local radii.
     offset_scale : the offset output is multiplied by this many local radii.
@@ -136,7 +138,7 @@ class AnisotropicRBFDecoder(nn.Module):
     Shapes
     ------
     query (Q, 3), query_batch (Q,) sorted, tokens (M, d_model), global_tokens (B, d_model),
-    centerline tensors as in :func:`place_centers` -> (Q, out_channels)
+    cl_extra (M, n_extra) or None, centerline tensors as in :func:`place_centers` -> (Q, out_channels)
     """
 
     def __init__(
@@ -147,6 +149,7 @@ class AnisotropicRBFDecoder(nn.Module):
         vectors: Sequence[Sequence[int]] = (),
         hidden: int | None = None,
         n_fourier: int = 8,
+        n_extra: int = 0,
         tangent_scale: float = 1.5,
         normal_scale: float = 1.0,
         offset_scale: float = 0.5,
@@ -169,7 +172,8 @@ class AnisotropicRBFDecoder(nn.Module):
         self.offset_scale, self.max_log_scale = offset_scale, max_log_scale
         self.chunk_size, self.max_elements = chunk_size, max_elements
         hidden = hidden or d_model
-        n_in = 2 * d_model + 2 * n_fourier + 1
+        self.n_extra = n_extra
+        n_in = 2 * d_model + 2 * n_fourier + 1 + n_extra
         # outputs: offset (3), log-scales (3), rotation (2: cos/sin), amplitudes (C)
         self.head = nn.Sequential(
             nn.Linear(n_in, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 8 + out_channels)
@@ -187,6 +191,7 @@ class AnisotropicRBFDecoder(nn.Module):
         self,
         tokens: Tensor,
         global_tokens: Tensor,
+        cl_extra: Tensor | None,
         cl_pos: Tensor,
         cl_frame: Tensor,
         cl_radius: Tensor,
@@ -206,7 +211,13 @@ class AnisotropicRBFDecoder(nn.Module):
         tok = tokens[i] * (1 - lam) + tokens[i + 1] * lam
         freq = math.pi * (2.0 ** torch.arange(self.n_fourier, device=tok.device, dtype=tok.dtype))
         ang = pc["u"][:, None] * freq
-        z = torch.cat([tok, global_tokens[pc["case"]], torch.sin(ang), torch.cos(ang), pc["radius"].log()[:, None]], 1)
+        parts = [tok, global_tokens[pc["case"]], torch.sin(ang), torch.cos(ang), pc["radius"].log()[:, None]]
+        if self.n_extra:
+            if cl_extra is None or cl_extra.shape != (cl_pos.shape[0], self.n_extra):
+                got = None if cl_extra is None else tuple(cl_extra.shape)
+                raise ValueError(f"AnisotropicRBFDecoder: cl_extra must have shape ({cl_pos.shape[0]}, {self.n_extra}), got {got}")
+            parts.append(cl_extra[i] * (1 - lam) + cl_extra[i + 1] * lam)
+        z = torch.cat(parts, 1)
         o = self.head(z)
         frame, r = pc["frame"], pc["radius"]
         centers = pc["pos"] + torch.einsum("ki,kij->kj", o[:, 0:3] * (self.offset_scale * r[:, None]), frame)
@@ -238,6 +249,7 @@ class AnisotropicRBFDecoder(nn.Module):
         query_batch: Tensor | None,
         tokens: Tensor,
         global_tokens: Tensor,
+        cl_extra: Tensor | None,
         cl_pos: Tensor,
         cl_frame: Tensor,
         cl_radius: Tensor,
@@ -246,7 +258,7 @@ class AnisotropicRBFDecoder(nn.Module):
         cl_batch: Tensor,
     ) -> Tensor:
         num_cases = global_tokens.shape[0]
-        g = self.centers(tokens, global_tokens, cl_pos, cl_frame, cl_radius, cl_arclength, cl_branch, cl_batch)
+        g = self.centers(tokens, global_tokens, cl_extra, cl_pos, cl_frame, cl_radius, cl_arclength, cl_branch, cl_batch)
         if query_batch is None:
             if num_cases != 1:
                 raise ValueError(f"AnisotropicRBFDecoder: {num_cases} cases but no query_batch to split the queries")
