@@ -64,7 +64,8 @@ def test_triangulate_polygons():
 def test_signed_distance_sphere_and_box(sphere):
     p, f, _ = sphere
     rng = np.random.default_rng(0)
-    q = rng.normal(size=(2000, 3)) * 0.8
+    u = rng.normal(size=(1000, 3))
+    q = u / np.linalg.norm(u, axis=1, keepdims=True) * rng.uniform(0.6, 1.5, size=(1000, 1))
     sd = gb.signed_distance(q, p, f)
     exact = np.linalg.norm(q, axis=1) - 1
     assert np.abs(sd - exact).max() < 5e-3  # polygonal approximation of the sphere
@@ -151,7 +152,7 @@ def test_real_boundaries(shared_data):
     assert np.all(cnt == 2)
     nv = len(np.unique(b.faces))
     assert nv - len(cnt) + len(b.faces) == 2
-    sd = b.signed_distance(cyl.points)
+    sd = b.signed_distance(cyl.points[::3])
     assert sd.max() <= 1e-9 and -2.0 <= sd.min() < -1.9  # radius 2 cylinder
     air = meshops.read(shared_data / "su2" / "mesh_NACA0012_inv.su2")
     b = extract_boundary(air)
