@@ -6,8 +6,8 @@ are interpolated from the two neighbouring centerline points and a small MLP hea
 
 * an offset of the center from the centerline, in the local frame (tangent, normal, binormal),
   in units of the local radius;
-* three scales: along the tangent (in units of the center spacing ``L / K``) and two across
-  (in units of the local radius), and a rotation of the two cross-section axes about the tangent;
+* three scales: along the tangent (in units of the larger of the center spacing ``L / K`` and
+  half the local radius) and two across (in units of the local radius), and a rotation of the two cross-section axes about the tangent;
 * the amplitudes of every output channel. Channels grouped as vectors (``vectors=[[a, a+3]]``,
   e.g. the WSS vector) get their three amplitudes in the local frame and are rotated to world
   coordinates with it, so vector outputs rotate with the vessel and scalar outputs do not change.
@@ -129,7 +129,9 @@ class AnisotropicRBFDecoder(nn.Module):
     n_fourier : Fourier features of the arc-length coordinate fed to the head.
     n_extra : per-point centerline features passed as ``cl_extra`` and interpolated to the centers
         as extra head inputs (e.g. flow scales that amplitudes should follow linearly).
-    tangent_scale : initial Gaussian scale along the tangent, in center spacings.
+    tangent_scale, tangent_radius : the initial Gaussian scale along the tangent is the larger of
+        ``tangent_scale`` center spacings and ``tangent_radius`` local radii (so that with many
+        centers each wall point still sees several of them, whatever the wall mesh spacing).
     normal_scale : initial scale across, in local radii.
     offset_scale : the offset output is multiplied by this many local radii.
     max_log_scale : learned log-scale corrections are softly bounded to +-this.
@@ -151,6 +153,7 @@ class AnisotropicRBFDecoder(nn.Module):
         n_fourier: int = 8,
         n_extra: int = 0,
         tangent_scale: float = 1.5,
+        tangent_radius: float = 0.5,
         normal_scale: float = 1.0,
         offset_scale: float = 0.5,
         max_log_scale: float = 3.0,
@@ -168,7 +171,7 @@ class AnisotropicRBFDecoder(nn.Module):
                 raise ValueError(f"AnisotropicRBFDecoder: vector channels [{a}, {b}) must be 3 channels within {out_channels}")
         self.num_centers, self.out_channels = num_centers, out_channels
         self.n_fourier = n_fourier
-        self.tangent_scale, self.normal_scale = tangent_scale, normal_scale
+        self.tangent_scale, self.tangent_radius, self.normal_scale = tangent_scale, tangent_radius, normal_scale
         self.offset_scale, self.max_log_scale = offset_scale, max_log_scale
         self.chunk_size, self.max_elements = chunk_size, max_elements
         hidden = hidden or d_model
@@ -223,7 +226,7 @@ class AnisotropicRBFDecoder(nn.Module):
         centers = pc["pos"] + torch.einsum("ki,kij->kj", o[:, 0:3] * (self.offset_scale * r[:, None]), frame)
         lim = self.max_log_scale
         ls = lim * torch.tanh(o[:, 3:6] / lim)
-        sig_t = self.tangent_scale * pc["spacing"] * torch.exp(ls[:, 0])
+        sig_t = torch.maximum(self.tangent_scale * pc["spacing"], self.tangent_radius * r) * torch.exp(ls[:, 0])
         sig_n = self.normal_scale * r * torch.exp(ls[:, 1])
         sig_b = self.normal_scale * r * torch.exp(ls[:, 2])
         cs = nn.functional.normalize(torch.stack([1.0 + o[:, 6], o[:, 7]], 1), dim=1, eps=1e-6)
