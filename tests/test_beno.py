@@ -124,6 +124,23 @@ def test_beno_batched_equals_single_and_boundary_roles(cases):
         torch.testing.assert_close(model(s), model(s.clone().update({"x": x3})))
 
 
+def test_beno_multilevel_branches_batch_consistently(cases):
+    from meshops.data.graphs import FeatureSpec, Pipeline
+    from meshops.train.trainer import collate
+
+    p = Pipeline(FeatureSpec.from_case(cases[0]), {"levels": 3, "ratio": 0.25})
+    p.fit(cases)
+    samples = [p.sample(c) for c in cases]
+    torch.manual_seed(0)
+    model = _beno(p.features.in_channels, levels=3, blocks_per_level=1).eval()
+    with torch.no_grad():
+        single = torch.cat([model(s) for s in samples])
+        batched = model(collate(samples))
+    torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="no hierarchy level 1"):
+        model(_pipeline(cases).sample(cases[0]))
+
+
 def test_beno_3d_and_gradients_reach_the_transformer():
     gen = _gen()
     case = elliptic_case(gen.make_case("cube_cutout1", "dirichlet", seed=0, h=0.25), "cube")

@@ -19,6 +19,7 @@ from torch import nn
 
 from meshops.models import register
 from meshops.models.mgn import node_features
+from meshops.models.ugraph import graph_levels
 from meshops.nn.beno import BENOBranch, boundary_features
 
 __all__ = ["BENO"]
@@ -55,7 +56,11 @@ class BENO(nn.Module):
     hidden, latent : int
         Message-passing width and boundary latent width.
     n_blocks : int
-        Conditioned message-passing rounds per branch.
+        Conditioned message-passing rounds per branch (flat processor, ``levels == 1``).
+    levels, blocks_per_level : int
+        ``levels > 1``: each branch runs a U-shaped pass over that many hierarchy levels of the
+        graph (``meshops.graph.build`` with ``levels >= levels``), ``blocks_per_level``
+        conditioned blocks per level on the way down and again on the way up.
     heads, transformer_layers : int
         Boundary Transformer encoder size.
 
@@ -82,6 +87,8 @@ class BENO(nn.Module):
         transformer_layers: int = 2,
         aggregate: str = "mean",
         mlp_layers: int = 2,
+        levels: int = 1,
+        blocks_per_level: int = 2,
     ) -> None:
         super().__init__()
         self.in_channels, self.global_channels = in_channels, global_channels
@@ -95,10 +102,15 @@ class BENO(nn.Module):
         nb, ns, nsh = len(self.bval), len(self.src), len(self.shared) + global_channels
         geo = 4  # distance and offset to the nearest boundary node
         # tokens: position (3) + shared channels (boundary type, coefficient, ...) [+ boundary values]
+        if levels < 1:
+            raise ValueError(f"BENO: levels must be >= 1, got {levels}")
+        self.levels = levels
         self.interior = BENOBranch(ns + nsh + geo, edge_channels, 3 + nsh, out_channels, hidden, latent,
-                                   n_blocks, heads, transformer_layers, aggregate, mlp_layers)
+                                   n_blocks, heads, transformer_layers, aggregate, mlp_layers, levels,
+                                   blocks_per_level)
         self.boundary = BENOBranch(nb + nsh + geo + 2 * nb, edge_channels, 3 + nsh + nb, out_channels, hidden,
-                                   latent, n_blocks, heads, transformer_layers, aggregate, mlp_layers)
+                                   latent, n_blocks, heads, transformer_layers, aggregate, mlp_layers, levels,
+                                   blocks_per_level)
 
     def forward(self, data: Any) -> torch.Tensor:
         x = node_features(data, self.in_channels, self.global_channels)
@@ -116,11 +128,10 @@ class BENO(nn.Module):
         src, bval = x[:, self.src], x[:, self.bval]
         geo_val = boundary_features(pos, batch, is_b, bval, n_graphs)  # (N, 4 + 2 nb)
         geo = geo_val[:, :4]
-        ea = data.edge_attr.to(x.dtype)
-        ei = data.edge_index
+        levels = graph_levels(data, self.levels)
         tb = batch[is_b]
         tok_shared = torch.cat([pos[is_b], shared[is_b]], dim=-1)
-        u_f = self.interior(torch.cat([src, shared, geo], -1), ea, ei, tok_shared, tb, batch, n_graphs)
-        u_g = self.boundary(torch.cat([bval, shared, geo_val], -1), ea, ei,
+        u_f = self.interior(torch.cat([src, shared, geo], -1), levels, tok_shared, tb, batch, n_graphs)
+        u_g = self.boundary(torch.cat([bval, shared, geo_val], -1), levels,
                             torch.cat([tok_shared, bval[is_b]], -1), tb, batch, n_graphs)
         return u_f + u_g

@@ -20,7 +20,9 @@ Pieces here (tensors only; nothing about files or meshes):
   boundary values there and their inverse-distance-weighted mean (Shepard interpolation);
 * :class:`ConditionedBlock` - the pipeline's :class:`~meshops.nn.message_passing.EdgeNodeBlock`
   with FiLM conditioning of the node state by the boundary latent;
-* :class:`BENOBranch` - encoder, conditioned processor, decoder.
+* :class:`ConditionedUGraph` - the same blocks in a U-shaped pass over the graph hierarchy
+  (restriction / prolongation of :mod:`meshops.nn.ugraph`), for a global receptive field;
+* :class:`BENOBranch` - encoder, conditioned processor (flat or U-shaped), decoder.
 
 Works for 2D and 3D graphs alike: positions are (N, 3) with z = 0 in 2D.
 """
@@ -33,8 +35,10 @@ from torch import nn
 from meshops import ops
 from meshops.nn.message_passing import EdgeNodeBlock
 from meshops.nn.mlp import MLP
+from meshops.nn.ugraph import Level, prolong, restrict
 
-__all__ = ["pad_by_graph", "BoundaryEncoder", "boundary_features", "ConditionedBlock", "BENOBranch"]
+__all__ = ["pad_by_graph", "BoundaryEncoder", "boundary_features", "ConditionedBlock", "ConditionedUGraph",
+           "BENOBranch", "coarse_batch"]
 
 
 def pad_by_graph(values: torch.Tensor, batch: torch.Tensor, n_graphs: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,8 +183,74 @@ class ConditionedBlock(nn.Module):
         return self.block(x * (1.0 + gamma) + beta, e, edge_index)
 
 
+def coarse_batch(batch: torch.Tensor, level: Level) -> torch.Tensor:
+    """Graph index of each node of a coarse level, from the down map of the finer level.
+
+    Shapes
+    ------
+    batch : (N_{l-1},) int64; level.down : (2, M) -> (N_l,) int64
+    """
+    assert level.down is not None
+    src, dst = level.down[0], level.down[1]
+    return ops.scatter(batch[src].to(torch.float64)[:, None], dst, dim_size=level.num_nodes,
+                       reduce="max")[:, 0].round().to(torch.long)
+
+
+class ConditionedUGraph(nn.Module):
+    """U-shaped pass over the hierarchy with boundary-conditioned blocks at every level.
+
+    Down: at each level (restricting from the finer one) ``blocks_per_level`` conditioned blocks;
+    up: prolong, merge with the level's skip, ``blocks_per_level`` conditioned blocks. Each level
+    has its own edge encoder.
+
+    Shapes
+    ------
+    h : (N_0, hidden); levels : list of Level; z : (B, latent); batch : (N_0,) -> (N_0, hidden)
+    """
+
+    def __init__(self, hidden: int, latent: int, n_levels: int, edge_in: int, blocks_per_level: int = 2,
+                 aggregate: str = "mean", mlp_layers: int = 2) -> None:
+        super().__init__()
+        self.n_levels = n_levels
+        self.edge_encoders = nn.ModuleList(MLP(edge_in, hidden, hidden, mlp_layers) for _ in range(n_levels))
+
+        def stack() -> nn.ModuleList:
+            return nn.ModuleList(ConditionedBlock(hidden, latent, aggregate, mlp_layers) for _ in range(blocks_per_level))
+
+        self.down = nn.ModuleList(stack() for _ in range(n_levels))
+        self.up = nn.ModuleList(stack() for _ in range(n_levels - 1))
+        self.merge = nn.ModuleList(MLP(2 * hidden, hidden, hidden, mlp_layers) for _ in range(n_levels - 1))
+
+    def forward(self, h: torch.Tensor, levels: list[Level], z: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        if len(levels) < self.n_levels:
+            raise ValueError(f"ConditionedUGraph: the graph has {len(levels)} levels, the model needs {self.n_levels}")
+        skips, edges, batches = [], [], []
+        b = batch
+        for lvl in range(self.n_levels):
+            L = levels[lvl]
+            if lvl > 0:
+                assert L.down is not None
+                h = restrict(h, L.down, L.down_w, L.num_nodes)
+                b = coarse_batch(b, L)
+            e = self.edge_encoders[lvl](L.edge_attr.to(h.dtype))
+            for blk in self.down[lvl]:
+                h, e = blk(h, e, L.edge_index, z, b)
+            skips.append(h)
+            edges.append(e)
+            batches.append(b)
+        for lvl in range(self.n_levels - 2, -1, -1):
+            nxt = levels[lvl + 1]
+            assert nxt.up is not None
+            h_up = prolong(h, nxt.up, nxt.up_w, levels[lvl].num_nodes)
+            h = skips[lvl] + self.merge[lvl](torch.cat([skips[lvl], h_up], dim=-1))
+            e = edges[lvl]
+            for blk in self.up[lvl]:
+                h, e = blk(h, e, levels[lvl].edge_index, z, batches[lvl])
+        return h
+
+
 class BENOBranch(nn.Module):
-    """One BENO branch: node/edge encoders, boundary Transformer, conditioned blocks, decoder.
+    """One BENO branch: node encoder, boundary Transformer, conditioned processor, decoder.
 
     Parameters
     ----------
@@ -189,28 +259,43 @@ class BENOBranch(nn.Module):
     hidden, latent : int
         Node/edge latent size and boundary latent size.
     n_blocks : int
-        Message-passing rounds (each conditioned on the boundary latent).
+        Message-passing rounds of the flat processor (``levels == 1``), each conditioned on the
+        boundary latent.
+    levels, blocks_per_level : int
+        With ``levels > 1`` a :class:`ConditionedUGraph` over that many hierarchy levels replaces
+        the flat processor.
 
     Shapes
     ------
-    x : (N, node_in); edge_attr : (E, edge_in); edge_index : (2, E); tokens : (M, token_in);
+    x : (N, node_in); levels : list of Level (level 0: the graph's edges); tokens : (M, token_in);
     token_batch : (M,); batch : (N,) -> (N, out_channels)
     """
 
     def __init__(self, node_in: int, edge_in: int, token_in: int, out_channels: int, hidden: int = 64,
                  latent: int = 64, n_blocks: int = 6, heads: int = 4, transformer_layers: int = 2,
-                 aggregate: str = "mean", mlp_layers: int = 2) -> None:
+                 aggregate: str = "mean", mlp_layers: int = 2, levels: int = 1, blocks_per_level: int = 2) -> None:
         super().__init__()
         self.node_encoder = MLP(node_in, hidden, hidden, mlp_layers)
-        self.edge_encoder = MLP(edge_in, hidden, hidden, mlp_layers)
         self.boundary = BoundaryEncoder(token_in, latent, heads, transformer_layers)
-        self.blocks = nn.ModuleList(ConditionedBlock(hidden, latent, aggregate, mlp_layers) for _ in range(n_blocks))
+        self.levels = levels
+        if levels > 1:
+            self.processor = ConditionedUGraph(hidden, latent, levels, edge_in, blocks_per_level, aggregate,
+                                               mlp_layers)
+        else:
+            self.edge_encoder = MLP(edge_in, hidden, hidden, mlp_layers)
+            self.blocks = nn.ModuleList(ConditionedBlock(hidden, latent, aggregate, mlp_layers)
+                                        for _ in range(n_blocks))
         self.decoder = MLP(hidden + latent, out_channels, hidden, mlp_layers, layer_norm=False)
 
-    def forward(self, x: torch.Tensor, edge_attr: torch.Tensor, edge_index: torch.Tensor, tokens: torch.Tensor,
-                token_batch: torch.Tensor, batch: torch.Tensor, n_graphs: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, levels: list[Level], tokens: torch.Tensor, token_batch: torch.Tensor,
+                batch: torch.Tensor, n_graphs: int) -> torch.Tensor:
         z = self.boundary(tokens, token_batch, n_graphs)
-        h, e = self.node_encoder(x), self.edge_encoder(edge_attr)
-        for blk in self.blocks:
-            h, e = blk(h, e, edge_index, z, batch)
+        h = self.node_encoder(x)
+        if self.levels > 1:
+            h = self.processor(h, levels, z, batch)
+        else:
+            L = levels[0]
+            e = self.edge_encoder(L.edge_attr.to(x.dtype))
+            for blk in self.blocks:
+                h, e = blk(h, e, L.edge_index, z, batch)
         return self.decoder(torch.cat([h, ops.gather(z, batch)], dim=-1))
