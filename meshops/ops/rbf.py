@@ -173,42 +173,67 @@ class _RBFEval(torch.autograd.Function):
     def backward(ctx, grad_out):  # type: ignore[override]
         x, centers, precision, weights = ctx.saved_tensors
         xp, cp, chunk_size, max_elements = ctx.groups
-        need_x, need_c, need_a, need_w = ctx.needs_input_grad[:4]
-        gx = torch.zeros_like(x) if need_x else None
-        gc = torch.zeros_like(centers) if need_c else None
-        ga = torch.zeros_like(precision) if need_a else None
-        gw = torch.zeros_like(weights) if need_w else None
-        d = x.shape[1]
-        for g in range(len(xp) - 1):
-            x0, x1, c0, c1 = xp[g], xp[g + 1], cp[g], cp[g + 1]
-            k = c1 - c0
-            if x1 == x0 or k == 0:
-                continue
-            shift, cs, a_perm, neg_ca = _group_consts(centers, precision, c0, c1)
-            a_rows = a_perm.permute(0, 2, 1)  # [i, k, j] = A_k[i, j]
-            w = weights[c0:c1]
-            e_sum = x.new_zeros(d, k)  # sum_q dL/d(dd_iqk)
-            a_acc = x.new_zeros(d, k, d)  # sum_q dL/d(dd_iqk) x_qj
-            step = _chunk_rows(k, d, chunk_size, max_elements)
-            for s in range(x0, x1, step):
-                e = min(s + step, x1)
-                xs = x[s:e] - shift
-                dd, phi = _phi(xs, a_perm, neg_ca)
-                go = grad_out[s:e]
-                if gw is not None:
-                    gw[c0:c1] += phi.T @ go
-                nsphi = (go @ w.T).mul_(phi).neg_()  # -dL/dphi * phi, (q, K)
-                edd = dd.mul_(nsphi)  # dL/d(dd), (D, q, K), in place of dd
-                if gx is not None:
-                    gx[s:e] = torch.bmm(edd, a_rows).sum(0)
-                e_sum += edd.sum(1)
-                if ga is not None:
-                    a_acc += torch.bmm(edd.transpose(1, 2), xs.expand(d, -1, -1))
-            if gc is not None:
-                gc[c0:c1] = -torch.einsum("ik,ikj->kj", e_sum, a_rows)
+        grads = rbf_backward(grad_out, x, centers, precision, weights, xp, cp, ctx.needs_input_grad[:4], chunk_size, max_elements)
+        return (*grads, None, None, None, None)
+
+
+def rbf_backward(
+    grad_out: Tensor,
+    x: Tensor,
+    centers: Tensor,
+    precision: Tensor,
+    weights: Tensor,
+    xp: list[int],
+    cp: list[int],
+    needs: tuple[bool, ...] = (True, True, True, True),
+    chunk_size: int | None = None,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
+    """Gradients of :func:`rbf_eval` with respect to x, centers, precision and weights (chunked
+    recomputation; the backward of both the torch path and the Triton path).
+
+    Shapes
+    ------
+    grad_out (Q, C) and the inputs of :func:`rbf_eval` -> grads shaped like x, centers, precision,
+    weights (None where ``needs`` is False)
+    """
+    need_x, need_c, need_a, need_w = needs
+    gx = torch.zeros_like(x) if need_x else None
+    gc = torch.zeros_like(centers) if need_c else None
+    ga = torch.zeros_like(precision) if need_a else None
+    gw = torch.zeros_like(weights) if need_w else None
+    grad_out = grad_out.to(x.dtype)
+    d = x.shape[1]
+    for g in range(len(xp) - 1):
+        x0, x1, c0, c1 = xp[g], xp[g + 1], cp[g], cp[g + 1]
+        k = c1 - c0
+        if x1 == x0 or k == 0:
+            continue
+        shift, cs, a_perm, neg_ca = _group_consts(centers, precision, c0, c1)
+        a_rows = a_perm.permute(0, 2, 1)  # [i, k, j] = A_k[i, j]
+        w = weights[c0:c1]
+        e_sum = x.new_zeros(d, k)  # sum_q dL/d(dd_iqk)
+        a_acc = x.new_zeros(d, k, d)  # sum_q dL/d(dd_iqk) x_qj
+        step = _chunk_rows(k, d, chunk_size, max_elements)
+        for s in range(x0, x1, step):
+            e = min(s + step, x1)
+            xs = x[s:e] - shift
+            dd, phi = _phi(xs, a_perm, neg_ca)
+            go = grad_out[s:e]
+            if gw is not None:
+                gw[c0:c1] += phi.T @ go
+            nsphi = (go @ w.T).mul_(phi).neg_()  # -dL/dphi * phi, (q, K)
+            edd = dd.mul_(nsphi)  # dL/d(dd), (D, q, K), in place of dd
+            if gx is not None:
+                gx[s:e] = torch.bmm(edd, a_rows).sum(0)
+            e_sum += edd.sum(1)
             if ga is not None:
-                ga[c0:c1] = a_acc.permute(1, 0, 2) - e_sum.T.unsqueeze(-1) * cs.unsqueeze(1)
-        return gx, gc, ga, gw, None, None, None, None
+                a_acc += torch.bmm(edd.transpose(1, 2), xs.expand(d, -1, -1))
+        if gc is not None:
+            gc[c0:c1] = -torch.einsum("ik,ikj->kj", e_sum, a_rows)
+        if ga is not None:
+            ga[c0:c1] = a_acc.permute(1, 0, 2) - e_sum.T.unsqueeze(-1) * cs.unsqueeze(1)
+    return gx, gc, ga, gw
 
 
 def rbf_eval(
@@ -221,6 +246,7 @@ def rbf_eval(
     *,
     chunk_size: int | None = None,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    impl: str = "auto",
 ) -> Tensor:
     """Sum of anisotropic Gaussians at query points, chunked, with autograd.
 
@@ -239,6 +265,10 @@ def rbf_eval(
         centers ``c_ptr[g]:c_ptr[g+1]``. Both None: one group.
     chunk_size : queries per chunk (default: chosen from ``max_elements``).
     max_elements : bound on the size of one ``(chunk, K, D)`` temporary.
+    impl : ``"torch"`` (the chunked reference), ``"triton"`` (the fused kernel of
+        :mod:`meshops.ops._rbf_triton`: CUDA, or CPU under ``TRITON_INTERPRET=1``; float32
+        accumulation; backward by the chunked torch recomputation) or ``"auto"`` (Triton for
+        CUDA float32/16 inputs with D = 3 when triton imports, else torch).
 
     Returns
     -------
@@ -257,11 +287,31 @@ def rbf_eval(
     xp, cp = _check(x, centers, precision, weights, x_ptr, c_ptr)
     if max_elements < 1:
         raise ValueError(f"rbf_eval: max_elements must be >= 1, got {max_elements}")
+    if impl not in ("auto", "torch", "triton"):
+        raise ValueError(f"rbf_eval: impl must be 'auto', 'torch' or 'triton', got {impl!r}")
     dtype = x.dtype
     if dtype in (torch.float16, torch.bfloat16):
         x, centers, precision, weights = (t.float() for t in (x, centers, precision, weights))
+    if impl == "auto":
+        impl = "triton" if (x.is_cuda and x.dtype == torch.float32 and x.shape[1] == 3 and _triton_ok()) else "torch"
+    if impl == "triton":
+        if x.shape[1] != 3 or x.dtype != torch.float32:
+            raise ValueError(f"rbf_eval: impl='triton' needs D = 3 and float32/16 inputs, got D = {x.shape[1]}, {dtype}")
+        from meshops.ops._rbf_triton import rbf_eval_op
+
+        xpt = torch.tensor(xp, dtype=torch.long)
+        cpt = torch.tensor(cp, dtype=torch.long)
+        return rbf_eval_op(x.contiguous(), centers.contiguous(), precision.contiguous(), weights.contiguous(), xpt, cpt).to(dtype)
     out = _RBFEval.apply(x, centers, precision, weights, xp, cp, chunk_size, max_elements)
     return out.to(dtype)
+
+
+def _triton_ok() -> bool:
+    try:
+        import triton  # noqa: F401
+    except Exception:  # pragma: no cover - triton missing or broken
+        return False
+    return True
 
 
 def rbf_eval_dense(
