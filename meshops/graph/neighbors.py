@@ -2,8 +2,10 @@
 
 Two routes, same results:
 
-* CPU: scipy's ``cKDTree`` (``workers=-1`` uses every core; queries are chunked so memory stays
-  bounded by ``chunk * max_num_neighbors``).
+* CPU: scipy's ``cKDTree`` (``workers=-1`` uses every core, override with ``$MESHOPS_WORKERS``;
+  queries are chunked so memory stays bounded by ``CHUNK * max_num_neighbors``). Measured on 2
+  busy cores, 1e5 points, k=16: 1.04 s with all workers vs 1.27 s with one; the exact tie/cap
+  handling costs 1.5x the bare ``cKDTree.query`` at 1e5 points and is at parity at 1e6.
 * CUDA (or ``backend="cell"`` anywhere): a cell list in plain torch. Points are hashed into cubic
   cells of side ``r``; each query scans the 3^d surrounding cells found by ``searchsorted`` on the
   sorted cell keys. Queries are processed in chunks sized so that the number of candidate pairs
