@@ -1,0 +1,92 @@
+"""The darcy_neuraloperator dataset: neuraloperator's real Darcy files as meshes; bad files refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from meshops.data import DatasetError, load_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+DS = ROOT / "datasets" / "darcy_neuraloperator"
+
+
+def _ds(**kw):
+    return load_dataset(str(DS), **kw)
+
+
+def test_real_files_as_meshes(shared_data):
+    root = shared_data / "neuraloperator"
+    tr = _ds(split="train", resolution=16, root=str(root))
+    te32 = _ds(split="test", resolution=32, root=str(root))
+    assert len(tr) == 1000 and len(te32) == 50
+    raw = torch.load(root / "darcy_train_16.pt", weights_only=True)
+    c = tr[7]
+    assert c.inputs == ["permeability"] and c.targets == ["pressure"]
+    m = c.mesh
+    assert m.n_points == 256 and m.cells[0].data.shape == (2 * 15 * 15, 3)
+    # point i*n + j holds grid value [i, j] at ((i + .5)/n, (j + .5)/n)
+    np.testing.assert_array_equal(tr.grid(m.point_data["permeability"]), raw["x"][7].numpy().astype(np.float32))
+    np.testing.assert_array_equal(tr.grid(m.point_data["pressure"]), raw["y"][7].numpy())
+    np.testing.assert_allclose(m.points[1 * 16 + 3, :2], [1.5 / 16, 3.5 / 16])
+    # the 32 grid covers the same square
+    p32 = te32[0].mesh.points
+    assert abs(p32[:, :2].min() - 0.5 / 32) < 1e-12 and abs(p32[:, :2].max() - 31.5 / 32) < 1e-12
+    # boundary ring of 60 nodes flagged through the graph
+    from meshops.graph import build
+
+    g = build(m, {"levels": 3})
+    assert int((g.node_type > 0).sum()) == 4 * 16 - 4
+    assert tr.case_names()[7] == c.name == "darcy_train_16_0007"
+
+
+def test_triangles_cover_the_square_ccw():
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location("darcy_ds_test", DS / "dataset.py")
+    mod = module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    pts, tri, edges = mod.grid_mesh(5, 4)
+    a = pts[tri[:, 1], :2] - pts[tri[:, 0], :2]
+    b = pts[tri[:, 2], :2] - pts[tri[:, 0], :2]
+    area = 0.5 * (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0])
+    assert (area > 0).all()
+    np.testing.assert_allclose(area.sum(), (4 / 5) * (3 / 4))  # the hull of the cell centres
+    assert len(edges) == 2 * 4 + 2 * 3 and len(np.unique(edges[:, 0])) == len(edges)
+
+
+def _write(path: Path, obj) -> Path:
+    torch.save(obj, path)
+    return path
+
+
+def test_bad_files(tmp_path):
+    x = torch.rand(3, 4, 4) > 0.5
+    y = torch.rand(3, 4, 4)
+    with pytest.raises(DatasetError, match=r"bad1.pt has no key\(s\) \['y'\]"):
+        _ds(path=str(_write(tmp_path / "bad1.pt", {"x": x})))
+    with pytest.raises(DatasetError, match=r"bad2.pt: 'x' has shape \(3, 4, 4\) but 'y' has shape \(2, 4, 4\)"):
+        _ds(path=str(_write(tmp_path / "bad2.pt", {"x": x, "y": y[:2]})))
+    with pytest.raises(DatasetError, match=r"bad3.pt: 'y' has shape \(3, 16\), expected \(samples, n, m\)"):
+        _ds(path=str(_write(tmp_path / "bad3.pt", {"x": x, "y": y.reshape(3, 16)})))
+    with pytest.raises(DatasetError, match=r"bad4.pt holds a list"):
+        _ds(path=str(_write(tmp_path / "bad4.pt", [x, y])))
+    y2 = y.clone()
+    y2[1, 2, 2] = float("nan")
+    with pytest.raises(DatasetError, match=r"bad5.pt: 'y' has non-finite values \(first in sample 1\)"):
+        _ds(path=str(_write(tmp_path / "bad5.pt", {"x": x, "y": y2})))
+    (tmp_path / "bad6.pt").write_bytes(b"not a torch file")
+    with pytest.raises(DatasetError, match=r"bad6.pt cannot be read as a torch file"):
+        _ds(path=str(tmp_path / "bad6.pt"))
+    with pytest.raises(DatasetError, match=r"nothere.pt does not exist"):
+        _ds(path=str(tmp_path / "nothere.pt"))
+    with pytest.raises(DatasetError, match=r"split must be 'train' or 'test', got 'val'"):
+        _ds(split="val", root=str(tmp_path))
+    # a good file with a channel axis works
+    ok = _ds(path=str(_write(tmp_path / "ok.pt", {"x": x[:, None], "y": y[:, None]})), n=2)
+    assert len(ok) == 2 and ok[1].mesh.n_points == 16
+    with pytest.raises(IndexError, match="sample 5 out of range"):
+        ok[5]
