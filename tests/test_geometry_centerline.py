@@ -159,6 +159,13 @@ def test_read_centerline_y_shape_and_graph():
     F = g.frame.double()
     np.testing.assert_allclose(torch_matmul(F), np.broadcast_to(np.eye(3), F.shape), atol=1e-6)
     np.testing.assert_allclose(g.x[:, 0], 0.3)
+    # resampling keeps the junction shared and the topology
+    r = c.resampled(0.25)
+    assert r.n_branches == 3 and len(r.bifurcations()) == 1 and len(np.unique(r.components())) == 1
+    seg = np.linalg.norm(np.diff(r.points[r.branches[0]], axis=0), axis=1)
+    assert seg.max() <= 0.25 + 1e-12 and len(r.branches[0]) == 41
+    np.testing.assert_allclose(r.points[r.branches[1][0]], [0, 0, 10])
+    np.testing.assert_allclose(r.radius, 0.3)
 
 
 def torch_matmul(F):

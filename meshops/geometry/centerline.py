@@ -321,6 +321,60 @@ class Centerline:
         deg = np.bincount(e.ravel(), minlength=self.n_points)
         return np.flatnonzero(deg >= 3)
 
+    def resampled(self, spacing: float) -> Centerline:
+        """A new centerline with every branch resampled at uniform arc length (``<= spacing``).
+
+        Branch end points (junctions, inlets, outlets) are kept exactly and stay shared between
+        the branches meeting there; the radius is interpolated linearly in arc length; other
+        ``point_data`` is not carried over (it has no meaning between the old points). Branches of
+        zero length are kept as their end points.
+
+        Shapes
+        ------
+        returns : Centerline with new points; ``branches`` and ``parent`` in the same order.
+        """
+        if not spacing > 0:
+            raise ValueError(f"Centerline.resampled: spacing must be > 0, got {spacing}")
+        pts: list[np.ndarray] = []
+        rad: list[np.ndarray] = []
+        end_new: dict[int, int] = {}
+        branches: list[np.ndarray] = []
+        count = 0
+
+        def end_index(old: int, xyz: np.ndarray, r: float) -> int:
+            nonlocal count
+            if old not in end_new:
+                end_new[old] = count
+                pts.append(xyz[None])
+                rad.append(np.array([r]))
+                count += 1
+            return end_new[old]
+
+        radius = self.radius if self.radius is not None else np.zeros(self.n_points)
+        for b in self.branches:
+            p = self.points[b]
+            s = arc_length(p) if len(b) > 1 else np.zeros(1)
+            if len(b) < 2 or s[-1] <= 0:
+                ids = [end_index(int(b[0]), p[0], float(radius[b[0]]))]
+                if len(b) > 1:
+                    ids.append(end_index(int(b[-1]), p[-1], float(radius[b[-1]])))
+                branches.append(np.array(ids, dtype=np.int64))
+                continue
+            new, _, r = resample(p, spacing=spacing, values=radius[b])
+            assert r is not None
+            first = end_index(int(b[0]), p[0], float(radius[b[0]]))
+            inner = np.arange(count, count + len(new) - 2)
+            pts.append(new[1:-1])
+            rad.append(r[1:-1])
+            count += len(new) - 2
+            last = end_index(int(b[-1]), p[-1], float(radius[b[-1]]))
+            branches.append(np.concatenate([[first], inner, [last]]).astype(np.int64))
+        parent = []
+        for pb, pp in self.parent:
+            parent.append((pb, end_new.get(pp, -1)) if pb >= 0 else (-1, -1))
+        return Centerline(points=np.concatenate(pts), branches=branches,
+                          radius=np.concatenate(rad) if self.radius is not None else None, parent=parent)
+
     def components(self) -> np.ndarray:
         """(n,) int64 connected-component label of each point (disconnected pieces get distinct labels)."""
         from scipy.sparse import coo_matrix
