@@ -111,6 +111,12 @@ def test_forward_batched_equals_single_and_chunking_is_invisible():
     model.decoder.max_elements = 64
     with torch.no_grad():
         torch.testing.assert_close(model(batch), out, atol=1e-5, rtol=1e-5)
+    # any query points: a subset of the wall given as query_pos gives the same values there
+    keep = torch.arange(batch.num_nodes) % 3 == 0
+    q = batch.clone()
+    q.query_pos, q.query_batch = batch.pos[keep], batch.batch[keep]
+    with torch.no_grad():
+        torch.testing.assert_close(model(q), out[keep], atol=1e-5, rtol=1e-5)
 
 
 def test_rotating_the_vessel_rotates_nothing_in_scalar_outputs():
