@@ -82,10 +82,13 @@ def checks_enabled() -> bool:
         return True
 
 
+_TRITON_CPU = os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("MESHOPS_TRITON_CPU") == "1"
+
+
 def triton_on_cpu() -> bool:
     """Run the Triton kernels on CPU tensors through the interpreter (tests and debugging only).
 
-    True when both ``TRITON_INTERPRET=1`` and ``MESHOPS_TRITON_CPU=1`` are in the environment
-    (``TRITON_INTERPRET`` must be set before triton is first imported).
+    True when both ``TRITON_INTERPRET=1`` and ``MESHOPS_TRITON_CPU=1`` were in the environment
+    when meshops.ops was imported (``TRITON_INTERPRET`` must be set before triton is imported).
     """
-    return os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("MESHOPS_TRITON_CPU") == "1"
+    return _TRITON_CPU

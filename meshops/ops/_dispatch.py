@@ -32,10 +32,14 @@ def _width(t: Tensor) -> int:
 def _sort_pays(t: Tensor, rows: int, width: int) -> bool:
     """CPU: is sorting the index (once) + CSR @ dense cheaper than ``index_add_``?
 
-    Measured on one core (E=1e6): sorting costs about as much as index_add_ at width 8,
-    CSR@dense is 3-5x faster than index_add_ at widths 16..256, so sorting pays from width ~16.
+    Measured on one core: CSR @ dense (MKL) is 3-5x faster than ``index_add_`` at widths
+    16..256. ``torch.sort`` is a radix sort from ~65k entries (E=1e6 int32: about a quarter
+    of an ``index_add_`` at width 16) but a comparison sort below (E=3e4: 3.5x an
+    ``index_add_`` at width 16), so small indices only pay from wide rows.
     """
-    return torch.backends.mkl.is_available() and width >= 16 and rows >= 1024
+    if not torch.backends.mkl.is_available():
+        return False
+    return width >= (8 if rows >= 65536 else 96)
 
 
 # --------------------------------------------------------------------------------- gather
@@ -142,7 +146,11 @@ def gather_scatter(
         return ref.gather_scatter(x_src, x_dst, edge_index, weight, edge_attr, bias, edge_weight, n, reduce)
     out_dtype = x_src.dtype
     src_i, dst_i = edge_index[0], edge_index[1]
-    use_csr = csr is not None or det or (_native_cpu(x_src) and _ops._mm_ok(x_src))
+    if _native_cpu(x_src):  # CPU routes are deterministic either way: pick the fastest
+        agg_width = min(_width(x_src), weight.size(0)) if weight is not None else _width(x_src)
+        use_csr = csr is not None or _sort_pays(x_src, edge_index.size(1), agg_width)
+    else:
+        use_csr = csr is not None or det
     if use_csr and csr is None:
         csr = CSR.from_edge_index(edge_index, n, x_src.size(0))
 

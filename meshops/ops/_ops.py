@@ -46,11 +46,15 @@ def _tri():  # imported lazily: importing triton costs ~1 s and is pointless on 
 
 
 def _flat(t: Tensor) -> Tensor:
-    return t.reshape(t.size(0), math.prod(t.shape[1:]))
+    return t if t.dim() == 2 else t.reshape(t.size(0), math.prod(t.shape[1:]))
 
 
 def _unflat(t: Tensor, rows: int, like: Tensor) -> Tensor:
-    return t.reshape((rows,) + tuple(like.shape[1:]))
+    return t if like.dim() == 2 else t.reshape((rows,) + tuple(like.shape[1:]))
+
+
+def _to(t: Tensor, dtype: torch.dtype) -> Tensor:
+    return t if t.dtype == dtype else t.to(dtype)
 
 
 def _rows_of(ptr: Tensor, total: int) -> Tensor:
@@ -93,13 +97,12 @@ def transpose_csr(ptr: Tensor, col: Tensor, num_cols: int) -> tuple[Tensor, Tens
 
 
 # ------------------------------------------------------------------------------ csr_reduce
-@torch.library.custom_op("meshops::csr_reduce", mutates_args=())
-def csr_reduce(src: Tensor, ptr: Tensor, col: Tensor | None, reduce: str) -> Tensor:
+def _csr_reduce_impl(src: Tensor, ptr: Tensor, col: Tensor | None, reduce: str) -> Tensor:
     if use_triton(src):
         return _tri().csr_reduce(src, ptr, col, None, reduce)
     n = ptr.numel() - 1
     dt = acc_dtype(src.dtype)
-    s2 = _flat(src).to(dt)
+    s2 = _to(_flat(src), dt)
     k = col.numel() if col is not None else src.size(0)
     if reduce in ("sum", "mean") and _mm_ok(src):
         cols = col if col is not None else torch.arange(k, device=src.device)
@@ -113,10 +116,15 @@ def csr_reduce(src: Tensor, ptr: Tensor, col: Tensor | None, reduce: str) -> Ten
         if reduce in ("max", "min"):
             empty = (ptr[1:] == ptr[:-1]).unsqueeze(1)
             out = out.masked_fill(empty, 0)
-    return _unflat(out.to(src.dtype), n, src)
+    return _unflat(_to(out, src.dtype), n, src)
 
 
-@csr_reduce.register_fake
+@torch.library.custom_op("meshops::csr_reduce", mutates_args=())
+def csr_reduce_op(src: Tensor, ptr: Tensor, col: Tensor | None, reduce: str) -> Tensor:
+    return _csr_reduce_impl(src, ptr, col, reduce)
+
+
+@csr_reduce_op.register_fake
 def _(src: Tensor, ptr: Tensor, col: Tensor | None, reduce: str) -> Tensor:
     return src.new_empty((ptr.shape[0] - 1,) + tuple(src.shape[1:]))
 
@@ -158,12 +166,11 @@ def _csr_reduce_backward(ctx, grad: Tensor):
     return g_src.to(grad.dtype).reshape(ctx.src_shape), None, None, None
 
 
-csr_reduce.register_autograd(_csr_reduce_backward, setup_context=_csr_reduce_setup)
+csr_reduce_op.register_autograd(_csr_reduce_backward, setup_context=_csr_reduce_setup)
 
 
 # ------------------------------------------------------------------------------------ spmm
-@torch.library.custom_op("meshops::spmm", mutates_args=())
-def spmm(
+def _spmm_impl(
     x: Tensor,
     ptr: Tensor,
     col: Tensor,
@@ -176,7 +183,7 @@ def spmm(
     if use_triton(x):
         return _tri().csr_reduce(x, ptr, col, val, "sum")
     dt = acc_dtype(x.dtype)
-    x2 = _flat(x).to(dt)
+    x2 = _to(_flat(x), dt)
     if _mm_ok(x):
         out = _csr_mm(ptr, col, val, x2, n)
     else:
@@ -184,10 +191,23 @@ def spmm(
         if val is not None:
             msg = msg * val.to(dt).unsqueeze(1)
         out = torch.segment_reduce(msg, "sum", offsets=ptr.long(), axis=0, unsafe=True)
-    return _unflat(out.to(x.dtype), n, x)
+    return _unflat(_to(out, x.dtype), n, x)
 
 
-@spmm.register_fake
+@torch.library.custom_op("meshops::spmm", mutates_args=())
+def spmm_op(
+    x: Tensor,
+    ptr: Tensor,
+    col: Tensor,
+    val: Tensor | None,
+    ptr_t: Tensor | None,
+    col_t: Tensor | None,
+    val_t: Tensor | None,
+) -> Tensor:
+    return _spmm_impl(x, ptr, col, val, ptr_t, col_t, val_t)
+
+
+@spmm_op.register_fake
 def _(x, ptr, col, val, ptr_t, col_t, val_t) -> Tensor:
     return x.new_empty((ptr.shape[0] - 1,) + tuple(x.shape[1:]))
 
@@ -206,7 +226,7 @@ def _spmm_backward(ctx, grad: Tensor):
         if ptr_t is None or col_t is None:
             ptr_t, col_t, perm_t = transpose_csr(ptr, col, x.size(0))
             val_t = None if val is None else val.index_select(0, perm_t)
-        g_x = spmm(grad, ptr_t, col_t, val_t, ptr, col, val).reshape(ctx.x_shape)
+        g_x = spmm_op(grad, ptr_t, col_t, val_t, ptr, col, val).reshape(ctx.x_shape)
     if val is not None and ctx.needs_input_grad[3]:
         dt = acc_dtype(grad.dtype)
         row = _rows_of(ptr, col.numel())
@@ -215,38 +235,41 @@ def _spmm_backward(ctx, grad: Tensor):
     return g_x, None, None, g_val, None, None, None
 
 
-spmm.register_autograd(_spmm_backward, setup_context=_spmm_setup)
+spmm_op.register_autograd(_spmm_backward, setup_context=_spmm_setup)
 
 
 # -------------------------------------------------------------------------- scatter_atomic
-@torch.library.custom_op("meshops::scatter_atomic", mutates_args=())
-def scatter_atomic(
+def _scatter_atomic_impl(
     src: Tensor, index: Tensor, gidx: Tensor | None, val: Tensor | None, dim_size: int, reduce: str
 ) -> Tensor:
     if use_triton(src):
         return _tri().atomic_scatter(src, index, gidx, val, dim_size, reduce)
     dt = acc_dtype(src.dtype)
-    s2 = _flat(src).to(dt)
+    s2 = _to(_flat(src), dt)
     if gidx is not None:
-        s2 = s2.index_select(0, gidx.long())
+        s2 = s2.index_select(0, gidx)
     if val is not None:
-        s2 = s2 * val.to(dt).unsqueeze(1)
-    idx = index.long()
+        s2 = s2 * _to(val, dt).unsqueeze(1)
+    idx = index if reduce in ("sum", "mean") else index.long()
     out = torch.zeros((dim_size, s2.size(1)), dtype=dt, device=src.device)
-    if reduce in ("sum", "mean"):
+    if reduce == "sum":
         out.index_add_(0, idx, s2)
-        if reduce == "mean":
-            cnt = torch.zeros(dim_size, dtype=dt, device=src.device).index_add_(
-                0, idx, torch.ones(idx.numel(), dtype=dt, device=src.device)
-            )
-            out = out / cnt.clamp(min=1).unsqueeze(1)
+    elif reduce == "mean":  # one pass; rows that receive nothing keep their 0
+        out.scatter_reduce_(0, idx.long().unsqueeze(1).expand_as(s2), s2, "mean", include_self=False)
     else:
         out.scatter_reduce_(0, idx.unsqueeze(1).expand_as(s2), s2, "amax" if reduce == "max" else "amin",
                             include_self=False)
-    return _unflat(out.to(src.dtype), dim_size, src)
+    return _unflat(_to(out, src.dtype), dim_size, src)
 
 
-@scatter_atomic.register_fake
+@torch.library.custom_op("meshops::scatter_atomic", mutates_args=())
+def scatter_atomic_op(
+    src: Tensor, index: Tensor, gidx: Tensor | None, val: Tensor | None, dim_size: int, reduce: str
+) -> Tensor:
+    return _scatter_atomic_impl(src, index, gidx, val, dim_size, reduce)
+
+
+@scatter_atomic_op.register_fake
 def _(src, index, gidx, val, dim_size, reduce) -> Tensor:
     return src.new_empty((dim_size,) + tuple(src.shape[1:]))
 
@@ -285,7 +308,7 @@ def _scatter_atomic_backward(ctx, grad: Tensor):
                 g_src = g_src * val.to(dt).unsqueeze(1)
             g_src = g_src.to(grad.dtype).reshape(ctx.src_shape)
         else:
-            g_src = scatter_atomic(g2.to(grad.dtype), gidx, index, val, ctx.src_shape[0], "sum")
+            g_src = scatter_atomic_op(g2.to(grad.dtype), gidx, index, val, ctx.src_shape[0], "sum")
             g_src = g_src.reshape(ctx.src_shape)
     if val is not None and ctx.needs_input_grad[3]:
         s2 = _flat(src).to(dt)
@@ -295,4 +318,49 @@ def _scatter_atomic_backward(ctx, grad: Tensor):
     return g_src, None, None, g_val, None, None
 
 
-scatter_atomic.register_autograd(_scatter_atomic_backward, setup_context=_scatter_atomic_setup)
+scatter_atomic_op.register_autograd(_scatter_atomic_backward, setup_context=_scatter_atomic_setup)
+
+
+# ------------------------------------------------------------------------- entry points
+def _direct(*tensors: Tensor | None) -> bool:
+    """Skip the custom-op layer (~20 us a call) when neither autograd nor tracing needs it."""
+    if torch.compiler.is_compiling():
+        return False
+    grad = torch.is_grad_enabled()
+    for t in tensors:
+        if t is None:
+            continue
+        if type(t) is not torch.Tensor or (grad and t.requires_grad):  # fake/functional tensors: trace the op
+            return False
+    return True
+
+
+def csr_reduce(src: Tensor, ptr: Tensor, col: Tensor | None, reduce: str) -> Tensor:
+    """``meshops::csr_reduce`` (see the module docstring)."""
+    if _direct(src):
+        return _csr_reduce_impl(src, ptr, col, reduce)
+    return csr_reduce_op(src, ptr, col, reduce)
+
+
+def spmm(
+    x: Tensor,
+    ptr: Tensor,
+    col: Tensor,
+    val: Tensor | None,
+    ptr_t: Tensor | None,
+    col_t: Tensor | None,
+    val_t: Tensor | None,
+) -> Tensor:
+    """``meshops::spmm`` (see the module docstring)."""
+    if _direct(x, val):
+        return _spmm_impl(x, ptr, col, val, ptr_t, col_t, val_t)
+    return spmm_op(x, ptr, col, val, ptr_t, col_t, val_t)
+
+
+def scatter_atomic(
+    src: Tensor, index: Tensor, gidx: Tensor | None, val: Tensor | None, dim_size: int, reduce: str
+) -> Tensor:
+    """``meshops::scatter_atomic`` (see the module docstring)."""
+    if _direct(src, val):
+        return _scatter_atomic_impl(src, index, gidx, val, dim_size, reduce)
+    return scatter_atomic_op(src, index, gidx, val, dim_size, reduce)

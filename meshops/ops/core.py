@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from meshops.ops import reference as ref
+from meshops.ops import _dispatch
 from meshops.ops._check import (
     check_index_tensor,
     check_ptr,
@@ -39,11 +39,17 @@ def gather(x: torch.Tensor, index: torch.Tensor, *, deterministic: bool | None =
     """
     check_src("gather", "x", x, floating=False)
     check_index_tensor("gather", "index", index)
+    det = is_deterministic(deterministic)
+    if x.device.type == "cpu" and index.device.type == "cpu":
+        # index_select bounds-checks on CPU: name the bad value only when it fails (no extra pass)
+        try:
+            return _dispatch.gather(x, index, det)
+        except (IndexError, RuntimeError):
+            index_bound("gather", "index", index, x.size(0))
+            raise
     check_same_device("gather", x=x, index=index)
     index_bound("gather", "index", index, x.size(0))
-    from meshops.ops import _dispatch
-
-    return _dispatch.gather(x, index, is_deterministic(deterministic))
+    return _dispatch.gather(x, index, det)
 
 
 def scatter(
@@ -90,8 +96,6 @@ def scatter(
             f"scatter: csr has {csr.num_rows} rows and {csr.num_entries} entries, but dim_size={n} "
             f"and index has {index.numel()} entries"
         )
-    from meshops.ops import _dispatch
-
     return _dispatch.scatter(src, index, n, reduce, csr, is_deterministic(deterministic))
 
 
@@ -116,8 +120,6 @@ def segment(src: torch.Tensor, ptr: torch.Tensor, reduce: str = "sum") -> torch.
     check_src("segment", "src", src)
     check_same_device("segment", src=src, ptr=ptr)
     check_ptr("segment", ptr, src.size(0))
-    from meshops.ops import _dispatch
-
     return _dispatch.segment(src, ptr, reduce)
 
 
@@ -142,8 +144,6 @@ def softmax(
     check_index_tensor("softmax", "index", index, src.size(0))
     check_same_device("softmax", src=src, index=index)
     n = index_bound("softmax", "index", index, dim_size)
-    from meshops.ops import _dispatch
-
     return _dispatch.softmax(src, index, n, csr, is_deterministic(deterministic))
 
 
@@ -263,8 +263,6 @@ def gather_scatter(
         raise ValueError(
             f"{op}: csr ({csr}) does not match edge_index with {E} edges and dim_size={dim_size}"
         )
-    from meshops.ops import _dispatch
-
     return _dispatch.gather_scatter(
         x_src, x_dst if use_dst else None, edge_index, weight, edge_attr, bias, edge_weight,
         dim_size, reduce, csr, is_deterministic(deterministic),
