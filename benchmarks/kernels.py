@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             for d in (6, 30)
             if e * f <= cap and not (e == 10_000_000 and d == 30 and device.type == "cpu")
         ]
-    repeat = args.repeat or (3 if not args.quick else 5)
+    repeat = args.repeat or (5 if not args.quick else 10)
     rate = copy_rate(device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, repeat {repeat}"
           + (f", D2D copy {rate:.0f} GB/s" if rate else ""))

@@ -17,8 +17,12 @@ from torch import Tensor
 from meshops.ops import _ops
 from meshops.ops import reference as ref
 from meshops.ops._check import acc_dtype
-from meshops.ops._config import checks_enabled
+from meshops.ops._config import checks_enabled, triton_on_cpu
 from meshops.ops.csr import CSR
+
+
+def triton_cpu() -> bool:
+    return _ops.HAS_TRITON and triton_on_cpu()
 
 
 def _native_cpu(t: Tensor) -> bool:
@@ -64,6 +68,17 @@ def gather(x: Tensor, index: Tensor, det: bool) -> Tensor:
 
 
 # -------------------------------------------------------------------------------- scatter
+def cpu_atomic_route(src: Tensor, index: Tensor, reduce: str) -> bool:
+    """True when a one-shot CPU scatter goes to ``index_add_`` / ``scatter_reduce_``."""
+    if not src.is_floating_point() or not _native_cpu(src):
+        return False
+    return reduce in ("max", "min") or not _sort_pays(src, index.numel(), _width(src))
+
+
+def scatter_cpu_atomic(src: Tensor, index: Tensor, n: int, reduce: str) -> Tensor:
+    return _ops.scatter_atomic(src, index, None, None, n, reduce)
+
+
 def scatter(src: Tensor, index: Tensor, n: int, reduce: str, csr: CSR | None, det: bool) -> Tensor:
     if not src.is_floating_point():
         return ref.scatter(src, index, n, reduce)

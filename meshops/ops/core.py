@@ -89,6 +89,20 @@ def scatter(
     check_reduce("scatter", reduce)
     check_src("scatter", "src", src, floating=reduce == "mean")
     check_index_tensor("scatter", "index", index, src.size(0))
+    if (
+        csr is None
+        and type(dim_size) is int
+        and dim_size >= 0
+        and src.device.type == "cpu"
+        and index.device.type == "cpu"
+        and _dispatch.cpu_atomic_route(src, index, reduce)
+    ):
+        # index_add_ / scatter_reduce_ bounds-check on CPU: name the bad value only when they fail
+        try:
+            return _dispatch.scatter_cpu_atomic(src, index, dim_size, reduce)
+        except (IndexError, RuntimeError):
+            index_bound("scatter", "index", index, dim_size)
+            raise
     check_same_device("scatter", src=src, index=index)
     n = index_bound("scatter", "index", index, dim_size)
     if csr is not None and (csr.num_rows != n or csr.num_entries != index.numel()):
@@ -226,8 +240,16 @@ def gather_scatter(
                       edge_weight=edge_weight)
     if dim_size is None:
         dim_size = x_dst.size(0) if x_dst is not None else x_src.size(0)
-    index_bound(op, "edge_index[0] (source)", edge_index[0], x_src.size(0))
-    index_bound(op, "edge_index[1] (destination)", edge_index[1], dim_size)
+
+    def bounds() -> None:
+        index_bound(op, "edge_index[0] (source)", edge_index[0], x_src.size(0))
+        index_bound(op, "edge_index[1] (destination)", edge_index[1], dim_size)
+
+    # on CPU the native routes bounds-check themselves (CSR.from_edge_index, index_select,
+    # index_add_): name the bad value only when they fail, sparing two passes over the edges
+    lazy = x_src.device.type == "cpu" and edge_index.device.type == "cpu" and not _dispatch.triton_cpu()
+    if not lazy:
+        bounds()
     if edge_weight is not None:
         check_src(op, "edge_weight", edge_weight)
         if edge_weight.shape != (E,):
@@ -263,7 +285,14 @@ def gather_scatter(
         raise ValueError(
             f"{op}: csr ({csr}) does not match edge_index with {E} edges and dim_size={dim_size}"
         )
-    return _dispatch.gather_scatter(
+    args = (
         x_src, x_dst if use_dst else None, edge_index, weight, edge_attr, bias, edge_weight,
         dim_size, reduce, csr, is_deterministic(deterministic),
     )
+    if not lazy:
+        return _dispatch.gather_scatter(*args)
+    try:
+        return _dispatch.gather_scatter(*args)
+    except (IndexError, RuntimeError):
+        bounds()
+        raise
