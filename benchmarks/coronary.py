@@ -85,13 +85,13 @@ def load_splits(data: str | None, max_cases: int = 0) -> dict[str, list[Any]]:
         for i in range(n):
             case = ds[i]
             try:
-                out[split].append(case_graph(case, ds.centerline(i)))
+                out[split].append(case_graph(case))
             except Exception as e:  # a broken case is reported and skipped, the rest runs
                 print(f"skipping {case.name}: {e}", file=sys.stderr)
     return out
 
 
-def case_graph(case: Any, centerline: dict[str, np.ndarray], n_cl: int = 128) -> Any:
+def case_graph(case: Any, n_cl: int = 128) -> Any:
     """Wall graph (3 hierarchy levels) with targets ``y``, Q in ``u`` and the centerline tensors of
     :func:`meshops.models.coronary.attach_centerline`; ``cl_nearest`` maps wall nodes to the
     nearest centerline point (for the baselines' features)."""
@@ -99,12 +99,11 @@ def case_graph(case: Any, centerline: dict[str, np.ndarray], n_cl: int = 128) ->
     from scipy.spatial import cKDTree
 
     from meshops.graph import build
-    from meshops.models.coronary import attach_centerline
+    from meshops.models.coronary import attach_case_centerline
 
     g = build(case.mesh, {"levels": 3})
     g.y = torch.from_numpy(case.stack(TARGETS))
-    g = attach_centerline(g, centerline["points"], centerline["radius"], case.globals["Q"], n_points=n_cl,
-                          where=f"case {case.name}")
+    g = attach_case_centerline(g, case, n_points=n_cl)
     g.name = case.name
     g.cl_nearest = torch.from_numpy(cKDTree(g.cl_pos.numpy()).query(g.pos.numpy())[1])
     return g

@@ -185,8 +185,13 @@ def test_bad_graph_input_in_forward():
     model = create("centerline_rbf", out_channels=1, num_centers=8, d_model=16, n_heads=2, n_layers=1)
     data, _ = _case()
     bad = data.clone()
-    bad.u = torch.tensor([[0.0]])
+    bad.cl_q = torch.tensor([0.0])
     with pytest.raises(ValueError, match=r"case 0 has inlet flow Q = 0.0"):
+        model(bad)
+    bad = data.clone()
+    del bad.cl_q
+    bad.u = torch.tensor([[-2.0]])
+    with pytest.raises(ValueError, match=r"case 0 has inlet flow Q = -2.0"):
         model(bad)
     bad = data.clone()
     bad.pos = bad.pos.clone()
@@ -199,3 +204,19 @@ def test_bad_graph_input_in_forward():
         model(bad)
     with pytest.raises(ValueError, match="vector channels"):
         create("centerline_rbf", out_channels=2, vectors=[[0, 3]])
+
+
+def test_attach_case_centerline_reads_the_dataset_layout():
+    from meshops import Mesh
+    from meshops.data import Case
+    from meshops.models.coronary import attach_case_centerline
+
+    pts, rad, wall, _ = _tube()
+    mesh = Mesh(points=wall, field_data={"centerline_points": pts, "centerline_radius": rad})
+    case = Case("tube", mesh, [], [], {"Q": 1.7})
+    g = attach_case_centerline(Data(pos=torch.tensor(wall, dtype=torch.float32)), case, n_points=32)
+    assert g.cl_pos.shape == (32, 3) and float(g.cl_q) == pytest.approx(1.7)
+    with pytest.raises(ValueError, match=r"case 'tube': no global 'Q'"):
+        attach_case_centerline(g, Case("tube", mesh, [], [], {}))
+    with pytest.raises(ValueError, match=r"field_data has no \['centerline_radius'\]"):
+        attach_case_centerline(g, Case("tube", Mesh(points=wall, field_data={"centerline_points": pts}), [], [], {"Q": 1.0}))

@@ -20,7 +20,9 @@ mesh (``pos`` are the wall points)::
     cl_feat      (M, F)    float32  the invariant per-point features named in CL_FEATURES
     cl_batch     (M,)      int64    case of each point: 0 in a single graph; PyG's batching
                                     increments it by one per graph (the key contains "batch")
-    u            (1, G)    float32  global parameters; the inlet flow Q is column ``q_index``
+    cl_q         (1,)      float32  the raw inlet flow Q (the model reads it first)
+    u            (1, G)    float32  global parameters; without ``cl_q`` the inlet flow Q is column
+                                    ``q_index`` (set to [[Q]] by attach_centerline when absent)
 
 Batching with ``torch_geometric.loader.DataLoader`` / ``Batch.from_data_list`` concatenates the
 ``cl_*`` tensors along dim 0, so every case's points stay contiguous. The model returns
@@ -51,7 +53,7 @@ from meshops.nn.rbf import AnisotropicRBFDecoder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CL_FEATURES", "N_FLOW_FEATURES", "CenterlineRBF", "point_features", "attach_centerline", "centerline_inputs", "validate_centerline"]
+__all__ = ["CL_FEATURES", "N_FLOW_FEATURES", "CenterlineRBF", "point_features", "attach_case_centerline", "attach_centerline", "centerline_inputs", "validate_centerline"]
 
 #: Per-point centerline features: name -> (power of length in its unit, log1p-transformed).
 CL_FEATURES: dict[str, tuple[int, bool]] = {
@@ -218,9 +220,35 @@ def attach_centerline(
     out = data.clone()
     for k, v in centerline_inputs(points, radius, Q, branches, n_points, where).items():
         setattr(out, k, v)
+    out.cl_q = torch.tensor([float(Q)], dtype=torch.float32)
     if getattr(out, "u", None) is None:
         out.u = torch.tensor([[float(Q)]], dtype=torch.float32)
     return out
+
+
+def attach_case_centerline(data: Any, case: Any, n_points: int = 128, q_name: str = "Q") -> Any:
+    """:func:`attach_centerline` with the centerline a dataset stores on its case.
+
+    Reads ``case.mesh.field_data["centerline_points"]`` and ``["centerline_radius"]`` (the layout
+    of the coronary_synthetic dataset; optional ``["centerline_branches"]``: a list of point-index
+    paths) and the inlet flow ``case.globals[q_name]``. The raw flow also goes to ``cl_q``, which
+    the model prefers over ``u`` (a training pipeline may have normalized ``u``).
+    """
+    fd = getattr(case.mesh, "field_data", {}) or {}
+    missing = [k for k in ("centerline_points", "centerline_radius") if k not in fd]
+    if missing:
+        raise ValueError(f"case '{case.name}': field_data has no {missing} (needed for the centerline model)")
+    if q_name not in case.globals:
+        raise ValueError(f"case '{case.name}': no global '{q_name}' (the inlet flow); it has {sorted(case.globals)}")
+    return attach_centerline(
+        data,
+        fd["centerline_points"],
+        fd["centerline_radius"],
+        case.globals[q_name],
+        branches=fd.get("centerline_branches"),
+        n_points=n_points,
+        where=f"case '{case.name}'",
+    )
 
 
 #: Number of flow-dependent per-point features appended by :func:`point_features`.
@@ -310,6 +338,17 @@ class CenterlineRBF(nn.Module):
         )
 
     def _flow(self, data: Any, num_cases: int) -> Tensor:
+        cq = getattr(data, "cl_q", None)
+        if cq is not None:
+            u = cq.reshape(-1, 1)
+            if u.shape[0] != num_cases:
+                raise ValueError(f"centerline_rbf: 'cl_q' has {u.shape[0]} values for {num_cases} cases")
+            q = u[:, 0]
+            bad = ~(torch.isfinite(q) & (q > 0))
+            if bool(bad.any()):
+                i = int(torch.nonzero(bad)[0, 0])
+                raise ValueError(f"centerline_rbf: case {i} has inlet flow Q = {float(q[i])}; it must be finite and > 0")
+            return q
         u = getattr(data, "u", None)
         if u is None:
             raise ValueError("centerline_rbf: the graph has no global parameters 'u' (the inlet flow Q)")
