@@ -170,8 +170,9 @@ TINY = {"nc": 4, "nr": 3, "axial": 0.9, "grading": 0.7}
 def test_tiny_case_end_to_end_resumable_and_failures(tmp_path):
     g = _load("generate")
     out = tmp_path / "gen"
-    stats = g.generate(out, 1, workers=1, seed=0, mesh=TINY, progress=False)
-    assert stats["done"] == 1 and stats["failed"] == 0
+    stats = g.generate(out, 2, workers=2, seed=0, mesh=TINY, progress=False)  # two worker processes
+    assert stats["done"] == 2 and stats["failed"] == 0
+    assert sorted(d.name for d in out.iterdir()) == ["case_00000", "case_00001"]  # no leftovers
     case = out / "case_00000"
     card = json.loads((case / "case.json").read_text())
     assert card["solver"]["converged"] and card["mesh"]["cells"] > 1000
@@ -190,15 +191,17 @@ def test_tiny_case_end_to_end_resumable_and_failures(tmp_path):
     assert (np.einsum("ijk,ik->ij", wss.reshape(ns, -1, 3), t) > 0).mean() > 0.9
     # resumable: a second run skips the finished case and does not touch it
     mtime = (case / "case.json").stat().st_mtime_ns
-    stats2 = g.generate(out, 1, workers=1, seed=0, mesh=TINY, progress=False)
-    assert stats2["skipped"] == 1 and stats2["done"] == 0
+    stats2 = g.generate(out, 2, workers=1, seed=0, mesh=TINY, progress=False)
+    assert stats2["skipped"] == 2 and stats2["done"] == 0
     assert (case / "case.json").stat().st_mtime_ns == mtime
     # a run stopped far from convergence is reported as a failure and its outputs do not appear
-    stats3 = g.generate(out, 1, workers=1, seed=0, start=1, mesh=TINY, solver={"max_iter": 3}, progress=False)
+    stats3 = g.generate(out, 1, workers=1, seed=0, start=2, mesh=TINY, solver={"max_iter": 3}, progress=False)
     assert stats3["failed"] == 1 and stats3["done"] == 0
-    assert not (out / "case_00001").exists()
+    assert not (out / "case_00002").exists()
     rec = [json.loads(ln) for ln in (out / "failures.jsonl").read_text().splitlines()]
-    assert rec[-1]["name"] == "case_00001" and "diverged or stalled" in rec[-1]["reason"]
+    assert rec[-1]["name"] == "case_00002" and "diverged or stalled" in rec[-1]["reason"]
+    # a recorded failure is skipped on a rerun unless retried
+    assert g.generate(out, 1, workers=1, seed=0, start=2, mesh=TINY, progress=False)["skipped"] == 1
     # the loader reads the generated folder at full resolution
     from meshops.data import load_dataset
 

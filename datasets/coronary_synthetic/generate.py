@@ -354,7 +354,9 @@ def generate(out: str | os.PathLike[str], n: int, workers: int = 1, seed: int = 
             for f in as_completed(futs):
                 record(f.result())
     bar.close()
-    shutil.rmtree(outp / ".work", ignore_errors=True) if not any((outp / ".work").glob("*")) else None
+    work = outp / ".work"
+    if work.is_dir() and not any(work.iterdir()):
+        work.rmdir()
     sv = stats.pop("solver_s")
     cells = stats.pop("cells")
     if sv:
