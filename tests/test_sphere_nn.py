@@ -217,3 +217,22 @@ def test_block_resampling_skip_keeps_band_limited_input():
     s_in, s_out = SHT.from_grid(g, 5), SHT(q, 5, method="lsq")
     c = torch.randn(36, 2, dtype=torch.float64)
     torch.testing.assert_close(blk(s_in.inverse(c), s_in, sht_out=s_out), s_out.inverse(c), atol=1e-12, rtol=0)
+
+
+def test_rotating_linear_represents_coriolis_multiplication():
+    """With A_1 = identity (or B_1 = identity) the rotating linear path is exactly x -> z x."""
+    from meshops.models.sphere import RotatingLinear
+
+    g = gauss_legendre_grid(12, 24)
+    s = SHT.from_grid(g, 8)
+    z = g.points[:, 2:3]
+    c = torch.zeros(81, 2, dtype=torch.float64)
+    c[:49] = torch.randn(49, 2, dtype=torch.float64)  # degree <= 6, so z x has degree <= 7
+    x = s.inverse(c)
+    for branch in ("a", "b"):
+        lin = RotatingLinear(2, 2, lmax=8).double()
+        conv = lin.a[1] if branch == "a" else lin.b[0]
+        with torch.no_grad():
+            conv.weight.copy_(torch.eye(2, dtype=torch.float64).expand_as(conv.weight))
+        torch.testing.assert_close(lin(x, z, s), z * x, atol=1e-12, rtol=0)
+    assert torch.count_nonzero(RotatingLinear(2, 2, lmax=3).double()(x, z, SHT.from_grid(g, 3))) == 0

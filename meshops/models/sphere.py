@@ -26,7 +26,7 @@ from meshops.ops.sht import SphericalHarmonicTransform, gauss_legendre_grid
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RotatingLinear", "SphericalGraphOperator", "sht_for"]
+__all__ = ["FullSpectralLinear", "RotatingLinear", "SphericalGraphOperator", "sht_for"]
 
 
 def sht_for(
@@ -92,6 +92,24 @@ class RotatingLinear(nn.Module):
         return out
 
 
+class FullSpectralLinear(nn.Module):
+    """Dense linear map of all SH coefficients and channels up to ``lmax`` (starts at zero).
+
+    Shapes
+    ------
+    coeffs : (..., K' >= K, in_channels); returns (..., K, out_channels), ``K = (lmax + 1) ** 2``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, lmax: int) -> None:
+        super().__init__()
+        self.K, self.cin, self.cout = (lmax + 1) ** 2, in_channels, out_channels
+        self.weight = nn.Parameter(torch.zeros(self.K * in_channels, self.K * out_channels))
+
+    def forward(self, coeffs: Tensor) -> Tensor:
+        c = coeffs[..., : self.K, :].reshape(*coeffs.shape[:-2], self.K * self.cin)
+        return (c @ self.weight.to(c.dtype)).reshape(*coeffs.shape[:-2], self.K, self.cout)
+
+
 @register("sfno_graph")
 class SphericalGraphOperator(nn.Module):
     """SFNO on any spherical point set, with an optional local message-passing branch.
@@ -129,12 +147,14 @@ class SphericalGraphOperator(nn.Module):
     zero_init : bool
         Start the decoder's last layer at zero (the untrained model predicts 0, or persistence
         with ``residual=True``).
-    linear : "none", "degree", "lm" or "rotating"
+    linear : "none", "degree", "lm", "rotating" or "full"
         A linear spectral path from the raw inputs to the output, next to the nonlinear blocks.
         ``"degree"``/``"lm"``: one :class:`SpectralConvS2` (per-degree or per-(l, |m|) weights).
         ``"rotating"``: :class:`RotatingLinear`, ``sum_k z^k A_k(x) + B_k(z^k x)`` for ``k <= 2``,
         the structure of the shallow-water equations linearised on a sphere rotating about z
         (per-order operators coupled across degrees by the Coriolis parameter ``2 Omega z``).
+        ``"full"``: :class:`FullSpectralLinear`, a dense matrix on all coefficients and channels
+        (a Koopman/DMD-style operator), which :meth:`fit_linear` can solve in closed form.
     band_limit : bool
         Project the decoder's output onto degrees ``<= lmax`` through the point set's transform
         (the prediction stays band-limited, like a spectral solver's state).
@@ -205,10 +225,15 @@ class SphericalGraphOperator(nn.Module):
         if zero_init:
             nn.init.zeros_(self.decoder[-1].weight)
             nn.init.zeros_(self.decoder[-1].bias)
-        if linear not in ("none", "degree", "lm", "rotating"):
-            raise ValueError(f"sfno_graph: linear must be 'none', 'degree', 'lm' or 'rotating', got {linear!r}")
+        if linear not in ("none", "degree", "lm", "rotating", "full"):
+            raise ValueError(
+                f"sfno_graph: linear must be 'none', 'degree', 'lm', 'rotating' or 'full', got {linear!r}"
+            )
         self.linear: nn.Module | None = None
-        if linear == "rotating":
+        self.linear_kind = linear
+        if linear == "full":
+            self.linear = FullSpectralLinear(in_channels, out_channels, lmax)
+        elif linear == "rotating":
             self.linear = RotatingLinear(in_channels, out_channels, lmax)
         elif linear != "none":
             self.linear = SpectralConvS2(in_channels, out_channels, lmax, linear)  # type: ignore[arg-type]
@@ -240,6 +265,33 @@ class SphericalGraphOperator(nn.Module):
                           None if faces is None else faces.detach().cpu(), self.quadrature).to(p.device)  # fmt: skip
             self._sht_cache[key] = hit
         return hit
+
+    @torch.no_grad()
+    def fit_linear(self, x: Tensor, y: Tensor, sht: SphericalHarmonicTransform, ridge: float = 1e-8) -> float:
+        """Solve the ``"full"`` linear path in closed form (ridge least squares on SH coefficients).
+
+        Fits ``sht(y - x) ~ sht(x) W`` (``residual=True``) or ``sht(y) ~ sht(x) W`` over the
+        given pairs, i.e. the best linear one-step operator on the resolved degrees (a
+        Koopman/DMD fit); the nonlinear blocks then learn what it misses. Returns the relative
+        residual of the fit.
+
+        Shapes
+        ------
+        x : (S, N, in_channels); y : (S, N, out_channels).
+        """
+        if not isinstance(self.linear, FullSpectralLinear):
+            raise ValueError("sfno_graph: fit_linear needs linear='full'")
+        if x.shape[0] == 0 or x.shape[0] != y.shape[0]:
+            raise ValueError(f"sfno_graph.fit_linear: need matching, non-empty pairs, got {x.shape[0]} and {y.shape[0]}")
+        lin = self.linear
+        target = y - x[..., : self.out_channels] if self.residual else y
+        A = sht(x.double())[..., : lin.K, :].reshape(x.shape[0], -1)
+        B = sht(target.double())[..., : lin.K, :].reshape(x.shape[0], -1)
+        G = A.T @ A
+        G = G + ridge * torch.trace(G) / G.shape[0] * torch.eye(G.shape[0], dtype=G.dtype)
+        W = torch.linalg.solve(G, A.T @ B)
+        lin.weight.copy_(W.to(lin.weight.dtype))
+        return float((A @ W - B).norm() / B.norm().clamp_min(1e-300))
 
     # -- forward -----------------------------------------------------------------------------
     def forward_points(
@@ -278,7 +330,9 @@ class SphericalGraphOperator(nn.Module):
                 assert edge_index is not None
                 h = h + self.local_out(h, edge_index, pos)
         out = self.decoder(h)
-        if isinstance(self.linear, RotatingLinear):
+        if isinstance(self.linear, FullSpectralLinear):
+            out = out + _synth(self.linear(sht(x)), sht)
+        elif isinstance(self.linear, RotatingLinear):
             out = out + self.linear(x, pos[:, 2:3].to(x.dtype), sht)
         elif self.linear is not None:
             out = out + _synth(self.linear(sht(x)), sht)
