@@ -292,8 +292,18 @@ def rbf_eval(
     dtype = x.dtype
     if dtype in (torch.float16, torch.bfloat16):
         x, centers, precision, weights = (t.float() for t in (x, centers, precision, weights))
-    if impl == "auto":
+    auto = impl == "auto"
+    if auto:
         impl = "triton" if (x.is_cuda and x.dtype == torch.float32 and x.shape[1] == 3 and _triton_ok()) else "torch"
+    if impl == "triton" and auto:
+        try:
+            return rbf_eval(x, centers, precision, weights, x_ptr, c_ptr, impl="triton").to(dtype)
+        except Exception as e:  # pragma: no cover - a GPU/driver the kernel does not compile for
+            global _TRITON_BROKEN
+            if not _TRITON_BROKEN:
+                log.warning("rbf_eval: the Triton kernel failed (%s); using the torch path from now on", e)
+            _TRITON_BROKEN = True
+            impl = "torch"
     if impl == "triton":
         if x.shape[1] != 3 or x.dtype != torch.float32:
             raise ValueError(f"rbf_eval: impl='triton' needs D = 3 and float32/16 inputs, got D = {x.shape[1]}, {dtype}")
@@ -306,7 +316,12 @@ def rbf_eval(
     return out.to(dtype)
 
 
+_TRITON_BROKEN = False
+
+
 def _triton_ok() -> bool:
+    if _TRITON_BROKEN:
+        return False
     try:
         import triton  # noqa: F401
     except Exception:  # pragma: no cover - triton missing or broken
