@@ -236,3 +236,22 @@ def test_rotating_linear_represents_coriolis_multiplication():
             conv.weight.copy_(torch.eye(2, dtype=torch.float64).expand_as(conv.weight))
         torch.testing.assert_close(lin(x, z, s), z * x, atol=1e-12, rtol=0)
     assert torch.count_nonzero(RotatingLinear(2, 2, lmax=3).double()(x, z, SHT.from_grid(g, 3))) == 0
+
+
+def test_fit_linear_recovers_a_linear_spectral_operator():
+    """Closed-form fit of the 'full' linear path: exact for data made by a linear spectral map."""
+    torch.manual_seed(0)
+    g = gauss_legendre_grid(8, 16)
+    s = SHT.from_grid(g, 4)
+    K, C = 25, 2
+    M = 0.1 * torch.randn(K * C, K * C, dtype=torch.float64)
+    c = torch.randn(200, K, C, dtype=torch.float64)
+    x = s.inverse(c)
+    y = x + s.inverse((c.reshape(200, -1) @ M).reshape(200, K, C))
+    model = create("sfno_graph", in_channels=2, out_channels=2, hidden=4, layers=1, lmax=4, residual=True,
+                   zero_init=True, linear="full", pos_features="none").double()  # fmt: skip
+    res = model.fit_linear(x, y, s)
+    assert res < 1e-6
+    torch.testing.assert_close(model.forward_points(x[:5], g.points, s), y[:5], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"fit_linear needs linear='full'"):
+        create("sfno_graph", in_channels=2, out_channels=2, lmax=4).fit_linear(x, y, s)
