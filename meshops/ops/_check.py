@@ -52,8 +52,18 @@ def check_src(op: str, name: str, src: torch.Tensor, *, floating: bool = True) -
 
 
 def check_same_device(op: str, **tensors: torch.Tensor | None) -> None:
+    dev = None
+    for t in tensors.values():
+        if t is None:
+            continue
+        if dev is None:
+            dev = t.device
+        elif t.device != dev:
+            break
+    else:
+        return
     devs = {k: t.device for k, t in tensors.items() if t is not None}
-    if len(devs) > 1 and len(set(devs.values())) > 1:
+    if len(set(devs.values())) > 1:
         desc = ", ".join(f"{k} on {v}" for k, v in devs.items())
         raise ValueError(f"{op}: tensors are on different devices ({desc})")
 

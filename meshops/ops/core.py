@@ -95,7 +95,7 @@ def scatter(
         and dim_size >= 0
         and src.device.type == "cpu"
         and index.device.type == "cpu"
-        and _dispatch.cpu_atomic_route(src, index, reduce)
+        and _dispatch.cpu_atomic_route(src, index, reduce, dim_size)
     ):
         # index_add_ / scatter_reduce_ bounds-check on CPU: name the bad value only when they fail
         try:
