@@ -52,7 +52,9 @@ def _beno(in_channels=10, **kw):
 
 @pytest.fixture(scope="module")
 def cases():
-    gen = pytest.importorskip("skfem") and _gen()
+    pytest.importorskip("skfem")
+    pytest.importorskip("gmsh")
+    gen = _gen()
     return [elliptic_case(gen.make_case(f, "dirichlet", seed=i, h=0.08), f"c{i}")
             for i, f in enumerate(["cutout4", "polygon", "holes"])]
 
@@ -142,6 +144,7 @@ def test_beno_multilevel_branches_batch_consistently(cases):
 
 
 def test_beno_3d_and_gradients_reach_the_transformer():
+    pytest.importorskip("gmsh")
     gen = _gen()
     case = elliptic_case(gen.make_case("cube_cutout1", "dirichlet", seed=0, h=0.25), "cube")
     p = _pipeline([case])
@@ -292,6 +295,7 @@ def test_beno_model_runs_on_beno_format_case(shared_data):
 def test_elliptic_boundary_dataset(tmp_path):
     from meshops.data import load_dataset
 
+    pytest.importorskip("gmsh")
     ds = load_dataset("elliptic_boundary", families=["cutout2"], bcs=["neumann", "mixed"], n=2, root=tmp_path)
     assert len(ds) == 4 and len(list(tmp_path.glob("*.vtu"))) == 4
     c = ds[1]

@@ -189,8 +189,10 @@ def test_bad_facet_type_and_coefficient():
 
 # ----------------------------------------------------------------------------- generator
 gen = _load("generator")
+needs_gmsh = pytest.mark.skipif(importlib.util.find_spec("gmsh") is None, reason="gmsh (extra 'fem') is not installed")
 
 
+@needs_gmsh
 @pytest.mark.parametrize("family", ["cutout4", "cutout0", "polygon", "holes"])
 @pytest.mark.parametrize("bc", ["dirichlet", "neumann", "robin", "mixed"])
 def test_generated_case_fields(family, bc):
@@ -222,6 +224,7 @@ def test_generated_case_fields(family, bc):
     assert pd["u"].std() > 0.05
 
 
+@needs_gmsh
 def test_generator_is_deterministic_and_writes_vtu(tmp_path):
     a = gen.make_case("cutout4", "dirichlet", seed=5)
     b = gen.make_case("cutout4", "dirichlet", seed=5)
@@ -247,6 +250,7 @@ def test_cutout_domains_have_the_right_number_of_notches():
         assert (d.area < 1.0) == (n > 0)
 
 
+@needs_gmsh
 def test_generated_3d_case():
     m = gen.make_case("cube_cutout1", "mixed", seed=2)
     assert m.dim == 3 and m.cells[0].type == "tetra"
