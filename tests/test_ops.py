@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import meshops.ops as ops
-from meshops.ops import _ops
 from meshops.ops import reference as ref
 
 REDUCES = ["sum", "mean", "max", "min"]
@@ -340,7 +339,7 @@ def test_deterministic_bits_identical():
 
     first = run()
     for _ in range(2):
-        for a, b in zip(first, run()):
+        for a, b in zip(first, run(), strict=True):
             assert torch.equal(a, b)
 
 
@@ -446,6 +445,11 @@ def test_csr_cached_on_pyg_data():
     assert ops.csr(data).num_entries == 20
     with pytest.raises(KeyError, match=r"no attribute 'edge_index_3'"):
         ops.csr(data, "edge_index_3")
+    data.pos_1 = rand(g, 7, 3)
+    data.edge_index_1 = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    assert ops.csr(data, "edge_index_1").num_rows == 7  # from pos_1, not max + 1
+    data.down_1 = torch.tensor([[0, 5, 9], [0, 0, 6]])
+    assert (ops.csr(data, "down_1", 7, 10).num_rows, ops.csr(data, "down_1", 7, 10).num_cols) == (7, 10)
     y = ops.gather_scatter(data.x, data.edge_index, csr=ops.csr(data))
     torch.testing.assert_close(y, ops.gather_scatter(data.x, data.edge_index))
 

@@ -100,7 +100,8 @@ def scatter(src: Tensor, index: Tensor, n: int, reduce: str, csr: CSR | None, de
         if csr is not None:
             return _ops.csr_reduce(src, csr.ptr, csr.perm, reduce)
         return _ops.scatter_atomic(src, index, None, None, n, reduce)
-    if det or csr is not None:
+    # float64 max/min: no float64 atomic max on every GPU; the sorted path needs none
+    if det or csr is not None or (src.dtype == torch.float64 and reduce in ("max", "min") and src.is_cuda):
         c = csr if csr is not None else CSR.from_index(index, n)
         return _ops.csr_reduce(src, c.ptr, c.perm, reduce)
     return _ops.scatter_atomic(src, index, None, None, n, reduce)

@@ -158,7 +158,9 @@ class CSR:
 _CACHE_ATTR = "_meshops_csr_cache"
 
 
-def csr(data: Any, key: str = "edge_index", num_nodes: int | None = None) -> CSR:
+def csr(
+    data: Any, key: str = "edge_index", num_nodes: int | None = None, num_src_nodes: int | None = None
+) -> CSR:
     """The :class:`CSR` of ``data[key]``, built once and cached on ``data``.
 
     The cache lives in ``data.__dict__`` (not in a PyG ``Data`` store, so batching and
@@ -170,7 +172,10 @@ def csr(data: Any, key: str = "edge_index", num_nodes: int | None = None) -> CSR
     key : str
         Name of the (2, E) edge index (e.g. ``"edge_index_1"`` for a hierarchy level).
     num_nodes : int, optional
-        Destination node count (default ``data.num_nodes`` when available, else ``dst.max()+1``).
+        Destination node count. Default: ``data.num_nodes`` for ``"edge_index"``, the rows of
+        ``pos_{l}`` for ``"edge_index_{l}"`` (a hierarchy level), else ``dst.max() + 1``.
+    num_src_nodes : int, optional
+        Source node count of a bipartite map such as ``"down_{l}"`` (default: ``num_nodes``).
 
     Shapes
     ------
@@ -179,14 +184,23 @@ def csr(data: Any, key: str = "edge_index", num_nodes: int | None = None) -> CSR
     ei = getattr(data, key, None)
     if ei is None:
         raise KeyError(f"csr: the graph has no attribute {key!r}")
-    if num_nodes is None and key == "edge_index":
-        num_nodes = getattr(data, "num_nodes", None)
+    if num_nodes is None:
+        if key == "edge_index":
+            num_nodes = getattr(data, "num_nodes", None)
+        elif key.startswith("edge_index_"):
+            pos = getattr(data, "pos_" + key[len("edge_index_") :], None)
+            num_nodes = pos.size(0) if pos is not None else None
     cache = data.__dict__.setdefault(_CACHE_ATTR, {})
     hit = cache.get(key)
     if hit is not None:
-        t, version, n, c = hit
-        if t is ei and version == ei._version and (num_nodes is None or n == num_nodes):
+        t, version, n, n_src, c = hit
+        if (
+            t is ei
+            and version == ei._version
+            and (num_nodes is None or n == num_nodes)
+            and (num_src_nodes is None or n_src == num_src_nodes)
+        ):
             return c
-    c = CSR.from_edge_index(ei, num_nodes)
-    cache[key] = (ei, ei._version, c.num_rows, c)
+    c = CSR.from_edge_index(ei, num_nodes, num_src_nodes)
+    cache[key] = (ei, ei._version, c.num_rows, c.num_cols, c)
     return c
