@@ -238,9 +238,9 @@ def test_cycle_zero_guess_matches_explicit():
     g = _grid_graph(8, 3)
     layer = MultigridLayer(3, n_levels=3)
     levels = _levels(g, 3)
-    from meshops.nn.multigrid import _edge_geometry, _LearnedCycle
+    from meshops.nn.multigrid import _LearnedCycle, level_geometry
 
-    cyc = _LearnedCycle(layer, levels, [_edge_geometry(L, torch.float32) for L in levels])
+    cyc = _LearnedCycle(layer, levels, level_geometry(levels, torch.float32))
     f = torch.randn(g.num_nodes, 3)
     with torch.no_grad():
         a = multigrid_cycle(cyc, f, None, pre=2, post=1)

@@ -61,7 +61,7 @@ class MgNO(nn.Module):
         post: int = 1,
         coarse: int = 2,
         share_levels: bool = True,
-        n_kernels: int = 4,
+        n_kernels: int = 1,
         kernel_hidden: int = 16,
         learned_transfer: bool = False,
     ) -> None:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from meshops import ops
-from meshops.nn.attention import PhysicsAttention
+from meshops.nn.attention import PhysicsAttention, dense_slots
 from meshops.nn.mlp import MLP
 
 __all__ = ["AMGBlock", "GraphAttention", "knn_dense"]
@@ -36,9 +36,9 @@ __all__ = ["AMGBlock", "GraphAttention", "knn_dense"]
 def knn_dense(x: torch.Tensor, k: int, batch: torch.Tensor | None = None) -> torch.Tensor:
     """Exact ``k`` nearest neighbours (Euclidean, self excluded) within each graph of a batch.
 
-    A graph with ``n <= k`` nodes links every node to all ``n - 1`` others. Ties are broken by the
-    lower node index within the graph (:func:`torch.sort` is stable here), so the result does not
-    depend on the node order except through exact ties.
+    A graph with ``n <= k`` nodes links every node to all ``n - 1`` others. Which of several
+    neighbours at exactly the same distance is kept is unspecified (``torch.topk``), so the result
+    depends on the node order only through exact ties.
 
     Shapes
     ------
@@ -51,31 +51,21 @@ def knn_dense(x: torch.Tensor, k: int, batch: torch.Tensor | None = None) -> tor
         return torch.zeros(2, 0, dtype=torch.long, device=x.device)
     if batch is None:
         batch = torch.zeros(N, dtype=torch.long, device=x.device)
-    order = torch.argsort(batch, stable=True)
-    b = batch[order]
-    B = int(b.max()) + 1
-    counts = torch.bincount(b, minlength=B)
-    ptr = torch.zeros(B + 1, dtype=torch.long, device=x.device)
-    ptr[1:] = torch.cumsum(counts, 0)
-    nmax = int(counts.max())
-    slot = torch.arange(N, device=x.device) - ptr[b]
-    dense = x.new_zeros(B, nmax, x.shape[1])
-    dense[b, slot] = x[order].to(dense.dtype)
-    valid = torch.zeros(B, nmax, dtype=torch.bool, device=x.device)
-    valid[b, slot] = True
-    d = torch.cdist(dense.float(), dense.float())  # (B, nmax, nmax)
+    B = int(batch.max()) + 1
+    slot, nmax = dense_slots(batch, B)
+    dense = x.new_zeros(B, nmax, x.shape[1], dtype=torch.float32)
+    dense[batch, slot] = x.float()
+    node = torch.full((B, nmax), -1, dtype=torch.long, device=x.device)
+    node[batch, slot] = torch.arange(N, device=x.device)
+    valid = node >= 0
+    d = torch.cdist(dense, dense)  # (B, nmax, nmax)
     d = d.masked_fill(~valid[:, None, :], float("inf"))
-    eye = torch.eye(nmax, dtype=torch.bool, device=x.device)[None]
-    d = d.masked_fill(eye, float("inf"))
+    d.diagonal(dim1=1, dim2=2).fill_(float("inf"))
     kk = min(k, max(nmax - 1, 1))
-    _, nb = torch.sort(d, dim=-1, stable=True)
-    nb = nb[:, :, :kk]  # (B, nmax, kk)
-    dist = torch.gather(d, 2, nb)
-    centre_slot = torch.arange(nmax, device=x.device)[None, :, None].expand_as(nb)
+    dist, nb = torch.topk(d, kk, dim=-1, largest=False, sorted=True)  # (B, nmax, kk)
     ok = torch.isfinite(dist) & valid[:, :, None]
-    gb = torch.arange(B, device=x.device)[:, None, None].expand_as(nb)
-    src = order[ptr[gb[ok]] + nb[ok]]
-    dst = order[ptr[gb[ok]] + centre_slot[ok]]
+    src = torch.gather(node, 1, nb.reshape(B, -1)).reshape(nb.shape)[ok]
+    dst = node[:, :, None].expand_as(nb)[ok]
     return torch.stack([src, dst])
 
 

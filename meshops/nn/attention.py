@@ -5,7 +5,8 @@ replaces attention between N mesh nodes by attention between M << N *slice token
 
 1. each node ``i`` gets slice weights ``w_i = softmax_m(Linear(x_i) / tau)`` per head (``tau`` learned);
 2. the token of slice ``m`` in graph ``b`` is the weighted mean of the node features of that graph,
-   ``z_bm = sum_{i in b} w_im x_i / sum_{i in b} w_im`` (a scatter over the batch vector);
+   ``z_bm = sum_{i in b} w_im x_i / sum_{i in b} w_im`` (a batched matrix product over zero-padded
+   per-graph blocks, so graphs of different sizes share one call);
 3. the M tokens of each graph attend to each other (multi-head scaled dot-product attention);
 4. each node gets back ``sum_m w_im z'_bm`` (deslicing), then an output projection.
 
@@ -27,10 +28,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from meshops import ops
 from meshops.nn.mlp import MLP
 
-__all__ = ["PhysicsAttention", "Transolver", "TransolverBlock", "slice_weights"]
+__all__ = ["PhysicsAttention", "Transolver", "TransolverBlock", "dense_slots", "slice_weights"]
 
 
 def _batch_vector(x: torch.Tensor, batch: torch.Tensor | None, num_graphs: int | None) -> tuple[torch.Tensor, int]:
@@ -40,6 +40,26 @@ def _batch_vector(x: torch.Tensor, batch: torch.Tensor | None, num_graphs: int |
         raise ValueError(f"batch must have shape ({x.shape[0]},) (one graph id per node), got {tuple(batch.shape)}")
     b = int(batch.max()) + 1 if batch.numel() else 0
     return batch, b if num_graphs is None else int(num_graphs)
+
+
+def dense_slots(batch: torch.Tensor, num_graphs: int) -> tuple[torch.Tensor, int]:
+    """Position of every node within its graph (stable: in node order), and the largest graph size.
+
+    Lets per-graph work run on a padded ``(num_graphs, n_max, ...)`` block: ``dense[batch, slot] = x``.
+
+    Shapes
+    ------
+    batch : (N,) int64 (sorted or not) -> ((N,) int64, int)
+    """
+    N = batch.shape[0]
+    if N == 0:
+        return batch.new_zeros(0), 0
+    order = torch.argsort(batch, stable=True)
+    counts = torch.bincount(batch, minlength=num_graphs)
+    ptr = torch.cumsum(counts, 0) - counts
+    slot = torch.empty_like(batch)
+    slot[order] = torch.arange(N, device=batch.device) - ptr[batch[order]]
+    return slot, int(counts.max())
 
 
 def slice_weights(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
@@ -106,17 +126,21 @@ class PhysicsAttention(nn.Module):
         N, H, M, D = x.shape[0], self.heads, self.slices, self.dim_head
         fx = self.in_x(x).view(N, H, D)
         w = slice_weights(self.slice_proj(self.in_w(x).view(N, H, D)), self.temperature)  # (N, H, M)
+        # per-graph work on padded blocks (padding rows have zero weight): one batched matmul each way
+        slot, nmax = dense_slots(batch, B)
+        wd = w.new_zeros(B, nmax, H, M)
+        wd[batch, slot] = w
+        fd = fx.new_zeros(B, nmax, H, D)
+        fd[batch, slot] = fx
+        wt = wd.permute(0, 2, 3, 1)  # (B, H, M, n)
         # slice tokens: weighted mean of the node features of each graph
-        num = ops.scatter((w[:, :, :, None] * fx[:, :, None, :]).reshape(N, H * M * D), batch, dim_size=B,
-                          reduce="sum").view(B, H, M, D)
-        den = ops.scatter(w.reshape(N, H * M), batch, dim_size=B, reduce="sum").view(B, H, M, 1)
-        z = num / (den + 1e-5)
+        z = torch.matmul(wt, fd.permute(0, 2, 1, 3)) / (wt.sum(-1, keepdim=True) + 1e-5)  # (B, H, M, D)
         # attention among the tokens of each graph
         q, k, v = self.q(z), self.k(z), self.v(z)
         att = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)  # (B, H, M, D)
         # deslice: each node takes back the weighted sum of its graph's tokens
-        tok = ops.gather(att.reshape(B, H * M * D), batch).view(N, H, M, D)
-        out = (w[:, :, :, None] * tok).sum(2).reshape(N, H * D)
+        back = torch.matmul(wd.permute(0, 2, 1, 3), att)  # (B, H, n, D)
+        out = back.permute(0, 2, 1, 3)[batch, slot].reshape(N, H * D)
         out = self.out(out)
         return (out, w) if return_slices else out
 

@@ -44,8 +44,10 @@ __all__ = [
     "check_levels",
     "galerkin",
     "jacobi_omega",
+    "level_geometry",
     "multigrid_cycle",
     "prolongation_matrix",
+    "reference_spacing",
 ]
 
 
@@ -334,57 +336,118 @@ def _edge_geometry(L: Level, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Te
 
 
 class LevelOperator(nn.Module):
-    """A learned linear operator on one level's graph (a stencil in message-passing form).
+    """A learned linear operator on one level's graph (a depthwise-separable stencil, message passing).
 
-    ``(K u)_i = s_i^p [ W_0 u_i + sum_m W_m (1/deg_i) sum_{j -> i} k_m(e_ji) (u_j - u_i) ]``
+    ``(K u)_i = s_i^p [ W_0 u_i + sum_m W_m (1/deg_i) sum_{j -> i} k_m(e_ji) * (u_j - u_i) ]``
 
-    with ``k = MLP(edge geometry / h_i)`` giving ``n_kernels`` scalar weights per edge, ``W_m`` channel
-    mixing matrices and ``s_i = h_i`` the local mesh spacing raised to ``p = scale_power``
-    (``-2`` for a diffusion-like operator ``A``, ``+2`` for a smoother ``S ~ A^{-1}``), so that the same
-    weights describe the same continuous operator on finer or coarser graphs. Linear in ``u``.
+    with ``k_m = MLP(edge geometry / h_i)`` a per-channel weight vector per edge (``n_kernels`` of them;
+    ``*`` is the channel-wise product, as in a depthwise convolution), ``W_m`` channel mixing matrices,
+    ``h_i`` the local spacing (mean incident edge length) and ``s_i = h_i / H_i`` the spacing relative
+    to the coarsest level's (``H``, see :func:`reference_spacing`), raised to ``p = scale_power``
+    (``-2`` for a diffusion-like operator ``A``, ``+2`` for a smoother ``S ~ A^{-1}``): the same weights
+    describe the same continuous operator on finer or coarser graphs, and the scale is set by the
+    domain, not by the units. Linear in ``u``.
 
     Shapes
     ------
-    u : (N, C); level : :class:`~meshops.nn.ugraph.Level` with edge_attr (E, >= 2) -> (N, C)
+    u : (N, C); level : :class:`~meshops.nn.ugraph.Level` with edge_attr (E, 4); scale : (N,) -> (N, C)
     """
 
-    def __init__(self, channels: int, n_kernels: int = 4, kernel_hidden: int = 16, scale_power: float = 0.0) -> None:
+    def __init__(self, channels: int, n_kernels: int = 1, kernel_hidden: int = 16, scale_power: float = 0.0) -> None:
         super().__init__()
+        if n_kernels < 1:
+            raise ValueError(f"LevelOperator: n_kernels must be >= 1, got {n_kernels}")
         self.channels, self.n_kernels, self.scale_power = channels, n_kernels, float(scale_power)
-        self.kernel = MLP(4, n_kernels, kernel_hidden, 2, layer_norm=False)
+        self.kernel = MLP(4, n_kernels * channels, kernel_hidden, 2, layer_norm=False)
         self.mix = nn.Linear((n_kernels + 1) * channels, channels, bias=False)
-        nn.init.normal_(self.mix.weight, std=0.5 / math.sqrt((n_kernels + 1) * channels))
+        nn.init.normal_(self.mix.weight, std=1.0 / math.sqrt((n_kernels + 1) * channels))
 
-    def forward(self, u: torch.Tensor, level: Level, geom: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        e, h = geom if geom is not None else _edge_geometry(level, u.dtype)
-        if e.shape[1] != 4:
-            raise ValueError(f"LevelOperator: edge_attr must have 4 columns [dx, dy, dz, length], got {e.shape[1]}")
+    def weights(self, edge_geom: torch.Tensor) -> torch.Tensor:
+        """Per-edge kernel weights (E, n_kernels * channels) from the normalized edge geometry (E, 4)."""
+        if edge_geom.shape[1] != 4:
+            raise ValueError(f"LevelOperator: edge_attr must have 4 columns [dx, dy, dz, length], got {edge_geom.shape[1]}")
+        return self.kernel(edge_geom)
+
+    def forward(self, u: torch.Tensor, level: Level, scale: torch.Tensor | None = None,
+                k: torch.Tensor | None = None) -> torch.Tensor:
+        if k is None or scale is None:
+            e, h = _edge_geometry(level, u.dtype)
+            k = self.weights(e) if k is None else k
+            scale = h / h.max() if scale is None else scale
         src, dst = level.edge_index[0], level.edge_index[1]
-        k = self.kernel(e)  # (E, M)
         diff = ops.gather(u, src) - ops.gather(u, dst)  # (E, C)
-        msg = (k[:, :, None] * diff[:, None, :]).reshape(diff.shape[0], self.n_kernels * u.shape[-1])
+        msg = k * (diff if self.n_kernels == 1 else diff.repeat(1, self.n_kernels))  # (E, M*C)
         agg = ops.scatter(msg, dst, dim_size=u.shape[0], reduce="mean")  # (N, M*C)
         out = self.mix(torch.cat([u, agg], dim=-1))
         if self.scale_power:
-            out = out * h.pow(self.scale_power)[:, None]
+            out = out * scale.pow(self.scale_power)[:, None]
         return out
 
 
+def reference_spacing(levels: Sequence[Level], spacings: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Per node of every level, the spacing ``H`` of the coarsest level with edges, carried along the maps.
+
+    The coarsest level ``d`` that has edges keeps its own spacing; finer levels get it by
+    prolongation (each node from its coarse parents, so every graph of a batch keeps its own),
+    coarser edge-less levels by restriction.
+
+    Shapes
+    ------
+    spacings : per level (N_l,) -> per level (N_l,)
+    """
+    n = len(levels)
+    d = max((lv for lv in range(n) if levels[lv].edge_index.shape[1] > 0), default=0)
+    out: list[torch.Tensor | None] = [None] * n
+    out[d] = spacings[d]
+    for lv in range(d - 1, -1, -1):
+        c = levels[lv + 1]
+        assert c.up is not None
+        out[lv] = prolong(out[lv + 1][:, None], c.up, c.up_w, levels[lv].num_nodes)[:, 0]  # type: ignore[index]
+    for lv in range(d + 1, n):
+        c = levels[lv]
+        assert c.down is not None
+        out[lv] = restrict(out[lv - 1][:, None], c.down, c.down_w, c.num_nodes)[:, 0]  # type: ignore[index]
+    return [t for t in out if t is not None]
+
+
+def level_geometry(levels: Sequence[Level], dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per level: normalized edge geometry (E_l, 4) and the relative spacing ``h / H`` (N_l,) of every node.
+
+    Shapes
+    ------
+    returns : list of ((E_l, 4), (N_l,))
+    """
+    eg = [_edge_geometry(L, dtype) for L in levels]
+    ref = reference_spacing(levels, [h for _, h in eg])
+    return [(e, h / r.clamp_min(torch.finfo(dtype).tiny)) for (e, h), r in zip(eg, ref, strict=True)]
+
+
 class _LearnedCycle:
-    """Binds a :class:`MultigridLayer` to one batch's levels for :func:`multigrid_cycle`."""
+    """Binds a :class:`MultigridLayer` to one batch's levels for :func:`multigrid_cycle`.
+
+    Kernel weights of every operator are computed once per level and reused within the cycle.
+    """
 
     def __init__(self, layer: MultigridLayer, levels: Sequence[Level], geoms: Sequence[tuple[torch.Tensor, torch.Tensor]]):
         self.layer, self.levels, self.geoms = layer, levels, geoms
         self.n_levels = len(levels)
+        self._k: dict[tuple[int, int], torch.Tensor] = {}
 
     def _pick(self, mods: nn.ModuleList, level: int) -> nn.Module:
         return mods[0] if len(mods) == 1 else mods[level]
 
+    def _run(self, mods: nn.ModuleList, which: int, level: int, u: torch.Tensor) -> torch.Tensor:
+        op = self._pick(mods, level)
+        key = (which, level)
+        if key not in self._k:
+            self._k[key] = op.weights(self.geoms[level][0])
+        return op(u, self.levels[level], self.geoms[level][1], self._k[key])
+
     def apply(self, level: int, u: torch.Tensor) -> torch.Tensor:
-        return self._pick(self.layer.A, level)(u, self.levels[level], self.geoms[level])
+        return self._run(self.layer.A, 0, level, u)
 
     def smooth(self, level: int, r: torch.Tensor) -> torch.Tensor:
-        return self._pick(self.layer.S, level)(r, self.levels[level], self.geoms[level])
+        return self._run(self.layer.S, 1, level, r)
 
     def restrict(self, level: int, r: torch.Tensor) -> torch.Tensor:
         c = self.levels[level + 1]
@@ -437,7 +500,7 @@ class MultigridLayer(nn.Module):
         post: int = 1,
         coarse: int = 2,
         share_levels: bool = True,
-        n_kernels: int = 4,
+        n_kernels: int = 1,
         kernel_hidden: int = 16,
         learned_transfer: bool = False,
         activation: str = "gelu",
@@ -474,7 +537,7 @@ class MultigridLayer(nn.Module):
                              f"{self.channels})")
         levels = list(levels[:n])
         check_levels(levels, "MultigridLayer")
-        geoms = [_edge_geometry(L, f.dtype) for L in levels]
+        geoms = level_geometry(levels, f.dtype)
         u = multigrid_cycle(_LearnedCycle(self, levels, geoms), f, None, gamma=2 if self.cycle == "W" else 1,
                             pre=self.pre, post=self.post, coarse=self.coarse, levels=n)
         return self.act(u + self.skip(f))

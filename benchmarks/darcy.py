@@ -1,0 +1,379 @@
+"""Darcy flow: neuraloperator's FNO next to meshops' mgno, amg, transolver, mgn and ugraph; physics loss.
+
+``meshops bench darcy`` (or ``python benchmarks/darcy.py``) does, in one process:
+
+1. **Darcy** (neuraloperator's own files ``darcy_train_16.pt``, ``darcy_test_16.pt``,
+   ``darcy_test_32.pt``, through the ``darcy_neuraloperator`` dataset): every model trains on the
+   same training samples at 16 x 16, with the same epochs, batch size, optimizer (AdamW), cosine
+   schedule, seed and loss (MSE of the normalized pressure; inputs and targets normalized with the
+   same training statistics). neuraloperator's ``FNO`` runs on the (B, 1, n, n) grids, ours on
+   the grid meshes (``meshops.data.graphs.Pipeline``: permeability, positions, boundary flag;
+   hierarchy down to 4 coarse nodes, ratio 1/4). Reported: relative L2 error of the pressure per
+   test sample (then averaged) at 16 x 16 and zero-shot at 32 x 32 (no retraining; the graph
+   models get the 32 x 32 mesh and its hierarchy, FNO the 32 x 32 grid), parameters, seconds per
+   epoch. Parameter counts are required to be within 2x of FNO's (a warning otherwise).
+2. **Labels plus physics** (``elliptic_boundary`` Dirichlet cases, squares with 4 corner
+   cut-outs, P1 FEM ground truth): ``mgno`` trained with 10% of the labels plus the residual loss
+   of the finite element system (:mod:`meshops.train.physics`) on all training cases, next to 10%
+   of the labels alone and 100% of the labels, same epochs.
+
+Results are printed as Markdown, written to ``--out`` (JSON) and, with ``--readme``, put between
+``<!-- bench:darcy:begin -->`` and ``<!-- bench:darcy:end -->`` of that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["fno", "mgno", "amg", "transolver", "mgn", "ugraph"]
+log = logging.getLogger("meshops.bench.darcy")
+
+
+def model_configs(in_channels: int) -> dict[str, dict[str, Any]]:
+    """Configs of comparable size (the parameter counts are printed and checked)."""
+    return {
+        "fno": dict(n_modes=(8, 8), in_channels=1, out_channels=1, hidden_channels=24, n_layers=4),
+        "mgno": dict(in_channels=in_channels, out_channels=1, hidden=48, n_layers=4, levels=None, cycle="V",
+                     pre=1, post=0, coarse=1, kernel_hidden=32),
+        "amg": dict(in_channels=in_channels, out_channels=1, hidden=48, n_layers=3, heads=4, k_local=8, k_global=8,
+                    slices=16),
+        "transolver": dict(in_channels=in_channels, out_channels=1, hidden=64, n_layers=4, heads=4, slices=16),
+        "mgn": dict(in_channels=in_channels, out_channels=1, hidden=48, n_blocks=6),
+        "ugraph": dict(in_channels=in_channels, out_channels=1, hidden=48, levels=3, blocks_per_level=1),
+    }
+
+
+def n_params(model: Any) -> int:
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def levels_for(n_nodes: int, ratio: float = 0.25, coarsest: int = 4) -> int:
+    """Hierarchy levels from ``n_nodes`` down to about ``coarsest`` nodes."""
+    return 1 + max(1, int(round(math.log(n_nodes / coarsest) / math.log(1 / ratio))))
+
+
+def rel_l2(pred: np.ndarray, true: np.ndarray) -> float:
+    return float(np.linalg.norm(pred - true) / max(np.linalg.norm(true), 1e-30))
+
+
+# ----------------------------------------------------------------------------- training
+def train_graph_model(model: Any, samples: list[Any], epochs: int, batch_size: int, lr: float, seed: int,
+                      physics: list[Any] | None = None, labelled: set[int] | None = None,
+                      physics_weight: float = 1.0, target_stats: tuple[float, float] | None = None) -> list[float]:
+    """Train on graphs; returns seconds per epoch. With ``physics`` (one LinearSystem per sample),
+    the residual loss is added for every sample and the data loss only for ``labelled`` ones."""
+    import torch
+
+    from meshops.train.physics import batch_systems, residual_loss
+    from meshops.train.trainer import collate, cosine_warmup
+
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps_per_epoch = math.ceil(len(samples) / batch_size)
+    total = epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_warmup(s, total, min(50, total // 10), 0.02))
+    times = []
+    model.train()
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        order = torch.randperm(len(samples), generator=g).tolist()
+        for i in range(0, len(order), batch_size):
+            ids = order[i : i + batch_size]
+            b = collate([samples[j] for j in ids])
+            pred = model(b)
+            batch = b.batch
+            err = (pred - b.y).square().mean(-1)
+            per_graph = torch.zeros(len(ids)).index_add_(0, batch, err) / torch.bincount(batch, minlength=len(ids))
+            if labelled is not None:
+                mask = torch.tensor([j in labelled for j in ids], dtype=torch.float32)
+                data_loss = (per_graph * mask).sum() / mask.sum().clamp_min(1.0)
+            else:
+                data_loss = per_graph.mean()
+            loss = data_loss
+            if physics is not None:
+                assert target_stats is not None
+                mean, std = target_stats
+                u = pred[:, 0].double() * std + mean
+                loss = loss + physics_weight * residual_loss(u, batch_systems([physics[j] for j in ids]))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+        times.append(time.perf_counter() - t0)
+    model.eval()
+    return times
+
+
+def eval_graph_model(model: Any, pipeline: Any, cases: list[Any], samples: list[Any], batch_size: int = 16,
+                     mask_fn: Any = None) -> float:
+    import torch
+
+    from meshops.train.trainer import collate
+
+    errs = []
+    with torch.no_grad():
+        for i in range(0, len(samples), batch_size):
+            b = collate(samples[i : i + batch_size])
+            pred = model(b)
+            for k, j in enumerate(range(i, min(i + batch_size, len(samples)))):
+                p = pred[b.batch == k]
+                out = pipeline.decode(cases[j], samples[j], p)
+                name = pipeline.features.targets[0]
+                truth = cases[j].field_array(name)[:, 0]
+                est = np.asarray(out[name], dtype=np.float64).reshape(-1)
+                m = mask_fn(cases[j]) if mask_fn is not None else slice(None)
+                errs.append(rel_l2(est[m], truth[m]))
+    return float(np.mean(errs))
+
+
+def run_fno(cfg: dict[str, Any], grids: dict[str, tuple[np.ndarray, np.ndarray]], stats: Any, epochs: int,
+            batch_size: int, lr: float, seed: int) -> dict[str, Any]:
+    """neuraloperator's FNO on the grids with the same normalization, loss, optimizer and schedule."""
+    import torch
+    from neuralop.models import FNO
+
+    from meshops.train.trainer import cosine_warmup
+
+    torch.manual_seed(seed)
+    model = FNO(**cfg)
+    xm, xs = float(stats.inputs.mean[0]), float(stats.inputs.std[0])
+    ym, ys = float(stats.targets.mean[0]), float(stats.targets.std[0])
+
+    def enc(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy((x - xm) / xs).float()[:, None]
+
+    xtr, ytr = enc(grids["train16"][0]), torch.from_numpy((grids["train16"][1] - ym) / ys).float()[:, None]
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    total = epochs * math.ceil(len(xtr) / batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_warmup(s, total, min(50, total // 10), 0.02))
+    times = []
+    model.train()
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        order = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(order), batch_size):
+            ids = order[i : i + batch_size]
+            loss = (model(xtr[ids]) - ytr[ids]).square().mean(dim=(1, 2, 3)).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+        times.append(time.perf_counter() - t0)
+    model.eval()
+    res: dict[str, Any] = {"params": n_params(model), "sec_per_epoch": float(np.mean(times))}
+    with torch.no_grad():
+        for key in ("test16", "test32"):
+            x, y = grids[key]
+            pred = model(enc(x))[:, 0].double().numpy() * ys + ym
+            res[key] = float(np.mean([rel_l2(pred[i], y[i]) for i in range(len(y))]))
+    return res
+
+
+# ----------------------------------------------------------------------------- experiments
+def run_darcy(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from meshops.data import load_dataset
+    from meshops.data.graphs import FeatureSpec, GraphCache, Pipeline
+    from meshops.models import create
+
+    root = Path(args.data)
+    ds = {
+        "train16": load_dataset(str(ROOT / "datasets" / "darcy_neuraloperator"), path=str(root / "darcy_train_16.pt"),
+                                n=args.n_train),
+        "test16": load_dataset(str(ROOT / "datasets" / "darcy_neuraloperator"), path=str(root / "darcy_test_16.pt"),
+                               n=args.n_test),
+        "test32": load_dataset(str(ROOT / "datasets" / "darcy_neuraloperator"), path=str(root / "darcy_test_32.pt"),
+                               n=args.n_test),
+    }
+    cases = {k: [d[i] for i in range(len(d))] for k, d in ds.items()}
+    grids = {k: (d.x.astype(np.float64), d.y.astype(np.float64)) for k, d in ds.items()}
+    features = FeatureSpec.from_case(cases["train16"][0])
+    cache = GraphCache(enabled=False)
+    pipes = {}
+    for key, n in (("16", 256), ("32", 1024)):
+        lv = levels_for(ds[f"test{key}"].shape[0] * ds[f"test{key}"].shape[1])
+        pipes[key] = Pipeline(features, {"levels": lv, "ratio": 0.25}, cache=cache)
+    pipes["16"].fit(cases["train16"])
+    pipes["32"].normalizer = pipes["16"].normalizer
+    samples = {k: [pipes[k[-2:]].sample(c) for c in cases[k]] for k in cases}
+    results: dict[str, Any] = {}
+    cfgs = model_configs(features.in_channels)
+    for name in args.models:
+        t0 = time.perf_counter()
+        if name == "fno":
+            results[name] = run_fno(cfgs["fno"], grids, pipes["16"].normalizer, args.epochs, args.batch_size,
+                                    args.lr, args.seed)
+        else:
+            torch.manual_seed(args.seed)
+            model = create(name, **cfgs[name])
+            times = train_graph_model(model, samples["train16"], args.epochs, args.batch_size, args.lr, args.seed)
+            results[name] = {
+                "params": n_params(model),
+                "sec_per_epoch": float(np.mean(times)),
+                "test16": eval_graph_model(model, pipes["16"], cases["test16"], samples["test16"]),
+                "test32": eval_graph_model(model, pipes["32"], cases["test32"], samples["test32"], batch_size=4),
+            }
+        r = results[name]
+        print(f"  {name:11s} params {r['params']:7d}  {r['sec_per_epoch']:6.2f} s/epoch  rel L2 16: {r['test16']:.4f}"
+              f"  32 (zero-shot): {r['test32']:.4f}  [{time.perf_counter() - t0:.0f} s]", flush=True)
+    if "fno" in results:
+        p0 = results["fno"]["params"]
+        for name, r in results.items():
+            if not 0.5 <= r["params"] / p0 <= 2.0:
+                log.warning("%s has %d parameters, not within 2x of FNO's %d", name, r["params"], p0)
+    return {"results": results, "n_train": len(cases["train16"]), "n_test16": len(cases["test16"]),
+            "n_test32": len(cases["test32"]), "configs": {k: cfgs[k] for k in args.models}}
+
+
+def run_physics(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from meshops.data import load_dataset
+    from meshops.data.graphs import FeatureSpec, GraphCache, Pipeline
+    from meshops.models import create
+    from meshops.train.physics import p1_system
+
+    ds = load_dataset("elliptic_boundary", families=["cutout4"], bcs=["dirichlet"], n=args.phys_n, seed=0,
+                      coefficient="poisson")
+    cases = [ds[i] for i in range(len(ds))]
+    n_train = int(round(0.8 * len(cases)))
+    train, test = cases[:n_train], cases[n_train:]
+    features = FeatureSpec.from_case(train[0])
+    pipe = Pipeline(features, {"levels": 4, "ratio": 0.25}, cache=GraphCache(enabled=False))
+    pipe.fit(train)
+    tr_s = [pipe.sample(c) for c in train]
+    te_s = [pipe.sample(c) for c in test]
+    systems = []
+    for c in train:
+        pd = c.mesh.point_data
+        systems.append(p1_system(c.mesh.points, c.mesh.cells[0].data, f=np.asarray(pd["f"]), k=np.asarray(pd["k"]),
+                                 dirichlet=np.asarray(pd["bc_type"]) == 1, g=np.asarray(pd["g"]), name=c.name))
+    stats = (float(pipe.normalizer.targets.mean[0]), float(pipe.normalizer.targets.std[0]))
+    n_lab = max(1, int(round(0.1 * n_train)))
+    lab = set(range(n_lab))
+
+    def unknown(case: Any) -> np.ndarray:
+        return np.asarray(case.mesh.point_data["bc_type"]) != 1
+
+    out: dict[str, Any] = {"n_train": n_train, "n_test": len(test), "n_labelled": n_lab, "epochs": args.phys_epochs}
+    runs = {
+        "10% labels + residual": dict(samples=tr_s, physics=systems, labelled=lab),
+        "10% labels": dict(samples=[tr_s[i] for i in sorted(lab)], physics=None, labelled=None),
+        "100% labels": dict(samples=tr_s, physics=None, labelled=None),
+    }
+    for key, run in runs.items():
+        torch.manual_seed(args.seed)
+        model = create("mgno", in_channels=features.in_channels, out_channels=1, hidden=24, n_layers=3, levels=None)
+        # the same number of optimizer steps for every run: the 10%-only run repeats its epochs
+        steps = args.phys_epochs * math.ceil(n_train / args.batch_size)
+        epochs = max(1, round(steps / math.ceil(len(run["samples"]) / args.batch_size)))
+        t0 = time.perf_counter()
+        train_graph_model(model, run["samples"], epochs, args.batch_size, args.lr, args.seed, physics=run["physics"],
+                          labelled=run["labelled"], physics_weight=args.physics_weight, target_stats=stats)
+        err = eval_graph_model(model, pipe, test, te_s, mask_fn=unknown)
+        out[key] = err
+        print(f"  {key:24s} rel L2 (unknown nodes) {err:.4f}  [{time.perf_counter() - t0:.0f} s]", flush=True)
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+def tables(res: dict[str, Any], command: str) -> str:
+    lines = [f"Command: `{command}`", ""]
+    if "darcy" in res:
+        d = res["darcy"]
+        lines += [f"Darcy (neuraloperator files): {d['n_train']} training samples at 16x16, {d['n_test16']} test at "
+                  f"16x16, {d['n_test32']} at 32x32 (zero-shot); {res['epochs']} epochs, batch {res['batch_size']}, "
+                  "AdamW, cosine schedule, seed 0, CPU.", "",
+                  "| model | params | s/epoch | rel. L2 16x16 | rel. L2 32x32 (zero-shot) | 32/16 |",
+                  "|---|---|---|---|---|---|"]
+        for name, r in d["results"].items():
+            label = "FNO (neuraloperator)" if name == "fno" else f"`{name}`"
+            lines.append(f"| {label} | {r['params']:,} | {r['sec_per_epoch']:.1f} | {r['test16']:.4f} | "
+                         f"{r['test32']:.4f} | {r['test32'] / r['test16']:.2f} |")
+        lines.append("")
+    if "physics" in res:
+        p = res["physics"]
+        lines += [f"Labels plus physics (`mgno`, elliptic_boundary Dirichlet cases on squares with 4 cut-outs, "
+                  f"{p['n_train']} training / {p['n_test']} test cases, {p['n_labelled']} labelled = 10%, "
+                  f"{p['epochs']} epochs of the full set, the same number of optimizer steps for each run; "
+                  "relative L2 of u on the non-Dirichlet nodes):", "",
+                  "| training data | rel. L2 |", "|---|---|"]
+        for key in ("10% labels + residual", "10% labels", "100% labels"):
+            lines.append(f"| {key} | {p[key]:.4f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="meshops bench darcy", description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "neuraloperator"),
+                   help="folder with darcy_train_16.pt, darcy_test_16.pt, darcy_test_32.pt")
+    p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--n-train", type=int, default=1000)
+    p.add_argument("--n-test", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-darcy", action="store_true")
+    p.add_argument("--skip-physics", action="store_true")
+    p.add_argument("--phys-n", type=int, default=100, help="elliptic cases (80%% train, 20%% test)")
+    p.add_argument("--phys-epochs", type=int, default=40)
+    p.add_argument("--physics-weight", type=float, default=1.0)
+    p.add_argument("--out", default=None, help="JSON results")
+    p.add_argument("--readme", default=None, help="Markdown file whose bench:darcy block is replaced")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    import torch
+
+    torch.manual_seed(args.seed)
+    res: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
+    if not args.skip_darcy:
+        print("Darcy (16x16 training, 32x32 zero-shot):", flush=True)
+        res["darcy"] = run_darcy(args)
+    if not args.skip_physics:
+        print("Labels plus physics (elliptic_boundary, mgno):", flush=True)
+        res["physics"] = run_physics(args)
+    command = "meshops bench darcy " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = tables(res, command.strip())
+    print("\n" + text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, json.dumps(res, indent=1))
+    if args.readme:
+        path = Path(args.readme)
+        old = path.read_text() if path.exists() else ""
+        a, b = "<!-- bench:darcy:begin -->", "<!-- bench:darcy:end -->"
+        block = f"{a}\n{text}\n{b}"
+        new = old[: old.index(a)] + block + old[old.index(b) + len(b):] if a in old and b in old else old + "\n" + block + "\n"
+        write_atomic(path, new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())
