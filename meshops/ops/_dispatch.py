@@ -41,7 +41,7 @@ def _sort_pays(t: Tensor, rows: int, width: int) -> bool:
     of an ``index_add_`` at width 16) but a comparison sort below (E=3e4: 3.5x an
     ``index_add_`` at width 16), so small indices only pay from wide rows.
     """
-    if not torch.backends.mkl.is_available():
+    if not _ops.HAS_MKL:
         return False
     return width >= (8 if rows >= 65536 else 96)
 
@@ -75,7 +75,7 @@ def _scatter_sort_pays(rows: int, n: int, width: int) -> bool:
     hard to beat (E=1e5: equal to CSR @ dense before the sort is paid). With E >= 5e5 and an
     output of several MB (E=1e6, N=1e5, F=16: sort 12 ms + CSR 12 ms vs 55 ms) sorting pays.
     """
-    return torch.backends.mkl.is_available() and rows >= 500_000 and n * width * 4 >= 8 * 2**20
+    return _ops.HAS_MKL and rows >= 500_000 and n * width * 4 >= 8 * 2**20
 
 
 def cpu_atomic_route(src: Tensor, index: Tensor, reduce: str, n: int) -> bool:
@@ -172,7 +172,7 @@ def gather_scatter(
     if reduce in ("max", "min"):
         return ref.gather_scatter(x_src, x_dst, edge_index, weight, edge_attr, bias, edge_weight, n, reduce)
     out_dtype = x_src.dtype
-    src_i, dst_i = edge_index
+    src_i, dst_i = edge_index[0], edge_index[1]
     if _native_cpu(x_src):  # CPU routes are deterministic either way: pick the fastest
         agg_width = min(_width(x_src), weight.size(0)) if weight is not None else _width(x_src)
         use_csr = csr is not None or _sort_pays(x_src, edge_index.size(1), agg_width)

@@ -34,9 +34,13 @@ HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
 
+_CPU_INTERP = triton_on_cpu()
+HAS_MKL = torch.backends.mkl.is_available()
+
+
 def use_triton(t: Tensor) -> bool:
     """Whether the Triton kernels run for tensors on ``t``'s device."""
-    return HAS_TRITON and (t.is_cuda or (t.device.type == "cpu" and triton_on_cpu()))
+    return HAS_TRITON and (t.is_cuda or (_CPU_INTERP and t.device.type == "cpu"))
 
 
 def _tri():  # imported lazily: importing triton costs ~1 s and is pointless on CPU
@@ -67,7 +71,7 @@ def _rows_of(ptr: Tensor, total: int) -> Tensor:
 
 def _mm_ok(t: Tensor) -> bool:
     """Sparse CSR @ dense is the fast native route (MKL on CPU, cuSPARSE on CUDA)."""
-    return t.is_cuda or torch.backends.mkl.is_available()
+    return HAS_MKL or t.is_cuda
 
 
 def _csr_mm(ptr: Tensor, col: Tensor, val: Tensor | None, x2: Tensor, n_rows: int) -> Tensor:
@@ -245,13 +249,15 @@ def _scatter_atomic_impl(
     if use_triton(src):
         return _tri().atomic_scatter(src, index, gidx, val, dim_size, reduce)
     dt = acc_dtype(src.dtype)
+    # allocate the output before the (E, F) temporaries: measured 1.5-2x faster on CPU (the
+    # allocator otherwise hands back freshly mapped pages for the big temporary every call)
+    out = torch.zeros((dim_size, math.prod(src.shape[1:])), dtype=dt, device=src.device)
     s2 = _to(_flat(src), dt)
     if gidx is not None:
         s2 = s2.index_select(0, gidx)
     if val is not None:
         s2 = s2 * _to(val, dt).unsqueeze(1)
     idx = index if reduce in ("sum", "mean") else index.long()
-    out = torch.zeros((dim_size, s2.size(1)), dtype=dt, device=src.device)
     if reduce == "sum":
         out.index_add_(0, idx, s2)
     elif reduce == "mean":  # one pass; rows that receive nothing keep their 0

@@ -6,6 +6,7 @@ import torch
 
 from meshops.ops import _dispatch
 from meshops.ops._check import (
+    INDEX_DTYPES,
     check_index_tensor,
     check_ptr,
     check_reduce,
@@ -229,15 +230,17 @@ def gather_scatter(
     else:
         x_src, x_dst, bipartite = x, x, False
     check_src(op, "x_src" if bipartite else "x", x_src)
-    if x_dst is not None:
+    if bipartite and x_dst is not None:
         check_src(op, "x_dst", x_dst)
     if not isinstance(edge_index, torch.Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
         shape = tuple(edge_index.shape) if isinstance(edge_index, torch.Tensor) else type(edge_index).__name__
         raise ValueError(f"{op}: edge_index must have shape (2, E), got {shape}")
-    check_index_tensor(op, "edge_index", edge_index[0])
+    if edge_index.dtype not in INDEX_DTYPES:
+        raise TypeError(f"{op}: edge_index has dtype {edge_index.dtype}; expected torch.int64 or torch.int32")
     E = edge_index.size(1)
-    check_same_device(op, x=x_src, edge_index=edge_index, weight=weight, edge_attr=edge_attr, bias=bias,
-                      edge_weight=edge_weight)
+    if bipartite or weight is not None or edge_weight is not None or x_src.device != edge_index.device:
+        check_same_device(op, x=x_src, x_dst=x_dst, edge_index=edge_index, weight=weight, edge_attr=edge_attr,
+                          bias=bias, edge_weight=edge_weight)
     if dim_size is None:
         dim_size = x_dst.size(0) if x_dst is not None else x_src.size(0)
 
