@@ -257,9 +257,10 @@ def test_gradcheck_scatter_segment(reduce, det):
     src = rand(g, 40, 3, dtype=torch.float64).requires_grad_()
     index = rand_index(g, 40, 9)
     _gc(lambda s: ops.scatter(s, index, 9, reduce, deterministic=det), src)
-    big = rand(g, 1200, 16, dtype=torch.float64).requires_grad_()  # wide enough for the sorted CPU route
+    big = rand(g, 1200, 16, dtype=torch.float64).requires_grad_()  # the sorted CSR route
     bidx = rand_index(g, 1200, 50)
-    _gc(lambda s: ops.scatter(s, bidx, 50, reduce), big, fast=True)
+    bc = ops.CSR.from_index(bidx, 50)
+    _gc(lambda s: ops.scatter(s, bidx, 50, reduce, csr=bc), big, fast=True)
     ptr = torch.tensor([0, 5, 5, 22, 40])
     _gc(lambda s: ops.segment(s, ptr, reduce), src)
 
@@ -272,7 +273,7 @@ def test_gradcheck_softmax_gather(det):
     _gc(lambda s: ops.softmax(s, index, 8, deterministic=det), src)
     big = rand(g, 1100, 16, dtype=torch.float64).requires_grad_()
     bidx = rand_index(g, 1100, 40)
-    _gc(lambda s: ops.softmax(s, bidx, 40), big, fast=True)
+    _gc(lambda s: ops.softmax(s, bidx, 40, csr=ops.CSR.from_index(bidx, 40)), big, fast=True)
     x = rand(g, 12, 3, dtype=torch.float64).requires_grad_()
     _gc(lambda x: ops.gather(x, index % 12, deterministic=det), x)
 
