@@ -63,6 +63,8 @@ class BENO(nn.Module):
         conditioned blocks per level on the way down and again on the way up.
     heads, transformer_layers : int
         Boundary Transformer encoder size.
+    global_pool : bool
+        Also condition each branch on the per-graph mean of its encoded node inputs.
 
     Shapes
     ------
@@ -89,6 +91,7 @@ class BENO(nn.Module):
         mlp_layers: int = 2,
         levels: int = 1,
         blocks_per_level: int = 2,
+        global_pool: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels, self.global_channels = in_channels, global_channels
@@ -107,10 +110,10 @@ class BENO(nn.Module):
         self.levels = levels
         self.interior = BENOBranch(ns + nsh + geo, edge_channels, 3 + nsh, out_channels, hidden, latent,
                                    n_blocks, heads, transformer_layers, aggregate, mlp_layers, levels,
-                                   blocks_per_level)
+                                   blocks_per_level, global_pool)
         self.boundary = BENOBranch(nb + nsh + geo + 2 * nb, edge_channels, 3 + nsh + nb, out_channels, hidden,
                                    latent, n_blocks, heads, transformer_layers, aggregate, mlp_layers, levels,
-                                   blocks_per_level)
+                                   blocks_per_level, global_pool)
 
     def forward(self, data: Any) -> torch.Tensor:
         x = node_features(data, self.in_channels, self.global_channels)

@@ -264,6 +264,8 @@ class BENOBranch(nn.Module):
     levels, blocks_per_level : int
         With ``levels > 1`` a :class:`ConditionedUGraph` over that many hierarchy levels replaces
         the flat processor.
+    global_pool : bool
+        Add an MLP of the per-graph mean of the encoded node inputs to the boundary latent.
 
     Shapes
     ------
@@ -273,9 +275,13 @@ class BENOBranch(nn.Module):
 
     def __init__(self, node_in: int, edge_in: int, token_in: int, out_channels: int, hidden: int = 64,
                  latent: int = 64, n_blocks: int = 6, heads: int = 4, transformer_layers: int = 2,
-                 aggregate: str = "mean", mlp_layers: int = 2, levels: int = 1, blocks_per_level: int = 2) -> None:
+                 aggregate: str = "mean", mlp_layers: int = 2, levels: int = 1, blocks_per_level: int = 2,
+                 global_pool: bool = False) -> None:
         super().__init__()
         self.node_encoder = MLP(node_in, hidden, hidden, mlp_layers)
+        # optional: the mean of the encoded node inputs joins the boundary latent (a global summary
+        # of the branch's volume data, e.g. the domain integral of the source)
+        self.pool = MLP(hidden, latent, latent, mlp_layers) if global_pool else None
         self.boundary = BoundaryEncoder(token_in, latent, heads, transformer_layers)
         self.levels = levels
         if levels > 1:
@@ -291,6 +297,8 @@ class BENOBranch(nn.Module):
                 batch: torch.Tensor, n_graphs: int) -> torch.Tensor:
         z = self.boundary(tokens, token_batch, n_graphs)
         h = self.node_encoder(x)
+        if self.pool is not None:
+            z = z + self.pool(ops.scatter(h, batch, dim_size=n_graphs, reduce="mean"))
         if self.levels > 1:
             h = self.processor(h, levels, z, batch)
         else:
