@@ -143,6 +143,18 @@ def test_beno_multilevel_branches_batch_consistently(cases):
         model(_pipeline(cases).sample(cases[0]))
 
 
+def test_beno_global_pool_is_per_graph(cases):
+    from meshops.train.trainer import collate
+
+    p = _pipeline(cases)
+    samples = [p.sample(c) for c in cases]
+    torch.manual_seed(1)
+    model = _beno(p.features.in_channels, global_pool=True).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(collate(samples)), torch.cat([model(s) for s in samples]),
+                                   rtol=1e-4, atol=1e-5)
+
+
 def test_beno_3d_and_gradients_reach_the_transformer():
     pytest.importorskip("gmsh")
     gen = _gen()
