@@ -332,23 +332,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "neuraloperator"),
                    help="folder with darcy_train_16.pt, darcy_test_16.pt, darcy_test_32.pt")
     p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--n-train", type=int, default=1000)
+    p.add_argument("--n-train", type=int, default=500)
     p.add_argument("--n-test", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-darcy", action="store_true")
     p.add_argument("--skip-physics", action="store_true")
     p.add_argument("--phys-n", type=int, default=100, help="elliptic cases (80%% train, 20%% test)")
-    p.add_argument("--phys-epochs", type=int, default=40)
+    p.add_argument("--phys-epochs", type=int, default=25)
     p.add_argument("--physics-weight", type=float, default=1.0)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1 by default: on a shared machine more threads can be far slower)")
     p.add_argument("--out", default=None, help="JSON results")
     p.add_argument("--readme", default=None, help="Markdown file whose bench:darcy block is replaced")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     import torch
 
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     res: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
     if not args.skip_darcy:
