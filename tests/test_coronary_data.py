@@ -243,10 +243,10 @@ def test_shipped_dataset_loads_with_consistent_geometry():
     from meshops.data import Case, load_dataset
 
     ds = load_dataset("coronary_synthetic")
-    assert len(ds) >= 15
+    assert len(ds) >= 100
     names = {s: set(load_dataset("coronary_synthetic", split=s).case_names()) for s in ("train", "val", "test")}
     assert not (names["train"] & names["test"]) and not (names["train"] & names["val"])
-    assert sum(len(v) for v in names.values()) == len(ds) and len(names["test"]) >= 2
+    assert sum(len(v) for v in names.values()) == len(ds) and len(names["test"]) >= 5
     for i in (0, len(ds) // 2, len(ds) - 1):
         c = ds[i]
         assert isinstance(c, Case) and c.globals["Q"] > 0
