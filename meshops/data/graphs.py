@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from meshops.atomic import atomic_path
 from meshops.data import Case, DatasetError
 from meshops.data.normalize import Normalizer, Stats
 from meshops.mesh import Mesh
@@ -143,16 +143,8 @@ class GraphCache:
         return MeshGraph(**d)
 
     def _save(self, g: Any, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path, make_parents=True) as tmp:
             torch.save(_graph_to_dict(g), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
 
 
 @dataclass

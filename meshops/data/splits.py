@@ -6,32 +6,15 @@ import json
 import logging
 import os
 import random
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from meshops.atomic import write_json_atomic
 from meshops.data import DatasetError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["make_splits", "load_or_make_splits", "write_json_atomic"]
-
-
-def write_json_atomic(obj: object, path: str | os.PathLike[str]) -> Path:
-    """Write JSON to a temp file in the same folder, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def make_splits(

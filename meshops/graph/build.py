@@ -25,6 +25,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from meshops.atomic import atomic_path
 from meshops.geometry.topology import cell_edges
 from meshops.graph.hierarchy import build_level, connect_components, n_components, symmetric_edges
 from meshops.mesh import Mesh, MeshError
@@ -415,10 +417,6 @@ def save_graph(data: MeshGraph, path: str | Any, spec: GraphSpec | None = None) 
 
     Written to a temporary file in the same folder, then moved into place (atomic).
     """
-    import os
-    import tempfile
-    from pathlib import Path
-
     path = Path(path)
     tensors, meta = {}, {}
     for k, v in data.items():
@@ -430,16 +428,8 @@ def save_graph(data: MeshGraph, path: str | Any, spec: GraphSpec | None = None) 
             raise TypeError(f"save_graph: attribute '{k}' of type {type(v).__name__} cannot be saved")
     payload = {"format": GRAPH_FORMAT, "tensors": tensors, "meta": meta,
                "spec": spec.to_dict() if spec is not None else None}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, make_parents=True) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

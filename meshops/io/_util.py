@@ -1,53 +1,24 @@
-"""Small helpers shared by the readers and writers: atomic output, time selection, lazy imports."""
+"""Small helpers shared by the readers and writers: atomic output, time selection, lazy imports.
+
+``atomic_path`` lives in :mod:`meshops.atomic` (shared with the other layers) and is re-exported here.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from meshops.atomic import atomic_path
 from meshops.mesh import MeshError
 
+__all__ = ["atomic_path", "dtype_name", "exact_text", "lazy_import", "select_times", "write_rows"]
+
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
-
-    The temporary file keeps the extension (writers that look at it still work) and is removed
-    on failure, so a crash never leaves a half-written ``path`` behind.
-    """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise FileNotFoundError(f"{path}: the output folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + "".join(path.suffixes[-1:]), dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        # mkstemp makes the file private (0600): give it the mode a plain open() would have.
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
-        os.chmod(tmp_path, mode)
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def exact_text(a: np.ndarray) -> np.ndarray:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from meshops.atomic import atomic_path
 
 __all__ = ["CheckpointError", "FORMAT", "save_checkpoint", "load_checkpoint"]
 
@@ -45,7 +46,6 @@ def save_checkpoint(path: str | os.PathLike[str], *, model_state: dict[str, Any]
     from meshops import __version__
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     obj = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -55,15 +55,8 @@ def save_checkpoint(path: str | os.PathLike[str], *, model_state: dict[str, Any]
         "model": {k: v.detach().cpu() for k, v in model_state.items()},
         **(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, make_parents=True) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from meshops.atomic import atomic_path
 from meshops.mesh import Mesh, MeshError
 
 log = logging.getLogger(__name__)
@@ -143,15 +143,8 @@ def render_comparison(
     img = None
     path = Path(out) if out is not None else None
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-        os.close(fd)
-        try:
-            img = pl.screenshot(tmp, return_img=True)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path, make_parents=True) as tmp:
+            img = pl.screenshot(str(tmp), return_img=True)
     if show:
         pl.show()
     else:

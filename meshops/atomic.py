@@ -1,0 +1,73 @@
+"""Atomic file output shared by every layer (standard library only, so ``io`` may use it too).
+
+A writer gets a temporary path in the destination folder; the file is renamed onto the
+destination with ``os.replace`` only when the writer succeeds, and removed when it fails, so a
+crash never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_path", "write_json_atomic"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, make_parents: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary file keeps the extension (writers that look at it still work) and is removed
+    on failure. The final file gets the mode a plain ``open()`` would give it (or keeps the mode
+    of the file it replaces).
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file.
+    make_parents : bool
+        Create the destination folder if needed; otherwise a missing folder is an error.
+
+    Raises
+    ------
+    FileNotFoundError
+        The destination folder does not exist (and ``make_parents`` is false).
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if make_parents:
+        parent.mkdir(parents=True, exist_ok=True)
+    if not parent.is_dir():
+        raise FileNotFoundError(f"{path}: the output folder {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + "".join(path.suffixes[-1:]), dir=parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        # mkstemp makes the file private (0600): give it the mode a plain open() would have.
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp_path, mode)
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json_atomic(obj: object, path: str | os.PathLike[str], indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON (plus a final newline) atomically, creating the folder if needed."""
+    path = Path(path)
+    with atomic_path(path, make_parents=True) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=indent, sort_keys=False)
+        f.write("\n")
+    return path
