@@ -28,12 +28,9 @@ block between ``<!-- bench:elliptic:begin -->`` and ``<!-- bench:elliptic:end --
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -59,16 +56,6 @@ def model_configs(in_channels: int, hidden: int, beno_levels: int = 3, beno_aggr
         "gino": dict(in_channels=in_channels, out_channels=1, hidden=hidden // 2, grid=12, radius=1.5,
                      latent_blocks=2),
     }
-
-
-def _load(name: str, path: Path) -> Any:
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
 
 
 def unknown_mask(case: Any) -> np.ndarray:
@@ -170,10 +157,11 @@ def beno_transfer(models: dict[str, Any], pipeline: Any, folder: Path, h: float)
     """Evaluate Dirichlet-trained models on the BENO paper's samples (see the module docstring)."""
     from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
 
+    from meshops.data import recipe_module
     from meshops.data.beno_format import beno_domain_polygon, elliptic_case, find_beno_files, read_beno
     from meshops.mesh import CellBlock, Mesh
 
-    gen = _load("meshops_elliptic_boundary_generator", ROOT / "datasets" / "elliptic_boundary" / "generator.py")
+    gen = recipe_module(ROOT / "datasets" / "elliptic_boundary", "generator")
     geometry, fem = gen.geometry, gen.fem
     files = find_beno_files(folder)
     rhs_all = np.load(files["RHS"])
@@ -329,11 +317,10 @@ def tables(results: list[dict[str, Any]], command: str) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    from meshops.atomic import atomic_path
+
+    with atomic_path(path, make_parents=True) as tmp:
+        tmp.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:

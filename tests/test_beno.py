@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from meshops.data import recipe_module
 from meshops.data.beno_format import (
     beno_domain_polygon,
     check_elliptic,
@@ -26,13 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _gen():
-    name = "meshops_elliptic_boundary_generator"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "datasets" / "elliptic_boundary" / "generator.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    return recipe_module(ROOT / "datasets" / "elliptic_boundary", "generator")
 
 
 def _pipeline(cases):

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from meshops.data import recipe_module
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("skfem")
 
 
 def _load(name: str):
-    modname = f"meshops_elliptic_boundary_{name}"
-    if modname in sys.modules:
-        return sys.modules[modname]
-    spec = importlib.util.spec_from_file_location(modname, ROOT / "datasets" / "elliptic_boundary" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return recipe_module(ROOT / "datasets" / "elliptic_boundary", name)
 
 
 fem = _load("fem")

@@ -21,16 +21,14 @@ Options (``dataset_options`` in a training config)::
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from meshops.data import Case, Dataset, DatasetError, register_dataset
+from meshops.data import Case, Dataset, DatasetError, cache_root, recipe_module, register_dataset
 from meshops.data.beno_format import ELLIPTIC_INPUTS, ELLIPTIC_TARGETS, elliptic_case
 
 log = logging.getLogger("meshops.datasets.elliptic_boundary")
@@ -38,21 +36,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def _generator() -> Any:
-    name = "meshops_elliptic_boundary_generator"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HERE / "generator.py")
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    return recipe_module(HERE, "generator")
 
 
 def default_root(tag: str) -> Path:
     """``$MESHOPS_CACHE/elliptic_boundary/<tag>`` or ``<checkout>/.cache/elliptic_boundary/<tag>``."""
-    base = os.environ.get("MESHOPS_CACHE")
-    root = Path(base) if base else HERE.parents[1] / ".cache"
-    return root / "elliptic_boundary" / tag
+    return cache_root("elliptic_boundary") / tag
 
 
 @register_dataset("elliptic_boundary")

@@ -29,12 +29,9 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
-import sys
-import tempfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from meshops.atomic import atomic_path, write_json_atomic
+from meshops.data import recipe_module
 from meshops.mesh import CellBlock, Mesh
 
 log = logging.getLogger("meshops.datasets.elliptic_boundary.generator")
@@ -52,15 +51,7 @@ BC_KINDS = ("dirichlet", "neumann", "robin", "mixed")
 
 def load_sibling(name: str) -> Any:
     """Import ``datasets/elliptic_boundary/<name>.py`` once (the folder is not a package)."""
-    modname = f"meshops_elliptic_boundary_{name}"
-    if modname in sys.modules:
-        return sys.modules[modname]
-    spec = importlib.util.spec_from_file_location(modname, HERE / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return recipe_module(HERE, name)
 
 
 fem = load_sibling("fem")
@@ -266,14 +257,8 @@ def write_case(mesh: Mesh, path: str | os.PathLike[str]) -> Path:
     m = mesh.to_meshio()
     m.field_data = {}  # VTU field data must be arrays; the metadata lives in index.json
     m.points = mesh.points  # VTU stores 3D points (z = 0 for 2D meshes)
-    fd, tmp = tempfile.mkstemp(suffix=".vtu", dir=path.parent, prefix=".tmp_")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         meshio.write(tmp, m, file_format="vtu")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -318,10 +303,7 @@ def generate(
     old = json.loads(idx.read_text()) if idx.exists() else []
     known = {e["name"] for e in entries}
     merged = [e for e in old if e["name"] not in known] + entries
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=out, prefix=".tmp_")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(merged, fh, indent=1)
-    os.replace(tmp, idx)
+    write_json_atomic(merged, idx, indent=1)
     return entries
 
 

@@ -257,6 +257,43 @@ def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in eps}
 
 
+def recipe_module(folder: str | os.PathLike[str], name: str) -> Any:
+    """Import ``<folder>/<name>.py`` of a dataset recipe folder once (recipe folders are not packages).
+
+    The module is cached in ``sys.modules`` as ``meshops_<folder name>_<name>``, so every importer
+    (the recipe itself, its dataset, benchmarks, tests) shares one copy.
+
+    Raises
+    ------
+    DatasetError
+        The file does not exist or cannot be imported as Python.
+    """
+    folder = Path(folder)
+    modname = f"meshops_{folder.name}_{name}"
+    if modname in sys.modules:
+        return sys.modules[modname]
+    path = folder / f"{name}.py"
+    if not path.is_file():
+        raise DatasetError(f"recipe file {path} does not exist")
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise DatasetError(f"recipe file {path} cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(modname, None)
+        raise
+    return module
+
+
+def cache_root(name: str) -> Path:
+    """Where a recipe keeps generated data: ``$MESHOPS_CACHE/<name>`` or ``<checkout>/.cache/<name>``."""
+    base = os.environ.get("MESHOPS_CACHE")
+    return (Path(base) if base else Path(__file__).resolve().parents[2] / ".cache") / name
+
+
 def _import_file(path: Path) -> Any:
     """Import a dataset file as a module and return the dataset constructor it defines."""
     path = path.resolve()
@@ -374,4 +411,4 @@ def check_case(case: Any, where: str = "dataset") -> Case:
     return case
 
 
-__all__ += ["resolve_dataset", "check_case", "MeshError"]
+__all__ += ["resolve_dataset", "check_case", "recipe_module", "cache_root", "MeshError"]
