@@ -18,8 +18,7 @@ import torch
 from torch import nn
 
 from meshops.models import register
-from meshops.models.mgn import node_features
-from meshops.models.ugraph import graph_levels
+from meshops.models._common import batch_vector, graph_levels, node_features
 from meshops.nn.beno import BENOBranch, boundary_features
 
 __all__ = ["BENO"]
@@ -119,9 +118,7 @@ class BENO(nn.Module):
         x = node_features(data, self.in_channels, self.global_channels)
         n = x.shape[0]
         pos = data.pos.to(x.dtype)
-        batch = getattr(data, "batch", None)
-        if batch is None:
-            batch = torch.zeros(n, dtype=torch.long, device=x.device)
+        batch = batch_vector(data, x.device)
         n_graphs = int(batch.max()) + 1 if n else 1
         is_b = x[:, self.bflag] > 0.5
         if not bool(is_b.any()):

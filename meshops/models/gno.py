@@ -14,7 +14,7 @@ from torch import nn
 
 from meshops import ops
 from meshops.models import register
-from meshops.models.mgn import node_features
+from meshops.models._common import batch_vector, node_features
 from meshops.nn.gno import GNOKernelIntegral, radius_pairs
 from meshops.nn.mlp import MLP
 
@@ -102,10 +102,7 @@ class GINO(nn.Module):
     def forward(self, data: Any) -> torch.Tensor:
         x = node_features(data, self.in_channels, self.global_channels)
         pos = data.pos.to(x.dtype)
-        n = pos.shape[0]
-        batch = getattr(data, "batch", None)
-        if batch is None:
-            batch = torch.zeros(n, dtype=torch.long, device=pos.device)
+        batch = batch_vector(data, pos.device)
         n_graphs = int(getattr(data, "num_graphs", 1) or 1)
         p, flat = unit_box(pos, batch, n_graphs)
         sizes = [1 if bool(f) else self.grid for f in flat]

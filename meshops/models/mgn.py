@@ -8,38 +8,10 @@ import torch
 from torch import nn
 
 from meshops.models import register
+from meshops.models._common import node_features
 from meshops.nn.message_passing import EncodeProcessDecode
 
 __all__ = ["MeshGraphNet", "node_features"]
-
-
-def node_features(data: Any, in_channels: int, global_channels: int = 0) -> torch.Tensor:
-    """``data.x`` with the global parameters ``data.u`` of each node's sample appended.
-
-    Shapes
-    ------
-    data.x : (N, in_channels); data.u : (B, global_channels); data.batch : (N,)
-    returns : (N, in_channels + global_channels)
-    """
-    x = getattr(data, "x", None)
-    n = int(data.num_nodes)
-    if x is None:
-        if in_channels:
-            raise ValueError(f"model expects {in_channels} node input channels but the graph has no 'x'")
-        x = torch.zeros(n, 0, device=data.pos.device, dtype=data.pos.dtype)
-    if x.shape[-1] != in_channels:
-        raise ValueError(f"model expects {in_channels} node input channels, the graph's x has {x.shape[-1]}")
-    if global_channels:
-        u = getattr(data, "u", None)
-        if u is None or u.shape[-1] != global_channels:
-            got = None if u is None else tuple(u.shape)
-            raise ValueError(f"model expects {global_channels} global parameters in data.u, got shape {got}")
-        u = u.reshape(-1, global_channels)
-        batch = getattr(data, "batch", None)
-        if batch is None:
-            batch = torch.zeros(n, dtype=torch.long, device=x.device)
-        x = torch.cat([x, u[batch].to(x.dtype)], dim=-1)
-    return x
 
 
 @register("mgn")

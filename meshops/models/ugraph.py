@@ -8,39 +8,11 @@ import torch
 from torch import nn
 
 from meshops.models import register
-from meshops.models.mgn import node_features
+from meshops.models._common import graph_levels, node_features
 from meshops.nn.mlp import MLP
-from meshops.nn.ugraph import Level, UGraphProcessor
+from meshops.nn.ugraph import UGraphProcessor
 
 __all__ = ["UGraphNet", "graph_levels"]
-
-
-def graph_levels(data: Any, n_levels: int) -> list[Level]:
-    """The first ``n_levels`` hierarchy levels of a (batched) MeshGraph as :class:`Level` objects.
-
-    Raises ``ValueError`` naming the missing attribute when the graph has fewer levels.
-    """
-    levels = [Level(data.edge_index, data.edge_attr, int(data.num_nodes))]
-    for lvl in range(1, n_levels):
-        need = [f"pos_{lvl}", f"edge_index_{lvl}", f"edge_attr_{lvl}", f"down_{lvl}", f"up_{lvl}"]
-        missing = [k for k in need if getattr(data, k, None) is None]
-        if missing:
-            raise ValueError(
-                f"the graph has no hierarchy level {lvl} (missing {missing}); build it with at least "
-                f"{n_levels} levels or lower the model's 'levels'"
-            )
-        levels.append(
-            Level(
-                edge_index=getattr(data, f"edge_index_{lvl}"),
-                edge_attr=getattr(data, f"edge_attr_{lvl}"),
-                num_nodes=int(getattr(data, f"pos_{lvl}").shape[0]),
-                down=getattr(data, f"down_{lvl}"),
-                down_w=getattr(data, f"down_w_{lvl}", None),
-                up=getattr(data, f"up_{lvl}"),
-                up_w=getattr(data, f"up_w_{lvl}", None),
-            )
-        )
-    return levels
 
 
 @register("ugraph")
