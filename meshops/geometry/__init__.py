@@ -6,7 +6,7 @@ torch or reads files.
 
 from __future__ import annotations
 
-from meshops.geometry import boundary, centerline, sampling, surface, topology
+from meshops.geometry import boundary, centerline, polyline, sampling, surface, topology
 from meshops.geometry.centerline import (
     Centerline,
     CenterlineProjection,
@@ -21,6 +21,7 @@ from meshops.geometry.centerline import (
 __all__ = [
     "boundary",
     "centerline",
+    "polyline",
     "sampling",
     "surface",
     "topology",
