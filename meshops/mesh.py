@@ -409,12 +409,12 @@ class Mesh:
         """A ``pyvista.UnstructuredGrid`` with every cell block in order and the fields attached.
 
         A point cloud (no cells) becomes ``pyvista.PolyData`` so it renders as points. Tensor fields
-        are flattened to (n, a*b). The conversion lives in :mod:`meshops.io.vtkconv` (imported here
-        lazily) so that VTK files and pyvista objects go through the same code.
+        are flattened to (n, a*b). The conversion lives in :mod:`meshops.mesh_vtk` (imported here
+        lazily), which the VTK readers and writers of :mod:`meshops.io` use too.
         """
         import pyvista as pv
 
-        from meshops.io.vtkconv import mesh_to_vtk
+        from meshops.mesh_vtk import mesh_to_vtk
 
         if not self.cells:
             cloud = pv.PolyData(self.points.copy())
@@ -432,7 +432,7 @@ class Mesh:
         """
         import pyvista as pv
 
-        from meshops.io.vtkconv import mesh_from_vtk
+        from meshops.mesh_vtk import mesh_from_vtk
 
         if isinstance(obj, pv.MultiBlock):
             obj = obj.combine(merge_points=False)
