@@ -91,7 +91,7 @@ def read_ensight(path: Path, time: Any = None, **kw: Any) -> Mesh | list[Mesh]:
     cell blocks (m, k) int64 in part and element order; fields (n, ...) / (n_cells, ...).
     """
     pv = lazy_import("pyvista", "reading EnSight cases")
-    from meshops.io.vtkconv import _VtkErrors, mesh_from_vtk
+    from meshops.io.vtkconv import _VtkErrors, mesh_from_vtk, read_vtk_step
 
     sec = _case_sections(path)
     if "GEOMETRY" not in sec:
@@ -108,12 +108,7 @@ def read_ensight(path: Path, time: Any = None, **kw: Any) -> Mesh | list[Mesh]:
     idx = select_times(path, times, time) if times else []
     out = []
     for i in idx or [None]:
-        with _VtkErrors() as errs:
-            if i is not None:
-                reader.set_active_time_value(times[i])
-            mb = reader.read()
-        if errs.messages:
-            raise MeshError(f"{path}: vtk's EnSight reader failed: {errs.messages[0][:300]}")
+        mb = read_vtk_step(reader, times, i, path, "EnSight")
         names = list(mb.keys())
         parts = [(str(n), mesh_from_vtk(mb[j], path, face_ids=False)) for j, n in enumerate(names)
                  if mb[j] is not None and mb[j].n_points]

@@ -221,9 +221,9 @@ def read_openfoam(path: Path, time: Any = None, *, cell_to_point: bool = False,
     foam = ctrl if ctrl.is_file() else next(iter(sorted(case.glob("*.foam"))), None)
     if foam is None:
         raise MeshError(f"{case}: no system/controlDict nor .foam file to open the case with")
-    from meshops.io.vtkconv import _VtkErrors, mesh_from_vtk
+    from meshops.io.vtkconv import _VtkErrors, mesh_from_vtk, read_vtk_step
 
-    with _VtkErrors() as errs:
+    with _VtkErrors():  # set-up messages are swallowed; read errors are raised per time step below
         reader = pv.OpenFOAMReader(str(foam))
         reader.cell_to_point_creation = bool(cell_to_point)
         reader.skip_zero_time = False
@@ -233,12 +233,7 @@ def read_openfoam(path: Path, time: Any = None, *, cell_to_point: bool = False,
     idx = select_times(case, times, time) if times else []
     out = []
     for i in idx or [None]:
-        with _VtkErrors() as errs:
-            if i is not None:
-                reader.set_active_time_value(times[i])
-            mb = reader.read()
-        if errs.messages:
-            raise MeshError(f"{case}: vtk's OpenFOAM reader failed: {errs.messages[0][:300]}")
+        mb = read_vtk_step(reader, times, i, case, "OpenFOAM")
         internal = mb["internalMesh"] if "internalMesh" in mb.keys() else None
         if internal is None or internal.n_points == 0:
             raise MeshError(f"{case}: the internal mesh is empty or unreadable")

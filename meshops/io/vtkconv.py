@@ -54,6 +54,20 @@ class _VtkErrors:
         self.messages = [ln.strip() for ln in text.splitlines() if "ERROR" in ln or "Error" in ln]
 
 
+def read_vtk_step(reader: Any, times: list[float], i: int | None, where: Any, what: str) -> Any:
+    """``reader.read()`` at time index ``i`` (``None``: the reader's current time).
+
+    vtk's printed errors become a :class:`MeshError` naming ``where`` and the ``what`` reader.
+    """
+    with _VtkErrors() as errs:
+        if i is not None:
+            reader.set_active_time_value(times[i])
+        mb = reader.read()
+    if errs.messages:
+        raise MeshError(f"{where}: vtk's {what} reader failed: {errs.messages[0][:300]}")
+    return mb
+
+
 def read_with_vtk(path: Path, **kw: Any) -> Mesh:
     """Read any file pyvista knows into a :class:`Mesh`, turning vtk's printed errors into MeshError."""
     pv = lazy_import("pyvista", f"reading {Path(path).suffix}")
