@@ -272,12 +272,16 @@ def recipe_module(folder: str | os.PathLike[str], name: str) -> Any:
     modname = f"meshops_{folder.name}_{name}"
     if modname in sys.modules:
         return sys.modules[modname]
-    path = folder / f"{name}.py"
+    return _exec_file(modname, folder / f"{name}.py", "recipe file")
+
+
+def _exec_file(modname: str, path: Path, what: str) -> Any:
+    """Import the Python file ``path`` as module ``modname`` (kept in ``sys.modules`` unless it fails)."""
     if not path.is_file():
-        raise DatasetError(f"recipe file {path} does not exist")
+        raise DatasetError(f"{what} {path} does not exist")
     spec = importlib.util.spec_from_file_location(modname, path)
     if spec is None or spec.loader is None:
-        raise DatasetError(f"recipe file {path} cannot be imported as Python")
+        raise DatasetError(f"{what} {path} cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
     try:
@@ -301,15 +305,9 @@ def _import_file(path: Path) -> Any:
         raise DatasetError(f"dataset file {path} does not exist")
     modname = "meshops_user_dataset_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
     before = dict(_REGISTRY)
-    spec = importlib.util.spec_from_file_location(modname, path)
-    if spec is None or spec.loader is None:
-        raise DatasetError(f"dataset file {path} cannot be imported as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = module
     try:
-        spec.loader.exec_module(module)
+        module = _exec_file(modname, path, "dataset file")
     except Exception as e:
-        sys.modules.pop(modname, None)
         raise DatasetError(f"dataset file {path} failed to import: {type(e).__name__}: {e}") from e
     # 1) classes registered by this file
     new = [c for k, c in _REGISTRY.items() if getattr(c, "__module__", None) == modname]
