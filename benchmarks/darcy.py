@@ -206,14 +206,20 @@ def run_darcy(args: argparse.Namespace) -> dict[str, Any]:
     features = FeatureSpec.from_case(cases["train16"][0])
     cache = GraphCache(enabled=False)
     pipes = {}
-    for key, n in (("16", 256), ("32", 1024)):
-        lv = levels_for(ds[f"test{key}"].shape[0] * ds[f"test{key}"].shape[1])
+    for key in ("16", "32"):
+        lv = levels_for(ds[f"test{key if args.levels32 == 'coarsest' else '16'}"].shape[0] ** 2)
         pipes[key] = Pipeline(features, {"levels": lv, "ratio": 0.25}, cache=cache)
     pipes["16"].fit(cases["train16"])
     pipes["32"].normalizer = pipes["16"].normalizer
     samples = {k: [pipes[k[-2:]].sample(c) for c in cases[k]] for k in cases}
     results: dict[str, Any] = {}
     cfgs = model_configs(features.in_channels)
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        model_name, _, option = key.partition(".")
+        if model_name not in cfgs or not option or not value:
+            raise SystemExit(f"--set {item!r}: expected MODEL.OPTION=JSON with MODEL one of {sorted(cfgs)}")
+        cfgs[model_name][option] = json.loads(value)
     for name in args.models:
         t0 = time.perf_counter()
         if name == "fno":
@@ -338,6 +344,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-train", type=int, default=500)
     p.add_argument("--n-test", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", metavar="MODEL.OPTION=JSON",
+                   help="override a model option, e.g. --set mgno.n_kernels=2 (repeatable)")
+    p.add_argument("--levels32", choices=["coarsest", "same"], default="coarsest",
+                   help="hierarchy of the 32x32 meshes: down to the same coarsest size as at 16x16 (one more "
+                        "level) or the same number of levels")
     p.add_argument("--skip-darcy", action="store_true")
     p.add_argument("--skip-physics", action="store_true")
     p.add_argument("--phys-n", type=int, default=100, help="elliptic cases (80%% train, 20%% test)")

@@ -90,3 +90,27 @@ def test_bad_files(tmp_path):
     assert len(ok) == 2 and ok[1].mesh.n_points == 16
     with pytest.raises(IndexError, match="sample 5 out of range"):
         ok[5]
+
+
+@pytest.mark.slow
+def test_benchmark_smoke(shared_data, tmp_path):
+    """``meshops bench darcy`` end to end on a tiny budget: FNO and mgno train, the README block is written."""
+    import importlib.util
+    import json
+
+    pytest.importorskip("neuralop")
+    spec = importlib.util.spec_from_file_location("bench_darcy_test", ROOT / "benchmarks" / "darcy.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    readme = tmp_path / "README.md"
+    readme.write_text("# card\n<!-- bench:darcy:begin -->\nold\n<!-- bench:darcy:end -->\ntail\n")
+    out = tmp_path / "res.json"
+    rc = bench.main(["--data", str(shared_data / "neuraloperator"), "--models", "fno", "mgno", "--n-train", "16",
+                     "--n-test", "4", "--epochs", "1", "--skip-physics", "--out", str(out), "--readme", str(readme)])
+    assert rc == 0
+    res = json.loads(out.read_text())["darcy"]["results"]
+    for name in ("fno", "mgno"):
+        r = res[name]
+        assert r["params"] > 0 and np.isfinite(r["test16"]) and np.isfinite(r["test32"])
+    text = readme.read_text()
+    assert "old" not in text and "| `mgno` |" in text and text.endswith("tail\n")

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from meshops.train.physics import LinearSystem, ResidualError, batch_systems, p1_system, residual, residual_loss
+from meshops.train.physics import (
+    LinearSystem,
+    ResidualError,
+    batch_systems,
+    p1_system,
+    residual,
+    residual_loss,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

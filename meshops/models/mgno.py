@@ -40,7 +40,8 @@ class MgNO(nn.Module):
         Hierarchy levels the cycles use; ``None`` uses every level the graph has (operators shared
         across levels, so a finer mesh may bring one more level: zero-shot super-resolution).
     cycle : ``"V"`` or ``"W"``; pre, post, coarse : smoothing steps (see :func:`~meshops.nn.multigrid.multigrid_cycle`).
-    share_levels, n_kernels, kernel_hidden, learned_transfer : see :class:`~meshops.nn.multigrid.MultigridLayer`.
+    share_levels, n_kernels, kernel_hidden, learned_transfer, scale_power : see
+        :class:`~meshops.nn.multigrid.MultigridLayer`.
 
     Shapes
     ------
@@ -64,6 +65,7 @@ class MgNO(nn.Module):
         n_kernels: int = 1,
         kernel_hidden: int = 16,
         learned_transfer: bool = False,
+        scale_power: float = 2.0,
     ) -> None:
         super().__init__()
         if edge_channels != 4:
@@ -72,7 +74,7 @@ class MgNO(nn.Module):
         self.lift = nn.Linear(in_channels + global_channels, hidden)
         self.layers = nn.ModuleList(
             MultigridLayer(hidden, levels, cycle, pre, post, coarse, share_levels, n_kernels, kernel_hidden,
-                           learned_transfer)
+                           learned_transfer, scale_power=scale_power)
             for _ in range(n_layers)
         )
         self.proj = MLP(hidden, out_channels, 2 * hidden, 2, layer_norm=False, activation="gelu")

@@ -485,6 +485,8 @@ class MultigridLayer(nn.Module):
     n_kernels, kernel_hidden : see :class:`LevelOperator`.
     learned_transfer : add learned channel mixing after restriction and prolongation.
     activation : ``"gelu"``, ``"silu"``, ``"relu"`` or ``"none"``.
+    scale_power : ``A`` is scaled by ``(h/H)^-p`` and ``S`` by ``(h/H)^p`` (2: a second-order operator
+        and its inverse; 0: plain per-hop stencils).
 
     Shapes
     ------
@@ -504,6 +506,7 @@ class MultigridLayer(nn.Module):
         kernel_hidden: int = 16,
         learned_transfer: bool = False,
         activation: str = "gelu",
+        scale_power: float = 2.0,
     ) -> None:
         super().__init__()
         if cycle not in ("V", "W"):
@@ -517,8 +520,8 @@ class MultigridLayer(nn.Module):
         self.channels, self.n_levels, self.cycle = channels, n_levels, cycle
         self.pre, self.post, self.coarse = pre, post, coarse
         n_ops = 1 if share_levels else int(n_levels or 1)
-        self.A = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, -2.0) for _ in range(n_ops))
-        self.S = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, 2.0) for _ in range(n_ops))
+        self.A = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, -scale_power) for _ in range(n_ops))
+        self.S = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, scale_power) for _ in range(n_ops))
         n_tr = 1 if share_levels else max(1, int(n_levels or 1) - 1)
         self.R = nn.ModuleList(nn.Linear(channels, channels) for _ in range(n_tr)) if learned_transfer else None
         self.P = nn.ModuleList(nn.Linear(channels, channels) for _ in range(n_tr)) if learned_transfer else None
