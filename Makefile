@@ -30,6 +30,7 @@ venv: $(STAMP)
 
 demo: deps $(STAMP)
 	$(BIN)/meshops info examples/data/sample_mixed.msh
+	$(BIN)/meshops demo --out demo_out
 
 test: deps $(STAMP)
 	$(BIN)/python -m pytest -q

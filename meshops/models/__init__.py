@@ -14,6 +14,10 @@ Model contract: ``forward(data)`` takes a (batched) graph from :mod:`meshops.gra
 ``data.x`` (N, in_channels) node inputs, optional ``data.u`` (B, n_globals) global parameters and
 ``data.batch``, and returns (N, out_channels) predictions at the nodes (or at ``data.query_pos``
 for decoder models, which document it).
+
+Optional hook: ``prepare_sample(data, case) -> data`` returns a copy of a sample graph with what
+the model needs beyond the mesh graph, taken from the :class:`~meshops.data.Case` (e.g. the
+centerline of a vessel). The trainer and :mod:`meshops.train.inference` call it on every sample.
 """
 
 from __future__ import annotations

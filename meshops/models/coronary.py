@@ -293,8 +293,9 @@ class CenterlineRBF(nn.Module):
     q_scale : a typical inlet flow (in the data's unit); globals are ``Q / q_scale``, ``log(Q / q_scale)``.
     length_scale : a typical length (in the data's unit); features are made dimensionless with it.
     dist_max : range of the encoder's distance bias, in units of ``length_scale``.
-    in_channels : accepted for the registry's common signature; wall input fields are not used
-        (the model sees only the wall point positions).
+    in_channels, global_channels : accepted for the trainer's common signature; wall input fields
+        are not used (the model sees only the wall point positions) and the inlet flow comes from
+        ``data.cl_q`` (raw) or column ``q_index`` of ``data.u``.
     chunk_size, max_elements : RBF evaluation chunking (see :func:`meshops.ops.rbf.rbf_eval`).
 
     Shapes
@@ -316,6 +317,7 @@ class CenterlineRBF(nn.Module):
         length_scale: float = 10.0,
         dist_max: float = 8.0,
         in_channels: int | None = None,
+        global_channels: int | None = None,
         chunk_size: int | None = None,
         max_elements: int = 1 << 18,
     ) -> None:
@@ -336,6 +338,10 @@ class CenterlineRBF(nn.Module):
             chunk_size=chunk_size,
             max_elements=max_elements,
         )
+
+    def prepare_sample(self, data: Any, case: Any) -> Any:
+        """The model hook of :mod:`meshops.models`: attach the case's centerline and inlet flow."""
+        return attach_case_centerline(data, case)
 
     def _flow(self, data: Any, num_cases: int) -> Tensor:
         cq = getattr(data, "cl_q", None)

@@ -77,7 +77,11 @@ def predict_case(trained: Trained, case: Case) -> dict[str, np.ndarray]:
     returns : {target name: (n_points,) or (n_points, c) float32}
     """
     g = trained.pipeline.graph(case)
-    d = trained.pipeline.sample(case, targets=False).to(trained.device)
+    d = trained.pipeline.sample(case, targets=False)
+    prepare = getattr(trained.model, "prepare_sample", None)
+    if prepare is not None:
+        d = prepare(d, case)
+    d = d.to(trained.device)
     pred = trained.model(d).float()
     return trained.pipeline.decode(case, g, pred)
 

@@ -243,6 +243,11 @@ def _train(config: TrainConfig, info: D.DistInfo) -> TrainResult:
                      global_channels=feats.global_channels)
     model = models.create(config.model, **model_cfg).to(dev)
     meshops_config = dict(model.meshops_config)
+    # Models that need more than the mesh graph (a centerline, a boundary encoding) take it from the case.
+    prepare = getattr(model, "prepare_sample", None)
+    if prepare is not None:
+        train_samples = [prepare(d, c) for d, c in zip(train_samples, train_cases, strict=True)]
+        val_samples = [prepare(d, c) for d, c in zip(val_samples, val_cases, strict=True)]
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     batches_per_epoch = len(_global_batches(list(range(len(train_samples))), config.batch_size, info.world))
     if batches_per_epoch == 0:
