@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,8 +49,9 @@ def bench(
 ) -> dict[str, float]:
     """Min wall time (ms) per function; the functions run interleaved, round by round.
 
-    At least ``repeat`` rounds, then more (up to 50) until ``min_s`` seconds have passed: the
-    minimum over many interleaved rounds is what survives a machine shared with other jobs.
+    At least ``repeat`` rounds, then more (up to 50) until ``min_s`` seconds have passed, in a
+    shuffled order each round: the minimum over many interleaved rounds is what survives a
+    machine shared with other jobs.
     Rounds stop after ``budget_s`` seconds (at least 2 rounds).
     """
     sync = _timer(device)
@@ -59,8 +61,12 @@ def bench(
     best = {k: math.inf for k in fns}
     t_start = time.perf_counter()
     rounds = 0
+    order = list(fns)
+    rng = random.Random(0)
     while True:
-        for k, f in fns.items():
+        rng.shuffle(order)  # no function always runs right after the same neighbour
+        for k in order:
+            f = fns[k]
             sync()
             t0 = time.perf_counter()
             f()
