@@ -468,3 +468,22 @@ def test_torch_compile_composes():
             return ops.gather_scatter(x, ei, w, csr=c).relu().sum()
 
     torch.testing.assert_close(torch.compile(f)(x), f(x))
+
+
+def test_kernels_benchmark_runs_and_agrees(tmp_path):
+    """``meshops bench kernels`` on a tiny graph: every row timed, ours == the peers (checked inside)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "kernels.py"
+    spec = importlib.util.spec_from_file_location("meshops_bench_kernels_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "rows.json"
+    argv = ["--sizes", "3000:8:5", "--no-mesh", "--repeat", "1", "--min-time", "0", "--json", str(out)]
+    assert mod.main(argv) == 0
+    rows = json.loads(out.read_text())
+    ops_run = {r["op"] for r in rows}
+    assert {"scatter_sum", "segment_sum", "softmax", "gather_scatter(linear)", "gather_scatter(linear) fwd+bwd"} <= ops_run
+    assert all(r["ours_ms"] > 0 and r["ratio"] > 0 for r in rows)
