@@ -61,7 +61,7 @@ def suite_scatter_segment(device: str, e: int, n: int, f: int) -> None:
                     out = ops.scatter(src, index, n, reduce, deterministic=det)
                     assert out.dtype == dtype
                     torch.testing.assert_close(
-                        out, exp, **TOL[dtype], msg=lambda m: f"seed {seed} {dtype} {reduce} det={det}: {m}"
+                        out, exp, **TOL[dtype], msg=lambda m, c=f"seed {seed} {dtype} {reduce} det={det}": f"{c}: {m}"
                     )
                     assert torch.all(out[0] == 0) and torch.all(out[-1] == 0)
     src = _rand(g, e, 3, 2, device=device)
@@ -100,7 +100,7 @@ def suite_gather_scatter(device: str, n: int, e: int, f: int, f_out: int) -> Non
         exp = ref.gather_scatter(x.double(), x.double(), ei, w.double(), ea.double(), b.double(), ew.double(), n, reduce)
         for kw in (dict(deterministic=False), dict(deterministic=True), dict(csr=c)):
             out = ops.gather_scatter(x, ei.int(), w, ea, b, edge_weight=ew, reduce=reduce, **kw)
-            torch.testing.assert_close(out.double(), exp, rtol=1e-4, atol=1e-3, msg=lambda m: f"seed {seed} {kw}: {m}")
+            torch.testing.assert_close(out.double(), exp, rtol=1e-4, atol=1e-3, msg=lambda m, c=f"seed {seed} {kw}": f"{c}: {m}")
         exp0 = ref.gather_scatter(x, None, ei, None, None, None, None, n, reduce)
         for det in (False, True):
             torch.testing.assert_close(ops.gather_scatter(x, ei, reduce=reduce, deterministic=det), exp0, rtol=1e-4, atol=1e-4)
@@ -122,19 +122,20 @@ def suite_gradcheck(device: str) -> None:
     index = _index(g, 30, 7, device)
     for det in (False, True):
         for reduce in REDUCES:
-            assert _gc(lambda s: ops.scatter(s, index, 7, reduce, deterministic=det), (src,))
-        assert _gc(lambda s: ops.softmax(s, index, 7, deterministic=det), (src,))
+            assert _gc(lambda s, r=reduce, d=det: ops.scatter(s, index, 7, r, deterministic=d), (src,))
+        assert _gc(lambda s, d=det: ops.softmax(s, index, 7, deterministic=d), (src,))
         x = _rand(g, 9, 3, dtype=torch.float64, device=device).requires_grad_()
         ei = torch.stack([_index(g, 30, 9, device, hole=False), _index(g, 30, 9, device)])
         w = _rand(g, 4, 6 + 2, dtype=torch.float64, device=device).requires_grad_()
         ea = _rand(g, 30, 2, dtype=torch.float64, device=device).requires_grad_()
         ew = (_rand(g, 30, dtype=torch.float64, device=device).abs() + 0.1).requires_grad_()
         assert _gc(
-            lambda x, w, ea, ew: ops.gather_scatter(x, ei, w, ea, edge_weight=ew, deterministic=det), (x, w, ea, ew)
+            lambda x, w, ea, ew, ei=ei, d=det: ops.gather_scatter(x, ei, w, ea, edge_weight=ew, deterministic=d),
+            (x, w, ea, ew),
         )
     ptr = torch.tensor([0, 4, 4, 30], device=device)
     for reduce in REDUCES:
-        assert _gc(lambda s: ops.segment(s, ptr, reduce), (src,))
+        assert _gc(lambda s, r=reduce: ops.segment(s, ptr, r), (src,))
 
 
 def suite_opcheck(device: str) -> None:
@@ -173,7 +174,7 @@ def suite_deterministic_bits(device: str, n: int, e: int, f: int) -> None:
 
     first = run()
     for _ in range(3):
-        for a, b in zip(first, run()):
+        for a, b in zip(first, run(), strict=True):
             assert torch.equal(a, b)
 
 
