@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 
 HELP = "run a side-by-side benchmark from benchmarks/ (kernels, graph, ...)"
@@ -33,5 +34,6 @@ def run(args: argparse.Namespace) -> int:
     spec = importlib.util.spec_from_file_location(f"meshops_bench_{args.name}", path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # classes defined there (e.g. a PyG MessagePassing) look up their module
     spec.loader.exec_module(mod)
     return int(mod.main(args.rest) or 0)
