@@ -246,8 +246,8 @@ def _table(rows: list[dict[str, Any]], cfg: dict[str, Any]) -> str:
     )
     body = "".join(
         f"| {r['model']} | {r['point_set']} | {r['params']:,} | {r['one_step']:.2e} | {r['rollout24']:.2e} | "
-        f"{r['rollout120']:.2e} | {r['energy_ratio_final']:.3f}{'' if r['finite'] else ' (blew up at ' + str(r['rollout_steps']) + ')'} | "
-        f"{r['energy_max_dev']:.3f} | {r['forward_ms']:.1f} | {r['train_step_ms']:.1f} |\n"
+        f"{r['rollout120']:.2e} | {r['energy_ratio_final']:.3g}{'' if r['finite'] else ' (blew up at ' + str(r['rollout_steps']) + ')'} | "
+        f"{r['energy_max_dev']:.3g} | {r['forward_ms']:.1f} | {r['train_step_ms']:.1f} |\n"
         for r in rows
     )
     return head + body

@@ -24,7 +24,7 @@ Point sets: ``equiangular`` (the solver's nlat x nlon grid with poles, Clenshaw-
 
 Command line::
 
-    python datasets/sphere_shallow_water/generator.py OUT_DIR --n-train 6 --n-test 2 --steps 520 \
+    python datasets/sphere_shallow_water/generator.py OUT_DIR --n-train 24 --n-test 2 --steps 520 \
         --nlat 32 --nlon 64 --point-sets equiangular icosphere4 fibonacci2048
 """
 
@@ -149,7 +149,7 @@ def simulate(
 
 def generate(
     out_dir: str | os.PathLike[str],
-    n_train: int = 6,
+    n_train: int = 24,
     n_test: int = 2,
     steps: int = 520,
     nlat: int = 32,
@@ -211,7 +211,7 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir")
-    ap.add_argument("--n-train", type=int, default=6)
+    ap.add_argument("--n-train", type=int, default=24)
     ap.add_argument("--n-test", type=int, default=2)
     ap.add_argument("--steps", type=int, default=520)
     ap.add_argument("--nlat", type=int, default=32)
