@@ -16,9 +16,16 @@ This package imports only torch (and triton, lazily, on CUDA).
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from meshops.ops._config import checks, deterministic, is_deterministic
 from meshops.ops.core import gather, gather_scatter, scatter, segment, softmax
 from meshops.ops.csr import CSR, csr
+
+if TYPE_CHECKING:
+    from meshops.ops import sht
+    from meshops.ops.rbf import rbf_eval
 
 __all__ = [
     "CSR",
@@ -28,7 +35,27 @@ __all__ = [
     "gather",
     "gather_scatter",
     "is_deterministic",
+    "rbf_eval",
     "scatter",
     "segment",
+    "sht",
     "softmax",
 ]
+
+# Imported on first use, so ``import meshops.ops`` stays as light as the core ops.
+_LAZY_MODULES = {"sht": "meshops.ops.sht"}
+_LAZY_ATTRS = {"rbf_eval": "meshops.ops.rbf"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(_LAZY_MODULES[name])
+    if name in _LAZY_ATTRS:
+        value = getattr(importlib.import_module(_LAZY_ATTRS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_MODULES) | set(_LAZY_ATTRS))
