@@ -24,15 +24,13 @@ Options (``dataset_options``)::
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from meshops.data import Case, Dataset, DatasetError, register_dataset
+from meshops.data import Case, Dataset, DatasetError, cache_root, recipe_module, register_dataset
 from meshops.mesh import CellBlock, Mesh
 
 HERE = Path(__file__).resolve().parent
@@ -40,20 +38,12 @@ FIELDS = ("geopotential", "vorticity", "divergence")
 
 
 def _generator() -> Any:
-    name = "meshops_sphere_shallow_water_generator"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HERE / "generator.py")
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    return recipe_module(HERE, "generator")
 
 
 def default_root() -> Path:
     """``$MESHOPS_CACHE/sphere_shallow_water`` or ``<checkout>/.cache/sphere_shallow_water``."""
-    base = os.environ.get("MESHOPS_CACHE")
-    return (Path(base) if base else HERE.parents[1] / ".cache") / "sphere_shallow_water"
+    return cache_root("sphere_shallow_water")
 
 
 def _grid_quads(nlat: int, nlon: int) -> np.ndarray:
