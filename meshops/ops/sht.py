@@ -1,24 +1,9 @@
-# ruff: noqa: E741  (l is the spherical-harmonic degree, as in the literature)
-"""Real spherical harmonics and spherical-harmonic transforms on any point set of the unit sphere.
+"""Spherical-harmonic transforms (analysis and synthesis) on any point set of the unit sphere.
 
-Conventions
------------
-* Real, orthonormal spherical harmonics ``Y_lm`` for ``0 <= l <= L`` and ``-l <= m <= l``, stored
-  in the flat index ``k = l * l + l + m`` (``K = (L + 1) ** 2`` functions), with
-  ``\\int_{S^2} Y_lm Y_l'm' dOmega = delta_ll' delta_mm'``.
-* No Condon-Shortley phase in the real functions: ``Y_1,-1 = c y``, ``Y_1,0 = c z``,
-  ``Y_1,1 = c x`` with ``c = sqrt(3 / (4 pi))``. In terms of scipy's complex ``Y_l^m`` (which
-  carries the phase ``(-1)^m``): ``Y_lm = sqrt(2) (-1)^m Re Y_l^m`` for ``m > 0`` and
-  ``Y_l,-m = sqrt(2) (-1)^m Im Y_l^m``.
-* Spherical coordinates: colatitude ``theta`` in [0, pi] from +z, longitude ``phi`` from +x
-  towards +y. Tangent vectors are given as (east, north) components.
-* Every basis is computed in float64 by the stable three-term recurrence of the fully
-  normalised associated Legendre functions, written as polynomials in ``(x, y, z)``
-  (``P_l^m(cos theta) cos(m phi) = Q_l^m(z) Re (x + i y)^m``), so it has no division by
-  ``sin(theta)`` and is differentiable everywhere.
-
-The harmonics themselves live in :mod:`meshops.ops.sph_harm` and the point sets / quadrature
-weights in :mod:`meshops.ops.sphere_points`; both are re-exported here, so every
+Conventions (real orthonormal ``Y_lm`` in the flat index ``k = l * l + l + m``, no Condon-Shortley
+phase, colatitude/longitude, tangent vectors as (east, north) components) are those of
+:mod:`meshops.ops.sph_harm`, which computes the harmonics; the point sets and quadrature weights
+live in :mod:`meshops.ops.sphere_points`. Both are re-exported here, so every
 ``meshops.ops.sht.X`` import keeps working. Only torch is imported here (``meshops.ops`` layering rule).
 """
 
