@@ -24,7 +24,6 @@ table into ``datasets/sphere_shallow_water/README.md``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -44,11 +43,9 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("sphere_sw_generator", DATASET_DIR / "generator.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from meshops.data import recipe_module
+
+    return recipe_module(DATASET_DIR, "generator")
 
 
 # ------------------------------------------------------------------------------------------ data

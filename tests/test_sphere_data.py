@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from meshops.data import recipe_module
 from meshops.ops.sht import SHT, clenshaw_curtis_grid, icosphere
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ def _load(name: str, file: str):
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    gen = _load("meshops_sphere_shallow_water_generator", "generator.py")
+    gen = recipe_module(DS, "generator")
     out = tmp_path_factory.mktemp("sw")
     paths = gen.generate(out, n_train=1, n_test=1, steps=4, nlat=16, nlon=32, dt=1200.0, dt_solver=600.0,
                          point_sets=("equiangular", "icosphere2", "fibonacci300"))  # fmt: skip
@@ -89,7 +90,7 @@ def test_dataset_contract(small):
 @pytest.mark.slow
 def test_benchmark_smoke(tmp_path):
     """`meshops bench sphere --quick` end to end on a small generated dataset (~15 s)."""
-    gen = _load("meshops_sphere_shallow_water_generator", "generator.py")
+    gen = recipe_module(DS, "generator")
     gen.generate(tmp_path, n_train=1, n_test=1, steps=40, point_sets=("equiangular", "icosphere4"))
     bench = _load("meshops_bench_sphere_test", "../../benchmarks/sphere.py")
     out = tmp_path / "res.json"
