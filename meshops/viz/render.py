@@ -29,6 +29,19 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _load_triton_before_mesa() -> None:
+    """Import triton (when installed) before the first off-screen render.
+
+    Triton ships its own LLVM. Loading it after Mesa's llvmpipe (which VTK's first software render
+    pulls in) crashes the process with a segmentation fault, and ``import torch_geometric`` loads
+    triton through ``torch._dynamo``. Loading it first keeps both working in one process.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
+
+
 def _scalar(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     return a if a.ndim == 1 else np.linalg.norm(a.reshape(len(a), -1), axis=1)
@@ -98,6 +111,10 @@ def render_comparison(
     -------
     RenderInfo with the colour ranges and the RGB image (h, w, 3) uint8.
     """
+    _load_triton_before_mesa()
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # No X server: render through EGL directly instead of failing over from an X window (VTK >= 9.4).
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     import pyvista as pv
 
     panels = compare_fields(mesh, name)
