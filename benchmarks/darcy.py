@@ -10,8 +10,8 @@
    the grid meshes (``meshops.data.graphs.Pipeline``: permeability, positions, boundary flag;
    hierarchy down to 4 coarse nodes, ratio 1/4). Reported: relative L2 error of the pressure per
    test sample (then averaged) at 16 x 16 and zero-shot at 32 x 32 (no retraining; the graph
-   models get the 32 x 32 mesh and its hierarchy -- by default with the same number of levels as
-   at 16 x 16, ``--levels32 coarsest`` adds a level so the coarsest size matches instead -- FNO the
+   models get the 32 x 32 mesh and its hierarchy -- by default down to the same coarsest size as at
+   16 x 16, i.e. one level more; ``--levels32 same`` keeps the number of levels instead -- FNO the
    32 x 32 grid), parameters, seconds per epoch. Parameter counts are required to be within 2x of FNO's (a warning otherwise).
 2. **Labels plus physics** (``elliptic_boundary`` Dirichlet cases, squares with 4 corner
    cut-outs, P1 FEM ground truth): ``mgno`` trained with 10% of the labels plus the residual loss
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="MODEL.OPTION=JSON",
                    help="override a model option, e.g. --set mgno.n_kernels=2 (repeatable)")
-    p.add_argument("--levels32", choices=["coarsest", "same"], default="same",
+    p.add_argument("--levels32", choices=["coarsest", "same"], default="coarsest",
                    help="hierarchy of the 32x32 meshes: down to the same coarsest size as at 16x16 (one more "
                         "level) or the same number of levels")
     p.add_argument("--skip-darcy", action="store_true")
@@ -365,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    res: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
+    res: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                           "levels32": args.levels32}
     if not args.skip_darcy:
         print("Darcy (16x16 training, 32x32 zero-shot):", flush=True)
         res["darcy"] = run_darcy(args)
