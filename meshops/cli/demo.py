@@ -32,7 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
 
     import meshops
     from meshops.atomic import write_json_atomic
@@ -58,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     targets = trained.features.targets
-    torch.set_grad_enabled(False)
 
     # One warm-up prediction so the first timed case does not pay for lazy initialisation.
     predict_mesh(trained, ds[index[test_names[0]]].mesh, globals=ds[index[test_names[0]]].globals)
