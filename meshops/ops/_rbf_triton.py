@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from meshops.ops.rbf import PHI_MIN, R2_CUT, rbf_backward
+from meshops.ops.rbf import PHI_MIN, R2_CUT, _groups, rbf_backward
 
 __all__ = ["rbf_eval_op"]
 
@@ -72,10 +72,7 @@ def _forward(x: Tensor, centers: Tensor, precision: Tensor, weights: Tensor, x_p
     xp, cp = x_ptr.tolist(), c_ptr.tolist()
     block_c = max(16, triton.next_power_of_2(c))
     block_q, block_k = 32, 32
-    for g in range(len(xp) - 1):
-        x0, x1, c0, c1 = xp[g], xp[g + 1], cp[g], cp[g + 1]
-        if x1 == x0 or c1 == c0:
-            continue
+    for x0, x1, c0, c1 in _groups(xp, cp):
         shift = centers[c0:c1].mean(0)
         xs = (x[x0:x1] - shift).contiguous()
         cs = (centers[c0:c1] - shift).contiguous()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -118,6 +119,20 @@ def _chunk_rows(k: int, d: int, chunk_size: int | None, max_elements: int) -> in
     return max(1, max_elements // max(1, k * d))
 
 
+def _groups(xp: list[int], cp: list[int]) -> Iterator[tuple[int, int, int, int]]:
+    """``(x0, x1, c0, c1)`` query and center ranges of every group that has both queries and centers."""
+    for g in range(len(xp) - 1):
+        x0, x1, c0, c1 = xp[g], xp[g + 1], cp[g], cp[g + 1]
+        if x1 > x0 and c1 > c0:
+            yield x0, x1, c0, c1
+
+
+def _spans(x0: int, x1: int, step: int) -> Iterator[tuple[int, int]]:
+    """``[s, e)`` row chunks of at most ``step`` rows covering ``[x0, x1)``."""
+    for s in range(x0, x1, step):
+        yield s, min(s + step, x1)
+
+
 def _phi(xs: Tensor, a_perm: Tensor, neg_ca: Tensor) -> tuple[Tensor, Tensor]:
     """Mahalanobis offsets ``dd`` (D, q, K) and kernel values ``phi`` (q, K) of one chunk.
 
@@ -152,16 +167,11 @@ class _RBFEval(torch.autograd.Function):
     def forward(ctx, x, centers, precision, weights, xp, cp, chunk_size, max_elements):  # type: ignore[override]
         out = x.new_zeros(x.shape[0], weights.shape[1])
         d = x.shape[1]
-        for g in range(len(xp) - 1):
-            x0, x1, c0, c1 = xp[g], xp[g + 1], cp[g], cp[g + 1]
-            k = c1 - c0
-            if x1 == x0 or k == 0:
-                continue
+        for x0, x1, c0, c1 in _groups(xp, cp):
             shift, _, a_perm, neg_ca = _group_consts(centers, precision, c0, c1)
             w = weights[c0:c1]
-            step = _chunk_rows(k, d, chunk_size, max_elements)
-            for s in range(x0, x1, step):
-                e = min(s + step, x1)
+            step = _chunk_rows(c1 - c0, d, chunk_size, max_elements)
+            for s, e in _spans(x0, x1, step):
                 _, phi = _phi(x[s:e] - shift, a_perm, neg_ca)
                 out[s:e] = phi @ w
         ctx.save_for_backward(x, centers, precision, weights)
@@ -204,19 +214,15 @@ def rbf_backward(
     gw = torch.zeros_like(weights) if need_w else None
     grad_out = grad_out.to(x.dtype)
     d = x.shape[1]
-    for g in range(len(xp) - 1):
-        x0, x1, c0, c1 = xp[g], xp[g + 1], cp[g], cp[g + 1]
+    for x0, x1, c0, c1 in _groups(xp, cp):
         k = c1 - c0
-        if x1 == x0 or k == 0:
-            continue
         shift, cs, a_perm, neg_ca = _group_consts(centers, precision, c0, c1)
         a_rows = a_perm.permute(0, 2, 1)  # [i, k, j] = A_k[i, j]
         w = weights[c0:c1]
         e_sum = x.new_zeros(d, k)  # sum_q dL/d(dd_iqk)
         a_acc = x.new_zeros(d, k, d)  # sum_q dL/d(dd_iqk) x_qj
         step = _chunk_rows(k, d, chunk_size, max_elements)
-        for s in range(x0, x1, step):
-            e = min(s + step, x1)
+        for s, e in _spans(x0, x1, step):
             xs = x[s:e] - shift
             dd, phi = _phi(xs, a_perm, neg_ca)
             go = grad_out[s:e]
