@@ -3,27 +3,20 @@ the generator's resumability and failure handling, the CLI, and the shipped comp
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from meshops.data import recipe_module
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "datasets" / "coronary_synthetic"
 
 
 def _load(name: str):
-    modname = f"_meshops_recipe_coronary_synthetic_{name}"
-    if modname in sys.modules:
-        return sys.modules[modname]
-    spec = importlib.util.spec_from_file_location(modname, RECIPE / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return recipe_module(RECIPE, name)
 
 
 vessel = _load("vessel")

@@ -6,24 +6,17 @@ with ``python datasets/coronary_synthetic/verify.py all``.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+
+from meshops.data import recipe_module
 
 RECIPE = Path(__file__).resolve().parents[1] / "datasets" / "coronary_synthetic"
 
 
 def _load(name: str):
-    modname = f"_meshops_recipe_coronary_synthetic_{name}"
-    if modname in sys.modules:
-        return sys.modules[modname]
-    spec = importlib.util.spec_from_file_location(modname, RECIPE / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return recipe_module(RECIPE, name)
 
 
 foamcase = _load("foamcase")

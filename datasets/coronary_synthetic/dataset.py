@@ -25,16 +25,14 @@ Options: ``split`` (``"train"``, ``"val"``, ``"test"`` or ``None`` for all; a fi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from meshops.data import Case, Dataset, DatasetError, register_dataset
+from meshops.data import Case, Dataset, DatasetError, recipe_module, register_dataset
 from meshops.mesh import CellBlock, Mesh
 
 log = logging.getLogger("meshops.datasets.coronary_synthetic")
@@ -46,14 +44,7 @@ TARGETS = ("p", "wss", "wss_mag")
 
 
 def _pack_module() -> Any:
-    name = "_meshops_recipe_coronary_synthetic_pack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HERE / "pack.py")
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    return recipe_module(HERE, "pack")
 
 
 def wall_quads(n_sections: int, n_around: int) -> np.ndarray:

@@ -18,13 +18,11 @@ only if it finished; finished cases are skipped on a rerun; failures are appende
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import multiprocessing as mp
 import os
 import shutil
-import sys
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -41,15 +39,9 @@ HERE = Path(__file__).resolve().parent
 
 def _sibling(name: str) -> Any:
     """Import ``datasets/coronary_synthetic/<name>.py`` (the recipe folder is not a package)."""
-    modname = f"_meshops_recipe_coronary_synthetic_{name}"
-    if modname in sys.modules:
-        return sys.modules[modname]
-    spec = importlib.util.spec_from_file_location(modname, HERE / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    from meshops.data import recipe_module
+
+    return recipe_module(HERE, name)
 
 
 vessel = _sibling("vessel")

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -26,15 +25,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def _generate_module() -> Any:
-    name = "_meshops_recipe_coronary_synthetic_generate"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE / "generate.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    from meshops.data import recipe_module
+
+    return recipe_module(HERE, "generate")
 
 
 #: Mesh levels of the refinement study (coarse -> fine); "production" is the dataset's setting.
