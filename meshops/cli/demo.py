@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     targets = trained.features.targets
 
     # One warm-up prediction so the first timed case does not pay for lazy initialisation.
-    predict_mesh(trained, ds[index[test_names[0]]].mesh, globals=ds[index[test_names[0]]].globals)
+    first = ds[index[test_names[0]]]
+    predict_mesh(trained, first.mesh, globals=first.globals)
 
     rows = []
     header = f"{'case':<12} {'Q mL/s':>7} " + " ".join(f"{'relL2 ' + t:>13}" for t in targets)
