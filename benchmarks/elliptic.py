@@ -50,7 +50,7 @@ def model_configs(in_channels: int, hidden: int, beno_levels: int = 3, beno_aggr
         "beno": dict(in_channels=in_channels, out_channels=1, source_channels=[0], boundary_value_channels=[2],
                      boundary_channel=in_channels - 1, hidden=hidden * 3 // 4, latent=hidden * 3 // 4,
                      levels=beno_levels, blocks_per_level=2, n_blocks=4, heads=4, transformer_layers=2,
-                     aggregate=beno_aggregate, global_pool=beno_pool),
+                     aggregate=beno_aggregate, global_pool=beno_pool, anchor_channels=[3, 5]),
         "mgn": dict(in_channels=in_channels, out_channels=1, hidden=hidden, n_blocks=8),
         "ugraph": dict(in_channels=in_channels, out_channels=1, hidden=hidden, levels=3, blocks_per_level=2),
         "gino": dict(in_channels=in_channels, out_channels=1, hidden=hidden // 2, grid=12, radius=1.5,

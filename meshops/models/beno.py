@@ -19,9 +19,15 @@ from torch import nn
 
 from meshops.models import register
 from meshops.models._common import batch_vector, graph_levels, node_features
+from meshops import ops
 from meshops.nn.beno import BENOBranch, boundary_features
+from meshops.nn.potentials import layer_potentials, newtonian_potential, node_geometry
 
 __all__ = ["BENO"]
+
+# the potentials of O(1) data on unit-size domains are O(0.1): scaled to O(1) node inputs
+NEWTON_SCALE = 10.0
+SINGLE_SCALE = 4.0
 
 
 def _channels(name: str, idx: Sequence[int], n: int) -> list[int]:
@@ -64,6 +70,18 @@ class BENO(nn.Module):
         Boundary Transformer encoder size.
     global_pool : bool
         Also condition each branch on the per-graph mean of its encoded node inputs.
+    potentials : bool
+        Green's function features (:mod:`meshops.nn.potentials`, weights and normals estimated
+        from the graph): the interior branch gets the Newtonian potentials ``N[f]`` of its source
+        channels and ``N[1]``, the boundary branch the single- and double-layer potentials
+        ``S[g], D[g]`` of its boundary values (boundary nodes only) and ``S[1], D[1]``; each
+        branch adds a linear map of them to its output (Green's representation
+        ``u = N[f] + S[du/dn] - D[u]``: the network learns the correction).
+    anchor_channels : list of int or None
+        Columns that flag nodes where the solution is pinned (Dirichlet, Robin), e.g. those of a
+        boundary-type one-hot. A graph where all of them are constant has none of these nodes (a
+        pure Neumann problem, solvable up to a constant): its output gets its volume-weighted mean
+        (weights from the graph) replaced by a learned constant, as the zero-mean target requires.
 
     Shapes
     ------
@@ -91,6 +109,8 @@ class BENO(nn.Module):
         levels: int = 1,
         blocks_per_level: int = 2,
         global_pool: bool = False,
+        potentials: bool = True,
+        anchor_channels: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.in_channels, self.global_channels = in_channels, global_channels
@@ -107,12 +127,19 @@ class BENO(nn.Module):
         if levels < 1:
             raise ValueError(f"BENO: levels must be >= 1, got {levels}")
         self.levels = levels
-        self.interior = BENOBranch(ns + nsh + geo, edge_channels, 3 + nsh, out_channels, hidden, latent,
+        self.potentials = potentials
+        self.anchor = None if anchor_channels is None else _channels("anchor", anchor_channels, in_channels)
+        npf = ns + 1 if potentials else 0  # N[f], N[1]
+        npg = 2 * (nb + 1) if potentials else 0  # S[g], S[1], D[g], D[1]
+        self.interior = BENOBranch(ns + nsh + geo + npf, edge_channels, 3 + nsh, out_channels, hidden, latent,
                                    n_blocks, heads, transformer_layers, aggregate, mlp_layers, levels,
                                    blocks_per_level, global_pool)
-        self.boundary = BENOBranch(nb + nsh + geo + 2 * nb, edge_channels, 3 + nsh + nb, out_channels, hidden,
-                                   latent, n_blocks, heads, transformer_layers, aggregate, mlp_layers, levels,
-                                   blocks_per_level, global_pool)
+        self.boundary = BENOBranch(nb + nsh + geo + 2 * nb + npg, edge_channels, 3 + nsh + nb, out_channels,
+                                   hidden, latent, n_blocks, heads, transformer_layers, aggregate, mlp_layers,
+                                   levels, blocks_per_level, global_pool)
+        self.skip_f = nn.Linear(npf, out_channels, bias=False) if potentials else None
+        self.skip_g = nn.Linear(npg, out_channels, bias=False) if potentials else None
+        self.offset = nn.Parameter(torch.zeros(out_channels)) if self.anchor is not None else None
 
     def forward(self, data: Any) -> torch.Tensor:
         x = node_features(data, self.in_channels, self.global_channels)
@@ -131,7 +158,37 @@ class BENO(nn.Module):
         levels = graph_levels(data, self.levels)
         tb = batch[is_b]
         tok_shared = torch.cat([pos[is_b], shared[is_b]], dim=-1)
-        u_f = self.interior(torch.cat([src, shared, geo], -1), levels, tok_shared, tb, batch, n_graphs)
-        u_g = self.boundary(torch.cat([bval, shared, geo_val], -1), levels,
-                            torch.cat([tok_shared, bval[is_b]], -1), tb, batch, n_graphs)
-        return u_f + u_g
+        in_f, in_g = [src, shared, geo], [bval, shared, geo_val]
+        volume = None
+        if self.potentials or self.anchor is not None:
+            volume, bweight, normal = node_geometry(pos, data.edge_index, is_b, batch, n_graphs)
+        if self.potentials:
+            one = torch.ones_like(x[:, :1])
+            pf = NEWTON_SCALE * newtonian_potential(pos, batch, n_graphs, volume, torch.cat([src, one], -1))
+            s_g, d_g = layer_potentials(pos, batch, n_graphs, is_b, bweight, normal, torch.cat([bval, one], -1))
+            pg = torch.cat([SINGLE_SCALE * s_g, d_g], -1)
+            in_f.append(pf)
+            in_g.append(pg)
+        u_f = self.interior(torch.cat(in_f, -1), levels, tok_shared, tb, batch, n_graphs)
+        u_g = self.boundary(torch.cat(in_g, -1), levels, torch.cat([tok_shared, bval[is_b]], -1), tb, batch,
+                            n_graphs)
+        out = u_f + u_g
+        if self.potentials:
+            out = out + self.skip_f(pf) + self.skip_g(pg)
+        if self.anchor is not None:
+            out = self._pin_neumann(out, x, is_b, batch, n_graphs, volume)
+        return out
+
+    def _pin_neumann(self, out: torch.Tensor, x: torch.Tensor, is_b: torch.Tensor, batch: torch.Tensor,
+                     n_graphs: int, volume: torch.Tensor) -> torch.Tensor:
+        """Replace the volume-weighted mean of each pure Neumann graph's output by ``self.offset``."""
+        a = x[:, self.anchor]
+        spread = (ops.scatter(a, batch, dim_size=n_graphs, reduce="max")
+                  - ops.scatter(a, batch, dim_size=n_graphs, reduce="min")).amax(-1)
+        has_interior = ops.scatter((~is_b).to(x.dtype)[:, None], batch, dim_size=n_graphs, reduce="max")[:, 0]
+        free = (spread <= 1e-6) & (has_interior > 0)  # (B,) graphs without pinned nodes
+        w = volume[:, None]
+        mean = (ops.scatter(out * w, batch, dim_size=n_graphs, reduce="sum")
+                / ops.scatter(w, batch, dim_size=n_graphs, reduce="sum"))
+        shift = torch.where(free[:, None], mean - self.offset, torch.zeros_like(mean))
+        return out - ops.gather(shift, batch)
