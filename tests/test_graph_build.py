@@ -281,3 +281,46 @@ def test_real_2d_mesh_node_types(shared_data):
     assert torch.all(g.pos[:, 2] == 0) and torch.all(g.pos_1[:, 2] == 0)
     # Euler on the planar triangulation with one hole: V - E + F = 0
     assert m.n_points - g.edge_index.shape[1] // 2 + m.n_cells == 0
+
+
+def _prolonged(g, lv, values):
+    up, w = g[f"up_{lv}"], g[f"up_w_{lv}"].double()
+    n_fine = g.num_nodes if lv == 1 else g[f"pos_{lv - 1}"].shape[0]
+    out = torch.zeros(n_fine, dtype=torch.float64).index_add_(0, up[1], w * values[up[0]])
+    return out, torch.zeros(n_fine, dtype=torch.float64).index_add_(0, up[1], w)
+
+
+def test_linear_prolongation_reproduces_linear_fields(shared_data):
+    """interpolation='linear' is exact for linear fields on a planar mesh with a hole (the NACA
+    farfield mesh); inverse-distance weights are not. Weights still sum to 1 per fine node."""
+    import meshops
+
+    m = meshops.read(shared_data / "su2" / "mesh_NACA0012_inv.su2")
+    errs = {}
+    for interp in ("idw", "linear"):
+        g = build(m, {"levels": 3, "interpolation": interp})
+        for lv in (1, 2):
+            coarse = g[f"pos_{lv}"].double()
+            fine = g.pos.double() if lv == 1 else g[f"pos_{lv - 1}"].double()
+            lin = lambda p: 0.7 * p[:, 0] - 1.3 * p[:, 1] + 2.0  # noqa: E731
+            val, tot = _prolonged(g, lv, lin(coarse))
+            torch.testing.assert_close(tot, torch.ones_like(tot))
+            scale = lin(fine).abs().max()
+            errs[interp, lv] = float((val - lin(fine)).abs().max() / scale)
+            frac = float(((val - lin(fine)).abs() < 1e-5 * scale).double().mean())  # float32 positions, weights
+            if interp == "linear":
+                assert frac > 0.97, (lv, frac)
+    assert errs["linear", 1] < 1e-3 * errs["idw", 1]
+    with pytest.raises(ValueError, match="interpolation must be 'idw' or 'linear', got 'cubic'"):
+        GraphSpec(interpolation="cubic")
+
+
+def test_linear_prolongation_falls_back_off_the_plane():
+    """Points of a curved surface are not planar: 'linear' gives the inverse-distance maps."""
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=(300, 3))
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    cloud = Mesh(points=p, cells=[])
+    a = build(cloud, {"levels": 2, "interpolation": "linear"})
+    b = build(cloud, {"levels": 2, "interpolation": "idw"})
+    assert torch.equal(a.up_1, b.up_1) and torch.equal(a.up_w_1, b.up_w_1)

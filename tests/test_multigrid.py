@@ -246,3 +246,31 @@ def test_cycle_zero_guess_matches_explicit():
         a = multigrid_cycle(cyc, f, None, pre=2, post=1)
         b = multigrid_cycle(cyc, f, torch.zeros_like(f), pre=2, post=1)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_conditioned_layer_is_linear_in_f_and_follows_the_coefficient():
+    """A coefficient-conditioned cycle stays linear in its input, changes with the coefficient,
+    is batch-consistent, and refuses a coefficient of the wrong width."""
+    from torch_geometric.data import Batch
+
+    torch.manual_seed(1)
+    g1, g2 = _grid_graph(7, 3), _grid_graph(9, 3)
+    layer = MultigridLayer(4, n_levels=3, activation="none", cond_channels=2)
+    with torch.no_grad():
+        layer.skip.bias.zero_()
+    lv = _levels(g1, 3)
+    c = torch.rand(g1.num_nodes, 2) + 0.5
+    f1, f2 = torch.randn(g1.num_nodes, 4), torch.randn(g1.num_nodes, 4)
+    torch.testing.assert_close(layer(f1 - 3 * f2, lv, c), layer(f1, lv, c) - 3 * layer(f2, lv, c), atol=1e-4, rtol=1e-4)
+    c2 = c.clone()
+    c2[: g1.num_nodes // 2, 0] += 1.0
+    assert (layer(f1, lv, c) - layer(f1, lv, c2)).abs().max() > 1e-3
+    b = Batch.from_data_list([g1, g2])
+    cb = torch.cat([c, torch.rand(g2.num_nodes, 2)])
+    fb = torch.randn(b.num_nodes, 4)
+    out = layer(fb, _levels(b, 3), cb)
+    torch.testing.assert_close(out[: g1.num_nodes], layer(fb[: g1.num_nodes], lv, c), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="coefficient field of 2 channels per node, got \\(49, 3\\)"):
+        layer(f1, lv, torch.rand(g1.num_nodes, 3))
+    with pytest.raises(ValueError, match="coefficient field of 2 channels per node, got None"):
+        layer(f1, lv)

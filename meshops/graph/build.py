@@ -65,7 +65,10 @@ class GraphSpec:
         if the mesh has cells of dimension >= 1, else kNN).
     max_num_neighbors : cap per node on radius edges (nearest kept).
     sampling : ``"fps"`` (default, see :mod:`meshops.graph.hierarchy`) or ``"voxel"``.
-    up_k : coarse nodes interpolated per fine node in the prolongation.
+    up_k : coarse nodes interpolated per fine node in the inverse-distance prolongation.
+    interpolation : prolongation ``"idw"`` (inverse-distance over ``up_k`` nearest coarse nodes) or
+        ``"linear"`` (barycentric on the coarse nodes' Delaunay triangulation on planar levels, exact
+        for linear fields; inverse-distance where that is not possible).
     boundary_order : region names in priority order for points in several regions (default: the
         mesh's order; the first region listing a point wins). Regions not listed follow in mesh order.
     connect_levels : make every coarse level connected when level 0 is (adds shortest joining edges).
@@ -81,6 +84,7 @@ class GraphSpec:
     max_num_neighbors: int = 32
     sampling: str = "fps"
     up_k: int = 3
+    interpolation: str = "idw"
     boundary_order: list[str] | None = None
     connect_levels: bool = True
 
@@ -93,6 +97,8 @@ class GraphSpec:
         self.levels = int(self.levels)
         if self.edges not in ("auto", "mesh", "knn", "radius"):
             raise ValueError(f"GraphSpec: edges must be 'auto', 'mesh', 'knn' or 'radius', got {self.edges!r}")
+        if self.interpolation not in ("idw", "linear"):
+            raise ValueError(f"GraphSpec: interpolation must be 'idw' or 'linear', got {self.interpolation!r}")
         if self.sampling not in ("fps", "voxel"):
             raise ValueError(f"GraphSpec: sampling must be 'fps' or 'voxel', got {self.sampling!r}")
         for r in self._per_level(self.ratio, self.levels - 1, "ratio"):
@@ -354,7 +360,8 @@ def add_levels(data: MeshGraph, pts: np.ndarray, edges: np.ndarray, spec: GraphS
         if m < 1:
             raise ValueError(f"GraphSpec: level {lv} size must be >= 1, got {m}")
         L = build_level(fine, m, radius=spec.radius_at(lv), k=spec.k_at(lv),
-                        max_num_neighbors=spec.max_num_neighbors, sampling=spec.sampling, up_k=spec.up_k)
+                        max_num_neighbors=spec.max_num_neighbors, sampling=spec.sampling, up_k=spec.up_k,
+                        interpolation=spec.interpolation)
         le = L.edges
         if connected0:
             le = connect_components(L.pos, le)

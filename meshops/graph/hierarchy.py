@@ -186,6 +186,68 @@ def _up_map(fine: np.ndarray, tree_c: cKDTree, n_coarse: int, k: int) -> tuple[n
     return np.stack([j[keep], fine_idx[keep]]).astype(np.int64), w[keep]
 
 
+def _plane_coords(pts: np.ndarray, tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Origin, 2D basis and coordinates of points lying in one plane, or ``None`` if they do not."""
+    if len(pts) < 3:
+        return None
+    o = pts.mean(0)
+    _, sv, vt = np.linalg.svd(pts - o, full_matrices=False)
+    if sv[1] <= tol * max(sv[0], 1e-300) or (len(sv) > 2 and sv[2] > tol * sv[0]):
+        return None
+    basis = vt[:2]
+    return o, basis, (pts - o) @ basis.T
+
+
+def _linear_up_map(fine: np.ndarray, coarse: np.ndarray, reach: float, tree_c: cKDTree,
+                   k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Barycentric (piecewise-linear) prolongation on the Delaunay triangulation of planar coarse nodes.
+
+    A fine node takes the three corners of the coarse triangle that contains it, so linear fields
+    are reproduced exactly (inverse-distance weights reproduce only constants). A fine node just
+    outside the coarse nodes' hull is extrapolated from the triangle with the nearest centroid
+    (barycentric weights down to -0.5, still exact for linear fields). Fine nodes farther out, or
+    whose triangle has a corner farther than ``reach`` (a triangle spanning a hole or a re-entrant
+    corner of the domain), keep the inverse-distance weights over their ``k`` nearest coarse nodes. ``None`` when the coarse nodes are not planar (3D levels,
+    surfaces) or too few.
+
+    Shapes
+    ------
+    fine : (n, 3); coarse : (m, 3) -> pairs (2, M) [coarse, fine] and weights (M,)
+    """
+    from scipy.spatial import Delaunay, QhullError
+
+    plane = _plane_coords(coarse)
+    if plane is None or len(coarse) < 3:
+        return None
+    o, basis, c2 = plane
+    f3 = fine - o
+    f2 = f3 @ basis.T
+    off = np.linalg.norm(f3 - f2 @ basis, axis=1)
+    try:
+        tri = Delaunay(c2)
+    except QhullError:
+        return None
+    s = tri.find_simplex(f2)
+    # outside the hull: the triangle with the nearest centroid, extrapolated linearly if mildly outside
+    outside = np.flatnonzero(s < 0)
+    if len(outside):
+        cen = c2[tri.simplices].mean(1)
+        s[outside] = cKDTree(cen).query(f2[outside])[1]
+    verts = tri.simplices[s]  # (n, 3)
+    T = tri.transform[s]  # (n, 3, 2)
+    b = np.einsum("nij,nj->ni", T[:, :2], f2 - T[:, 2])
+    bary = np.concatenate([b, 1.0 - b.sum(1, keepdims=True)], axis=1)
+    far = np.linalg.norm(coarse[verts] - fine[:, None], axis=2).max(1) > reach
+    ok = (off <= 1e-6 * max(reach, 1e-300)) & ~far & (bary >= -0.5).all(1)
+    pairs_idw, w_idw = _up_map(fine, tree_c, len(coarse), k)
+    keep_idw = ~ok[pairs_idw[1]]
+    rows = np.flatnonzero(ok)
+    lin_c, lin_f, lin_w = verts[rows].ravel(), np.repeat(rows, 3), bary[rows].ravel()
+    nz = lin_w != 0
+    pairs = np.concatenate([pairs_idw[:, keep_idw], np.stack([lin_c[nz], lin_f[nz]])], axis=1)
+    return pairs.astype(np.int64), np.concatenate([w_idw[keep_idw], lin_w[nz]])
+
+
 def build_level(
     fine: np.ndarray,
     m: int,
@@ -196,6 +258,7 @@ def build_level(
     sampling: str = "fps",
     up_k: int = 3,
     start: int = 0,
+    interpolation: str = "idw",
 ) -> Level:
     """Sample ``m`` coarse nodes from ``fine`` and build the level's edges and maps.
 
@@ -208,7 +271,10 @@ def build_level(
     k : if given, level edges are the symmetrized ``k``-nearest-neighbor graph instead of radius edges.
     max_num_neighbors : cap per node for radius edges (the nearest are kept).
     sampling : ``"fps"`` or ``"voxel"``.
-    up_k : coarse nodes per fine node in the prolongation.
+    up_k : coarse nodes per fine node in the (inverse-distance) prolongation.
+    interpolation : ``"idw"`` (inverse-distance over ``up_k`` nearest coarse nodes) or ``"linear"``
+        (barycentric on the coarse Delaunay triangulation where the level is planar, see
+        :func:`_linear_up_map`; inverse-distance elsewhere).
 
     Shapes
     ------
@@ -236,7 +302,10 @@ def build_level(
     if not r > 0:
         raise ValueError(f"build_level: level radius must be > 0, got {radius}")
     down, down_w = _down_map(fine, coarse, r, tree_c)
-    up, up_w = _up_map(fine, tree_c, len(coarse), up_k)
+    if interpolation not in ("idw", "linear"):
+        raise ValueError(f"build_level: interpolation must be 'idw' or 'linear', got {interpolation!r}")
+    lin = _linear_up_map(fine, coarse, 2.0 * r, tree_c, up_k) if interpolation == "linear" else None
+    up, up_w = lin if lin is not None else _up_map(fine, tree_c, len(coarse), up_k)
     mc = len(coarse)
     if mc == 1:
         edges = np.zeros((2, 0), dtype=np.int64)

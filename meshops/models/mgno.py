@@ -11,7 +11,7 @@ from meshops.models import register
 from meshops.models.mgn import node_features
 from meshops.models.ugraph import graph_levels
 from meshops.nn.mlp import MLP
-from meshops.nn.multigrid import MultigridLayer
+from meshops.nn.multigrid import MultigridLayer, coefficient_levels
 
 __all__ = ["MgNO", "available_levels"]
 
@@ -42,6 +42,9 @@ class MgNO(nn.Module):
     cycle : ``"V"`` or ``"W"``; pre, post, coarse : smoothing steps (see :func:`~meshops.nn.multigrid.multigrid_cycle`).
     share_levels, n_kernels, kernel_hidden, learned_transfer, scale_power : see
         :class:`~meshops.nn.multigrid.MultigridLayer`.
+    condition : the node inputs (coefficients, source, flags), restricted down the hierarchy, condition
+        every learned stencil (the operator of ``-div(a grad u)`` depends on ``a``); ``False``: the
+        plain MgNO, whose operators see only the geometry.
 
     Shapes
     ------
@@ -66,15 +69,18 @@ class MgNO(nn.Module):
         kernel_hidden: int = 16,
         learned_transfer: bool = False,
         scale_power: float = 2.0,
+        condition: bool = True,
     ) -> None:
         super().__init__()
         if edge_channels != 4:
             raise ValueError(f"mgno: edge_channels must be 4 ([dx, dy, dz, length]), got {edge_channels}")
         self.in_channels, self.global_channels, self.levels = in_channels, global_channels, levels
         self.lift = nn.Linear(in_channels + global_channels, hidden)
+        self.condition = bool(condition)
+        cond = in_channels + global_channels if condition else 0
         self.layers = nn.ModuleList(
             MultigridLayer(hidden, levels, cycle, pre, post, coarse, share_levels, n_kernels, kernel_hidden,
-                           learned_transfer, scale_power=scale_power)
+                           learned_transfer, scale_power=scale_power, cond_channels=cond)
             for _ in range(n_layers)
         )
         self.proj = MLP(hidden, out_channels, 2 * hidden, 2, layer_norm=False, activation="gelu")
@@ -84,6 +90,7 @@ class MgNO(nn.Module):
         n = self.levels if self.levels is not None else available_levels(data)
         levels = graph_levels(data, n)
         h = self.lift(x)
+        cond = coefficient_levels(x, levels) if self.condition else None
         for layer in self.layers:
-            h = layer(h, levels)
+            h = layer(h, levels, cond)
         return self.proj(h)

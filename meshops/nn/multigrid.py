@@ -53,6 +53,7 @@ __all__ = [
     "LinearMultigrid",
     "MultigridLayer",
     "check_levels",
+    "coefficient_levels",
     "galerkin",
     "jacobi_omega",
     "level_geometry",
@@ -86,7 +87,7 @@ class LevelOperator(nn.Module):
 
     ``(K u)_i = s_i^p [ W_0 u_i + sum_m W_m (1/deg_i) sum_{j -> i} k_m(e_ji) * (u_j - u_i) ]``
 
-    with ``k_m = MLP(edge geometry / h_i)`` a per-channel weight vector per edge (``n_kernels`` of them;
+    with ``k_m = MLP(edge geometry / h_i [, c_j, c_i])`` a per-channel weight vector per edge (``n_kernels`` of them;
     ``*`` is the channel-wise product, as in a depthwise convolution), ``W_m`` channel mixing matrices,
     ``h_i`` the local spacing (mean incident edge length) and ``s_i = h_i / H_i`` the spacing relative
     to the coarsest level's (``H``, see :func:`reference_spacing`), raised to ``p = scale_power``
@@ -94,31 +95,47 @@ class LevelOperator(nn.Module):
     describe the same continuous operator on finer or coarser graphs, and the scale is set by the
     domain, not by the units. Linear in ``u``.
 
+    With ``cond_channels > 0`` the kernel also sees a coefficient field ``c`` (the layer's
+    conditioning, e.g. the permeability restricted to the level) at both ends of the edge, so the
+    stencil is that of ``-div(a grad .)`` for the given ``a``: the operator stays linear in ``u``
+    but depends on the problem's coefficients, as a discretized PDE operator does.
+
     Shapes
     ------
-    u : (N, C); level : :class:`~meshops.nn.ugraph.Level` with edge_attr (E, 4); scale : (N,) -> (N, C)
+    u : (N, C); level : :class:`~meshops.nn.ugraph.Level` with edge_attr (E, 4); scale : (N,);
+    cond : (N, cond_channels) -> (N, C)
     """
 
-    def __init__(self, channels: int, n_kernels: int = 1, kernel_hidden: int = 16, scale_power: float = 0.0) -> None:
+    def __init__(self, channels: int, n_kernels: int = 1, kernel_hidden: int = 16, scale_power: float = 0.0,
+                 cond_channels: int = 0) -> None:
         super().__init__()
         if n_kernels < 1:
             raise ValueError(f"LevelOperator: n_kernels must be >= 1, got {n_kernels}")
         self.channels, self.n_kernels, self.scale_power = channels, n_kernels, float(scale_power)
-        self.kernel = MLP(4, n_kernels * channels, kernel_hidden, 2, layer_norm=False)
+        self.cond_channels = int(cond_channels)
+        self.kernel = MLP(4 + 2 * self.cond_channels, n_kernels * channels, kernel_hidden, 2, layer_norm=False)
         self.mix = nn.Linear((n_kernels + 1) * channels, channels, bias=False)
         nn.init.normal_(self.mix.weight, std=1.0 / math.sqrt((n_kernels + 1) * channels))
 
-    def weights(self, edge_geom: torch.Tensor) -> torch.Tensor:
-        """Per-edge kernel weights (E, n_kernels * channels) from the normalized edge geometry (E, 4)."""
+    def weights(self, edge_geom: torch.Tensor, edge_index: torch.Tensor | None = None,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-edge kernel weights (E, n_kernels * channels) from the normalized edge geometry (E, 4)
+        and, with ``cond_channels``, the coefficient ``cond`` (N, cond_channels) at both edge ends."""
         if edge_geom.shape[1] != 4:
             raise ValueError(f"LevelOperator: edge_attr must have 4 columns [dx, dy, dz, length], got {edge_geom.shape[1]}")
+        if self.cond_channels:
+            if cond is None or edge_index is None or cond.shape[-1] != self.cond_channels:
+                got = None if cond is None else tuple(cond.shape)
+                raise ValueError(f"LevelOperator: needs a coefficient field of {self.cond_channels} channels per node, "
+                                 f"got {got}")
+            edge_geom = torch.cat([edge_geom, ops.gather(cond, edge_index[0]), ops.gather(cond, edge_index[1])], -1)
         return self.kernel(edge_geom)
 
     def forward(self, u: torch.Tensor, level: Level, scale: torch.Tensor | None = None,
-                k: torch.Tensor | None = None) -> torch.Tensor:
+                k: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         if k is None or scale is None:
             e, h = _edge_geometry(level, u.dtype)
-            k = self.weights(e) if k is None else k
+            k = self.weights(e, level.edge_index, cond) if k is None else k
             scale = h / h.max() if scale is None else scale
         src, dst = level.edge_index[0], level.edge_index[1]
         diff = ops.gather(u, src) - ops.gather(u, dst)  # (E, C)
@@ -156,6 +173,22 @@ def reference_spacing(levels: Sequence[Level], spacings: Sequence[torch.Tensor])
     return [t for t in out if t is not None]
 
 
+def coefficient_levels(c: torch.Tensor, levels: Sequence[Level]) -> list[torch.Tensor]:
+    """A node field on level 0 carried down the hierarchy by restriction (weighted means), one per level.
+
+    Shapes
+    ------
+    c : (N_0, C) -> per level (N_l, C)
+    """
+    if c.shape[0] != levels[0].num_nodes:
+        raise ValueError(f"coefficient_levels: field has {c.shape[0]} rows, level 0 has {levels[0].num_nodes} nodes")
+    out = [c]
+    for L in levels[1:]:
+        assert L.down is not None
+        out.append(restrict(out[-1], L.down, L.down_w, L.num_nodes))
+    return out
+
+
 def level_geometry(levels: Sequence[Level], dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per level: normalized edge geometry (E_l, 4) and the relative spacing ``h / H`` (N_l,) of every node.
 
@@ -174,8 +207,9 @@ class _LearnedCycle:
     Kernel weights of every operator are computed once per level and reused within the cycle.
     """
 
-    def __init__(self, layer: MultigridLayer, levels: Sequence[Level], geoms: Sequence[tuple[torch.Tensor, torch.Tensor]]):
-        self.layer, self.levels, self.geoms = layer, levels, geoms
+    def __init__(self, layer: MultigridLayer, levels: Sequence[Level], geoms: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                 cond: Sequence[torch.Tensor] | None = None):
+        self.layer, self.levels, self.geoms, self.cond = layer, levels, geoms, cond
         self.n_levels = len(levels)
         self._k: dict[tuple[int, int], torch.Tensor] = {}
 
@@ -186,7 +220,8 @@ class _LearnedCycle:
         op = self._pick(mods, level)
         key = (which, level)
         if key not in self._k:
-            self._k[key] = op.weights(self.geoms[level][0])
+            c = None if self.cond is None else self.cond[level]
+            self._k[key] = op.weights(self.geoms[level][0], self.levels[level].edge_index, c)
         return op(u, self.levels[level], self.geoms[level][1], self._k[key])
 
     def apply(self, level: int, u: torch.Tensor) -> torch.Tensor:
@@ -231,12 +266,16 @@ class MultigridLayer(nn.Module):
     n_kernels, kernel_hidden : see :class:`LevelOperator`.
     learned_transfer : add learned channel mixing after restriction and prolongation.
     activation : ``"gelu"``, ``"silu"``, ``"relu"`` or ``"none"``.
+    cond_channels : channels of a coefficient field that conditions every ``A``/``S`` stencil
+        (:class:`LevelOperator`); ``forward`` then takes it as ``cond`` (level 0, restricted here,
+        or already one tensor per level).
     scale_power : ``A`` is scaled by ``(h/H)^-p`` and ``S`` by ``(h/H)^p`` (2: a second-order operator
         and its inverse; 0: plain per-hop stencils).
 
     Shapes
     ------
-    f : (N_0, channels); levels : list of :class:`~meshops.nn.ugraph.Level` -> (N_0, channels)
+    f : (N_0, channels); levels : list of :class:`~meshops.nn.ugraph.Level`; cond : (N_0, cond_channels)
+    -> (N_0, channels)
     """
 
     def __init__(
@@ -253,6 +292,7 @@ class MultigridLayer(nn.Module):
         learned_transfer: bool = False,
         activation: str = "gelu",
         scale_power: float = 2.0,
+        cond_channels: int = 0,
     ) -> None:
         super().__init__()
         if cycle not in ("V", "W"):
@@ -266,8 +306,11 @@ class MultigridLayer(nn.Module):
         self.channels, self.n_levels, self.cycle = channels, n_levels, cycle
         self.pre, self.post, self.coarse = pre, post, coarse
         n_ops = 1 if share_levels else int(n_levels or 1)
-        self.A = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, -scale_power) for _ in range(n_ops))
-        self.S = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, scale_power) for _ in range(n_ops))
+        self.cond_channels = int(cond_channels)
+        self.A = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, -scale_power, cond_channels)
+                               for _ in range(n_ops))
+        self.S = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, scale_power, cond_channels)
+                               for _ in range(n_ops))
         n_tr = 1 if share_levels else max(1, int(n_levels or 1) - 1)
         self.R = nn.ModuleList(nn.Linear(channels, channels) for _ in range(n_tr)) if learned_transfer else None
         self.P = nn.ModuleList(nn.Linear(channels, channels) for _ in range(n_tr)) if learned_transfer else None
@@ -277,7 +320,8 @@ class MultigridLayer(nn.Module):
             raise ValueError(f"MultigridLayer: activation {activation!r} is not one of {sorted(acts)}")
         self.act = acts[activation]
 
-    def forward(self, f: torch.Tensor, levels: Sequence[Level]) -> torch.Tensor:
+    def forward(self, f: torch.Tensor, levels: Sequence[Level],
+                cond: torch.Tensor | Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         n = len(levels) if self.n_levels is None else self.n_levels
         if len(levels) < n:
             raise ValueError(f"MultigridLayer: the graph has {len(levels)} hierarchy levels, the layer needs {n}")
@@ -287,6 +331,8 @@ class MultigridLayer(nn.Module):
         levels = list(levels[:n])
         check_levels(levels, "MultigridLayer")
         geoms = level_geometry(levels, f.dtype)
-        u = multigrid_cycle(_LearnedCycle(self, levels, geoms), f, None, gamma=2 if self.cycle == "W" else 1,
+        if isinstance(cond, torch.Tensor):
+            cond = coefficient_levels(cond, levels)
+        u = multigrid_cycle(_LearnedCycle(self, levels, geoms, cond), f, None, gamma=2 if self.cycle == "W" else 1,
                             pre=self.pre, post=self.post, coarse=self.coarse, levels=n)
         return self.act(u + self.skip(f))
