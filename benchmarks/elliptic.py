@@ -43,14 +43,19 @@ OOD = [f for f in FAMILIES if f != "cutout4"]
 MODELS = ["beno", "mgn", "ugraph", "gino"]
 
 
-def model_configs(in_channels: int, hidden: int, beno_levels: int = 3, beno_aggregate: str = "mean",
-                  beno_pool: bool = False) -> dict[str, dict[str, Any]]:
-    """Model configs of comparable size (parameter counts are printed with the results)."""
+def model_configs(in_channels: int, hidden: int, beno_levels: int = 3,
+                  beno_aggregate: str = "mean") -> dict[str, dict[str, Any]]:
+    """Model configs of comparable size (parameter counts are printed with the results).
+
+    BENO: channels 0 (f), 2 (g) and the Dirichlet and Robin columns 3, 5 of ``bc_onehot`` (graphs
+    without such nodes are pure Neumann problems: zero-mean output) of the pipeline's inputs
+    ``f, k, g, bc_onehot``; Green's function potentials and global pooling on.
+    """
     return {
         "beno": dict(in_channels=in_channels, out_channels=1, source_channels=[0], boundary_value_channels=[2],
                      boundary_channel=in_channels - 1, hidden=hidden * 3 // 4, latent=hidden * 3 // 4,
                      levels=beno_levels, blocks_per_level=2, n_blocks=4, heads=4, transformer_layers=2,
-                     aggregate=beno_aggregate, global_pool=beno_pool, anchor_channels=[3, 5]),
+                     aggregate=beno_aggregate, global_pool=True, potentials=True, anchor_channels=[3, 5]),
         "mgn": dict(in_channels=in_channels, out_channels=1, hidden=hidden, n_blocks=8),
         "ugraph": dict(in_channels=in_channels, out_channels=1, hidden=hidden, levels=3, blocks_per_level=2),
         "gino": dict(in_channels=in_channels, out_channels=1, hidden=hidden // 2, grid=12, radius=1.5,
@@ -243,7 +248,7 @@ def run_bc(bc: str, args: argparse.Namespace) -> dict[str, Any]:
     train_samples = [pipeline.sample(c) for c in train_cases]
     test_samples = {fam: [pipeline.sample(c) for c in cs] for fam, cs in test_cases.items()}
     print(f"[{bc}] graphs ready ({time.time() - t0:.0f}s); in_channels={features.in_channels}", flush=True)
-    cfgs = model_configs(features.in_channels, args.hidden, args.beno_levels, args.beno_aggregate, args.beno_pool)
+    cfgs = model_configs(features.in_channels, args.hidden, args.beno_levels, args.beno_aggregate)
     result: dict[str, Any] = {"bc": bc, "models": {}, "n_train": len(train_cases), "n_test": args.n_test}
     trained = {}
     for name in args.models:
@@ -336,7 +341,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beno-levels", type=int, default=3, help="hierarchy levels of each BENO branch (1 = flat)")
     p.add_argument("--beno-aggregate", default="mean", choices=["mean", "sum"])
-    p.add_argument("--beno-pool", action="store_true", help="BENO branches also pool their node inputs globally")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--beno-data", default=str(ROOT.parent / "shared" / "data" / "beno"))

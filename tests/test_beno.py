@@ -106,17 +106,15 @@ def test_beno_batched_equals_single_and_boundary_roles(cases):
     with torch.no_grad():
         interior_only = model.interior.decoder.net[-1]
         boundary_only = model.boundary.decoder.net[-1]
-        # the linear heads on the potentials belong to the branches: N[f] interior, S[g], D[g] boundary
-        model.skip_f.weight.normal_(), model.skip_g.weight.normal_()
         base = model(s)
         assert not torch.allclose(base, model(s.clone().update({"x": x2})))
         assert not torch.allclose(base, model(s.clone().update({"x": x3})))
-        saved = [t.clone() for t in (boundary_only.weight, boundary_only.bias, model.skip_g.weight)]
-        boundary_only.weight.zero_(), boundary_only.bias.zero_(), model.skip_g.weight.zero_()
+        saved = [t.clone() for t in (boundary_only.weight, boundary_only.bias)]
+        boundary_only.weight.zero_(), boundary_only.bias.zero_()
         # only the interior branch left: blind to boundary values, sees the source
         torch.testing.assert_close(model(s), model(s.clone().update({"x": x2})))
-        boundary_only.weight.copy_(saved[0]), boundary_only.bias.copy_(saved[1]), model.skip_g.weight.copy_(saved[2])
-        interior_only.weight.zero_(), interior_only.bias.zero_(), model.skip_f.weight.zero_()
+        boundary_only.weight.copy_(saved[0]), boundary_only.bias.copy_(saved[1])
+        interior_only.weight.zero_(), interior_only.bias.zero_()
         # only the boundary branch left: blind to the source
         torch.testing.assert_close(model(s), model(s.clone().update({"x": x3})))
 

@@ -98,7 +98,8 @@ def node_geometry(pos: torch.Tensor, edge_index: torch.Tensor, is_boundary: torc
 
     * volume weight: ``h^2 * sqrt(3)/12`` per incident triangle (2D; a node has ``degree`` incident
       triangles inside, ``degree - 1`` on the boundary) and ``h^3 / (6 sqrt 2) / 4`` per incident
-      tetrahedron (3D; about ``1.6 * degree`` of them), ``h`` the mean incident edge length;
+      tetrahedron (3D; ``1.2 degree - 0.6 [boundary]`` of them, fitted on gmsh meshes), ``h`` the
+      mean incident edge length;
     * boundary weight (0 at interior nodes): the mean distance to the two nearest other boundary
       nodes of the same graph (2D), ``sqrt(3)/2`` times the square of the mean distance to the six
       nearest (3D);
@@ -122,7 +123,7 @@ def node_geometry(pos: torch.Tensor, edge_index: torch.Tensor, is_boundary: torc
     if dim == 2:
         volume = (deg - bf).clamp_min(1.0) * h * h * (math.sqrt(3.0) / 12.0)
     else:
-        volume = (1.6 * deg - 2.0 * bf).clamp_min(1.0) * h**3 / (24.0 * math.sqrt(2.0))
+        volume = (1.2 * deg - 0.6 * bf).clamp_min(1.0) * h**3 / (24.0 * math.sqrt(2.0))
     normal = ops.scatter(vec, src, dim_size=n, reduce="sum")
     normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-30)
     normal = normal * bf[:, None]
