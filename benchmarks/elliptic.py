@@ -318,7 +318,25 @@ def tables(results: list[dict[str, Any]], command: str) -> str:
                       "",
                       "| " + " | ".join(bd) + " |", "|" + "---|" * len(bd),
                       "| " + " | ".join(f"{v['rel_l2']:.4f} / {v['mae']:.4f}" for v in bd.values()) + " |", ""]
+    lines += average_line(results)
     return "\n".join(lines)
+
+
+def average_line(results: list[dict[str, Any]]) -> list[str]:
+    """BENO against the best baseline on the OOD mean relative L2 averaged over the boundary kinds."""
+    names = [n for n in results[0]["models"] if all(n in r["models"] for r in results)] if results else []
+    base = [n for n in names if n != "beno"]
+    if len(results) < 2 or "beno" not in names or not base:
+        return []
+    avg = {n: float(np.mean([r["models"][n]["ood_rel_l2"] for r in results])) for n in names}
+    best = min(base, key=avg.__getitem__)
+    margins = [1 - r["models"]["beno"]["ood_rel_l2"] / min(r["models"][n]["ood_rel_l2"] for n in base)
+               for r in results]
+    kinds = " and ".join(r["bc"] for r in results)
+    return [f"**Average over {kinds}** (OOD mean relative L2): "
+            + ", ".join(f"{n} {avg[n]:.4f}" for n in names)
+            + f"; BENO vs the best baseline ({best}): {100 * (1 - avg['beno'] / avg[best]):+.1f}%; "
+            f"mean of the per-kind margins: {100 * float(np.mean(margins)):+.1f}% (target >= +40%)", ""]
 
 
 def write_atomic(path: Path, text: str) -> None:
