@@ -60,9 +60,18 @@ def n_params(model: Any) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
 
-def levels_for(n_nodes: int, ratio: float = 0.25, coarsest: int = 4) -> int:
-    """Hierarchy levels from ``n_nodes`` down to about ``coarsest`` nodes."""
-    return 1 + max(1, int(round(math.log(n_nodes / coarsest) / math.log(1 / ratio))))
+def graph_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The graphs every graph model gets, the same at 16 x 16 and 32 x 32 in physical terms.
+
+    Level 0: the grid points with radius edges of a fixed physical radius (``--radius``, in units
+    of the unit square; 1.5 / 16 by default, about the 8 nearest points at 16 x 16 and 28 at
+    32 x 32), so a mean over a node's neighbours approximates the same integral on both grids.
+    Coarse levels: fixed sizes (``--sizes``, 64, 16, 4 by default), farthest-point samples of
+    level 0, so they cover the square at the same spacing whatever the grid.
+    """
+    return {"levels": 1 + len(args.sizes), "sizes": list(args.sizes), "edges": "radius",
+            "radius": [args.radius] + [None] * len(args.sizes), "max_num_neighbors": 64,
+            "interpolation": "linear"}
 
 
 def rel_l2(pred: np.ndarray, true: np.ndarray) -> float:
@@ -208,8 +217,7 @@ def run_darcy(args: argparse.Namespace) -> dict[str, Any]:
     cache = GraphCache(enabled=False)
     pipes = {}
     for key in ("16", "32"):
-        lv = levels_for(ds[f"test{key if args.levels32 == 'coarsest' else '16'}"].shape[0] ** 2)
-        pipes[key] = Pipeline(features, {"levels": lv, "ratio": 0.25}, cache=cache)
+        pipes[key] = Pipeline(features, graph_spec(args), cache=cache)
     pipes["16"].fit(cases["train16"])
     pipes["32"].normalizer = pipes["16"].normalizer
     samples = {k: [pipes[k[-2:]].sample(c) for c in cases[k]] for k in cases}
@@ -347,9 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", metavar="MODEL.OPTION=JSON",
                    help="override a model option, e.g. --set mgno.n_kernels=2 (repeatable)")
-    p.add_argument("--levels32", choices=["coarsest", "same"], default="coarsest",
-                   help="hierarchy of the 32x32 meshes: down to the same coarsest size as at 16x16 (one more "
-                        "level) or the same number of levels")
+    p.add_argument("--radius", type=float, default=1.5 / 16,
+                   help="level-0 edge radius of the graph models (unit square), the same at 16x16 and 32x32")
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 16, 4], help="coarse level sizes")
     p.add_argument("--skip-darcy", action="store_true")
     p.add_argument("--skip-physics", action="store_true")
     p.add_argument("--phys-n", type=int, default=100, help="elliptic cases (80%% train, 20%% test)")
@@ -366,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     res: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                           "levels32": args.levels32}
+                           "graph": graph_spec(args)}
     if not args.skip_darcy:
         print("Darcy (16x16 training, 32x32 zero-shot):", flush=True)
         res["darcy"] = run_darcy(args)

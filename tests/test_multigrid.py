@@ -188,7 +188,7 @@ def test_multigrid_layer_shapes_grad_and_linearity():
 def test_level_operator_annihilates_constants_off_diagonal():
     """The stencil part acts on differences: with W_0 = 0 a constant field maps to 0."""
     g = _grid_graph(6, 1)
-    op = LevelOperator(3, scale_power=-2.0)
+    op = LevelOperator(3)
     with torch.no_grad():
         op.mix.weight[:, :3] = 0
     L = _levels(g, 1)[0]
@@ -203,6 +203,8 @@ def test_multigrid_layer_is_batch_consistent():
     torch.manual_seed(0)
     g1, g2 = _grid_graph(7, 3), _grid_graph(10, 3)
     layer = MultigridLayer(4, n_levels=3)
+    layer(torch.randn(g1.num_nodes, 4), _levels(g1, 3))  # training mode: records g1's spacing
+    layer.eval()  # g2 is finer than g1: its finest level is scaled, per node, batch or not
     b = Batch.from_data_list([g1, g2])
     x = torch.randn(b.num_nodes, 4)
     out = layer(x, _levels(b, 3))
@@ -240,7 +242,7 @@ def test_cycle_zero_guess_matches_explicit():
     levels = _levels(g, 3)
     from meshops.nn.multigrid import _LearnedCycle, level_geometry
 
-    cyc = _LearnedCycle(layer, levels, level_geometry(levels, torch.float32))
+    cyc = _LearnedCycle(layer, levels, [e for e, _ in level_geometry(levels, torch.float32)])
     f = torch.randn(g.num_nodes, 3)
     with torch.no_grad():
         a = multigrid_cycle(cyc, f, None, pre=2, post=1)
@@ -260,6 +262,8 @@ def test_conditioned_layer_is_linear_in_f_and_follows_the_coefficient():
         layer.skip.bias.zero_()
     lv = _levels(g1, 3)
     c = torch.rand(g1.num_nodes, 2) + 0.5
+    layer(torch.randn(g1.num_nodes, 4), lv, c)
+    layer.eval()
     f1, f2 = torch.randn(g1.num_nodes, 4), torch.randn(g1.num_nodes, 4)
     torch.testing.assert_close(layer(f1 - 3 * f2, lv, c), layer(f1, lv, c) - 3 * layer(f2, lv, c), atol=1e-4, rtol=1e-4)
     c2 = c.clone()
@@ -274,3 +278,38 @@ def test_conditioned_layer_is_linear_in_f_and_follows_the_coefficient():
         layer(f1, lv, torch.rand(g1.num_nodes, 3))
     with pytest.raises(ValueError, match="coefficient field of 2 channels per node, got None"):
         layer(f1, lv)
+
+
+def test_finer_levels_than_trained_only_transfer():
+    """Training records the finest spacing; on a 2x finer graph the new finest level does no
+    smoothing: the layer equals act(P(cycle of the coarser levels on R f)) + W f) exactly.
+    The record travels in the state dict."""
+    from meshops.nn.multigrid import _LearnedCycle, level_geometry
+
+    torch.manual_seed(0)
+    coarse, fine = _grid_graph(9, 3), _grid_graph(17, 4)
+    layer = MultigridLayer(4, n_levels=None, pre=1, post=1, coarse=2)
+    layer.train()
+    lc = _levels(coarse, 3)
+    layer(torch.randn(coarse.num_nodes, 4), lc)
+    h0 = level_geometry(lc, torch.float32)[0][1].double().mean()
+    assert float(layer.n_train) == 1 and abs(float(layer.h_train) - float(h0)) < 1e-6
+    layer.eval()
+    assert layer._trained_nodes(level_geometry(lc, torch.float32)) == [None] * 3
+    lf = _levels(fine, 4)
+    geo = level_geometry(lf, torch.float32)
+    keep = layer._trained_nodes(geo)
+    assert float(keep[0].sum()) == 0 and keep[2:] == [None, None]
+    f = torch.randn(fine.num_nodes, 4)
+    with torch.no_grad():
+        out = layer(f, lf)
+        cyc = _LearnedCycle(layer, lf, [e for e, _ in geo])
+        rf = cyc.restrict(0, f)
+        e1 = multigrid_cycle(cyc, rf, None, level=1, pre=1, post=1, coarse=2, levels=4)
+        ref = layer.act(cyc.prolong(0, e1) + layer.skip(f))
+        full = layer.act(multigrid_cycle(cyc, f, None, pre=1, post=1, coarse=2, levels=4) + layer.skip(f))
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    assert (out - full).abs().max() > 1e-3  # smoothing the new level would have changed the output
+    other = MultigridLayer(4, n_levels=None)
+    other.load_state_dict(layer.state_dict())
+    assert float(other.h_train) == float(layer.h_train)

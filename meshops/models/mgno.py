@@ -40,7 +40,7 @@ class MgNO(nn.Module):
         Hierarchy levels the cycles use; ``None`` uses every level the graph has (operators shared
         across levels, so a finer mesh may bring one more level: zero-shot super-resolution).
     cycle : ``"V"`` or ``"W"``; pre, post, coarse : smoothing steps (see :func:`~meshops.nn.multigrid.multigrid_cycle`).
-    share_levels, n_kernels, kernel_hidden, learned_transfer, scale_power : see
+    share_levels, n_kernels, kernel_hidden, learned_transfer : see
         :class:`~meshops.nn.multigrid.MultigridLayer`.
     condition : the node inputs (coefficients, source, flags), restricted down the hierarchy, condition
         every learned stencil (the operator of ``-div(a grad u)`` depends on ``a``); ``False``: the
@@ -68,7 +68,6 @@ class MgNO(nn.Module):
         n_kernels: int = 1,
         kernel_hidden: int = 16,
         learned_transfer: bool = False,
-        scale_power: float = 2.0,
         condition: bool = True,
     ) -> None:
         super().__init__()
@@ -80,7 +79,7 @@ class MgNO(nn.Module):
         cond = in_channels + global_channels if condition else 0
         self.layers = nn.ModuleList(
             MultigridLayer(hidden, levels, cycle, pre, post, coarse, share_levels, n_kernels, kernel_hidden,
-                           learned_transfer, scale_power=scale_power, cond_channels=cond)
+                           learned_transfer, cond_channels=cond)
             for _ in range(n_layers)
         )
         self.proj = MLP(hidden, out_channels, 2 * hidden, 2, layer_norm=False, activation="gelu")

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
         level_geometry,
         multigrid_cycle,
         prolongation_matrix,
-        reference_spacing,
     )
     from meshops.nn.rbf import AnisotropicRBFDecoder, place_centers
     from meshops.nn.spherical import (
@@ -79,7 +78,6 @@ __all__ = [
     "level_geometry",
     "multigrid_cycle",
     "prolongation_matrix",
-    "reference_spacing",
     "PhysicsAttention",
     "Transolver",
     "TransolverBlock",
@@ -118,7 +116,6 @@ _LAZY: dict[str, str] = {
     "level_geometry": "multigrid",
     "multigrid_cycle": "multigrid",
     "prolongation_matrix": "multigrid",
-    "reference_spacing": "multigrid",
     "PhysicsAttention": "attention",
     "Transolver": "attention",
     "TransolverBlock": "attention",

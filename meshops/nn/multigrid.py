@@ -59,7 +59,6 @@ __all__ = [
     "level_geometry",
     "multigrid_cycle",
     "prolongation_matrix",
-    "reference_spacing",
 ]
 
 
@@ -85,15 +84,11 @@ def _edge_geometry(L: Level, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Te
 class LevelOperator(nn.Module):
     """A learned linear operator on one level's graph (a depthwise-separable stencil, message passing).
 
-    ``(K u)_i = s_i^p [ W_0 u_i + sum_m W_m (1/deg_i) sum_{j -> i} k_m(e_ji) * (u_j - u_i) ]``
+    ``(K u)_i = W_0 u_i + sum_m W_m (1/deg_i) sum_{j -> i} k_m(e_ji) * (u_j - u_i)``
 
     with ``k_m = MLP(edge geometry / h_i [, c_j, c_i])`` a per-channel weight vector per edge (``n_kernels`` of them;
     ``*`` is the channel-wise product, as in a depthwise convolution), ``W_m`` channel mixing matrices,
-    ``h_i`` the local spacing (mean incident edge length) and ``s_i = h_i / H_i`` the spacing relative
-    to the coarsest level's (``H``, see :func:`reference_spacing`), raised to ``p = scale_power``
-    (``-2`` for a diffusion-like operator ``A``, ``+2`` for a smoother ``S ~ A^{-1}``): the same weights
-    describe the same continuous operator on finer or coarser graphs, and the scale is set by the
-    domain, not by the units. Linear in ``u``.
+    ``h_i`` the local spacing (mean incident edge length), so the stencil's shape is scale-free. Linear in ``u``.
 
     With ``cond_channels > 0`` the kernel also sees a coefficient field ``c`` (the layer's
     conditioning, e.g. the permeability restricted to the level) at both ends of the edge, so the
@@ -102,16 +97,15 @@ class LevelOperator(nn.Module):
 
     Shapes
     ------
-    u : (N, C); level : :class:`~meshops.nn.ugraph.Level` with edge_attr (E, 4); scale : (N,);
+    u : (N, C); level : :class:`~meshops.nn.ugraph.Level` with edge_attr (E, 4);
     cond : (N, cond_channels) -> (N, C)
     """
 
-    def __init__(self, channels: int, n_kernels: int = 1, kernel_hidden: int = 16, scale_power: float = 0.0,
-                 cond_channels: int = 0) -> None:
+    def __init__(self, channels: int, n_kernels: int = 1, kernel_hidden: int = 16, cond_channels: int = 0) -> None:
         super().__init__()
         if n_kernels < 1:
             raise ValueError(f"LevelOperator: n_kernels must be >= 1, got {n_kernels}")
-        self.channels, self.n_kernels, self.scale_power = channels, n_kernels, float(scale_power)
+        self.channels, self.n_kernels = channels, n_kernels
         self.cond_channels = int(cond_channels)
         self.kernel = MLP(4 + 2 * self.cond_channels, n_kernels * channels, kernel_hidden, 2, layer_norm=False)
         self.mix = nn.Linear((n_kernels + 1) * channels, channels, bias=False)
@@ -131,46 +125,16 @@ class LevelOperator(nn.Module):
             edge_geom = torch.cat([edge_geom, ops.gather(cond, edge_index[0]), ops.gather(cond, edge_index[1])], -1)
         return self.kernel(edge_geom)
 
-    def forward(self, u: torch.Tensor, level: Level, scale: torch.Tensor | None = None,
-                k: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
-        if k is None or scale is None:
-            e, h = _edge_geometry(level, u.dtype)
-            k = self.weights(e, level.edge_index, cond) if k is None else k
-            scale = h / h.max() if scale is None else scale
+    def forward(self, u: torch.Tensor, level: Level, k: torch.Tensor | None = None,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
+        if k is None:
+            e, _ = _edge_geometry(level, u.dtype)
+            k = self.weights(e, level.edge_index, cond)
         src, dst = level.edge_index[0], level.edge_index[1]
         diff = ops.gather(u, src) - ops.gather(u, dst)  # (E, C)
         msg = k * (diff if self.n_kernels == 1 else diff.repeat(1, self.n_kernels))  # (E, M*C)
         agg = ops.scatter(msg, dst, dim_size=u.shape[0], reduce="mean")  # (N, M*C)
-        out = self.mix(torch.cat([u, agg], dim=-1))
-        if self.scale_power:
-            out = out * scale.pow(self.scale_power)[:, None]
-        return out
-
-
-def reference_spacing(levels: Sequence[Level], spacings: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Per node of every level, the spacing ``H`` of the coarsest level with edges, carried along the maps.
-
-    The coarsest level ``d`` that has edges keeps its own spacing; finer levels get it by
-    prolongation (each node from its coarse parents, so every graph of a batch keeps its own),
-    coarser edge-less levels by restriction.
-
-    Shapes
-    ------
-    spacings : per level (N_l,) -> per level (N_l,)
-    """
-    n = len(levels)
-    d = max((lv for lv in range(n) if levels[lv].edge_index.shape[1] > 0), default=0)
-    out: list[torch.Tensor | None] = [None] * n
-    out[d] = spacings[d]
-    for lv in range(d - 1, -1, -1):
-        c = levels[lv + 1]
-        assert c.up is not None
-        out[lv] = prolong(out[lv + 1][:, None], c.up, c.up_w, levels[lv].num_nodes)[:, 0]  # type: ignore[index]
-    for lv in range(d + 1, n):
-        c = levels[lv]
-        assert c.down is not None
-        out[lv] = restrict(out[lv - 1][:, None], c.down, c.down_w, c.num_nodes)[:, 0]  # type: ignore[index]
-    return [t for t in out if t is not None]
+        return self.mix(torch.cat([u, agg], dim=-1))
 
 
 def coefficient_levels(c: torch.Tensor, levels: Sequence[Level]) -> list[torch.Tensor]:
@@ -190,26 +154,26 @@ def coefficient_levels(c: torch.Tensor, levels: Sequence[Level]) -> list[torch.T
 
 
 def level_geometry(levels: Sequence[Level], dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per level: normalized edge geometry (E_l, 4) and the relative spacing ``h / H`` (N_l,) of every node.
+    """Per level: normalized edge geometry (E_l, 4) and the local spacing ``h`` (N_l,) of every node.
 
     Shapes
     ------
     returns : list of ((E_l, 4), (N_l,))
     """
-    eg = [_edge_geometry(L, dtype) for L in levels]
-    ref = reference_spacing(levels, [h for _, h in eg])
-    return [(e, h / r.clamp_min(torch.finfo(dtype).tiny)) for (e, h), r in zip(eg, ref, strict=True)]
+    return [_edge_geometry(L, dtype) for L in levels]
 
 
 class _LearnedCycle:
     """Binds a :class:`MultigridLayer` to one batch's levels for :func:`multigrid_cycle`.
 
     Kernel weights of every operator are computed once per level and reused within the cycle.
+    ``keep`` (per level, ``None`` or a (N_l, 1) 0/1 mask) switches smoothing off at masked-out nodes.
     """
 
-    def __init__(self, layer: MultigridLayer, levels: Sequence[Level], geoms: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                 cond: Sequence[torch.Tensor] | None = None):
-        self.layer, self.levels, self.geoms, self.cond = layer, levels, geoms, cond
+    def __init__(self, layer: MultigridLayer, levels: Sequence[Level], edge_geom: Sequence[torch.Tensor],
+                 cond: Sequence[torch.Tensor] | None = None, keep: Sequence[torch.Tensor | None] | None = None):
+        self.layer, self.levels, self.edge_geom, self.cond = layer, levels, edge_geom, cond
+        self.keep = list(keep) if keep is not None else [None] * len(levels)
         self.n_levels = len(levels)
         self._k: dict[tuple[int, int], torch.Tensor] = {}
 
@@ -221,14 +185,19 @@ class _LearnedCycle:
         key = (which, level)
         if key not in self._k:
             c = None if self.cond is None else self.cond[level]
-            self._k[key] = op.weights(self.geoms[level][0], self.levels[level].edge_index, c)
-        return op(u, self.levels[level], self.geoms[level][1], self._k[key])
+            self._k[key] = op.weights(self.edge_geom[level], self.levels[level].edge_index, c)
+        return op(u, self.levels[level], self._k[key])
 
     def apply(self, level: int, u: torch.Tensor) -> torch.Tensor:
         return self._run(self.layer.A, 0, level, u)
 
     def smooth(self, level: int, r: torch.Tensor) -> torch.Tensor:
-        return self._run(self.layer.S, 1, level, r)
+        keep = self.keep[level]
+        if keep is None:
+            return self._run(self.layer.S, 1, level, r)
+        if not bool(keep.any()):
+            return torch.zeros_like(r)
+        return self._run(self.layer.S, 1, level, r) * keep
 
     def restrict(self, level: int, r: torch.Tensor) -> torch.Tensor:
         c = self.levels[level + 1]
@@ -261,16 +230,19 @@ class MultigridLayer(nn.Module):
         Levels the cycle descends (``None``: all levels of the graph; needs ``share_levels``).
     cycle : ``"V"`` or ``"W"``
     pre, post : smoothing steps before/after the coarse correction; ``coarse`` on the coarsest level.
-    share_levels : one ``A``/``S`` pair for every level (resolution-agnostic: the operators are
-        scaled by the local spacing) instead of one per level.
+    share_levels : one ``A``/``S`` pair for every level instead of one per level.
     n_kernels, kernel_hidden : see :class:`LevelOperator`.
     learned_transfer : add learned channel mixing after restriction and prolongation.
     activation : ``"gelu"``, ``"silu"``, ``"relu"`` or ``"none"``.
     cond_channels : channels of a coefficient field that conditions every ``A``/``S`` stencil
         (:class:`LevelOperator`); ``forward`` then takes it as ``cond`` (level 0, restricted here,
         or already one tensor per level).
-    scale_power : ``A`` is scaled by ``(h/H)^-p`` and ``S`` by ``(h/H)^p`` (2: a second-order operator
-        and its inverse; 0: plain per-hop stencils).
+    Zero-shot refinement: the layer records the mean finest-level spacing ``h_train`` of the graphs
+    it is trained on (a buffer, saved with the weights). Where a level is clearly finer than that
+    (nodes of local spacing below ``0.75 h_train``: a finer mesh than any seen in training) it only
+    restricts and prolongates (no smoothing), so the trained operators act on the spacings they were trained on
+    and the finer mesh's detail flows through the pointwise path ``W f`` (as FNO's truncated modes
+    ignore frequencies it was not trained on).
 
     Shapes
     ------
@@ -291,7 +263,6 @@ class MultigridLayer(nn.Module):
         kernel_hidden: int = 16,
         learned_transfer: bool = False,
         activation: str = "gelu",
-        scale_power: float = 2.0,
         cond_channels: int = 0,
     ) -> None:
         super().__init__()
@@ -307,14 +278,14 @@ class MultigridLayer(nn.Module):
         self.pre, self.post, self.coarse = pre, post, coarse
         n_ops = 1 if share_levels else int(n_levels or 1)
         self.cond_channels = int(cond_channels)
-        self.A = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, -scale_power, cond_channels)
-                               for _ in range(n_ops))
-        self.S = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, scale_power, cond_channels)
-                               for _ in range(n_ops))
+        self.A = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, cond_channels) for _ in range(n_ops))
+        self.S = nn.ModuleList(LevelOperator(channels, n_kernels, kernel_hidden, cond_channels) for _ in range(n_ops))
         n_tr = 1 if share_levels else max(1, int(n_levels or 1) - 1)
         self.R = nn.ModuleList(nn.Linear(channels, channels) for _ in range(n_tr)) if learned_transfer else None
         self.P = nn.ModuleList(nn.Linear(channels, channels) for _ in range(n_tr)) if learned_transfer else None
         self.skip = nn.Linear(channels, channels)
+        self.register_buffer("h_train", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("n_train", torch.zeros((), dtype=torch.int64))
         acts = {"gelu": nn.GELU(), "silu": nn.SiLU(), "relu": nn.ReLU(), "none": nn.Identity()}
         if activation not in acts:
             raise ValueError(f"MultigridLayer: activation {activation!r} is not one of {sorted(acts)}")
@@ -333,6 +304,23 @@ class MultigridLayer(nn.Module):
         geoms = level_geometry(levels, f.dtype)
         if isinstance(cond, torch.Tensor):
             cond = coefficient_levels(cond, levels)
-        u = multigrid_cycle(_LearnedCycle(self, levels, geoms, cond), f, None, gamma=2 if self.cycle == "W" else 1,
+        u = multigrid_cycle(_LearnedCycle(self, levels, [e for e, _ in geoms], cond, self._trained_nodes(geoms)), f, None, gamma=2 if self.cycle == "W" else 1,
                             pre=self.pre, post=self.post, coarse=self.coarse, levels=n)
         return self.act(u + self.skip(f))
+
+    def _trained_nodes(self, geoms: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor | None]:
+        """Per level, ``None`` (smooth everywhere) or a (N_l, 1) mask of the nodes whose local spacing is
+        at least ``0.75 h_train``; in training, update ``h_train`` instead."""
+        h0 = geoms[0][1].detach().double().mean()
+        if self.training and torch.isfinite(h0):
+            with torch.no_grad():
+                self.n_train += 1
+                self.h_train += (h0 - self.h_train) / self.n_train.clamp_max(1000).double()
+        if self.training or float(self.n_train) == 0:
+            return [None] * len(geoms)
+        ref = 0.75 * float(self.h_train)
+        out: list[torch.Tensor | None] = []
+        for _, h in geoms:
+            keep = h.detach() >= ref
+            out.append(None if bool(keep.all()) else keep.to(h.dtype)[:, None])
+        return out
