@@ -25,13 +25,17 @@ def test_real_files_as_meshes(shared_data):
     assert len(tr) == 1000 and len(te32) == 50
     raw = torch.load(root / "darcy_train_16.pt", weights_only=True)
     c = tr[7]
-    assert c.inputs == ["permeability"] and c.targets == ["pressure"]
+    assert c.inputs == ["permeability", "wall_distance"] and c.targets == ["pressure"]
     m = c.mesh
     assert m.n_points == 256 and m.cells[0].data.shape == (2 * 15 * 15, 3)
     # point i*n + j holds grid value [i, j] at ((i + .5)/n, (j + .5)/n)
     np.testing.assert_array_equal(tr.grid(m.point_data["permeability"]), raw["x"][7].numpy().astype(np.float32))
     np.testing.assert_array_equal(tr.grid(m.point_data["pressure"]), raw["y"][7].numpy())
     np.testing.assert_allclose(m.points[1 * 16 + 3, :2], [1.5 / 16, 3.5 / 16])
+    # wall distance: the distance of each grid point to the nearest side of the unit square
+    wall = m.point_data["wall_distance"]
+    assert abs(wall[1 * 16 + 3] - 1.5 / 16) < 1e-7 and abs(wall[15 * 16 + 8] - 0.5 / 16) < 1e-7
+    assert abs(te32[0].mesh.point_data["wall_distance"].min() - 0.5 / 32) < 1e-7
     # the 32 grid covers the same square
     p32 = te32[0].mesh.points
     assert abs(p32[:, :2].min() - 0.5 / 32) < 1e-12 and abs(p32[:, :2].max() - 31.5 / 32) < 1e-12

@@ -123,7 +123,7 @@ def load_darcy_file(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarra
 class DarcyNeuralOperator(Dataset):
     """neuraloperator's Darcy samples as grid meshes (see the module docstring)."""
 
-    inputs: Sequence[str] = ["permeability"]
+    inputs: Sequence[str] = ["permeability", "wall_distance"]
     targets: Sequence[str] = ["pressure"]
     globals: Sequence[str] = ()
 
@@ -142,6 +142,9 @@ class DarcyNeuralOperator(Dataset):
             self.x, self.y = self.x[:n], self.y[:n]
         self.shape = tuple(self.x.shape[1:])
         self._pts, self._tri, self._bnd = grid_mesh(*self.shape)
+        # distance to the square's walls (where u = 0), the same physical field on every grid
+        xy = self._pts[:, :2]
+        self._wall = np.minimum(xy, 1.0 - xy).min(1).astype(np.float32)
         self.tag = self.path.stem
         log.debug("%s: %d samples of %s", self.path, len(self.x), self.shape)
 
@@ -155,7 +158,8 @@ class DarcyNeuralOperator(Dataset):
         mesh = Mesh(
             points=self._pts,
             cells=[CellBlock("triangle", self._tri)],
-            point_data={"permeability": self.x[i].reshape(-1).copy(), "pressure": self.y[i].reshape(-1).copy()},
+            point_data={"permeability": self.x[i].reshape(-1).copy(), "wall_distance": self._wall.copy(),
+                        "pressure": self.y[i].reshape(-1).copy()},
             boundaries={"boundary": [CellBlock("line", self._bnd)]},
             dim=2,
             source=f"{self.path}[{i}]",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         pad_by_graph,
     )
     from meshops.nn.centerline import CenterlineEncoder, dense_index
+    from meshops.nn.potentials import green, layer_potentials, newtonian_potential, node_geometry, spatial_dim
     from meshops.nn.multigrid import (
         CycleOps,
         LevelOperator,
@@ -93,6 +94,11 @@ __all__ = [
     "boundary_features",
     "coarse_batch",
     "pad_by_graph",
+    "green",
+    "layer_potentials",
+    "newtonian_potential",
+    "node_geometry",
+    "spatial_dim",
 ]
 
 # Imported on first use (importing them all eagerly adds ~0.7 s to ``import meshops.nn``).
@@ -131,6 +137,11 @@ _LAZY: dict[str, str] = {
     "boundary_features": "beno",
     "coarse_batch": "beno",
     "pad_by_graph": "beno",
+    "green": "potentials",
+    "layer_potentials": "potentials",
+    "newtonian_potential": "potentials",
+    "node_geometry": "potentials",
+    "spatial_dim": "potentials",
 }
 
 
