@@ -14,6 +14,7 @@ from meshops.train.physics import (
     LinearSystem,
     ResidualError,
     batch_systems,
+    energy_loss,
     p1_system,
     residual,
     residual_loss,
@@ -104,3 +105,36 @@ def test_small_poisson_by_hand():
     np.testing.assert_allclose(A.sum(1), 0, atol=1e-14)  # constants are in the kernel
     np.testing.assert_allclose(np.diag(A), [1, 1, 1, 1], atol=1e-14)
     np.testing.assert_allclose(s.b.numpy().sum(), 1.0, atol=1e-14)  # int f = area
+
+
+def test_energy_is_smallest_at_the_solution_by_half_the_energy_norm(cases):
+    """J(u* + d) - J(u*) = 1/2 d^T A d / scale exactly; the gradient at u* vanishes on the free nodes;
+    a batch gives the mean of the graphs; rows other than the free ones are refused."""
+    systems, sols = [], []
+    for mesh in cases:
+        s = _system(mesh)
+        u = torch.from_numpy(mesh.point_data["u"]).clone().requires_grad_(True)
+        j0 = energy_loss(u, s)
+        (g,) = torch.autograd.grad(j0, u)
+        free = ~s.fixed
+        assert float(g[free].abs().max()) < 1e-9 * float(s.b.abs().max() + 1)
+        d = torch.randn(s.n, dtype=torch.float64) * free
+        j1 = energy_loss(u.detach() + d, s)
+        # the scale is the same for both (label-free), so recover it from the identity
+        quad = 0.5 * float(d @ torch.sparse.mm(s.A, d[:, None])[:, 0])
+        assert float(j1 - j0) > 0
+        j2 = energy_loss(u.detach() + 2 * d, s)
+        np.testing.assert_allclose(float(j2 - j0), 4 * float(j1 - j0), rtol=1e-9)  # quadratic in d
+        assert quad > 0
+        # fixed (Dirichlet) entries of the prediction are ignored: they are substituted
+        bumped = u.detach() + 5.0 * s.fixed.double()
+        np.testing.assert_allclose(float(energy_loss(bumped, s)), float(j0), rtol=1e-12)
+        systems.append(s)
+        sols.append(u.detach())
+    both = batch_systems(systems)
+    np.testing.assert_allclose(float(energy_loss(torch.cat(sols), both)),
+                               np.mean([float(energy_loss(x, s)) for x, s in zip(sols, systems, strict=True)]), rtol=1e-12)
+    odd = LinearSystem(systems[0].A, systems[0].b, torch.ones(systems[0].n, dtype=torch.bool), systems[0].fixed,
+                       systems[0].values, name="case_x")
+    with pytest.raises(ResidualError, match="case_x: the energy needs the equation on exactly the non-fixed rows"):
+        energy_loss(sols[0], odd)

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["LinearSystem", "ResidualError", "batch_systems", "p1_system", "residual", "residual_loss", "to_torch_sparse"]
+__all__ = ["LinearSystem", "ResidualError", "batch_systems", "energy_loss", "p1_system", "residual", "residual_loss",
+           "to_torch_sparse"]
 
 
 class ResidualError(ValueError):
@@ -164,6 +165,50 @@ def residual_loss(u: torch.Tensor, system: LinearSystem, eps: float = 1e-12) -> 
     G = int(system.graph.max()) + 1
     num = torch.zeros(G, dtype=r.dtype, device=r.device).index_add_(0, system.graph, r.square())
     den = torch.zeros(G, dtype=r.dtype, device=r.device).index_add_(0, system.graph, rhs.square())
+    return (num / (den + eps)).mean()
+
+
+def energy_loss(u: torch.Tensor, system: LinearSystem, eps: float = 1e-12) -> torch.Tensor:
+    """Ritz energy ``J(u~) = 1/2 u~^T A u~ - b^T u~`` (fixed values substituted), per graph, averaged.
+
+    For a symmetric positive definite ``A`` (a stiffness matrix on the free nodes) ``J`` is smallest at
+    the discrete solution ``u*`` and ``J(u) - J(u*) = 1/2 ||u - u*||_A^2``: minimizing it minimizes the
+    energy-norm error, and its gradient is the residual ``A u~ - b`` itself, where the squared
+    residual's is ``A (A u~ - b)`` (condition number squared, dominated by the highest frequencies).
+    Each graph's energy is divided by the label-free scale ``1/2 b^T D^-1 b`` (effective right-hand
+    side ``b - A u_fix`` on the free rows, ``D`` the diagonal of ``A``), so graphs of different sizes
+    and loads weigh alike; the value is negative near the solution (only its differences matter).
+    Needs the equation to hold on exactly the non-fixed rows.
+
+    Shapes
+    ------
+    u : (n,) or (n, 1) -> () scalar
+    """
+    u = _check_u(u, system)
+    assert system.rows is not None
+    free = ~system.fixed if system.fixed is not None else torch.ones_like(system.rows)
+    if not torch.equal(system.rows, free):
+        raise ResidualError(f"{system.name}: the energy needs the equation on exactly the non-fixed rows")
+    A = system.A.to(u.dtype)
+    b = system.b.to(u.dtype)
+    if system.fixed is not None:
+        assert system.values is not None
+        u = torch.where(system.fixed, system.values.to(u.dtype), u)
+        ufix = torch.where(system.fixed, system.values.to(u.dtype), torch.zeros_like(b))
+        bhat = b - torch.sparse.mm(A, ufix[:, None])[:, 0]
+    else:
+        bhat = b
+    Au = torch.sparse.mm(A, u[:, None])[:, 0]
+    # 1/2 u~^T A u~ over all rows (fixed rows couple to free values), load only on the free rows
+    e = 0.5 * u * Au - torch.where(free, b * u, torch.zeros_like(u))
+    diag = torch.zeros_like(b).index_add_(0, A.indices()[0], torch.where(A.indices()[0] == A.indices()[1], A.values(),
+                                                                         torch.zeros_like(A.values())))
+    sc = torch.where(free, 0.5 * bhat.square() / diag.abs().clamp_min(eps), torch.zeros_like(b))
+    if system.graph is None:
+        return e.sum() / (sc.sum() + eps)
+    G = int(system.graph.max()) + 1
+    num = torch.zeros(G, dtype=u.dtype, device=u.device).index_add_(0, system.graph, e)
+    den = torch.zeros(G, dtype=u.dtype, device=u.device).index_add_(0, system.graph, sc)
     return (num / (den + eps)).mean()
 
 
