@@ -27,7 +27,6 @@ if TYPE_CHECKING:
         pad_by_graph,
     )
     from meshops.nn.centerline import CenterlineEncoder, dense_index
-    from meshops.nn.potentials import green, layer_potentials, newtonian_potential, node_geometry, spatial_dim
     from meshops.nn.multigrid import (
         CycleOps,
         LevelOperator,
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
         multigrid_cycle,
         prolongation_matrix,
     )
+    from meshops.nn.potentials import green, layer_potentials, newtonian_potential, node_geometry, spatial_dim
     from meshops.nn.rbf import AnisotropicRBFDecoder, place_centers
     from meshops.nn.spherical import (
         SFNOBlock,
