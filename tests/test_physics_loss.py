@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _generator():
-    name = "meshops_elliptic_boundary_generator"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "datasets" / "elliptic_boundary" / "generator.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    from meshops.data import recipe_module
+
+    return recipe_module(ROOT / "datasets" / "elliptic_boundary", "generator")
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +132,28 @@ def test_energy_is_smallest_at_the_solution_by_half_the_energy_norm(cases):
                        systems[0].values, name="case_x")
     with pytest.raises(ResidualError, match="case_x: the energy needs the equation on exactly the non-fixed rows"):
         energy_loss(sols[0], odd)
+
+
+@pytest.mark.parametrize("kind", ["mixed", "robin", "neumann"])
+def test_solver_system_of_every_boundary_kind(kind):
+    """The elliptic solver's own system (fem.case_system: Neumann fluxes, Robin terms) is solved by
+    the case's u: zero residual and zero energy gradient on the free nodes, positive elsewhere."""
+    pytest.importorskip("skfem")
+    pytest.importorskip("gmsh")
+    from meshops.data import recipe_module
+    from meshops.train.physics import to_torch_sparse
+
+    fem = recipe_module(ROOT / "datasets" / "elliptic_boundary", "fem")
+    mesh = _generator().make_case("cutout1", kind, 3, coefficient="variable")
+    A, b, dirichlet, g = fem.case_system(mesh)
+    assert dirichlet.any() == (kind == "mixed")
+    s = LinearSystem(to_torch_sparse(A), torch.from_numpy(b), None, torch.from_numpy(dirichlet),
+                     torch.from_numpy(g), name=mesh.source)
+    u = torch.from_numpy(mesh.point_data["u"]).clone().requires_grad_(True)
+    assert float(residual_loss(u.detach(), s)) < 1e-18
+    (grad,) = torch.autograd.grad(energy_loss(u, s), u)
+    assert float(grad[~s.fixed].abs().max()) < 1e-10
+    assert float(residual_loss(u.detach() + 0.01 * torch.randn_like(u), s)) > 1e-8
+    del mesh.point_data["alpha"]
+    with pytest.raises(fem.FEMError, match="point fields \\['alpha'\\] missing"):
+        fem.case_system(mesh)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -171,6 +172,47 @@ def solve(
 ) -> Solution:
     """Solve ``-div(k grad u) = f`` with P1 elements and the given boundary data.
 
+    The system is :func:`assemble`'s; Dirichlet nodes are condensed out, a pure Neumann problem
+    is solved with ``int u = 0``. Parameters as for :func:`assemble`.
+
+    Shapes
+    ------
+    returns : Solution with ``u`` (n,) float64 and ``bc_type`` (n,) int32
+    """
+    A, b, bc, mesh, basis = assemble(points, cells, f=f, g=g, facet_type=facet_type, k=k, alpha=alpha, facets=facets,
+                                     g_facet=g_facet, where=where)
+    n = len(b)
+    g = np.broadcast_to(np.asarray(g, dtype=np.float64), (n,))
+    from skfem import condense
+
+    D = np.flatnonzero(bc == DIRICHLET)
+    if len(D):
+        u = np.zeros(n)
+        u[D] = g[D]
+        u = solve_linear(*condense(A, b, x=u, D=D), where=where)
+    elif (bc == ROBIN).any():
+        u = solve_linear(A, b, where=where)
+    else:
+        u = _solve_pure_neumann(A, b, basis, where)
+    return Solution(u=np.asarray(u, dtype=np.float64), mesh=mesh, basis=basis, bc_type=bc)
+
+
+def assemble(
+    points: np.ndarray,
+    cells: np.ndarray,
+    *,
+    f: np.ndarray,
+    g: np.ndarray,
+    facet_type: np.ndarray | Callable[[np.ndarray], np.ndarray],
+    k: np.ndarray | float = 1.0,
+    alpha: np.ndarray | float = 1.0,
+    facets: np.ndarray | None = None,
+    g_facet: np.ndarray | None = None,
+    where: str = "<mesh>",
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, Any, Any]:
+    """The P1 system ``A u = b`` of ``-div(k grad u) = f`` with Neumann and Robin terms, before the
+    Dirichlet rows are imposed: stiffness (+ Robin mass on Robin facets), load (+ boundary flux).
+
     Parameters
     ----------
     points, cells
@@ -194,7 +236,7 @@ def solve(
     f, k, g, alpha : (n,) float64 or scalar
     facet_type : (nf,) int
     g_facet : (nf, d) float64, optional
-    returns : Solution with ``u`` (n,) float64 and ``bc_type`` (n,) int32
+    returns : A (n, n) CSR, b (n,), node ``bc_type`` (n,) int32, skfem mesh, skfem basis
     """
     points = np.asarray(points, dtype=np.float64)
     cells = np.asarray(cells, dtype=np.int64)
@@ -229,7 +271,7 @@ def solve(
     if (facet_type == ROBIN).any() and (alpha[np.unique(bf[facet_type == ROBIN])] <= 0).any():
         raise FEMError(f"{where}: field 'alpha' must be positive on Robin facets")
 
-    from skfem import Basis, BilinearForm, LinearForm, asm, condense
+    from skfem import Basis, BilinearForm, LinearForm, asm
     from skfem.helpers import dot, grad
 
     mesh, elem = _skfem_mesh(points, cells)
@@ -270,16 +312,37 @@ def solve(
         vals = (np.repeat(a_f, m * m) * (1.0 + (rows == cols)))
         A = A + sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
-    D = np.flatnonzero(bc == DIRICHLET)
-    if len(D):
-        u = np.zeros(n)
-        u[D] = g[D]
-        u = solve_linear(*condense(A, b, x=u, D=D), where=where)
-    elif (facet_type == ROBIN).any():
-        u = solve_linear(A, b, where=where)
-    else:
-        u = _solve_pure_neumann(A, b, basis, where)
-    return Solution(u=np.asarray(u, dtype=np.float64), mesh=mesh, basis=basis, bc_type=bc)
+    return sp.csr_matrix(A), np.asarray(b, dtype=np.float64), bc, mesh, basis
+
+
+def case_system(mesh: Any) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
+    """The solver's own system for a generated case (a :class:`meshops.Mesh` written by the
+    generator): :func:`assemble` with the case's fields and its boundary regions ``dirichlet`` /
+    ``neumann`` / ``robin`` as the facet types, so the case's ``u`` solves it.
+
+    Shapes
+    ------
+    returns : A (n, n) CSR, b (n,), Dirichlet mask (n,) bool, Dirichlet values (n,) (``g``)
+    """
+    where = mesh.source or "<mesh>"
+    pd = mesh.point_data
+    missing = [key for key in ("f", "k", "g", "alpha", "bc_type") if key not in pd]
+    if missing:
+        raise FEMError(f"{where}: point fields {missing} missing (not an elliptic_boundary case)")
+    kinds = {"dirichlet": DIRICHLET, "neumann": NEUMANN, "robin": ROBIN}
+    facets, types = [], []
+    for name, t in kinds.items():
+        for block in mesh.boundaries.get(name, []):
+            facets.append(np.asarray(block.data, dtype=np.int64))
+            types.append(np.full(len(block.data), t))
+    if not facets:
+        raise FEMError(f"{where}: no 'dirichlet', 'neumann' or 'robin' boundary regions")
+    alpha = np.asarray(pd["alpha"], dtype=np.float64)
+    g = np.asarray(pd["g"], dtype=np.float64)
+    A, b, bc, _, _ = assemble(mesh.points, mesh.cells[0].data, f=np.asarray(pd["f"], dtype=np.float64), g=g,
+                              facet_type=np.concatenate(types), k=np.asarray(pd["k"], dtype=np.float64),
+                              alpha=np.where(alpha > 0, alpha, 1.0), facets=np.concatenate(facets), where=where)
+    return A, b, bc == DIRICHLET, g
 
 
 def solve_linear(A, b, x=None, I=None, where: str = "<mesh>") -> np.ndarray:  # noqa: E741
