@@ -14,8 +14,9 @@
    relative L2 error of the pressure per test sample (then averaged) at 16 x 16 and zero-shot at
    32 x 32 (no retraining), parameters, seconds per epoch. Parameter counts are required to be
    within 2x of FNO's (a warning otherwise).
-2. **Labels plus physics** (``elliptic_boundary`` Dirichlet cases, squares with 4 corner
-   cut-outs, P1 FEM ground truth): ``mgno`` trained with 10% of the labels plus a physics loss of
+2. **Labels plus physics** (``elliptic_boundary`` cases on squares with 4 corner cut-outs,
+   Dirichlet by default, ``--phys-bc mixed|robin`` for the others; P1 FEM ground truth and the
+   solver's own system from the recipe's ``fem.case_system``): ``mgno`` trained with 10% of the labels plus a physics loss of
    the finite element system (:mod:`meshops.train.physics`: the relative squared residual, or the
    Ritz energy whose gradient is the residual) on all training cases, next to 10% of the labels
    alone and 100% of the labels, with the same number of optimizer steps.
@@ -273,12 +274,14 @@ def run_darcy(args: argparse.Namespace) -> dict[str, Any]:
 def run_physics(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from meshops.data import load_dataset
+    from meshops.data import load_dataset, recipe_module
     from meshops.data.graphs import FeatureSpec, GraphCache, Pipeline
     from meshops.models import create
-    from meshops.train.physics import p1_system
+    from meshops.train.physics import LinearSystem, to_torch_sparse
 
-    ds = load_dataset("elliptic_boundary", families=["cutout4"], bcs=["dirichlet"], n=args.phys_n, seed=0,
+    fem = recipe_module(ROOT / "datasets" / "elliptic_boundary", "fem")
+    gen = recipe_module(ROOT / "datasets" / "elliptic_boundary", "generator")
+    ds = load_dataset("elliptic_boundary", families=["cutout4"], bcs=[args.phys_bc], n=args.phys_n, seed=0,
                       coefficient="poisson")
     cases = [ds[i] for i in range(len(ds))]
     n_train = int(round(0.8 * len(cases)))
@@ -289,10 +292,11 @@ def run_physics(args: argparse.Namespace) -> dict[str, Any]:
     tr_s = [pipe.sample(c) for c in train]
     te_s = [pipe.sample(c) for c in test]
     systems = []
-    for c in train:
-        pd = c.mesh.point_data
-        systems.append(p1_system(c.mesh.points, c.mesh.cells[0].data, f=np.asarray(pd["f"]), k=np.asarray(pd["k"]),
-                                 dirichlet=np.asarray(pd["bc_type"]) == 1, g=np.asarray(pd["g"]), name=c.name))
+    for i in range(n_train):  # the solver's own system (stiffness, load, Neumann fluxes, Robin terms)
+        A, b, dirichlet, g = fem.case_system(gen.read_case(ds.root / ds.meta(i)["file"]))
+        c = train[i]
+        systems.append(LinearSystem(to_torch_sparse(A), torch.from_numpy(b), None, torch.from_numpy(dirichlet),
+                                    torch.from_numpy(g), name=c.name))
     stats = (float(pipe.normalizer.targets.mean[0]), float(pipe.normalizer.targets.std[0]))
     n_lab = max(1, int(round(0.1 * n_train)))
     lab = set(range(n_lab))
@@ -300,7 +304,7 @@ def run_physics(args: argparse.Namespace) -> dict[str, Any]:
     def unknown(case: Any) -> np.ndarray:
         return np.asarray(case.mesh.point_data["bc_type"]) != 1
 
-    out: dict[str, Any] = {"n_train": n_train, "n_test": len(test), "n_labelled": n_lab, "epochs": args.phys_epochs}
+    out: dict[str, Any] = {"bc": args.phys_bc, "n_train": n_train, "n_test": len(test), "n_labelled": n_lab, "epochs": args.phys_epochs}
     runs = {
         "10% labels + residual": dict(samples=tr_s, physics=systems, labelled=lab, loss="residual",
                                       weight=args.physics_weight),
@@ -342,7 +346,8 @@ def tables(res: dict[str, Any], command: str) -> str:
         lines.append("")
     if "physics" in res:
         p = res["physics"]
-        lines += [f"Labels plus physics (`mgno`, elliptic_boundary Dirichlet cases on squares with 4 cut-outs, "
+        lines += [f"Labels plus physics (`mgno`, elliptic_boundary {p.get('bc', 'dirichlet')} cases on squares with 4 "
+                  "cut-outs, the solver's own P1 system (`fem.case_system`), "
                   f"{p['n_train']} training / {p['n_test']} test cases, {p['n_labelled']} labelled = 10%, "
                   f"{p['epochs']} epochs of the full set, the same number of optimizer steps for each run; physics "
                   "losses on all training cases: `residual_loss` (relative squared FEM residual) or `energy_loss` "
@@ -380,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-darcy", action="store_true")
     p.add_argument("--skip-physics", action="store_true")
     p.add_argument("--phys-n", type=int, default=100, help="elliptic cases (80%% train, 20%% test)")
+    p.add_argument("--phys-bc", default="dirichlet", choices=["dirichlet", "mixed", "robin"],
+                   help="boundary kind of the elliptic cases of the physics experiment")
     p.add_argument("--phys-epochs", type=int, default=25)
     p.add_argument("--physics-weight", type=float, default=1.0, help="weight of the residual loss")
     p.add_argument("--energy-weight", type=float, default=1.0, help="weight of the energy (Ritz) loss")

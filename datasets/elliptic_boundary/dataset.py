@@ -75,7 +75,8 @@ class EllipticBoundary(Dataset):
             raise DatasetError(f"elliptic_boundary: n must be >= 1, got {n}")
         self.options = {"families": self.families, "bcs": self.bcs, "n": n, "seed": seed,
                         "coefficient": coefficient, "h": h}
-        tag = f"{coefficient}_s{seed}" + (f"_h{h:g}" if h else "")
+        # v2: the files carry their boundary facets (earlier caches lacked them and are not reused)
+        tag = f"v2_{coefficient}_s{seed}" + (f"_h{h:g}" if h else "")
         self.root = Path(root) if root is not None else default_root(tag)
         self.entries = gen.generate(self.root, self.families, self.bcs, n, seed, coefficient, h)
 

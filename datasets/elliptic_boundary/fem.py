@@ -34,6 +34,8 @@ import scipy.sparse.linalg as spla
 log = logging.getLogger("meshops.datasets.elliptic_boundary.fem")
 
 DIRICHLET, NEUMANN, ROBIN = 1, 2, 3
+#: boundary region name -> facet type (the regions of a generated case)
+REGION_TYPES = {"dirichlet": DIRICHLET, "neumann": NEUMANN, "robin": ROBIN}
 BC_NAMES = {0: "interior", DIRICHLET: "dirichlet", NEUMANN: "neumann", ROBIN: "robin"}
 
 
@@ -329,9 +331,8 @@ def case_system(mesh: Any) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.nd
     missing = [key for key in ("f", "k", "g", "alpha", "bc_type") if key not in pd]
     if missing:
         raise FEMError(f"{where}: point fields {missing} missing (not an elliptic_boundary case)")
-    kinds = {"dirichlet": DIRICHLET, "neumann": NEUMANN, "robin": ROBIN}
     facets, types = [], []
-    for name, t in kinds.items():
+    for name, t in REGION_TYPES.items():
         for block in mesh.boundaries.get(name, []):
             facets.append(np.asarray(block.data, dtype=np.int64))
             types.append(np.full(len(block.data), t))

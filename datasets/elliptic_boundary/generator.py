@@ -47,6 +47,8 @@ log = logging.getLogger("meshops.datasets.elliptic_boundary.generator")
 
 HERE = Path(__file__).resolve().parent
 BC_KINDS = ("dirichlet", "neumann", "robin", "mixed")
+#: cell field of the written VTU: 0 on domain cells, the facet type on boundary facets
+FACET_FIELD = "facet_type"
 
 
 def load_sibling(name: str) -> Any:
@@ -201,9 +203,8 @@ def make_case(
                     facets=bf, where=name)
     g_out = np.where(bct > 0, g, 0.0)
     boundaries = {}
-    ftype_name = {fem.DIRICHLET: "dirichlet", fem.NEUMANN: "neumann", fem.ROBIN: "robin"}
     fcell = "line" if dim == 2 else "triangle"
-    for t, nm in ftype_name.items():
+    for nm, t in fem.REGION_TYPES.items():
         if (ftype == t).any():
             boundaries[nm] = [CellBlock(fcell, bf[ftype == t])]
     return Mesh(
@@ -257,16 +258,44 @@ def write_case(mesh: Mesh, path: str | os.PathLike[str]) -> Path:
     m = mesh.to_meshio()
     m.field_data = {}  # VTU field data must be arrays; the metadata lives in index.json
     m.points = mesh.points  # VTU stores 3D points (z = 0 for 2D meshes)
+    # VTU has no named regions: the boundary facets follow the domain cells as extra cells whose
+    # cell field FACET_FIELD holds their type (0 on domain cells), so the solver's system
+    # (fem.case_system) can be rebuilt from the file
+    types = [0] * len(m.cells)
+    for name, blocks in mesh.boundaries.items():
+        for b in blocks:
+            m.cells.append(meshio.CellBlock(b.type, np.asarray(b.data)))
+            types.append(fem.REGION_TYPES[name])
+    m.cell_data = {FACET_FIELD: [np.full(len(c.data), t, dtype=np.int32) for c, t in zip(m.cells, types, strict=True)]}
     with atomic_path(path) as tmp:
         meshio.write(tmp, m, file_format="vtu")
     return path
 
 
 def read_case(path: str | os.PathLike[str]) -> Mesh:
-    """Read a case written by :func:`write_case` (``bc_type`` back to int32)."""
+    """Read a case written by :func:`write_case` (``bc_type`` back to int32, the boundary facets
+    back to the regions ``dirichlet`` / ``neumann`` / ``robin``)."""
     import meshio
 
-    m = Mesh.from_meshio(meshio.read(path), source=str(path))
+    raw = meshio.read(path)
+    tags = raw.cell_data.pop(FACET_FIELD, None)
+    boundaries: dict[str, list[CellBlock]] = {}
+    if tags is not None:
+        names = {t: nm for nm, t in fem.REGION_TYPES.items()}
+        domain = []
+        for block, tag in zip(raw.cells, tags, strict=True):  # meshio merges same-type blocks: split by tag
+            tag = np.asarray(tag).ravel()
+            for t in np.unique(tag):
+                rows = np.asarray(block.data)[tag == t]
+                if t == 0:
+                    domain.append(meshio.CellBlock(block.type, rows))
+                elif int(t) in names:
+                    boundaries.setdefault(names[int(t)], []).append(CellBlock(block.type, rows))
+                else:
+                    raise fem.FEMError(f"{path}: cell field '{FACET_FIELD}' holds unknown facet type {int(t)}")
+        raw = meshio.Mesh(raw.points, domain, point_data=raw.point_data)
+    m = Mesh.from_meshio(raw, source=str(path))
+    m.boundaries = boundaries
     if "bc_type" in m.point_data:
         m.point_data["bc_type"] = np.asarray(m.point_data["bc_type"]).astype(np.int32)
     return m
