@@ -15,7 +15,7 @@
    32 x 32 (no retraining), parameters, seconds per epoch. Parameter counts are required to be
    within 2x of FNO's (a warning otherwise).
 2. **Labels plus physics** (``elliptic_boundary`` cases on squares with 4 corner cut-outs,
-   Dirichlet by default, ``--phys-bc mixed|robin`` for the others; P1 FEM ground truth and the
+   Dirichlet and mixed by default, ``--phys-bc`` picks the kinds; P1 FEM ground truth and the
    solver's own system from the recipe's ``fem.case_system``): ``mgno`` trained with 10% of the labels plus a physics loss of
    the finite element system (:mod:`meshops.train.physics`: the relative squared residual, or the
    Ritz energy whose gradient is the residual) on all training cases, next to 10% of the labels
@@ -31,9 +31,7 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -271,7 +269,7 @@ def run_darcy(args: argparse.Namespace) -> dict[str, Any]:
             "n_test32": len(cases["test32"]), "configs": {k: cfgs[k] for k in args.models}}
 
 
-def run_physics(args: argparse.Namespace) -> dict[str, Any]:
+def run_physics(args: argparse.Namespace, bc: str) -> dict[str, Any]:
     import torch
 
     from meshops.data import load_dataset, recipe_module
@@ -281,7 +279,7 @@ def run_physics(args: argparse.Namespace) -> dict[str, Any]:
 
     fem = recipe_module(ROOT / "datasets" / "elliptic_boundary", "fem")
     gen = recipe_module(ROOT / "datasets" / "elliptic_boundary", "generator")
-    ds = load_dataset("elliptic_boundary", families=["cutout4"], bcs=[args.phys_bc], n=args.phys_n, seed=0,
+    ds = load_dataset("elliptic_boundary", families=["cutout4"], bcs=[bc], n=args.phys_n, seed=0,
                       coefficient="poisson")
     cases = [ds[i] for i in range(len(ds))]
     n_train = int(round(0.8 * len(cases)))
@@ -304,7 +302,7 @@ def run_physics(args: argparse.Namespace) -> dict[str, Any]:
     def unknown(case: Any) -> np.ndarray:
         return np.asarray(case.mesh.point_data["bc_type"]) != 1
 
-    out: dict[str, Any] = {"bc": args.phys_bc, "n_train": n_train, "n_test": len(test), "n_labelled": n_lab, "epochs": args.phys_epochs}
+    out: dict[str, Any] = {"bc": bc, "n_train": n_train, "n_test": len(test), "n_labelled": n_lab, "epochs": args.phys_epochs}
     runs = {
         "10% labels + residual": dict(samples=tr_s, physics=systems, labelled=lab, loss="residual",
                                       weight=args.physics_weight),
@@ -345,25 +343,27 @@ def tables(res: dict[str, Any], command: str) -> str:
                          f"{r['test32']:.4f} | {r['test32'] / r['test16']:.2f} |")
         lines.append("")
     if "physics" in res:
-        p = res["physics"]
-        lines += [f"Labels plus physics (`mgno`, elliptic_boundary {p.get('bc', 'dirichlet')} cases on squares with 4 "
-                  "cut-outs, the solver's own P1 system (`fem.case_system`), "
-                  f"{p['n_train']} training / {p['n_test']} test cases, {p['n_labelled']} labelled = 10%, "
-                  f"{p['epochs']} epochs of the full set, the same number of optimizer steps for each run; physics "
-                  "losses on all training cases: `residual_loss` (relative squared FEM residual) or `energy_loss` "
-                  "(Ritz energy, gradient = residual), weight 1; relative L2 of u on the non-Dirichlet nodes):", "",
-                  "| training data | rel. L2 |", "|---|---|"]
+        per_bc = res["physics"]
+        p = next(iter(per_bc.values()))
+        lines += ["Labels plus physics (`mgno`, elliptic_boundary cases on squares with 4 cut-outs per boundary kind "
+                  "(mixed: Dirichlet, Neumann and Robin sectors), the solver's own P1 system (`fem.case_system`: "
+                  f"stiffness, load, Neumann fluxes, Robin terms), {p['n_train']} training / {p['n_test']} test cases, "
+                  f"{p['n_labelled']} labelled = 10%, {p['epochs']} epochs of the full set, the same number of "
+                  "optimizer steps for each run; physics losses on all training cases: `residual_loss` (relative "
+                  "squared FEM residual) or `energy_loss` (Ritz energy, gradient = residual), weight 1; relative L2 "
+                  "of u on the non-Dirichlet nodes):", "",
+                  "| training data | " + " | ".join(per_bc) + " |", "|---|" + "---|" * len(per_bc)]
         for key in ("10% labels + residual", "10% labels + energy", "10% labels", "100% labels"):
-            lines.append(f"| {key} | {p[key]:.4f} |")
+            lines.append(f"| {key} | " + " | ".join(f"{r[key]:.4f}" for r in per_bc.values()) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
 def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    from meshops.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,8 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-darcy", action="store_true")
     p.add_argument("--skip-physics", action="store_true")
     p.add_argument("--phys-n", type=int, default=100, help="elliptic cases (80%% train, 20%% test)")
-    p.add_argument("--phys-bc", default="dirichlet", choices=["dirichlet", "mixed", "robin"],
-                   help="boundary kind of the elliptic cases of the physics experiment")
+    p.add_argument("--phys-bc", nargs="+", default=["dirichlet", "mixed"], choices=["dirichlet", "mixed", "robin"],
+                   help="boundary kinds of the elliptic cases of the physics experiment (one run each)")
     p.add_argument("--phys-epochs", type=int, default=25)
     p.add_argument("--physics-weight", type=float, default=1.0, help="weight of the residual loss")
     p.add_argument("--energy-weight", type=float, default=1.0, help="weight of the energy (Ritz) loss")
@@ -407,8 +407,10 @@ def main(argv: list[str] | None = None) -> int:
         print("Darcy (16x16 training, 32x32 zero-shot):", flush=True)
         res["darcy"] = run_darcy(args)
     if not args.skip_physics:
-        print("Labels plus physics (elliptic_boundary, mgno):", flush=True)
-        res["physics"] = run_physics(args)
+        res["physics"] = {}
+        for bc in args.phys_bc:
+            print(f"Labels plus physics (elliptic_boundary {bc}, mgno):", flush=True)
+            res["physics"][bc] = run_physics(args, bc)
     command = "meshops bench darcy " + " ".join(argv if argv is not None else sys.argv[1:])
     text = tables(res, command.strip())
     print("\n" + text)
