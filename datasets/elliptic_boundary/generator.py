@@ -18,7 +18,9 @@ A case is a :class:`meshops.Mesh` (triangles or tetrahedra) with point fields
 ``f`` (source), ``k`` (coefficient), ``g`` (boundary value, 0 at interior nodes), ``bc_type``
 (int32: 0 interior, 1 Dirichlet, 2 Neumann, 3 Robin), ``alpha`` (Robin coefficient, 0 elsewhere)
 and the solution ``u``; ``field_data`` records the family, the boundary kind and the seed.
-Cases are saved as VTU (written to a temporary file, then moved into place).
+Cases are saved as VTU (written to a temporary file, then moved into place); the boundary facets
+are extra cells tagged by the cell field ``facet_type`` and read back as the regions
+``dirichlet`` / ``neumann`` / ``robin``.
 
 Command line::
 
