@@ -217,7 +217,7 @@ def _linear_up_map(fine: np.ndarray, coarse: np.ndarray, reach: float, tree_c: c
     from scipy.spatial import Delaunay, QhullError
 
     plane = _plane_coords(coarse)
-    if plane is None or len(coarse) < 3:
+    if plane is None:
         return None
     o, basis, c2 = plane
     f3 = fine - o

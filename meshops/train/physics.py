@@ -152,20 +152,30 @@ def residual_loss(u: torch.Tensor, system: LinearSystem, eps: float = 1e-12) -> 
     u : (n,) or (n, 1) -> () scalar
     """
     r = residual(u, system)
-    # effective right-hand side b - A u_fix on the equation rows
-    rhs = system.b.to(r.dtype)
-    if system.fixed is not None:
-        assert system.values is not None
-        ufix = torch.where(system.fixed, system.values.to(r.dtype), torch.zeros_like(rhs))
-        rhs = rhs - torch.sparse.mm(system.A.to(r.dtype), ufix[:, None])[:, 0]
+    rhs = _effective_rhs(system, r.dtype)
     assert system.rows is not None
     rhs = torch.where(system.rows, rhs, torch.zeros_like(rhs))
-    if system.graph is None:
-        return r.square().sum() / (rhs.square().sum() + eps)
-    G = int(system.graph.max()) + 1
-    num = torch.zeros(G, dtype=r.dtype, device=r.device).index_add_(0, system.graph, r.square())
-    den = torch.zeros(G, dtype=r.dtype, device=r.device).index_add_(0, system.graph, rhs.square())
-    return (num / (den + eps)).mean()
+    return _graph_ratio(r.square(), rhs.square(), system.graph, eps)
+
+
+def _effective_rhs(system: LinearSystem, dtype: torch.dtype) -> torch.Tensor:
+    """``b - A u_fix`` (the right-hand side the free values see; ``b`` without fixed values)."""
+    b = system.b.to(dtype)
+    if system.fixed is None:
+        return b
+    assert system.values is not None
+    ufix = torch.where(system.fixed, system.values.to(dtype), torch.zeros_like(b))
+    return b - torch.sparse.mm(system.A.to(dtype), ufix[:, None])[:, 0]
+
+
+def _graph_ratio(num: torch.Tensor, den: torch.Tensor, graph: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """``sum(num) / sum(den)`` per graph of the batch (node ``i`` in graph ``graph[i]``), averaged."""
+    if graph is None:
+        return num.sum() / (den.sum() + eps)
+    G = int(graph.max()) + 1
+    n = torch.zeros(G, dtype=num.dtype, device=num.device).index_add_(0, graph, num)
+    d = torch.zeros(G, dtype=num.dtype, device=num.device).index_add_(0, graph, den)
+    return (n / (d + eps)).mean()
 
 
 def energy_loss(u: torch.Tensor, system: LinearSystem, eps: float = 1e-12) -> torch.Tensor:
@@ -194,22 +204,14 @@ def energy_loss(u: torch.Tensor, system: LinearSystem, eps: float = 1e-12) -> to
     if system.fixed is not None:
         assert system.values is not None
         u = torch.where(system.fixed, system.values.to(u.dtype), u)
-        ufix = torch.where(system.fixed, system.values.to(u.dtype), torch.zeros_like(b))
-        bhat = b - torch.sparse.mm(A, ufix[:, None])[:, 0]
-    else:
-        bhat = b
+    bhat = _effective_rhs(system, u.dtype)
     Au = torch.sparse.mm(A, u[:, None])[:, 0]
     # 1/2 u~^T A u~ over all rows (fixed rows couple to free values), load only on the free rows
     e = 0.5 * u * Au - torch.where(free, b * u, torch.zeros_like(u))
     diag = torch.zeros_like(b).index_add_(0, A.indices()[0], torch.where(A.indices()[0] == A.indices()[1], A.values(),
                                                                          torch.zeros_like(A.values())))
     sc = torch.where(free, 0.5 * bhat.square() / diag.abs().clamp_min(eps), torch.zeros_like(b))
-    if system.graph is None:
-        return e.sum() / (sc.sum() + eps)
-    G = int(system.graph.max()) + 1
-    num = torch.zeros(G, dtype=u.dtype, device=u.device).index_add_(0, system.graph, e)
-    den = torch.zeros(G, dtype=u.dtype, device=u.device).index_add_(0, system.graph, sc)
-    return (num / (den + eps)).mean()
+    return _graph_ratio(e, sc, system.graph, eps)
 
 
 def p1_system(points: np.ndarray, cells: np.ndarray, *, f: np.ndarray, k: np.ndarray | float = 1.0,
