@@ -304,8 +304,9 @@ class MultigridLayer(nn.Module):
         geoms = level_geometry(levels, f.dtype)
         if isinstance(cond, torch.Tensor):
             cond = coefficient_levels(cond, levels)
-        u = multigrid_cycle(_LearnedCycle(self, levels, [e for e, _ in geoms], cond, self._trained_nodes(geoms)), f, None, gamma=2 if self.cycle == "W" else 1,
-                            pre=self.pre, post=self.post, coarse=self.coarse, levels=n)
+        cyc = _LearnedCycle(self, levels, [e for e, _ in geoms], cond, self._trained_nodes(geoms))
+        u = multigrid_cycle(cyc, f, None, gamma=2 if self.cycle == "W" else 1, pre=self.pre, post=self.post,
+                            coarse=self.coarse, levels=n)
         return self.act(u + self.skip(f))
 
     def _trained_nodes(self, geoms: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor | None]:

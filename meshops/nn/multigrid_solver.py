@@ -32,6 +32,7 @@ __all__ = [
     "jacobi_omega",
     "multigrid_cycle",
     "prolongation_matrix",
+    "sparse_diagonal",
 ]
 
 
@@ -184,7 +185,13 @@ def galerkin(A: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
     return torch.sparse.mm(torch.sparse.mm(P.t().coalesce(), A), P).coalesce()
 
 
-def _diag(A: torch.Tensor) -> torch.Tensor:
+def sparse_diagonal(A: torch.Tensor) -> torch.Tensor:
+    """The diagonal of a coalesced sparse COO matrix (duplicates summed, 0 where absent).
+
+    Shapes
+    ------
+    A : (n, n) sparse -> (n,)
+    """
     idx, val = A.indices(), A.values()
     on = idx[0] == idx[1]
     d = torch.zeros(A.shape[0], dtype=val.dtype, device=val.device)
@@ -198,7 +205,7 @@ def jacobi_omega(A: torch.Tensor, iters: int = 50, seed: int = 0) -> float:
     ------
     A : (n, n) sparse, symmetric positive definite
     """
-    d = _diag(A)
+    d = sparse_diagonal(A)
     if bool((d <= 0).any()):
         i = int(torch.nonzero(d <= 0)[0, 0])
         raise ValueError(f"jacobi_omega: diagonal entry {i} is {float(d[i])}; damped Jacobi needs a positive diagonal")
@@ -246,14 +253,14 @@ class LinearMultigrid:
                 Al = self.A[-1]
                 w = jacobi_omega(Al) if omega is None else (float(omega) if isinstance(omega, (int, float)) else
                                                             float(omega[lvl]))
-                d = _diag(Al)
+                d = sparse_diagonal(Al)
                 AP = torch.sparse.mm(Al, P).coalesce()
                 scaled = torch.sparse_coo_tensor(AP.indices(), AP.values() * (w / d[AP.indices()[0]]), AP.shape)
                 P = (P - scaled).coalesce()
             self.P.append(P)
             self.A.append(galerkin(self.A[-1], P))
         self.n_levels = len(self.A)
-        self.diag = [_diag(a) for a in self.A]
+        self.diag = [sparse_diagonal(a) for a in self.A]
         for lvl, d in enumerate(self.diag):
             if bool((d <= 0).any()):
                 raise ValueError(f"LinearMultigrid: level {lvl} has a non-positive diagonal entry (an empty coarse "

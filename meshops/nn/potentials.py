@@ -28,14 +28,9 @@ import math
 import torch
 
 from meshops import ops
+from meshops.nn.beno import pad_by_graph
 
 __all__ = ["spatial_dim", "green", "node_geometry", "newtonian_potential", "layer_potentials"]
-
-
-def _pad(values: torch.Tensor, batch: torch.Tensor, n_graphs: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from meshops.nn.beno import pad_by_graph  # local: beno imports this module
-
-    return pad_by_graph(values, batch, n_graphs)
 
 
 def _unpad(dense: torch.Tensor, mask: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
@@ -132,7 +127,7 @@ def node_geometry(pos: torch.Tensor, edge_index: torch.Tensor, is_boundary: torc
         normal[:, 2] = 0.0
     bw = torch.zeros(n, dtype=pos.dtype, device=pos.device)
     if bool(is_boundary.any()):
-        bpos, bmask = _pad(pos[is_boundary], batch[is_boundary], n_graphs)
+        bpos, bmask = pad_by_graph(pos[is_boundary], batch[is_boundary], n_graphs)
         d = torch.cdist(bpos, bpos)
         eye = torch.eye(d.shape[1], dtype=torch.bool, device=d.device)
         d = d.masked_fill(~bmask[:, None, :] | eye[None], float("inf"))
@@ -182,9 +177,9 @@ def newtonian_potential(pos: torch.Tensor, batch: torch.Tensor, n_graphs: int, v
     pos : (N, 3); batch : (N,); volume : (N,); density : (N, C) -> (N, C)
     """
     dim = spatial_dim(pos)
-    p, mask = _pad(pos, batch, n_graphs)
-    dens, _ = _pad(density * volume[:, None], batch, n_graphs)
-    vol, _ = _pad(volume, batch, n_graphs)
+    p, mask = pad_by_graph(pos, batch, n_graphs)
+    dens, _ = pad_by_graph(density * volume[:, None], batch, n_graphs)
+    vol, _ = pad_by_graph(volume, batch, n_graphs)
     out = _kernel_apply(p, p, mask, dens, _self_volume(vol, dim), None, dim)
     return _unpad(out, mask, batch)
 
@@ -204,12 +199,12 @@ def layer_potentials(pos: torch.Tensor, batch: torch.Tensor, n_graphs: int, is_b
     returns : S (N, C), D (N, C)
     """
     dim = spatial_dim(pos)
-    p, mask = _pad(pos, batch, n_graphs)
+    p, mask = pad_by_graph(pos, batch, n_graphs)
     bb = batch[is_boundary]
-    bp, bmask = _pad(pos[is_boundary], bb, n_graphs)
-    dens, _ = _pad(density[is_boundary] * weight[is_boundary, None], bb, n_graphs)
-    bw, _ = _pad(weight[is_boundary], bb, n_graphs)
-    bn, _ = _pad(normal[is_boundary], bb, n_graphs)
+    bp, bmask = pad_by_graph(pos[is_boundary], bb, n_graphs)
+    dens, _ = pad_by_graph(density[is_boundary] * weight[is_boundary, None], bb, n_graphs)
+    bw, _ = pad_by_graph(weight[is_boundary], bb, n_graphs)
+    bn, _ = pad_by_graph(normal[is_boundary], bb, n_graphs)
     s = _kernel_apply(p, bp, bmask, dens, _self_boundary(bw, dim), None, dim)
     d = _kernel_apply(p, bp, bmask, dens, None, bn, dim)
     return _unpad(s, mask, batch), _unpad(d, mask, batch)

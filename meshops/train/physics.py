@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from meshops.nn.multigrid_solver import sparse_diagonal
+
 __all__ = ["LinearSystem", "ResidualError", "batch_systems", "energy_loss", "p1_system", "residual", "residual_loss",
            "to_torch_sparse"]
 
@@ -208,8 +210,7 @@ def energy_loss(u: torch.Tensor, system: LinearSystem, eps: float = 1e-12) -> to
     Au = torch.sparse.mm(A, u[:, None])[:, 0]
     # 1/2 u~^T A u~ over all rows (fixed rows couple to free values), load only on the free rows
     e = 0.5 * u * Au - torch.where(free, b * u, torch.zeros_like(u))
-    diag = torch.zeros_like(b).index_add_(0, A.indices()[0], torch.where(A.indices()[0] == A.indices()[1], A.values(),
-                                                                         torch.zeros_like(A.values())))
+    diag = sparse_diagonal(A)
     sc = torch.where(free, 0.5 * bhat.square() / diag.abs().clamp_min(eps), torch.zeros_like(b))
     return _graph_ratio(e, sc, system.graph, eps)
 
