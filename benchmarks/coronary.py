@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -279,18 +278,6 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(path: Path, text: str) -> None:
-    body = f"{BEGIN}\n{text}\n{END}"
-    old = path.read_text() if path.is_file() else ""
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + body + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + ("\n\n" if old else "") + "## Benchmark results\n\n" + body + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     import torch
@@ -340,13 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows, meta)
     print()
     print(text)
+    from meshops.atomic import replace_block, write_text_atomic
+
     if args.out:
-        out = Path(args.out)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-        os.replace(tmp, out)
+        write_text_atomic(json.dumps({"meta": meta, "rows": rows}, indent=1), args.out)
     if args.readme:
-        update_readme(Path(args.readme), text)
+        replace_block(args.readme, BEGIN, END, f"\n{text}\n", prefix="## Benchmark results\n\n")
     return 0
 
 

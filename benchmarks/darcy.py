@@ -359,13 +359,6 @@ def tables(res: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    from meshops.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="meshops bench darcy", description=__doc__.split("\n")[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "neuraloperator"),
@@ -414,17 +407,12 @@ def main(argv: list[str] | None = None) -> int:
     command = "meshops bench darcy " + " ".join(argv if argv is not None else sys.argv[1:])
     text = tables(res, command.strip())
     print("\n" + text)
+    from meshops.atomic import replace_block, write_text_atomic
+
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(out, json.dumps(res, indent=1))
+        write_text_atomic(json.dumps(res, indent=1), args.out)
     if args.readme:
-        path = Path(args.readme)
-        old = path.read_text() if path.exists() else ""
-        a, b = "<!-- bench:darcy:begin -->", "<!-- bench:darcy:end -->"
-        block = f"{a}\n{text}\n{b}"
-        new = old[: old.index(a)] + block + old[old.index(b) + len(b):] if a in old and b in old else old + "\n" + block + "\n"
-        write_atomic(path, new)
+        replace_block(args.readme, "<!-- bench:darcy:begin -->", "<!-- bench:darcy:end -->", f"\n{text}\n")
     return 0
 
 

@@ -339,13 +339,6 @@ def average_line(results: list[dict[str, Any]]) -> list[str]:
             f"mean of the per-kind margins: {100 * float(np.mean(margins)):+.1f}% (target >= +40%)", ""]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    from meshops.atomic import atomic_path
-
-    with atomic_path(path, make_parents=True) as tmp:
-        tmp.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="meshops bench elliptic", description=__doc__.split("\n")[0])
     p.add_argument("--bcs", nargs="+", default=["dirichlet", "neumann"])
@@ -373,15 +366,15 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_bc(bc, a) for bc in a.bcs]
     text = tables(results, command)
     print(text)
-    write_atomic(Path(a.out), json.dumps({"command": command, "results": results}, indent=1))
+    from meshops.atomic import replace_block, write_text_atomic
+
+    write_text_atomic(json.dumps({"command": command, "results": results}, indent=1), a.out)
     if a.readme:
-        path = Path(a.readme)
-        old = path.read_text()
-        b, e = "<!-- bench:elliptic:begin -->", "<!-- bench:elliptic:end -->"
-        if b not in old or e not in old:
-            raise SystemExit(f"{path}: no '{b}' ... '{e}' block to fill")
-        new = old[: old.index(b) + len(b)] + "\n" + text + "\n" + old[old.index(e):]
-        write_atomic(path, new)
+        try:
+            replace_block(a.readme, "<!-- bench:elliptic:begin -->", "<!-- bench:elliptic:end -->", f"\n{text}\n",
+                          required=True)
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
     return 0
 
 

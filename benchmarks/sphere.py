@@ -364,16 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps({"config": cfg, "rows": rows}, indent=2))
     if a.write_readme:
-        text = README.read_text()
-        block = (f"{START}\nCommand: `{cmd.strip()}` (CPU, {a.threads} thread(s); torch {torch.__version__}).\n\n"
-                 f"{table}{END}")  # fmt: skip
-        if START in text and END in text:
-            text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        tmp = README.with_suffix(".md.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, README)
+        from meshops.atomic import replace_block
+
+        replace_block(README, START, END,
+                      f"\nCommand: `{cmd.strip()}` (CPU, {a.threads} thread(s); torch {torch.__version__}).\n\n{table}")
         print(f"table written to {README}")
     return 0
 

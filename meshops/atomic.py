@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_json_atomic"]
+__all__ = ["atomic_path", "replace_block", "write_json_atomic", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -71,3 +71,31 @@ def write_json_atomic(obj: object, path: str | os.PathLike[str], indent: int | N
         json.dump(obj, f, indent=indent, sort_keys=False)
         f.write("\n")
     return path
+
+
+def write_text_atomic(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write ``text`` atomically, creating the folder if needed."""
+    path = Path(path)
+    with atomic_path(path, make_parents=True) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def replace_block(path: str | os.PathLike[str], begin: str, end: str, inner: str, *, prefix: str = "",
+                  required: bool = False) -> Path:
+    """Rewrite the text between the markers ``begin`` and ``end`` of a text file atomically.
+
+    The file gets ``begin + inner + end`` in place of its first ``begin ... end`` block. Without the
+    block it is appended (after a blank line, preceded by ``prefix``), or, with ``required``, a
+    ``ValueError`` names the file and the markers; a missing file counts as empty.
+    """
+    path = Path(path)
+    old = path.read_text() if path.is_file() else ""
+    block = f"{begin}{inner}{end}"
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + block + old[old.index(end) + len(end) :]
+    elif required:
+        raise ValueError(f"{path}: no '{begin}' ... '{end}' block to fill")
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old else "") + prefix + block + "\n"
+    return write_text_atomic(new, path)
