@@ -250,7 +250,7 @@ def _set_arrays(attrs: Any, data: dict[str, np.ndarray], rows: np.ndarray | None
         v = np.asarray(v)
         if rows is not None:
             v = v[rows]
-        if v.ndim > 2:
+        if v.ndim > 2 or v.ndim == 2 and v.shape[1] == 1:
             shapes[f"{_SHAPE_KEY}{loc}:{k}"] = np.array(v.shape[1:], dtype=np.int64)
             v = v.reshape(len(v), -1)
         attrs[k] = v

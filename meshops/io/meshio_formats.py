@@ -18,6 +18,7 @@ from meshops.cells import MESHIO_ORDER
 from meshops.io._util import lazy_import, select_times
 from meshops.io.api import describe_loaded
 from meshops.io.registry import register_format
+from meshops.io.vtkconv import read_with_vtk
 from meshops.mesh import CellBlock, Mesh, MeshError
 
 log = logging.getLogger(__name__)
@@ -164,8 +165,14 @@ def write_stl(mesh: Mesh, path: Path, *, binary: bool = True, **kw: Any) -> None
 def read_obj(path: Path, time: Any = None, **kw: Any) -> Mesh:
     meshio = lazy_import("meshio", "reading .obj")
     select_times(path, [], None if time in (None, "all") else time)
-    m = meshio.obj.read(str(path))
-    mesh = mesh_from_meshio(m, path)
+    try:
+        m = meshio.obj.read(str(path))
+        if not len(m.points):
+            raise ValueError("no vertices")
+        mesh = mesh_from_meshio(m, path)
+    except Exception as e:  # separately indexed normals/texture coordinates: VTK's reader, as pyvista
+        log.debug("%s: meshio could not read it (%s), reading with vtk", path, e)
+        return read_with_vtk(path)
     gid = mesh.cell_data.get("obj:group_ids")
     if gid is not None and np.all(gid == -1):  # -1: the face is in no "g" group
         del mesh.cell_data["obj:group_ids"]
@@ -182,7 +189,11 @@ def read_ply(path: Path, time: Any = None, **kw: Any) -> Mesh:
     """PLY vertex properties ``name_0 .. name_{k-1}`` (as the writer splits vectors) are joined again."""
     meshio = lazy_import("meshio", "reading .ply")
     select_times(path, [], None if time in (None, "all") else time)
-    mesh = mesh_from_meshio(meshio.ply.read(str(path)), path)
+    try:
+        mesh = mesh_from_meshio(meshio.ply.read(str(path)), path)
+    except Exception as e:  # extra elements (texture vertices, ...): VTK's reader, as pyvista
+        log.debug("%s: meshio could not read it (%s), reading with vtk", path, e)
+        return read_with_vtk(path)
     pd = mesh.point_data
     names = list(pd)
     out: dict[str, np.ndarray] = {}

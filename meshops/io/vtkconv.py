@@ -14,11 +14,14 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
 
 from meshops.io._util import atomic_path, lazy_import, select_times
 from meshops.io.api import probe, read, write
 from meshops.io.registry import register_format
-from meshops.mesh import FACE_ID_ARRAYS, Mesh, MeshError, add_face_id_boundaries  # noqa: F401 - re-exported
+from meshops.mesh import FACE_ID_ARRAYS, CellBlock, Mesh, MeshError, add_face_id_boundaries  # noqa: F401 - re-exported
 from meshops.mesh_vtk import TYPE_TO_VTK, VTK_TO_TYPE, is_poly, mesh_to_vtk  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -217,8 +220,8 @@ def probe_pvtu(path: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ PVD (a time series of VTK XML files)
-def pvd_entries(path: Path) -> list[tuple[float, Path]]:
-    """(time, file) of each ``<DataSet>`` in a ParaView collection, in file order."""
+def pvd_entries(path: Path) -> list[tuple[float, Path, str]]:
+    """(time, file, part) of each ``<DataSet>`` in a ParaView collection, in file order."""
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as e:
@@ -228,19 +231,63 @@ def pvd_entries(path: Path) -> list[tuple[float, Path]]:
         f = ds.get("file")
         if f is None:
             continue
-        out.append((float(ds.get("timestep", len(out))), path.parent / f))
+        out.append((float(ds.get("timestep", 0.0)), path.parent / unquote(f), ds.get("part", "")))
     return out
 
 
-def read_pvd(path: Path, time: Any = None, **kw: Any) -> Mesh | list[Mesh]:
+def _pvd_times(entries: list[tuple[float, Path, str]]) -> list[float]:
+    return sorted(set(t for t, _, _ in entries))
+
+
+def merge_parts(parts: list[Mesh], where: Any) -> Mesh:
+    """Several meshes as one: points, cells and fields concatenated in part order.
+
+    ``field_data['parts:points']`` and ``['parts:cells']`` hold the (k + 1,) offsets of each
+    part's points and cells. A field missing from some part is refused (nothing is dropped).
+    """
+    if len(parts) == 1:
+        return parts[0]
+    for loc in ("point_data", "cell_data"):
+        names = [set(getattr(m, loc)) for m in parts]
+        missing = set.union(*names) - set.intersection(*names)
+        if missing:
+            k = next(i for i, n in enumerate(names) if not missing <= n)
+            raise MeshError(f"{where}: {loc.split('_')[0]} field '{sorted(missing)[0]}' is missing from part {k}; "
+                            "read one part with part=<index>")
+    pofs = np.cumsum([0] + [m.n_points for m in parts])
+    cells = [CellBlock(b.type, b.data + pofs[i]) for i, m in enumerate(parts) for b in m.cells]
+    bounds: dict[str, list[CellBlock]] = {}
+    for i, m in enumerate(parts):
+        for name, bl in m.boundaries.items():
+            bounds.setdefault(name, []).extend(CellBlock(b.type, b.data + pofs[i]) for b in bl)
+    out = Mesh(points=np.concatenate([m.points for m in parts]), cells=cells,
+               point_data={k: np.concatenate([m.point_data[k] for m in parts]) for k in parts[0].point_data},
+               cell_data={k: np.concatenate([m.cell_data[k] for m in parts]) for k in parts[0].cell_data},
+               boundaries=bounds, dim=max(m.dim for m in parts), source=str(where))
+    out.field_data["parts:points"] = pofs
+    out.field_data["parts:cells"] = np.cumsum([0] + [m.n_cells for m in parts])
+    return out
+
+
+def read_pvd(path: Path, time: Any = None, part: int | None = None, **kw: Any) -> Mesh | list[Mesh]:
+    """Each selected time step of a collection; its parts merged (:func:`merge_parts`) or ``part=k`` only."""
     entries = pvd_entries(path)
-    idx = select_times(path, [t for t, _ in entries], time)
+    times = _pvd_times(entries)
     out = []
-    for i in idx:
-        t, f = entries[i]
-        m = read(f, **kw)
-        assert isinstance(m, Mesh)
-        m.time = t
+    for i in select_times(path, times, time):
+        files = [f for t, f, _ in entries if t == times[i]]
+        if part is not None:
+            if not 0 <= int(part) < len(files):
+                raise MeshError(f"{path}: time {times[i]:g} has {len(files)} parts, no part {part}")
+            files = [files[int(part)]]
+        meshes = []
+        for f in files:
+            m = read(f, **kw)
+            if isinstance(m, list):
+                raise MeshError(f"{f}: holds several time steps; a .pvd entry needs one step")
+            meshes.append(m)
+        m = merge_parts(meshes, path)
+        m.time = times[i]
         out.append(m)
     if not out:
         raise MeshError(f"{path}: the collection lists no data sets")
@@ -251,9 +298,12 @@ def probe_pvd(path: Path) -> dict[str, Any]:
     entries = pvd_entries(path)
     if not entries:
         raise MeshError(f"{path}: the collection lists no data sets")
-    info = probe(entries[-1][1])
-    info["times"] = [t for t, _ in entries]
-    info["files"] = [str(f) for _, f in entries]
+    times = _pvd_times(entries)
+    last = [f for t, f, _ in entries if t == times[-1]]
+    info = probe(last[0])
+    info["times"] = times
+    info["files"] = [str(f) for _, f, _ in entries]
+    info["parts"] = len(last)
     return info
 
 
