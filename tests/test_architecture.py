@@ -196,7 +196,8 @@ def cycles() -> list[list[str]]:
 
 def _describe(comp: list[str]) -> str:
     inside = set(comp)
-    return "; ".join(e.where() for e in edges() if e.src in inside and e.dst in inside)
+    found = sorted({e.where() for e in edges() if e.src in inside and e.dst in inside})
+    return "a circle through " + ", ".join(comp) + ":\n  " + "\n  ".join(found)
 
 
 # The io helper breaks these on its branch (issue 22: io/meshio_formats <-> io/vtkconv with the io
