@@ -23,10 +23,9 @@ def run(args: argparse.Namespace) -> int:
     import meshops
     from meshops.viz.render import has_display, render_comparison
 
-    size = None
-    if args.size:
-        w, _, h = args.size.partition("x")
-        size = (int(w), int(h))
+    from meshops.cli._errors import parse_size
+
+    size = parse_size("--size", args.size) if args.size else None
     if not args.out and not (args.window or has_display()):
         raise ValueError("meshops show: no display here; give --out PICTURE.png")
     mesh = meshops.read(args.file)
