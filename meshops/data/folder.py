@@ -124,25 +124,11 @@ class FolderDataset(Dataset):
         return base if k is None else f"{base}_t{k:04d}"
 
     def _globals_for(self, f: Path, mesh: Mesh) -> dict[str, float]:
-        out: dict[str, float] = {}
-        sidecar = f.with_suffix(".json")
-        side = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        table_file = f.parent / "globals.json"
-        table = json.loads(table_file.read_text()) if table_file.is_file() else {}
-        row = table.get(f.name, table.get(f.stem, {}))
-        for g in self.globals:
-            if g in mesh.field_data:
-                out[g] = float(np.asarray(mesh.field_data[g]).ravel()[0])
-            elif g in side:
-                out[g] = float(side[g])
-            elif g in row:
-                out[g] = float(row[g])
-            else:
-                raise DatasetError(
-                    f"{f}: global parameter '{g}' not found in its field data, in {sidecar.name} "
-                    f"or in {table_file}"
-                )
-        return out
+        found, missing, looked = lookup_globals(mesh, self.globals, f)
+        if missing:
+            raise DatasetError(f"{f}: global parameter(s) {missing} not found in its field data, in "
+                               + " or in ".join(looked[1:]))
+        return found
 
     def __getitem__(self, i: int) -> Case:
         if i < 0:
@@ -163,3 +149,47 @@ class FolderDataset(Dataset):
         for n in self.inputs:
             case.field_array(n)
         return case
+
+
+def lookup_globals(mesh: Mesh, names: list[str], path: str | os.PathLike[str] | None = None
+                   ) -> tuple[dict[str, float], list[str], list[str]]:
+    """Global parameters of the file ``path`` (default ``mesh.source``), looked up as training does.
+
+    In order: the mesh's field data, the sidecar ``<stem>.json``, the folder's ``globals.json``
+    (keyed by file name or stem). Returns ``(found, missing, where looked)``; every missing name is
+    reported at once.
+    """
+    src = path if path is not None else mesh.source
+    f = Path(src) if src else None
+    tables: list[tuple[str, dict[str, Any]]] = [("field data", dict(mesh.field_data))]
+    if f is not None:
+        sidecar, table_file = f.with_suffix(".json"), f.parent / "globals.json"
+        side = _read_json(sidecar) if sidecar.is_file() else {}
+        table = _read_json(table_file) if table_file.is_file() else {}
+        row = table.get(f.name, table.get(f.stem, {}))
+        tables += [(sidecar.name, side), (str(table_file), row if isinstance(row, dict) else {})]
+    found: dict[str, float] = {}
+    for g in names:
+        for where, tab in tables:
+            if g in tab:
+                found[g] = _scalar(tab[g], f"{where}: global '{g}'")
+                break
+    return found, [g for g in names if g not in found], [w for w, _ in tables]
+
+
+def _read_json(p: Path) -> dict[str, Any]:
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{p}: not readable JSON ({e})") from e
+    if not isinstance(d, dict):
+        raise DatasetError(f"{p}: expected a JSON object, got {type(d).__name__}")
+    return d
+
+
+def _scalar(v: Any, where: str) -> float:
+    try:
+        a = np.asarray(v, dtype=np.float64).ravel()
+        return float(a[0])
+    except (TypeError, ValueError, IndexError):
+        raise DatasetError(f"{where}: expected a number, got {v!r}") from None
