@@ -35,9 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from meshops.graph import GraphSpec, build, centerline_graph, read_centerline, save_graph
-
     from meshops.cli._errors import UsageError, parse_number
+    from meshops.graph import GraphSpec, build, centerline_graph, read_centerline, save_graph
 
     if args.levels < 1:
         raise UsageError(f"--levels: expected an integer >= 1, got {args.levels}")

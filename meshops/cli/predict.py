@@ -36,11 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import meshops
-    from meshops.data.graphs import GraphCache
-    from meshops.train.inference import load_trained, predict_mesh
-
     from meshops.cli._errors import UsageError, parse_assignments
     from meshops.cli._outputs import Staged, field_format, mirror_destinations
+    from meshops.data.graphs import GraphCache
+    from meshops.train.inference import load_trained, predict_mesh
 
     glob: dict[str, float] = parse_assignments("--global", args.globals)
     if not args.meshes and not args.centerline:
