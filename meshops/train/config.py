@@ -119,6 +119,8 @@ class TrainConfig:
             raise ConfigError(f"{where}: " + "; ".join(problems))
         try:
             return cls(**d)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {str(e).removeprefix('training config: ')}") from None
         except TypeError as e:
             raise ConfigError(f"{where}: {e}") from e
 
