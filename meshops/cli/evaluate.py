@@ -30,7 +30,6 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from meshops.cli._errors import UsageError
-
     from meshops.data import DatasetError, check_case, load_dataset, resolve_dataset
     from meshops.data.folder import FolderDataset
     from meshops.data.splits import write_json_atomic
