@@ -546,3 +546,223 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_help_exits_0(capsys):
     assert main(["--help"]) == 0 and main(["info", "--help"]) == 0
+
+
+# ----------------------------------------------------------------------------------- public API
+def test_field_metrics_refuse_nan_predictions():
+    from meshops.train.metrics import MetricError, field_metrics
+
+    t = np.ones((5, 1))
+    with pytest.raises(MetricError, match="prediction of 'p' is non-finite at 5 of 5 points"):
+        field_metrics(np.full((5, 1), np.nan), t, ["p"], [1])
+
+
+def test_field_metrics_refuse_nan_truth():
+    from meshops.train.metrics import MetricError, field_metrics
+
+    t = np.ones((4, 3))
+    t[1, 2] = np.inf
+    with pytest.raises(MetricError, match="truth of 'U' is non-finite at 1 of 4 points"):
+        field_metrics(np.ones((4, 3)), t, ["U"], [3])
+
+
+def test_field_metrics_refuse_nothing():
+    from meshops.train.metrics import MetricError, field_metrics
+
+    with pytest.raises(MetricError, match="no points to score"):
+        field_metrics(np.zeros((0, 1)), np.zeros((0, 1)), ["p"], [1])
+
+
+def test_field_metrics_refuse_mismatch():
+    from meshops.train.metrics import MetricError, field_metrics
+
+    with pytest.raises(MetricError, match="do not match"):
+        field_metrics(np.zeros((3, 1)), np.zeros((4, 1)), ["p"], [1])
+
+
+def test_mean_metrics_refuse_no_cases():
+    from meshops.train.metrics import MetricError, mean_metrics
+
+    with pytest.raises(MetricError, match="over nothing"):
+        mean_metrics({})
+
+
+def test_field_metrics_exact_values():
+    from meshops.train.metrics import field_metrics
+
+    m = field_metrics(np.array([[1.0], [2.0]]), np.array([[1.0], [1.0]]), ["p"], [1])["p"]
+    assert m["rel_l2"] == pytest.approx(1 / np.sqrt(2)) and m["max_abs"] == 1.0 and m["rmse"] == pytest.approx(
+        np.sqrt(0.5))
+
+
+def test_evaluate_no_cases_is_an_error(tiny):
+    from meshops.train.inference import evaluate, load_trained
+    from meshops.train.metrics import MetricError
+
+    with pytest.raises(MetricError, match="no cases to evaluate"):
+        evaluate(load_trained(tiny["ckpt"]), [])
+
+
+def test_zero_channel_gets_floor_relative_to_its_field(caplog):
+    from meshops.data.normalize import REL_FLOOR, Stats
+
+    rng = np.random.default_rng(0)
+    u = np.stack([rng.normal(3, 1, 500), rng.normal(0, 2, 500), 1e-19 * rng.normal(size=500)], 1)
+    with caplog.at_level(logging.WARNING):
+        st = Stats.fit([u], 3, groups=[3], names=["U"], what="target", constant_std="floor")
+    assert st.constant == [2] and st.std[2] < 1e-3 and st.std[2] >= REL_FLOOR * 3
+    assert "target 'U'[2] is constant" in caplog.text
+    # a model output of 1 (normalized) decodes to a tiny U_z, never to the size of the flow
+    assert abs(st.decode(np.array([[0.0, 0.0, 1.0]]))[0, 2]) < 1e-3 * np.abs(u[:, 0]).max()
+
+
+def test_constant_input_channel_scaled_by_its_size():
+    from meshops.data.normalize import Stats
+
+    st = Stats.fit([np.full((10, 1), 5.0)], 1, groups=[1], names=["inlet"], what="input")
+    assert st.constant == [0] and st.std[0] == pytest.approx(5.0)
+
+
+def test_stats_round_trip_with_and_without_ranges():
+    from meshops.data.normalize import Stats
+
+    st = Stats.fit([np.arange(6.0).reshape(3, 2)], 2)
+    back = Stats.from_dict(st.to_dict())
+    assert np.array_equal(back.lo, [0, 1]) and np.array_equal(back.hi, [4, 5])
+    old = Stats.from_dict({"mean": [0.0], "std": [1.0]})  # a checkpoint from before ranges were stored
+    assert old.lo is None and old.hi is None
+
+
+def test_stats_refuse_nan_training_data():
+    from meshops.data.normalize import Stats
+
+    a = np.ones((4, 2))
+    a[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"target 'v'\[1\] has 1 non-finite value"):
+        Stats.fit([a], 2, groups=[2], names=["v"], what="target")
+
+
+def test_clamp_nonnegative_only_for_never_negative_targets(caplog):
+    from meshops.data.normalize import Normalizer, Stats
+    from meshops.train.guard import clamp_nonnegative
+
+    tg = Stats(np.zeros(2), np.ones(2), np.array([0.0, -1.0]), np.array([1.0, 1.0]))
+    z = Stats(np.zeros(0), np.ones(0))
+    norm = Normalizer(z, tg, z, Stats(np.zeros(3), np.ones(3)))
+    fields = {"wss": np.array([-0.5, 0.2], np.float32), "p": np.array([-0.5, 0.2], np.float32)}
+    with caplog.at_level(logging.WARNING):
+        out = clamp_nonnegative(norm, ["wss", "p"], [1, 1], fields, "m.vtu")
+    assert out["wss"].tolist() == [0.0, pytest.approx(0.2)] and out["p"][0] == -0.5
+    assert fields["wss"][0] == -0.5  # input unchanged
+    assert "1 predicted value(s) of 'wss' are negative" in caplog.text
+
+
+def test_check_finite_prediction_names_field():
+    from meshops.train.guard import PredictionError, check_finite_prediction
+
+    p = torch.zeros(5, 4)
+    p[3, 2] = float("nan")
+    with pytest.raises(PredictionError, match=r"m\.vtu: the model predicted 1 of 5 nodes non-finite \(field 'U'\[1\]\)"):
+        check_finite_prediction(p, ["p", "U"], [1, 3], "m.vtu")
+
+
+def test_old_checkpoint_without_ranges_still_predicts(tiny, tmp_path):
+    ck = load_checkpoint(tiny["ckpt"])
+    norm = ck["normalization"]
+    for k in ("inputs", "targets", "globals", "pos"):
+        norm[k] = {"mean": norm[k]["mean"], "std": norm[k]["std"]}
+    norm.pop("extra", None)
+    old = tmp_path / "old.pt"
+    save_checkpoint(old, model_state=ck["model"], config=ck["config"], normalization=norm)
+    assert main(["predict", str(old), str(tiny["mesh"]), "--out", str(tmp_path / "o"), "--global", "Q=99"]) == 0
+
+
+def test_predict_mesh_api_refuses_nan_input(tiny):
+    from meshops.train.guard import PredictionError
+    from meshops.train.inference import load_trained, predict_mesh
+
+    m = grid_mesh(6)
+    m.point_data["a"][0] = np.nan
+    with pytest.raises(PredictionError, match="input field 'a' has 1 non-finite"):
+        predict_mesh(load_trained(tiny["ckpt"]), m, globals={"Q": 2.0})
+
+
+def test_predict_mesh_api_reports_every_missing_global(tiny):
+    from meshops.data import DatasetError
+    from meshops.train.inference import case_for_mesh, load_trained
+
+    tr = load_trained(tiny["ckpt"])
+    tr.pipeline.features.globals = ["Q", "R"]
+    with pytest.raises(DatasetError, match=r"'Q', 'R'.*--global Q=VALUE --global R=VALUE"):
+        case_for_mesh(tr, grid_mesh(4))
+
+
+@pytest.mark.parametrize("d,match", [
+    ({"lr": "abc"}, r"'lr': expected float, got str 'abc'"),
+    ({"lr": -1}, r"'lr' must be positive"),
+    ({"features": "yes"}, r"'features': expected dict"),
+    ({"model": 3}, r"'model': expected str"),
+    ({"dataset_options": [1]}, r"'dataset_options': expected dict"),
+    ({"seed": "x"}, r"'seed': expected int"),
+    ({"split_fractions": [0.8, "a"]}, r"'split_fractions': expected list\[float\]"),
+    ({"nope": 1, "lr": "x"}, r"unknown key 'nope'.*'lr': expected float"),
+    ({"model": "ugraph", "model_options": {"levelz": 2}}, r"model 'ugraph' has no option 'levelz'"),
+])
+def test_train_config_api(d, match):
+    from meshops.train.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig.from_dict(d, where="cfg.yaml")
+
+
+def test_train_config_accepts_yaml_number_strings():
+    from meshops.train.config import TrainConfig
+
+    assert TrainConfig.from_dict({"lr": "1e-3", "weight_decay": "0"}).lr == 1e-3
+
+
+def test_resume_refuses_another_task():
+    from meshops.train.config import ConfigError, TrainConfig
+    from meshops.train.validate_config import check_resume
+
+    a = TrainConfig(dataset_options={"targets": ["p"]}).to_dict()
+    b = TrainConfig(dataset_options={"targets": ["wss"]}, epochs=50).to_dict()
+    with pytest.raises(ConfigError, match=r"dataset_options.targets: \['p'\] -> \['wss'\].*another --out"):
+        check_resume(a, b, "runs/x/last.pt")
+    check_resume(a, dict(a, epochs=99, max_steps=5), "runs/x/last.pt")  # the budget may change
+
+
+@pytest.mark.parametrize("text,match", [
+    ("abc", "expected WIDTHxHEIGHT"), ("1x1x1", "expected an integer"), ("20000x10", "too large"),
+])
+def test_parse_size(text, match):
+    from meshops.cli._errors import UsageError, parse_size
+
+    with pytest.raises(UsageError, match=match):
+        parse_size("--size", text)
+    assert parse_size("--size", "1500x500") == (1500, 500)
+
+
+def test_mirror_destinations_refuse_input_and_duplicates(tmp_path):
+    from meshops.cli._outputs import mirror_destinations
+
+    (tmp_path / "a").mkdir()
+    f = tmp_path / "a" / "m.vtu"
+    f.write_text("x")
+    with pytest.raises(ValueError, match="would overwrite this input"):
+        mirror_destinations([str(f)], tmp_path / "a")
+    with pytest.raises(ValueError, match="given more than once"):
+        mirror_destinations([str(f), str(tmp_path / "a" / ".." / "a" / "m.vtu")], tmp_path / "o")
+    assert mirror_destinations([str(f)], tmp_path / "o") == [tmp_path / "o" / "m.vtu"]
+
+
+def test_generator_failures_keyed_by_configuration(tmp_path):
+    from meshops.cli.datasets import load_recipe
+
+    mod = load_recipe(Path(__file__).resolve().parents[1] / "datasets" / "coronary_synthetic" / "generate.py")
+    f1 = mod._fingerprint(0, {"a": 1}, {"b": 2}, None)
+    (tmp_path / "failures.jsonl").write_text(
+        json.dumps({"name": "case_00000", "reason": "bad", "config": f1}) + "\n"
+        + json.dumps({"name": "case_00001", "reason": "old record without config"}) + "\n")
+    assert mod._failed(tmp_path, f1) == {"case_00000": "bad"}
+    assert mod._failed(tmp_path, mod._fingerprint(0, {"a": 2}, {"b": 2}, None)) == {}

@@ -126,8 +126,9 @@ class FolderDataset(Dataset):
     def _globals_for(self, f: Path, mesh: Mesh) -> dict[str, float]:
         found, missing, looked = lookup_globals(mesh, self.globals, f)
         if missing:
-            raise DatasetError(f"{f}: global parameter(s) {missing} not found in its field data, in "
-                               + " or in ".join(looked[1:]))
+            what = f"global parameter '{missing[0]}'" if len(missing) == 1 else \
+                "global parameters " + ", ".join(f"'{m}'" for m in missing)
+            raise DatasetError(f"{f}: {what} not found in its field data, in " + " or in ".join(looked[1:]))
         return found
 
     def __getitem__(self, i: int) -> Case:

@@ -31,6 +31,8 @@ def field_metrics(
     MetricError
         No points, mismatched shapes, or a NaN / infinite value (the message names the field).
     """
+    if not len(pred) or not len(true):
+        raise MetricError(f"{where}: no points to score; a metric over nothing is not a result")
     pred = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)
     true = np.asarray(true, dtype=np.float64).reshape(len(true), -1)
     if pred.shape != true.shape or pred.shape[1] != sum(channels):

@@ -175,3 +175,49 @@ def graph_problems(options: Any) -> list[str]:
     except (TypeError, ValueError) as e:
         return [f"'graph': {str(e).splitlines()[0] if str(e) else type(e).__name__}"]
     return []
+
+
+#: Training-config keys that may differ when resuming a run (the budget, and how the run is driven).
+RESUMABLE_KEYS = frozenset({"epochs", "max_steps", "resume", "progress", "device", "cache", "checkpoint_every",
+                            "val_every", "out"})
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def resume_problems(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Differences between the training config a run folder was made with and the new one.
+
+    Only the epoch budget (and keys that do not change what is learned: device, cache, progress,
+    checkpointing, the folder itself) may differ; anything else means another task.
+
+    Shapes
+    ------
+    old, new : TrainConfig.to_dict() mappings -> list of "key: old -> new"
+    """
+    a, b = _flat(old), _flat(new)
+    diffs = []
+    for k in sorted(set(a) | set(b)):
+        if k.split(".")[0] in RESUMABLE_KEYS:
+            continue
+        if a.get(k, "<unset>") != b.get(k, "<unset>"):
+            diffs.append(f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}")
+    return diffs
+
+
+def check_resume(old: dict[str, Any], new: dict[str, Any], where: str) -> None:
+    """Raise :class:`~meshops.train.config.ConfigError` when a run folder holds another task."""
+    from meshops.train.config import ConfigError
+
+    diffs = resume_problems(old, new)
+    if diffs:
+        shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
+        raise ConfigError(f"{where}: the run folder was trained with another config ({shown}); only the epoch "
+                          "budget may change on resume. Start fresh with another --out folder, or --no-resume "
+                          "(resume: false) to overwrite this one")
