@@ -766,3 +766,13 @@ def test_generator_failures_keyed_by_configuration(tmp_path):
         + json.dumps({"name": "case_00001", "reason": "old record without config"}) + "\n")
     assert mod._failed(tmp_path, f1) == {"case_00000": "bad"}
     assert mod._failed(tmp_path, mod._fingerprint(0, {"a": 2}, {"b": 2}, None)) == {}
+
+
+def test_predict_finds_globals_in_the_training_globals_json(tiny, tmp_path):
+    """A copy of a training file elsewhere: its globals come from the globals.json training used."""
+    import shutil
+
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(tiny["data"] / "c2.vtu", tmp_path / "elsewhere" / "c2.vtu")
+    assert main(["predict", str(tiny["ckpt"]), str(tmp_path / "elsewhere" / "c2.vtu"), "--out",
+                 str(tmp_path / "o")]) == 0

@@ -152,16 +152,18 @@ class FolderDataset(Dataset):
         return case
 
 
-def lookup_globals(mesh: Mesh, names: list[str], path: str | os.PathLike[str] | None = None
-                   ) -> tuple[dict[str, float], list[str], list[str]]:
+def lookup_globals(mesh: Mesh, names: list[str], path: str | os.PathLike[str] | None = None,
+                   tables: Sequence[str | os.PathLike[str]] = ()) -> tuple[dict[str, float], list[str], list[str]]:
     """Global parameters of the file ``path`` (default ``mesh.source``), looked up as training does.
 
     In order: the mesh's field data, the sidecar ``<stem>.json``, the folder's ``globals.json``
-    (keyed by file name or stem). Returns ``(found, missing, where looked)``; every missing name is
-    reported at once.
+    (keyed by file name or stem), then each extra ``globals.json`` in ``tables`` (e.g. the one the
+    training run used). Returns ``(found, missing, where looked)``; every missing name is reported
+    at once.
     """
     src = path if path is not None else mesh.source
     f = Path(src) if src else None
+    extra_tables = list(tables)
     tables: list[tuple[str, dict[str, Any]]] = [("field data", dict(mesh.field_data))]
     if f is not None:
         sidecar, table_file = f.with_suffix(".json"), f.parent / "globals.json"
@@ -169,6 +171,10 @@ def lookup_globals(mesh: Mesh, names: list[str], path: str | os.PathLike[str] | 
         table = _read_json(table_file) if table_file.is_file() else {}
         row = table.get(f.name, table.get(f.stem, {}))
         tables += [(sidecar.name, side), (str(table_file), row if isinstance(row, dict) else {})]
+        for extra in tables_extra(tables_arg=extra_tables, skip=table_file):
+            t = _read_json(extra)
+            row = t.get(f.name, t.get(f.stem, {}))
+            tables.append((str(extra), row if isinstance(row, dict) else {}))
     found: dict[str, float] = {}
     for g in names:
         for where, tab in tables:
@@ -176,6 +182,32 @@ def lookup_globals(mesh: Mesh, names: list[str], path: str | os.PathLike[str] | 
                 found[g] = _scalar(tab[g], f"{where}: global '{g}'")
                 break
     return found, [g for g in names if g not in found], [w for w, _ in tables]
+
+
+def tables_extra(tables_arg: list[Any], skip: Path) -> list[Path]:
+    """The existing ``globals.json`` files of ``tables_arg`` other than ``skip``."""
+    out = []
+    for t in tables_arg:
+        p = Path(t)
+        if p.is_file() and (not skip.exists() or not os.path.samefile(p, skip)) and p not in out:
+            out.append(p)
+    return out
+
+
+def training_tables(dataset_path: Any) -> list[Path]:
+    """The ``globals.json`` beside the files of a folder dataset's ``path`` (folder, glob or list)."""
+    paths = dataset_path if isinstance(dataset_path, list) else [dataset_path]
+    out: list[Path] = []
+    for p in paths:
+        if not isinstance(p, str):
+            continue
+        q = Path(os.path.expanduser(p))
+        folder = q if q.is_dir() else q.parent
+        while any(c in str(folder) for c in "*?[") and folder != folder.parent:
+            folder = folder.parent  # a glob's fixed leading folder
+        if (folder / "globals.json").is_file() and folder / "globals.json" not in out:
+            out.append(folder / "globals.json")
+    return out
 
 
 def _read_json(p: Path) -> dict[str, Any]:

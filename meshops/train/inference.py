@@ -111,11 +111,12 @@ def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,
     Global parameters come from ``globals`` or the mesh's ``field_data``; a missing one is an error
     naming the mesh and the parameter.
     """
-    from meshops.data.folder import lookup_globals
+    from meshops.data.folder import lookup_globals, training_tables
 
     f = trained.features
     given = {k: float(v) for k, v in (globals or {}).items() if k in f.globals}
-    found, missing, looked = lookup_globals(mesh, [k for k in f.globals if k not in given])
+    used = training_tables((trained.config.get("train", {}).get("dataset_options") or {}).get("path"))
+    found, missing, looked = lookup_globals(mesh, [k for k in f.globals if k not in given], tables=used)
     if missing:
         flags = " ".join(f"--global {k}=VALUE" for k in missing)
         raise DatasetError(
