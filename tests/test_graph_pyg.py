@@ -62,7 +62,7 @@ def test_to_pyg_batches_with_level_offsets(level):
     batch = next(iter(DataLoader([g.to_pyg(level) for g in gs], batch_size=len(gs))))
     sizes = [g.level_size(level) for g in gs]
     key = "edge_index" if level == 0 else f"edge_index_{level}"
-    want = torch.cat([g[key] + off for g, off in zip(gs, np.cumsum([0] + sizes[:-1]))], dim=1)
+    want = torch.cat([g[key] + off for g, off in zip(gs, np.cumsum([0] + sizes[:-1]), strict=True)], dim=1)
     assert torch.equal(batch.edge_index, want)
     assert torch.equal(batch.batch, torch.repeat_interleave(torch.arange(len(gs)), torch.tensor(sizes)))
 
@@ -85,15 +85,15 @@ def test_hetero_batches_with_offsets_at_every_level():
         assert node.num_nodes == sum(sizes)
         assert torch.equal(node.batch, torch.repeat_interleave(torch.arange(len(gs)), torch.tensor(sizes)))
         key = "edge_index" if lv == 0 else f"edge_index_{lv}"
-        want = torch.cat([g[key] + o for g, o in zip(gs, off)], dim=1)
+        want = torch.cat([g[key] + o for g, o in zip(gs, off, strict=True)], dim=1)
         assert torch.equal(b[level_name(lv), "to", level_name(lv)].edge_index, want)
         if lv == 0:
             continue
         offf, _ = _offsets(gs, lv - 1)
-        shift = [torch.tensor([[a], [c]]) for a, c in zip(offf, off)]
-        want = torch.cat([g[f"down_{lv}"] + s for g, s in zip(gs, shift)], dim=1)
+        shift = [torch.tensor([[a], [c]]) for a, c in zip(offf, off, strict=True)]
+        want = torch.cat([g[f"down_{lv}"] + s for g, s in zip(gs, shift, strict=True)], dim=1)
         assert torch.equal(b[level_name(lv - 1), "down", level_name(lv)].edge_index, want)
-        want = torch.cat([g[f"up_{lv}"] + s.flip(0) for g, s in zip(gs, shift)], dim=1)
+        want = torch.cat([g[f"up_{lv}"] + s.flip(0) for g, s in zip(gs, shift, strict=True)], dim=1)
         assert torch.equal(b[level_name(lv), "up", level_name(lv - 1)].edge_index, want)
         torch.testing.assert_close(b[level_name(lv - 1), "down", level_name(lv)].edge_weight,
                                    torch.cat([g[f"down_w_{lv}"] for g in gs]))
@@ -126,7 +126,7 @@ def test_hierarchy_loader_meshgraph_follow_batch():
     for lv in (1, 2):
         off, sizes = _offsets(gs, lv)
         assert torch.equal(b[f"pos_{lv}_batch"], torch.repeat_interleave(torch.arange(len(gs)), torch.tensor(sizes)))
-        want = torch.cat([g[f"edge_index_{lv}"] + o for g, o in zip(gs, off)], dim=1)
+        want = torch.cat([g[f"edge_index_{lv}"] + o for g, o in zip(gs, off, strict=True)], dim=1)
         assert torch.equal(b[f"edge_index_{lv}"], want)
     with pytest.raises(ValueError, match="different numbers of levels"):
         hierarchy_loader(gs + graphs((30,), levels=2))
