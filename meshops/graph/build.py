@@ -167,6 +167,18 @@ class MeshGraph(Data):
             return int(self.num_nodes)
         return int(self[f"pos_{level}"].size(0))
 
+    def to_pyg(self, level: int = 0) -> Data:
+        """One level as a plain ``torch_geometric.data.Data`` (see :func:`meshops.graph.pyg.to_pyg`)."""
+        from meshops.graph.pyg import to_pyg
+
+        return to_pyg(self, level)
+
+    def to_pyg_hetero(self) -> Any:
+        """The hierarchy as a ``HeteroData`` (see :func:`meshops.graph.pyg.to_pyg_hetero`)."""
+        from meshops.graph.pyg import to_pyg_hetero
+
+        return to_pyg_hetero(self)
+
     def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
         lv = _level_of(key, "edge_index_")
         if lv is not None:
