@@ -27,7 +27,7 @@ import shutil
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,8 @@ def sample_case(seed: int, i: int) -> tuple[Any, float]:
     """Geometry and Reynolds number of case ``i``: 70 % cylinders, 20 % ellipses, 10 % two cylinders.
 
     Cylinders: diameter 0.8-1.2, centre x in [-0.5, 0.5], y in [-1, 1]; 80 % of all cases have
-    Re uniform in 100-300, the rest log-uniform in 300-1000.
+    Re uniform in 100-300, the rest log-uniform in 300-1000 (their obstacle cells and time step are
+    refined by :func:`resolution_factor`).
     """
     rng = np.random.default_rng(case_seed(seed, i))
     u = rng.random()
@@ -78,8 +79,19 @@ def sample_case(seed: int, i: int) -> tuple[Any, float]:
         kind = "two_cylinders"
     Re = rng.uniform(100, 300) if rng.random() < 0.8 else float(np.exp(rng.uniform(np.log(300), np.log(1000))))
     g = channel.Geometry(obs, kind=kind)
-    g.mesh.surface = channel.MeshSize().surface * D
+    g.mesh.surface = channel.MeshSize().surface * D * resolution_factor(Re)
     return g, float(Re)
+
+
+def resolution_factor(Re: float) -> float:
+    """Obstacle edge length factor ``min(1, sqrt(300 / Re))``: the boundary layer thins as ``Re^-1/2``."""
+    return float(min(1.0, np.sqrt(300.0 / Re)))
+
+
+def time_step(ss: Any, Re: float) -> float:
+    """``ss.dt`` scaled like the obstacle cells (same Courant number), dividing ``snapshot_dt`` exactly."""
+    n = int(np.ceil(ss.snapshot_dt / (ss.dt * resolution_factor(Re)) - 1e-9))
+    return ss.snapshot_dt / n
 
 
 def point_values(pts: np.ndarray, tri: np.ndarray, cell_vals: np.ndarray) -> np.ndarray:
@@ -171,6 +183,7 @@ def run_case(i: int, out: Path, seed: int, ss: Any, mesh_scale: float = 1.0, kee
     name = f"case_{i:05d}"
     g, Re = sample_case(seed, i)
     g.mesh.scale = mesh_scale
+    ss = replace(ss, dt=time_step(ss, Re) * min(1.0, mesh_scale))
     work = out / ".work" / f"{name}.{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     try:

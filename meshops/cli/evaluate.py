@@ -34,11 +34,16 @@ def run(args: argparse.Namespace) -> int:
     from meshops.data.splits import write_json_atomic
     from meshops.train.inference import evaluate, load_trained
 
-    trained = load_trained(args.checkpoint, args.device)
     opts = {}
     for item in args.option:
         k, _, v = item.partition("=")
         opts[k] = yaml.safe_load(v)
+    from meshops.cli.rollout import evaluate_cli
+    from meshops.train.stepping import is_stepping_checkpoint
+
+    if is_stepping_checkpoint(args.checkpoint):  # trajectory datasets: 1-step, 50-step, full rollout
+        return evaluate_cli(args, opts)
+    trained = load_trained(args.checkpoint, args.device)
     try:
         resolve_dataset(args.dataset)
         ds = load_dataset(args.dataset, **opts)

@@ -92,6 +92,30 @@ def write_movie(meshes: list[Any], field: str, path: Path, frames: int) -> int:
     return len(imgs)
 
 
+def evaluate_cli(args: Any, options: dict[str, Any]) -> int:
+    """``meshops evaluate`` on a trajectory dataset (JSON to ``args.out`` or stdout)."""
+    import json
+    import sys
+
+    from meshops.atomic import write_json_atomic
+    from meshops.data import load_dataset
+    from meshops.train.stepping import evaluate_trajectories, load_stepper
+
+    st = load_stepper(args.checkpoint, args.device)
+    if args.split != "all":
+        options = {"split": args.split, **options}
+    ds = load_dataset(args.dataset, **options)
+    rep = evaluate_trajectories(st, [ds[i] for i in range(len(ds))])
+    rep.update(checkpoint=str(args.checkpoint), dataset=str(args.dataset), split=args.split)
+    if args.out:
+        write_json_atomic(rep, args.out)
+        print(args.out)
+    else:
+        json.dump(rep, sys.stdout, indent=2)
+        print()
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 

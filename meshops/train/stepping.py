@@ -323,3 +323,45 @@ def stability_steps(err: np.ndarray, threshold: float = 1.0) -> int:
     bad = ~np.isfinite(err).all(axis=1) | (np.nan_to_num(err, nan=np.inf).max(axis=1) > threshold)
     k = np.nonzero(bad)[0]
     return int(k[0]) if len(k) else int(len(err) - 1)
+
+
+def evaluate_trajectories(st: Stepper, trajs: Sequence[Trajectory], horizons: Sequence[int] = (1, 50)) -> dict[str, Any]:
+    """1-step, ``horizons``-step and full-rollout rel L2 per trajectory and channel, and their means.
+
+    The ``k``-step error is the mean rel L2 over the first ``k`` steps of the rollout from the first
+    snapshot (``1``: every true state stepped once, mean over the states); ``full`` over the whole
+    trajectory. Persistence (the initial state held) is reported beside each.
+    """
+    channels = list(st.stats["channels"])
+    per: dict[str, Any] = {}
+    for t in trajs:
+        X = t.states(st.cfg.fields)
+        g = st.graph(t)
+        with torch.no_grad():
+            one = np.stack([st.step(g, torch.from_numpy(X[k])).numpy() for k in range(len(X) - 1)])
+        R = st.rollout(t)
+        er = rollout_errors(R, X)
+        pr = rollout_errors(np.repeat(X[:1], len(X), 0), X)
+        rec = {"one_step": dict(zip(channels, rel_l2(one, X[1:]).mean(0).tolist(), strict=True)),
+               "one_step_persistence": dict(zip(channels, rel_l2(X[:-1], X[1:]).mean(0).tolist(), strict=True))}
+        for h in [h for h in horizons if h > 1] + [len(X) - 1]:
+            key = "full" if h == len(X) - 1 else f"rollout_{h}"
+            rec[key] = dict(zip(channels, np.nanmean(er[1 : h + 1], 0).tolist(), strict=True))
+            rec[key + "_persistence"] = dict(zip(channels, pr[1 : h + 1].mean(0).tolist(), strict=True))
+        rec["steps"] = len(X) - 1
+        rec["steps_until_error_above_1"] = stability_steps(er[1:].mean(axis=1, keepdims=True))
+        per[t.name] = rec
+    if not per:
+        raise DatasetError("evaluate: the dataset has no trajectories")
+    keys = [k for k in next(iter(per.values())) if isinstance(next(iter(per.values()))[k], dict)]
+    mean = {k: {c: float(np.mean([r[k][c] for r in per.values()])) for c in channels} for k in keys}
+    return {"cases": per, "mean": mean, "channels": channels}
+
+
+def is_stepping_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a time-stepping checkpoint (``kind: stepping``)."""
+    try:
+        return load_checkpoint(path)["config"].get("kind") == "stepping"
+    except (CheckpointError, FileNotFoundError):
+        return False
+
