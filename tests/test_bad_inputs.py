@@ -776,3 +776,21 @@ def test_predict_finds_globals_in_the_training_globals_json(tiny, tmp_path):
     shutil.copy(tiny["data"] / "c2.vtu", tmp_path / "elsewhere" / "c2.vtu")
     assert main(["predict", str(tiny["ckpt"]), str(tmp_path / "elsewhere" / "c2.vtu"), "--out",
                  str(tmp_path / "o")]) == 0
+
+
+def test_graph_refuses_nan_node_field(capsys, tmp_path):
+    m = grid_mesh(5)
+    m.point_data["a"][4] = np.nan
+    meshops.write(m, tmp_path / "n.vtu")
+    run_cli(capsys, ["graph", tmp_path / "n.vtu", "--fields", "a", "--out", tmp_path / "g.pt"], 1,
+            r"n\.vtu: point field 'a' has 1 non-finite", [tmp_path])
+
+
+@pytest.mark.parametrize("flag", ["--out", "--cache"])
+def test_train_out_or_cache_is_a_file(flag, tiny, capsys, tmp_path):
+    (tmp_path / "f").write_text("a file")
+    argv = ["train", tiny["yaml"], flag, tmp_path / "f"]
+    if flag == "--cache":
+        argv += ["--out", tmp_path / "run"]
+    run_cli(capsys, argv, 1, r"f: file exists|f: not a directory", [tiny["data"]])
+    assert (tmp_path / "f").read_text() == "a file"

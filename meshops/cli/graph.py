@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
         mesh = read(args.path, time=None if args.time is None else args.time if args.time in ("first", "latest")
                     else parse_number("--time", args.time))
+        _check_node_fields(mesh, spec_d["node_fields"], args.path)
         data = build(mesh, spec)
     dt = time.perf_counter() - t0
     out = save_graph(data, args.out, spec)
@@ -72,3 +73,15 @@ def run(args: argparse.Namespace) -> int:
     edges = [int(data.edge_index.shape[1])] + [int(data[f"edge_index_{lv}"].shape[1]) for lv in range(1, spec.levels)]
     print(json.dumps({"out": str(out), "nodes": sizes, "edges": edges, "seconds": round(dt, 3)}))
     return 0
+
+
+def _check_node_fields(mesh, names: list[str], where: str) -> None:
+    """Refuse node fields with NaN/inf values: the saved graph would carry them silently."""
+    import numpy as np
+
+    for n in names:
+        if n in mesh.point_data:
+            bad = int((~np.isfinite(np.asarray(mesh.point_data[n], dtype=np.float64))).sum())
+            if bad:
+                raise ValueError(f"{where}: point field '{n}' has {bad} non-finite value(s); refusing to build "
+                                 "a graph with them")
