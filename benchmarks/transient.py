@@ -46,7 +46,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=1500, help="optimizer steps per model")
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--noise", type=float, default=0.02)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--max-test", type=int, default=None, help="test trajectories used (default all)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "transient_results.json"))
     p.add_argument("--checkpoints", default=str(ROOT / "runs" / "bench_transient"))
