@@ -200,13 +200,6 @@ def _describe(comp: list[str]) -> str:
     return "a circle through " + ", ".join(comp) + ":\n  " + "\n  ".join(found)
 
 
-# The io helper breaks these on its branch (issue 22: io/meshio_formats <-> io/vtkconv with the io
-# package's facade imports, mesh <-> mesh_vtk). Until that is on main, a component made only of
-# these modules is an expected failure below, and nothing else is excused.
-def _pending_io_fix(module: str) -> bool:
-    return module in ("meshops.mesh", "meshops.mesh_vtk") or module == "meshops.io" or module.startswith("meshops.io.")
-
-
 # ---------------------------------------------------------------- the tests
 
 
@@ -260,15 +253,8 @@ def test_the_walk_sees_function_level_and_relative_imports():
 
 
 def test_no_import_circle():
-    bad = [c for c in cycles() if not all(_pending_io_fix(m) for m in c)]
+    bad = cycles()
     assert not bad, "import circles:\n" + "\n".join(_describe(c) for c in bad)
-
-
-@pytest.mark.xfail(strict=True, reason="the io and mesh <-> mesh_vtk circles are broken on the io helper's "
-                   "branch (commit 'io: break import circles'); remove this mark once main has it")
-def test_no_import_circle_in_io_and_mesh():
-    pending = [c for c in cycles() if all(_pending_io_fix(m) for m in c)]
-    assert not pending, "import circles:\n" + "\n".join(_describe(c) for c in pending)
 
 
 def test_data_init_only_re_exports():
