@@ -26,11 +26,6 @@ def _commands() -> dict[str, object]:
     return mods
 
 
-def _expected() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input (exit code 1): the library's errors name the file and value."""
-    return (OSError, ValueError, KeyError, RuntimeError, MemoryError, EOFError)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from meshops import __version__
     from meshops.cli._errors import OneLineParser

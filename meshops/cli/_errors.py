@@ -48,10 +48,13 @@ def _os_message(e: OSError) -> str:
     return _one_line(str(e)) or what
 
 
+def _expected() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input (exit code 1): the library's errors name the file and value."""
+    return (OSError, ValueError, KeyError, RuntimeError, MemoryError, EOFError)
+
+
 def exit_code(e: BaseException) -> int:
     """The documented exit code of an exception that reached the command line."""
-    from meshops.cli import _expected
-
     if isinstance(e, KeyboardInterrupt):
         return EXIT_INTERRUPT
     if isinstance(e, UsageError):

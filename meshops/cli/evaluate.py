@@ -35,13 +35,18 @@ def run(args: argparse.Namespace) -> int:
     from meshops.data.splits import write_json_atomic
     from meshops.train.inference import evaluate, load_trained
 
-    trained = load_trained(args.checkpoint, args.device)
     opts = {}
     for item in args.option:
         k, sep, v = item.partition("=")
         if not sep or not k:
             raise UsageError(f"--option expects KEY=VALUE, got {item!r}")
         opts[k] = yaml.safe_load(v)
+    from meshops.cli.rollout import evaluate_cli
+    from meshops.train.stepping import is_stepping_checkpoint
+
+    if is_stepping_checkpoint(args.checkpoint):  # trajectory datasets: 1-step, 50-step, full rollout
+        return evaluate_cli(args, opts)
+    trained = load_trained(args.checkpoint, args.device)
     try:
         try:
             resolve_dataset(args.dataset)

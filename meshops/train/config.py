@@ -8,11 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshops.train.validate_config import ConfigError
+
 __all__ = ["TrainConfig", "ConfigError"]
-
-
-class ConfigError(ValueError):
-    """A training configuration is invalid (the message names the file, the key and the value)."""
 
 
 @dataclass

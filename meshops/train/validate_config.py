@@ -18,7 +18,12 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["config_problems", "model_problems", "check_type", "FEATURE_KEYS"]
+__all__ = ["ConfigError", "config_problems", "model_problems", "check_type", "FEATURE_KEYS"]
+
+
+class ConfigError(ValueError):
+    """A training configuration is invalid (the message names the file, the key and the value)."""
+
 
 #: Keys of ``features`` and their types.
 FEATURE_KEYS: dict[str, type] = {"pos": bool, "boundary": bool}
@@ -214,8 +219,6 @@ def resume_problems(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def check_resume(old: dict[str, Any], new: dict[str, Any], where: str) -> None:
     """Raise :class:`~meshops.train.config.ConfigError` when a run folder holds another task."""
-    from meshops.train.config import ConfigError
-
     diffs = resume_problems(old, new)
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
