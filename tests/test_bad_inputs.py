@@ -794,3 +794,15 @@ def test_train_out_or_cache_is_a_file(flag, tiny, capsys, tmp_path):
         argv += ["--out", tmp_path / "run"]
     run_cli(capsys, argv, 1, r"f: file exists|f: not a directory", [tiny["data"]])
     assert (tmp_path / "f").read_text() == "a file"
+
+
+@pytest.mark.parametrize("change,match", [
+    (["--targets", "p"], r"dataset_options.targets: \['p', 'U'\] -> \['p'\]"),
+    (["--seed", "7"], r"seed: 0 -> 7"),
+    (["--set", "model_options.hidden=16"], r"model_options.hidden: 8 -> 16"),
+    (["--lr", "0.5"], r"lr: 0.001 -> 0.5"),
+])
+def test_train_resume_refuses_another_task(change, match, tiny, capsys):
+    run_cli(capsys, ["train", tiny["yaml"], *change], 1,
+            r"last\.pt: the run folder was trained with another config .*" + match + r".*another --out",
+            [tiny["run"], tiny["data"]])
