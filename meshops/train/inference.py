@@ -120,7 +120,8 @@ def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,
     if missing:
         flags = " ".join(f"--global {k}=VALUE" for k in missing)
         raise DatasetError(
-            f"{mesh.source or '<mesh>'}: the model needs global parameter(s) {', '.join(repr(k) for k in missing)}; "
+            f"{mesh.source or '<mesh>'}: the model needs global parameter{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(k) for k in missing)}; "
             f"pass them ({flags}) or store them in the file's field data"
             + (f" (looked in {', '.join(looked)})" if looked else "")
         )
