@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from meshops.viz.html import export_html
 
-        print(export_html(mesh, args.field, args.html, slice=args.slice, clip=args.clip, units=units))
+        print(export_html(mesh, args.field, args.html, slice=args.slice, clip=args.clip, units=units,
+                                 view=args.view, camera=args.camera))
         if not (args.out or args.window):
             return 0
     info = render_comparison(mesh, args.field, args.out, show=bool(args.window) or None, window_size=size,

@@ -22,14 +22,14 @@ __all__ = ["export_html"]
 
 def export_html(mesh: Mesh, name: str, out: str | os.PathLike[str], *, cmap: str = "viridis",
                 error_cmap: str = "coolwarm", slice: str | None = None, clip: str | None = None,
-                units: dict[str, str] | None = None) -> Path:
+                units: dict[str, str] | None = None, view: str = "auto", camera: Any = None) -> Path:
     """Write ``out`` (.html): one linked 3D panel per truth / prediction / error of point field ``name``.
 
     Shapes
     ------
     mesh.point_data[name] : (n,) or (n, d); panels show the scalar or the vector magnitude.
     """
-    from meshops.viz.render import _load_triton_before_mesa, _ranges, compare_fields, vector_panels
+    from meshops.viz.render import _camera, _load_triton_before_mesa, _ranges, compare_fields, vector_panels
     from meshops.viz.view import cut, eng_scale
 
     _load_triton_before_mesa()
@@ -49,7 +49,8 @@ def export_html(mesh: Mesh, name: str, out: str | os.PathLike[str], *, cmap: str
     grid = mesh.to_pyvista()
     for p in order:
         grid.point_data[f"__{p}"] = np.asarray(panels[p], dtype=np.float64)
-    grid, _ = cut(grid, slice, clip)
+    grid, normal = cut(grid, slice, clip)
+    cam = _camera(grid, mesh, view, camera, normal)
     pl = pv.Plotter(shape=(1, len(order)), off_screen=True, window_size=[520 * len(order), 480])
     unit = (units or {}).get(base)
     for j, p in enumerate(order):
@@ -64,6 +65,8 @@ def export_html(mesh: Mesh, name: str, out: str | os.PathLike[str], *, cmap: str
         pl.add_mesh(g, scalars=key, cmap=err_map if p == "error" else cmap, clim=(lim[0] / factor, lim[1] / factor),
                     scalar_bar_args={"title": key, "fmt": "%.3g", "n_labels": 3})
         pl.add_text(p, font_size=10)
+        pl.camera_position = cam.as_pyvista()
+        pl.reset_camera()
     pl.link_views()
     path = Path(out)
     with atomic_path(path, make_parents=True) as tmp:
