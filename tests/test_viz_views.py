@@ -47,6 +47,7 @@ def _check_picture(info, *, min_span: float) -> None:
             assert c[0] > 3 and c[-1] < w - 4, (p, c[0], c[-1])  # no label runs off the panel
     for title, *ticks in info.labels.values():
         assert all(len(t) <= 6 for t in ticks), ticks             # short engineering-notation labels
+        assert 0 < len(title) <= 24, title
 
 
 def test_slab_is_seen_top_down():

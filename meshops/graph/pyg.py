@@ -59,7 +59,7 @@ def _is_hierarchy_key(key: str) -> bool:
 
 def _restricted_x(graph: Any, levels: int) -> list[Tensor | None]:
     """``x`` at every level: level 0's own, coarse levels by repeated restriction."""
-    from meshops.graph.build import restrict
+    from meshops.graph.transfer import restrict
 
     xs: list[Tensor | None] = [graph.x if "x" in graph else None]
     for lv in range(1, levels):
