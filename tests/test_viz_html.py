@@ -38,7 +38,6 @@ def _screenshot(page: Path, png: Path, size=(1500, 500)) -> np.ndarray:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it: Makefile DEBS)")
 def test_html_viewer_renders_in_headless_chromium(tmp_path):
-    pytest.importorskip("trame_pyvista", reason="the html extra (trame-pyvista) is not installed")
     import meshops
     from meshops.cli import main
 
