@@ -133,8 +133,15 @@ def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,
     return Case(name or os.path.basename(mesh.source or "mesh"), mesh, f.inputs, f.targets, g)
 
 
-def predict_mesh(trained: Trained, mesh: Mesh, globals: dict[str, float] | None = None) -> Mesh:
-    """The same mesh with ``<target>_pred`` fields, and ``<target>_error`` where the truth exists."""
+def predict_mesh(trained: Trained, mesh: Mesh | Any, globals: dict[str, float] | None = None) -> Mesh:
+    """The same mesh with ``<target>_pred`` fields, and ``<target>_error`` where the truth exists.
+
+    ``mesh`` may also be a path, a PyVista dataset or a meshio/trimesh object (converted to a Mesh).
+    """
+    if not isinstance(mesh, Mesh):
+        from meshops.graph.build import as_mesh
+
+        mesh = as_mesh(mesh, "predict_mesh")
     case = case_for_mesh(trained, mesh, globals=globals)
     preds = predict_case(trained, case)
     fields: dict[str, np.ndarray] = {}
