@@ -41,9 +41,7 @@ def _from_object(obj: Any) -> Mesh | None:
     if mod in ("pyvista", "vtkmodules", "vtk"):
         return Mesh.from_pyvista(obj)
     if mod == "meshio":
-        from meshops.io.meshio_formats import mesh_from_meshio
-
-        return mesh_from_meshio(obj, None)
+        return Mesh.from_meshio(obj)
     if mod == "trimesh":
         return Mesh.from_trimesh(obj)
     return None
