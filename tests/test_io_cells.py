@@ -138,3 +138,19 @@ def test_to_pyvista_natural_type_and_read_objects():
         assert np.array_equal(out.point_data["x"], obj.point_data["x"])
     mb = pv.MultiBlock([surf, surf.translate((3, 0, 0))])
     assert meshops.io.read(mb).n_points == 2 * surf.n_points
+
+
+def test_validate_checks_widths_types_and_big_ids():
+    from meshops.mesh import count_degenerate
+
+    pts = np.random.default_rng(0).random((5, 3))
+    with pytest.raises(MeshError, match="cell block 'tetra' has 3 columns, a tetra has 4 nodes"):
+        Mesh(pts, [CellBlock("tetra", [[0, 1, 2]])]).validate()
+    with pytest.raises(MeshError, match="unknown cell type 'blob'"):
+        Mesh(pts, [CellBlock("blob", [[0, 1, 2]])]).validate()
+    with pytest.raises(MeshError, match="indexes point 8589934592 but the mesh has 5 points"):
+        Mesh(pts, [CellBlock("tetra", [[0, 1, 2, 2**33]])]).validate()
+    flat = np.vstack([pts[:3], pts[:3].mean(0)])
+    m = Mesh(np.vstack([pts, flat]), [CellBlock("tetra", [[0, 1, 2, 3], [0, 0, 1, 2], [5, 6, 7, 8]])])
+    assert count_degenerate(m) == {"repeated_ids": 1, "zero_measure": 1}
+    assert meshops.io.summarize(m)["degenerate_cells"] == {"repeated_ids": 1, "zero_measure": 1}
