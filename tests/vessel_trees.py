@@ -144,3 +144,28 @@ def true_paths(tree: dict) -> list[tuple[np.ndarray, np.ndarray]]:
             cur = br[pb][2]
         paths.append((np.concatenate(chain_p), np.concatenate(chain_r)))
     return paths
+
+
+def path_errors(cl, paths: list[tuple[np.ndarray, np.ndarray]]) -> tuple[int, float, float]:
+    """Compare an extracted centerline with true root-to-outlet paths.
+
+    Each true path is matched to the extracted leaf path ending nearest its outlet. Returns the
+    number of true paths whose outlet has no extracted path ending within its radius, the worst
+    symmetric mean distance over the matched pairs (in units of the path's mean true radius), and
+    the worst mean |radius error| (same units; the true radius at the foot point).
+    """
+    from meshops.geometry.centerline import project_points
+
+    ours = [(cl.points[q], cl.radius[q]) for q in cl.leaf_paths()]
+    unmatched, dist, rad = 0, 0.0, 0.0
+    for tp, tr in paths:
+        k = int(np.argmin([np.linalg.norm(o[0][-1] - tp[-1]) for o in ours]))
+        op, orad = ours[k]
+        if np.linalg.norm(op[-1] - tp[-1]) > tr[-1]:
+            unmatched += 1
+            continue
+        a, b = project_points(op, tp), project_points(tp, op)
+        dist = max(dist, 0.5 * (a.distance.mean() + b.distance.mean()) / tr.mean())
+        s_true = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(tp, axis=0), axis=1))])
+        rad = max(rad, float(np.mean(np.abs(orad - np.interp(a.s, s_true, tr)))) / tr.mean())
+    return unmatched, dist, rad

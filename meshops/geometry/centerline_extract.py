@@ -234,12 +234,12 @@ def _loop_opening(p: np.ndarray, loop: np.ndarray) -> Opening:
 
 
 def find_caps(points: np.ndarray, faces: np.ndarray, angle_tol: float = 3.0, min_crease: float = 50.0,
-              max_roundness: float = 1.6) -> list[Opening]:
+              max_roundness: float = 1.5) -> list[Opening]:
     """Flat caps of a closed wall: planar, round patches with a sharp crease all around.
 
     A patch is a connected set of faces whose normals are within ``angle_tol`` degrees of each
-    other (grown over manifold edges); it is a cap when its perimeter is at most ``max_roundness``
-    times that of a disk of the same area, and the faces within half its radius of its rim make a
+    other (grown over manifold edges); it is a cap when its rim lies within ``max_roundness``
+    times the radius of a disk of the same area from its centroid, and the faces within half its radius of its rim make a
     mean angle above ``min_crease`` degrees with it (the wall turns away sharply all around).
 
     Shapes
@@ -271,8 +271,8 @@ def find_caps(points: np.ndarray, faces: np.ndarray, angle_tol: float = 3.0, min
         if len(loops) != 1:
             continue
         x = p[loops[0]]
-        perim = float(np.linalg.norm(np.roll(x, -1, axis=0) - x, axis=1).sum())
-        if perim > max_roundness * 2 * np.sqrt(np.pi * A):
+        r_out = float(np.linalg.norm(x - x.mean(0), axis=1).max())
+        if r_out > max_roundness * np.sqrt(A / np.pi):
             continue
         # crease: the faces near the rim (within half the cap radius), outside the patch
         r_eq = float(np.sqrt(A / np.pi))
@@ -408,7 +408,8 @@ def wall_distance(query: np.ndarray, points: np.ndarray, faces: np.ndarray, k: i
 
     The closest point is searched on the triangles around the ``k`` nearest vertices (exact
     whenever the closest triangle touches one of them, as on any reasonably even mesh); the side
-    is that of the closest triangle's normal (outward-oriented faces).
+    is that of the closest triangle's normal (outward-oriented faces) where the closest point is inside
+    a face, and -1 (inside) where it is on an edge or a corner.
 
     Shapes
     ------
@@ -434,13 +435,14 @@ def wall_distance(query: np.ndarray, points: np.ndarray, faces: np.ndarray, k: i
         owner = np.repeat(np.arange(len(rows)), np.diff(sub.indptr).reshape(len(rows), k).sum(1))
         qq = q[s0 : s0 + 4096][owner]
         tri = points[faces[cand]]
-        cp, _ = _closest_on_triangles(qq, tri[:, 0], tri[:, 1], tri[:, 2])
+        cp, feat = _closest_on_triangles(qq, tri[:, 0], tri[:, 1], tri[:, 2])
         d = np.linalg.norm(cp - qq, axis=1)
         order = np.lexsort((d, owner))
         first = order[np.searchsorted(owner[order], np.arange(len(rows)))]
         dist[s0 : s0 + len(rows)] = d[first]
-        side[s0 : s0 + len(rows)] = np.where(np.einsum("ij,ij->i", qq[first] - cp[first], fn[cand[first]]) > 0,
-                                             1.0, -1.0)
+        out = np.einsum("ij,ij->i", qq[first] - cp[first], fn[cand[first]]) > 0
+        # the side is only told by a face interior (at an edge or a corner a face normal can mislead)
+        side[s0 : s0 + len(rows)] = np.where(out & (feat[first] == 0), 1.0, -1.0)
     return dist, side
 
 
@@ -455,24 +457,30 @@ def _circumcenters(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return c + x[:, 0], np.linalg.norm(c, axis=1)
 
 
-def _voronoi_graph(P: np.ndarray, F: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray, coo_matrix]:
+def _voronoi_graph(P: np.ndarray, F: np.ndarray, W: np.ndarray, where: str
+                   ) -> tuple[np.ndarray, np.ndarray, csr_matrix]:
     """Internal Voronoi vertices, their inscribed-sphere radius, and the 1/R-weighted Voronoi edge graph.
 
     A Delaunay tetrahedron is internal when its circumcenter lies behind the outward vertex normal
-    of each of its four points (VMTK's internal-tetrahedra test); the radius is the circumradius.
+    of each of its four points (VMTK's internal-tetrahedra test). The radius is the distance to the
+    wall proper (caps excluded: near a cap the circumradius would leave the path free to wander
+    off the axis), never more than the circumradius.
     """
-    tri = Delaunay(P)
-    simp = tri.simplices
-    cc, cr = _circumcenters(P[simp])
-    vn = vertex_normals(P, F)
+    # a tiny deterministic jitter breaks the co-spherical degeneracies of regular (swept) meshes
     lo, hi = P.min(0), P.max(0)
     diag = float(np.linalg.norm(hi - lo))
+    Pj = P + np.random.default_rng(0).uniform(-1e-6, 1e-6, size=P.shape) * diag
+    tri = Delaunay(Pj)
+    simp = tri.simplices
+    cc, cr = _circumcenters(Pj[simp])
+    vn = vertex_normals(P, F)
     side = np.einsum("tkj,tkj->tk", np.nan_to_num(cc)[:, None, :] - P[simp], vn[simp])
     inside = np.isfinite(cc).all(1) & (cr < diag) & (side < 0).all(1)
     idx = np.flatnonzero(inside)
     if len(idx) < 2:
         raise WallError(f"{where}: no Voronoi vertex inside the wall (is it a closed vessel surface?)")
-    R = np.maximum(cr[idx], 1e-9 * diag)
+    R = np.minimum(wall_distance(cc[idx], P, F[W])[0], cr[idx]) if not W.all() else cr[idx]
+    R = np.maximum(R, 1e-9 * diag)
     local = np.full(len(cc), -1, dtype=np.int64)
     local[idx] = np.arange(len(idx))
     nb = tri.neighbors[idx]  # (k, 4)
@@ -521,9 +529,17 @@ def _drop_nodes(g: csr_matrix, nodes: np.ndarray) -> csr_matrix:
 
 
 def _terminal(x: np.ndarray, R: np.ndarray, op: Opening) -> int:
-    """The internal Voronoi vertex where a path to an opening ends: the nearest to its center."""
+    """The internal Voronoi vertex where a path to an opening ends.
+
+    Among the vertices within 1.5 opening radii of its center, the one maximizing ``R - d / 2``
+    (``d``: distance to the center): well inside the lumen, on its axis, rather than a vertex
+    squeezed against the cap (whose inscribed sphere is small and whose position is arbitrary).
+    """
     d = np.linalg.norm(x - op.center, axis=1)
-    return int(np.argmin(d - 0.5 * np.minimum(R, op.radius)))
+    near = np.flatnonzero(d <= 1.5 * max(op.radius, 1e-300))
+    if len(near) == 0:
+        return int(np.argmin(d))
+    return int(near[np.argmax(R[near] - 0.5 * d[near])])
 
 
 def _tree_branches(paths: list[np.ndarray]) -> tuple[list[list[int]], list[int]]:
@@ -602,7 +618,7 @@ def extract_centerlines(
     h = float(np.median(edge))
     P, F, W = _close_surface(p, f, openings, holes, h)
     inlet_op, outlet_ops = _pick_terminals(P, F, W, openings, inlet, outlets, where)
-    x, R, g = _voronoi_graph(P, F, where)
+    x, R, g = _voronoi_graph(P, F, W, where)
     src = _terminal(x, R, inlet_op)
     paths = _min_paths(g, x, P, F, src, [_terminal(x, R, op) for op in outlet_ops], where, outlet_ops)
     # graph nodes: Voronoi vertices, plus -1 (inlet center) and -2 - k (outlet k center)
