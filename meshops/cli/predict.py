@@ -16,9 +16,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a .pt written by meshops train (best.pt / last.pt)")
     p.add_argument("meshes", nargs="*", help="mesh files (any format meshops reads)")
     p.add_argument("--centerline", action="append", default=[], metavar="FILE",
-                   help="a centerline file (.vtp with a radius array): predict on the wall swept around it")
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="--centerline: model length units per file length unit (10: file in cm, model in mm)")
+                   help="a centerline file (.vtp/.vtk/.csv/.dat with a radius array): without meshes, predict "
+                        "on the wall swept around it; with wall meshes, the centerline of each wall (else extracted)")
+    p.add_argument("--radius-field", help="the centerline's radius point array (default: detected)")
+    p.add_argument("--scale", type=float, default=None,
+                   help="model length units per file length unit (10: file in cm, model in mm); "
+                        "walls: default detected from the radii, swept centerlines: default 1")
     p.add_argument("--n-around", type=int, default=32, help="--centerline: wall points per ring")
     p.add_argument("--spacing", type=float, default=None,
                    help="--centerline: ring spacing in file units (default: one ring per centerline point)")
@@ -46,13 +49,27 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if not args.meshes and not args.centerline:
         raise ValueError("meshops predict: give mesh files and/or --centerline FILE")
-    for path in args.centerline:
-        result = _predict_centerline(trained, path, glob, args.scale, args.n_around, args.spacing)
+    from meshops.cli import _wall_predict as wp
+
+    for path in [] if args.meshes else args.centerline:
+        result = _predict_centerline(trained, path, glob, 1.0 if args.scale is None else args.scale,
+                                     args.n_around, args.spacing, args.radius_field)
         dest = out / f"{Path(path).stem}_wall.vtp"
         meshops.write(result, dest)
         print(dest)
-    for path in args.meshes:
+    if args.meshes and len(args.centerline) not in (0, 1, len(args.meshes)):
+        raise ValueError(f"give one --centerline for all walls or one per wall ({len(args.meshes)}), "
+                         f"got {len(args.centerline)}")
+    wp.check_unique_outputs(out, args.meshes)
+    for i, path in enumerate(args.meshes):
         mesh = meshops.read(path)
+        if wp.needs_wall_path(trained, mesh):
+            cl = args.centerline[min(i, len(args.centerline) - 1)] if args.centerline else None
+            res = wp.predict_wall(trained, mesh, path, glob, cl, args.radius_field, args.scale)
+            dest = wp.output_path(out, path)
+            meshops.write(res.mesh, dest)
+            wp.report(res, path, dest)
+            continue
         result = predict_mesh(trained, mesh, globals=glob)
         dest = out / Path(path).name
         meshops.write(result, dest)
@@ -61,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _predict_centerline(trained, path: str, glob: dict[str, float], scale: float, n_around: int,
-                        spacing: float | None):
+                        spacing: float | None, radius_field: str | None = None):
     """The wall swept around the centerline in ``path`` (file units) with ``<target>_pred`` fields.
 
     The model sees the wall and centerline multiplied by ``scale`` (its own length units).
@@ -76,7 +93,7 @@ def _predict_centerline(trained, path: str, glob: dict[str, float], scale: float
 
     if not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"--scale must be finite and > 0, got {scale}")
-    cl = read_centerline(path)
+    cl = read_centerline(path, radius_field=radius_field, require_radius=True)
     wall = tube_wall(cl, n_around=n_around, spacing=spacing, where=str(path))
     fd = dict(wall.field_data)
     fd["centerline_points"] = fd["centerline_points"] * scale
