@@ -120,8 +120,8 @@ def test_centerline_file_flavours(tmp_path):
     z = np.linspace(0, 10, 21)
     pts = np.stack([np.sin(z / 3), 0 * z, z], 1)
     r = 1 + 0.02 * z
-    (tmp_path / "cl.csv").write_text("x,y,z,vessel_radius\n" + "\n".join(f"{a},{b},{c},{d}" for (a, b, c), d in zip(pts, r)))
-    (tmp_path / "cl.dat").write_text("\n".join(f"{a} {b} {c} {d}" for (a, b, c), d in zip(pts, r)))
+    (tmp_path / "cl.csv").write_text("x,y,z,vessel_radius\n" + "\n".join(f"{a},{b},{c},{d}" for (a, b, c), d in zip(pts, r, strict=True)))
+    (tmp_path / "cl.dat").write_text("\n".join(f"{a} {b} {c} {d}" for (a, b, c), d in zip(pts, r, strict=True)))
     cl = Centerline(points=pts, branches=[np.arange(21)], radius=r)
     meshops.write(centerline_mesh(cl), tmp_path / "cl.vtk")
     meshops.write(centerline_mesh(cl), tmp_path / "cl.vtp")

@@ -75,7 +75,7 @@ def random_tree(seed: int, n_side: int | None = None, sub_branch: bool | None = 
 def tree_sdf(tree: dict, x: np.ndarray) -> np.ndarray:
     """Signed distance (approximately: to dense polyline points) of the union of the branch tubes."""
     d = np.full(len(x), np.inf)
-    for k, (pts, r, parent) in enumerate(tree["branches"]):
+    for pts, r, parent in tree["branches"]:
         dense_s = np.linspace(0, 1, 6 * len(pts))
         seg = np.linspace(0, 1, len(pts))
         dense = np.stack([np.interp(dense_s, seg, pts[:, c]) for c in range(3)], 1)

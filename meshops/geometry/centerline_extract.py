@@ -289,7 +289,7 @@ def find_caps(points: np.ndarray, faces: np.ndarray, angle_tol: float = 3.0, min
         ahead = (p[f[near]].mean(1) - cen) @ (nm * outward)
         if ahead.max() > 0.1 * r_eq:
             continue
-        caps.append(Opening(cen, nm, float(np.sqrt(A / np.pi)), "cap", np.unique(f[sel])))
+        caps.append(Opening(cen, nm * outward, float(np.sqrt(A / np.pi)), "cap", np.unique(f[sel])))
         caps[-1].faces = sel  # type: ignore[attr-defined]
     caps.sort(key=lambda o: -o.radius)
     edge = float(np.median(np.linalg.norm(p[f] - p[np.roll(f, -1, axis=1)], axis=2)))
@@ -398,7 +398,8 @@ def _close_surface(p: np.ndarray, f: np.ndarray, openings: list[Opening], holes:
     if vol < 0:
         F = F[:, ::-1].copy()
         for op in openings:
-            op.normal = -op.normal
+            if op.kind == "open":  # cap normals are outward already (find_caps)
+                op.normal = -op.normal
     return P, F, W
 
 
