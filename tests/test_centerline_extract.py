@@ -125,3 +125,20 @@ def test_inputs_not_modified():
     p0, f0 = p.copy(), f.copy()
     extract_centerlines(p, f)
     assert np.array_equal(p, p0) and np.array_equal(f, f0)
+
+
+def test_rounded_closed_wall_needs_points():
+    """A capsule (no boundary loop, no flat cap): an error without points, a centerline with them."""
+    import pyvista as pv
+
+    cap = pv.Capsule(radius=1.0, cylinder_length=8.0, direction=(0, 0, 1), resolution=40).triangulate()
+    p = np.asarray(cap.points, dtype=np.float64)
+    f = np.asarray(cap.faces).reshape(-1, 4)[:, 1:]
+    with pytest.raises(WallError, match="capsule.stl: no openings found.*--inlet"):
+        extract_centerlines(p, f, where="capsule.stl")
+    z0, z1 = p[:, 2].min(), p[:, 2].max()
+    res = extract_centerlines(p, f, inlet=np.array([0, 0, z0 + 1.5]), outlets=np.array([[0, 0, z1 - 1.5]]))
+    cl = res.centerline
+    assert cl.n_branches == 1 and res.inlet.kind == "point"
+    mid = np.abs(cl.points[:, 2] - 0.5 * (z0 + z1)) < 3.0
+    np.testing.assert_allclose(cl.radius[mid], 1.0, rtol=0.03)

@@ -133,7 +133,7 @@ def test_centerline_file_flavours(tmp_path):
         np.testing.assert_allclose(got.radius[b], r, atol=1e-6, err_msg=name)
 
 
-def test_vmtk_layout_round_trip(shared_data):
+def test_vmtk_layout_round_trip(shared_data, tmp_path):
     from meshops.geometry.centerline_extract import extract_centerlines
 
     w = meshops.read(shared_data / "simvascular" / "demo_aorta_wall.vtp")
@@ -144,6 +144,14 @@ def test_vmtk_layout_round_trip(shared_data):
     assert set(ref.cell_data) <= set(m.cell_data)
     back = read_centerline(m, require_radius=True)
     assert back.n_branches == cl.n_branches and len(back.bifurcations()) == 1
+    # VTK itself reads the written file with its arrays
+    import pyvista as pv
+
+    path = tmp_path / "cl.vtp"
+    meshops.write(m, path)
+    pv_cl = pv.read(path)
+    assert pv_cl.n_points == m.n_points and "MaximumInscribedSphereRadius" in pv_cl.point_data
+    assert "GroupIds" in pv_cl.cell_data and pv_cl.n_cells == sum(len(b.data) for b in m.cells)
 
 
 def test_cli_errors_one_line(tmp_path, capsys):
