@@ -282,7 +282,9 @@ def find_caps(points: np.ndarray, faces: np.ndarray, angle_tol: float = 3.0, min
         if len(near) == 0:
             continue
         crease = np.degrees(np.arccos(np.clip(np.abs(fn[near] @ nm), 0, 1)))
-        if np.average(crease, weights=area[near]) < min_crease:
+        mean_crease = float(np.average(crease, weights=area[near]))
+        log.debug("cap candidate: radius %.3g, rim crease %.1f deg", r_eq, mean_crease)
+        if mean_crease < min_crease:
             continue
         cen = (p[f[sel]].mean(1) * area[sel, None]).sum(0) / A
         # the vessel lies behind a cap: no wall near the rim in front of its plane
