@@ -108,13 +108,16 @@ def test_not_a_vessel_errors():
 
 
 def test_noisy_nonmanifold_wall():
-    """Jittered points, a few faces dropped (holes), a dangling triangle: still one clean branch."""
+    """Jittered points, a few faces dropped (holes), a dangling triangle, 10% of the faces wound the
+    other way: still one clean branch."""
     rng = np.random.default_rng(0)
     p, f = cylinder(n_around=40)
     p = p + rng.normal(scale=0.02, size=p.shape)
     drop = rng.choice(np.arange(200, len(f) - 200), size=3, replace=False)
     f = np.delete(f, drop, axis=0)
     f = np.vstack([f, [[f[500, 0], f[500, 1], f[900, 2]]]])  # a non-manifold extra face
+    flip = rng.random(len(f)) < 0.1
+    f[flip] = f[flip][:, ::-1]  # inconsistent winding, as some exporters write it
     cl = extract_centerlines(p, f).centerline
     assert cl.n_branches == 1
     assert abs(np.median(cl.radius) - 2.0) < 0.05 * 2.0
