@@ -18,55 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from meshops.cells import CELL_DIM, CELL_NODES, MESHIO_ORDER
+from meshops.errors import MeshError
+
+__all__ = ["CELL_DIM", "CELL_NODES", "CellBlock", "Mesh", "MeshError", "add_face_id_boundaries", "concat_blocks"]
+
 log = logging.getLogger(__name__)
-
-#: Number of vertices per cell for the fixed-size cell types meshops knows about.
-CELL_NODES: dict[str, int] = {
-    "vertex": 1,
-    "line": 2,
-    "line3": 3,
-    "triangle": 3,
-    "triangle6": 6,
-    "quad": 4,
-    "quad8": 8,
-    "quad9": 9,
-    "tetra": 4,
-    "tetra10": 10,
-    "hexahedron": 8,
-    "hexahedron20": 20,
-    "hexahedron27": 27,
-    "wedge": 6,
-    "wedge15": 15,
-    "pyramid": 5,
-    "pyramid13": 13,
-}
-
-#: Topological dimension of each cell type.
-CELL_DIM: dict[str, int] = {
-    "vertex": 0,
-    "line": 1,
-    "line3": 1,
-    "triangle": 2,
-    "triangle6": 2,
-    "quad": 2,
-    "quad8": 2,
-    "quad9": 2,
-    "polygon": 2,
-    "tetra": 3,
-    "tetra10": 3,
-    "hexahedron": 3,
-    "hexahedron20": 3,
-    "hexahedron27": 3,
-    "wedge": 3,
-    "wedge15": 3,
-    "pyramid": 3,
-    "pyramid13": 3,
-    "polyhedron": 3,
-}
-
-
-class MeshError(ValueError):
-    """A mesh or one of its fields is invalid. The message names the source, the field and the value."""
 
 
 @dataclass
@@ -364,7 +321,7 @@ class Mesh:
         import meshio
 
         pts = self.points[:, :2] if self.dim == 2 else self.points
-        cells = [meshio.CellBlock(b.type, b.data) for b in self.cells]
+        cells = [meshio.CellBlock(b.type, _meshio_order(b.type, b.data)) for b in self.cells]
         offsets = np.cumsum([0] + [len(b) for b in self.cells])
         cell_data = {
             k: [v[offsets[i] : offsets[i + 1]] for i in range(len(self.cells))] for k, v in self.cell_data.items()
@@ -375,7 +332,7 @@ class Mesh:
     @classmethod
     def from_meshio(cls, m: Any, source: str | None = None) -> Mesh:
         """Build from a ``meshio.Mesh``; Gmsh physical groups become named boundary regions."""
-        blocks = [CellBlock(c.type, np.asarray(c.data)) for c in m.cells]
+        blocks = [CellBlock(c.type, _meshio_order(c.type, np.asarray(c.data))) for c in m.cells]
         cell_data: dict[str, np.ndarray] = {}
         for k, per_block in m.cell_data.items():
             if len(per_block) == len(blocks):
@@ -406,37 +363,44 @@ class Mesh:
         return mesh
 
     def to_pyvista(self) -> Any:
-        """A ``pyvista.UnstructuredGrid`` with every cell block in order and the fields attached.
+        """The natural pyvista dataset: ``PolyData`` for point clouds and surfaces, else ``UnstructuredGrid``.
 
-        A point cloud (no cells) becomes ``pyvista.PolyData`` so it renders as points. Tensor fields
-        are flattened to (n, a*b). The conversion lives in :mod:`meshops.mesh_vtk` (imported here
-        lazily), which the VTK readers and writers of :mod:`meshops.io` use too.
+        Surfaces are meshes whose cells are all vertices, lines, polygons or strips, in VTK's poly
+        data order (so the cell order is kept). Split poly-lines and strips are put back, tensor
+        fields are flattened to (n, a*b) with their shape in field data, ``field_data`` arrays become
+        VTK field data. The conversion lives in :mod:`meshops.mesh_vtk`.
         """
         import pyvista as pv
 
-        from meshops.mesh_vtk import mesh_to_vtk
+        from meshops.mesh_vtk import is_poly, mesh_to_vtk
 
         if not self.cells:
             cloud = pv.PolyData(self.points.copy())
             for k, v in self.point_data.items():
                 cloud.point_data[k] = v.reshape(len(v), -1) if v.ndim > 2 else v
             return cloud
-        return mesh_to_vtk(self)
+        return mesh_to_vtk(self, poly=is_poly(self))
 
     @classmethod
-    def from_pyvista(cls, obj: Any, source: str | None = None) -> Mesh:
+    def from_pyvista(cls, obj: Any, source: str | None = None, *, face_ids: bool = True) -> Mesh:
         """Build from any pyvista dataset; point and cell order kept (MultiBlocks combined unmerged).
 
         Poly-lines and triangle strips become 2-point lines and triangles (cell values repeated);
-        surface face-id arrays (``ModelFaceID``, ...) become named boundary regions.
+        surface face-id arrays (``ModelFaceID``, ...) become named boundary regions unless
+        ``face_ids=False``.
         """
         import pyvista as pv
 
-        from meshops.mesh_vtk import mesh_from_vtk
+        from meshops.mesh_vtk import vtk_to_parts
 
         if isinstance(obj, pv.MultiBlock):
             obj = obj.combine(merge_points=False)
-        return mesh_from_vtk(obj, source)
+        mesh = cls(**vtk_to_parts(obj, source), source=str(source) if source else None)
+        if mesh.n_points and mesh.topological_dim <= 2 and not np.any(mesh.points[:, 2]):
+            mesh.dim = 2
+        if face_ids:
+            add_face_id_boundaries(mesh)
+        return mesh
 
     def to_trimesh(self) -> Any:
         """A ``trimesh.Trimesh`` of the triangle (and split quad) faces, with ``process=False``."""
@@ -457,6 +421,33 @@ class Mesh:
                    cells=[CellBlock("triangle", np.asarray(tm.faces, dtype=np.int64))], source=source)
 
 
+#: Cell arrays on surfaces that name boundary regions (one region per distinct value).
+FACE_ID_ARRAYS = ("ModelFaceID", "CapID", "FaceID", "FaceIDs", "face_id", "BoundaryID", "BC_FaceID")
+
+
+def add_face_id_boundaries(mesh: Mesh) -> Mesh:
+    """On a surface mesh, turn each value of a face-id cell array into a named boundary region.
+
+    Region names are ``"<array>_<value>"`` (e.g. ``ModelFaceID_3``); the array itself stays a
+    cell field. Meshes with volume cells are left alone (their ids label regions, not boundaries).
+    """
+    if mesh.topological_dim != 2 or mesh.boundaries:
+        return mesh
+    for name in FACE_ID_ARRAYS:
+        ids = mesh.cell_data.get(name)
+        if ids is None or ids.ndim != 1 or ids.dtype.kind not in "iu":
+            continue
+        offsets = np.cumsum([0] + [len(b) for b in mesh.cells])
+        for v in np.unique(ids):
+            region = []
+            for i, b in enumerate(mesh.cells):
+                sel = ids[offsets[i]: offsets[i + 1]] == v
+                if sel.any():
+                    region.append(CellBlock(b.type, b.data[sel]))
+            mesh.boundaries[f"{name}_{int(v)}"] = region
+    return mesh
+
+
 def _runs(blocks: Iterable[CellBlock]) -> list[tuple[str, np.ndarray]]:
     """Adjacent blocks of the same type (and width) merged: the cell sequence as (type, data) runs."""
     out: list[tuple[str, list[np.ndarray]]] = []
@@ -468,6 +459,12 @@ def _runs(blocks: Iterable[CellBlock]) -> list[tuple[str, np.ndarray]]:
         else:
             out.append((b.type, [b.data]))
     return [(t, np.concatenate(d)) for t, d in out]
+
+
+def _meshio_order(cell_type: str, data: np.ndarray) -> np.ndarray:
+    """meshio's node order <-> VTK's (canonical); the permutations are involutions."""
+    perm = MESHIO_ORDER.get(cell_type)
+    return data if perm is None or data.ndim != 2 or data.shape[1] != len(perm) else data[:, perm]
 
 
 def _native(v: Any) -> np.ndarray:

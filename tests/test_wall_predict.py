@@ -73,7 +73,8 @@ def test_predict_stl_writes_vtp_beside_and_show_renders(walls, tmp_path, capsys)
     import shutil
 
     shutil.copy(d / "wall_stl.stl", tmp_path / "wall.stl")
-    assert main(["predict", str(MODEL), str(d / "wall.vtp"), str(tmp_path / "wall.stl"), "--global", "Q=1",
+    shutil.copy(d / "wall.vtp", tmp_path / "wall.vtp")
+    assert main(["predict", str(MODEL), str(tmp_path / "wall.vtp"), str(tmp_path / "wall.stl"), "--global", "Q=1",
                  "--out", str(tmp_path / "x")]) == 1
     assert "would both be written" in capsys.readouterr().err
     out = tmp_path / "o"

@@ -4,7 +4,8 @@ The model's RBF decoder is evaluated at the user's wall points: the centerline (
 wall, or read from ``--centerline``) is attached to the wall in the model's length unit, and the
 result carries ``p_pred``, ``wss_mag_pred`` (the model's field units: Pa) plus where each point
 sits on the centerline (``cl_s`` arc length along its branch, ``cl_angle``, ``cl_branch``,
-``cl_distance``, in the file's length unit) on the user's points, in the user's order.
+``cl_distance``, in the file's length unit) on the user's points, in the user's order. Where the
+output goes (STL/OBJ -> .vtp, staging, no overwriting) is ``meshops.cli._outputs``' rule.
 """
 
 from __future__ import annotations
@@ -123,23 +124,17 @@ def _range_warnings(cl: Any, used: np.ndarray, scale: float, glob: dict[str, flo
     return out
 
 
-def output_path(out_dir: Path, path: str) -> Path:
-    """``DIR/<name>``; STL/OBJ/PLY/OFF inputs get ``DIR/<stem>.vtp`` (they cannot store fields)."""
-    p = Path(path)
-    return out_dir / (p.stem + ".vtp" if p.suffix.lower() in FIELDLESS else p.name)
-
-
-def check_unique_outputs(out_dir: Path, paths: list[str]) -> None:
-    """Refuse a run where two inputs would write the same output file (``a.vtp`` and ``a.stl``)."""
+def check_unique_outputs(paths: list[str], dests: list[Path]) -> None:
+    """Refuse a run where two inputs would write the same file (``a.vtp`` and ``a.stl``: both ``a.vtp``)."""
     seen: dict[Path, str] = {}
-    for p in paths:
-        dest = output_path(out_dir, p)
-        if dest in seen:
-            raise ValueError(f"{p} and {seen[dest]} would both be written to {dest}; rename one or run them apart")
-        seen[dest] = p
+    for p, d in zip(paths, dests, strict=True):
+        final = d.with_suffix(".vtp") if d.suffix.lower() in FIELDLESS else d
+        if final in seen:
+            raise ValueError(f"{p} and {seen[final]} would both be written to {final}; rename one or run them apart")
+        seen[final] = p
 
 
-def report(res: WallPrediction, path: str, dest: Path) -> None:
+def report(res: WallPrediction, path: str) -> None:
     """Print what was done (units, sizes, field ranges) and warn on stderr."""
     unit = "given by --scale" if res.unit == "given" else f"detected: the file is in {res.unit}"
     cl = res.centerline
@@ -150,4 +145,3 @@ def report(res: WallPrediction, path: str, dest: Path) -> None:
             print(f"  {k}: min {float(np.min(v)):.4g} mean {float(np.mean(v)):.4g} max {float(np.max(v)):.4g}")
     for w in res.warnings:
         print(f"warning: {path}: {w}", file=sys.stderr)
-    print(dest)

@@ -2,6 +2,11 @@
 
 Each mesh is written to ``DIR`` under its own file name and format, in its own point order, with
 ``<field>_pred`` fields and, when the mesh carries the true field, ``<field>_error = pred - truth``.
+Several inputs mirror their paths relative to their common folder; a format that cannot hold
+point fields (STL, OBJ, SU2, an OpenFOAM case) is written as ``.vtu`` / ``.vtp`` instead; an
+output that would overwrite an input is refused. Outputs appear only when every mesh succeeded.
+Non-finite predictions are an error; inputs outside the training ranges are warned about; target
+channels never negative in training (magnitudes such as ``|WSS|``) are clamped at 0 with a warning.
 """
 
 from __future__ import annotations
@@ -34,46 +39,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import meshops
+    from meshops.cli._errors import UsageError, parse_assignments
+    from meshops.cli._outputs import Staged, field_format, mirror_destinations
     from meshops.data.graphs import GraphCache
     from meshops.train.inference import load_trained, predict_mesh
 
-    glob: dict[str, float] = {}
-    for item in args.globals:
-        if "=" not in item:
-            raise ValueError(f"--global expects NAME=VALUE, got '{item}'")
-        k, v = item.split("=", 1)
-        glob[k] = float(v)
-    trained = load_trained(args.checkpoint, args.device,
-                           cache=GraphCache(args.cache) if args.cache else None)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    glob: dict[str, float] = parse_assignments("--global", args.globals)
     if not args.meshes and not args.centerline:
-        raise ValueError("meshops predict: give mesh files and/or --centerline FILE")
+        raise UsageError("give mesh files and/or --centerline FILE")
+    if args.meshes and len(args.centerline) not in (0, 1, len(args.meshes)):
+        raise UsageError(f"give one --centerline for all walls or one per wall ({len(args.meshes)}), "
+                         f"got {len(args.centerline)}")
+    out = Path(args.out)
+    dests = mirror_destinations(list(args.meshes), out) if args.meshes else []
     from meshops.cli import _wall_predict as wp
 
-    for path in [] if args.meshes else args.centerline:
-        result = _predict_centerline(trained, path, glob, 1.0 if args.scale is None else args.scale,
-                                     args.n_around, args.spacing, args.radius_field)
-        dest = out / f"{Path(path).stem}_wall.vtp"
-        meshops.write(result, dest)
-        print(dest)
-    if args.meshes and len(args.centerline) not in (0, 1, len(args.meshes)):
-        raise ValueError(f"give one --centerline for all walls or one per wall ({len(args.meshes)}), "
-                         f"got {len(args.centerline)}")
-    wp.check_unique_outputs(out, args.meshes)
-    for i, path in enumerate(args.meshes):
-        mesh = meshops.read(path)
-        if wp.needs_wall_path(trained, mesh):
-            cl = args.centerline[min(i, len(args.centerline) - 1)] if args.centerline else None
-            res = wp.predict_wall(trained, mesh, path, glob, cl, args.radius_field, args.scale)
-            dest = wp.output_path(out, path)
-            meshops.write(res.mesh, dest)
-            wp.report(res, path, dest)
-            continue
-        result = predict_mesh(trained, mesh, globals=glob)
-        dest = out / Path(path).name
-        meshops.write(result, dest)
-        print(dest)
+    wp.check_unique_outputs(args.meshes, dests)
+    trained = load_trained(args.checkpoint, args.device,
+                           cache=GraphCache(args.cache) if args.cache else None)
+    with Staged(out) as staged:  # nothing lands in --out unless every mesh succeeds
+        for path in [] if args.meshes else args.centerline:
+            result = _predict_centerline(trained, path, glob, 1.0 if args.scale is None else args.scale,
+                                         args.n_around, args.spacing, args.radius_field)
+            meshops.write(result, staged.path(out / f"{Path(path).stem}_wall.vtp"))
+        for i, (path, dest) in enumerate(zip(args.meshes, dests, strict=True)):
+            mesh = meshops.read(path)
+            if wp.needs_wall_path(trained, mesh):  # a coronary model on a wall: the user's own points
+                cl = args.centerline[min(i, len(args.centerline) - 1)] if args.centerline else None
+                res = wp.predict_wall(trained, mesh, path, glob, cl, args.radius_field, args.scale)
+                meshops.write(res.mesh, staged.path(field_format(res.mesh, dest)))
+                wp.report(res, path)
+                continue
+            result = predict_mesh(trained, mesh, globals=glob)
+            meshops.write(result, staged.path(field_format(mesh, dest)))
+        for dest in staged.commit():
+            print(dest)
     return 0
 
 

@@ -36,6 +36,7 @@ from torch_geometric.data import Data
 from meshops.atomic import atomic_path
 from meshops.geometry.topology import cell_edges
 from meshops.graph.hierarchy import build_level, connect_components, n_components, symmetric_edges
+from meshops.graph.transfer import prolong, restrict
 from meshops.mesh import Mesh, MeshError
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,18 @@ class MeshGraph(Data):
             return int(self.num_nodes)
         return int(self[f"pos_{level}"].size(0))
 
+    def to_pyg(self, level: int = 0) -> Data:
+        """One level as a plain ``torch_geometric.data.Data`` (see :func:`meshops.graph.pyg.to_pyg`)."""
+        from meshops.graph.pyg import to_pyg
+
+        return to_pyg(self, level)
+
+    def to_pyg_hetero(self) -> Any:
+        """The hierarchy as a ``HeteroData`` (see :func:`meshops.graph.pyg.to_pyg_hetero`)."""
+        from meshops.graph.pyg import to_pyg_hetero
+
+        return to_pyg_hetero(self)
+
     def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
         lv = _level_of(key, "edge_index_")
         if lv is not None:
@@ -248,13 +261,34 @@ def _node_features(mesh: Mesh, names: Sequence[str]) -> np.ndarray | None:
     return np.concatenate(cols, axis=1)
 
 
-def _as_mesh(mesh: Any) -> Mesh:
-    if isinstance(mesh, Mesh):
-        return mesh
-    arr = mesh.detach().cpu().numpy() if isinstance(mesh, Tensor) else np.asarray(mesh)
-    if arr.ndim == 2 and arr.shape[1] in (2, 3):
+def as_mesh(obj: Any, where: str = "build") -> Mesh:
+    """A :class:`Mesh` from a Mesh, a path, a PyVista dataset, a meshio or trimesh object, or an (n, 3) array.
+
+    Objects go through the converters of :class:`Mesh` (``from_pyvista``, ``from_meshio``,
+    ``from_trimesh``); paths through :func:`meshops.io.read` (the latest time step).
+    """
+    if isinstance(obj, Mesh):
+        return obj
+    if isinstance(obj, (str, Path)):
+        from meshops.io import read
+
+        out = read(obj)
+        return out[-1] if isinstance(out, list) else out
+    mod = type(obj).__module__.split(".")[0]
+    if mod in ("pyvista", "vtkmodules", "vtk"):
+        return Mesh.from_pyvista(obj)
+    if mod == "meshio":
+        return Mesh.from_meshio(obj)
+    if mod == "trimesh":
+        return Mesh.from_trimesh(obj)
+    arr = obj.detach().cpu().numpy() if isinstance(obj, Tensor) else np.asarray(obj) if isinstance(obj, (list, tuple, np.ndarray)) else None
+    if arr is not None and arr.ndim == 2 and arr.shape[1] in (2, 3):
         return Mesh(points=arr)
-    raise TypeError(f"build: expected a Mesh or an (n, 3) point array, got {type(mesh).__name__}")
+    raise TypeError(f"{where}: expected a Mesh, a path, a pyvista/meshio/trimesh object or an (n, 3) point array, "
+                    f"got {type(obj).__name__}")
+
+
+_as_mesh = as_mesh
 
 
 def _level0_edges(mesh: Mesh, spec: GraphSpec) -> np.ndarray:
@@ -291,12 +325,13 @@ def _level0_edges(mesh: Mesh, spec: GraphSpec) -> np.ndarray:
     return symmetric_edges(e, n)
 
 
-def build(mesh: Mesh | np.ndarray | Tensor, spec: GraphSpec | Mapping[str, Any] | None = None) -> MeshGraph:
+def build(mesh: Mesh | np.ndarray | Tensor | Any, spec: GraphSpec | Mapping[str, Any] | None = None) -> MeshGraph:
     """Build a :class:`MeshGraph` (with its hierarchy) from a mesh or a point cloud.
 
     Parameters
     ----------
-    mesh : a :class:`~meshops.mesh.Mesh`, or an ``(n, 3)`` array (a point cloud).
+    mesh : a :class:`~meshops.mesh.Mesh`, a path, a PyVista dataset, a meshio or trimesh object, or an
+        ``(n, 3)`` array (a point cloud); see :func:`as_mesh`.
     spec : a :class:`GraphSpec` or a dict of its fields.
 
     Shapes
@@ -379,41 +414,6 @@ def add_levels(data: MeshGraph, pts: np.ndarray, edges: np.ndarray, spec: GraphS
     data.num_levels = spec.levels
     data.level_radius = torch.tensor([radii], dtype=torch.float32)
     return data
-
-
-def _scatter_sum(src: Tensor, index: Tensor, n: int) -> Tensor:
-    try:
-        from meshops.ops import scatter
-    except ImportError:  # pragma: no cover - ops is part of the package
-        out = src.new_zeros((n,) + src.shape[1:])
-        return out.index_add_(0, index, src)
-    return scatter(src, index, dim_size=n, reduce="sum")
-
-
-def restrict(x: Tensor, data: MeshGraph, level: int) -> Tensor:
-    """Level ``level-1`` values -> level ``level`` (weighted mean over the down map).
-
-    Shapes
-    ------
-    x : (N_{l-1}, ...) float
-    returns : (N_l, ...) float
-    """
-    e, w = data[f"down_{level}"], data[f"down_w_{level}"].to(x.dtype)
-    src = x[e[0]] * w.view(-1, *([1] * (x.dim() - 1)))
-    return _scatter_sum(src, e[1], data.level_size(level))
-
-
-def prolong(x: Tensor, data: MeshGraph, level: int) -> Tensor:
-    """Level ``level`` values -> level ``level-1`` (weighted sum over the up map; constants kept).
-
-    Shapes
-    ------
-    x : (N_l, ...) float
-    returns : (N_{l-1}, ...) float
-    """
-    e, w = data[f"up_{level}"], data[f"up_w_{level}"].to(x.dtype)
-    src = x[e[0]] * w.view(-1, *([1] * (x.dim() - 1)))
-    return _scatter_sum(src, e[1], data.level_size(level - 1))
 
 
 GRAPH_FORMAT = "meshops.graph/1"
