@@ -86,8 +86,8 @@ class EdgeNodeBlock(nn.Module):
                      dst: torch.Tensor) -> torch.Tensor:
         lin = self.edge_mlp.net[0]
         y = F.linear(e, lin.weight[:, : e.shape[-1]], lin.bias)
-        y = y + ops.gather(xs, src).to(y.dtype)
-        y = y + ops.gather(xd, dst).to(y.dtype)
+        y += ops.gather(xs, src).to(y.dtype)  # in place: addmm keeps no output for its backward
+        y += ops.gather(xd, dst).to(y.dtype)
         return e + self.edge_mlp.net[1:](y)
 
     def _node_update(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
