@@ -99,7 +99,7 @@ def test_partitioned_training_gradient_equals_whole_graph():
     m.zero_grad()
     total = partitioned_backward(m, g, partition(g, 2, max_nodes_per_part=70, method="rcb"), loss_fn, target)
     assert abs(total - float(whole)) < 1e-5
-    for r, p in zip(ref, m.parameters()):
+    for r, p in zip(ref, m.parameters(), strict=True):
         assert torch.allclose(r, p.grad, atol=1e-5)
 
 

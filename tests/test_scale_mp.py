@@ -80,7 +80,7 @@ def test_old_checkpoint_loads_and_gives_the_same_output(aggregate, mlp_layers, m
     # gradients agree too
     ref.pow(2).sum().backward()
     out.pow(2).sum().backward()
-    for (name, p_old), p_new in zip(old.named_parameters(), new.parameters()):
+    for (name, p_old), p_new in zip(old.named_parameters(), new.parameters(), strict=True):
         assert torch.allclose(p_old.grad, p_new.grad, atol=1e-4), name
 
 
@@ -108,7 +108,7 @@ def test_activation_checkpointing_gives_the_same_gradients():
     b.load_state_dict(a.state_dict())
     a(g).pow(2).sum().backward()
     b(g).pow(2).sum().backward()
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.allclose(pa.grad, pb.grad, atol=1e-5)
 
 
