@@ -110,3 +110,41 @@ def test_models_without_a_finite_halo_say_why():
     m = models.create("gino", in_channels=3, out_channels=1, hidden=8, grid=4)
     with pytest.raises(ValueError, match="model 'gino' cannot run on graph parts: its latent grid"):
         model_hops(m)
+
+
+def test_predict_partitions_automatically_and_matches_whole(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from meshops.data import load_dataset
+    from meshops.train import inference, load_trained, predict_case, train
+
+    harmonic = str(Path(__file__).resolve().parents[1] / "examples" / "harmonic_dataset.py")
+    opts = {"n": 4, "n_interior": 200, "n_side": 12, "degree": 2}
+    res = train(dict(dataset=harmonic, dataset_options=opts, model="mgn", model_options={"hidden": 16, "n_blocks": 3},
+                     epochs=1, batch_size=2, seed=0, out=str(tmp_path / "h"), progress=False,
+                     split_fractions=[0.5, 0.0, 0.5]))
+    trained = load_trained(res.last_checkpoint)
+    case = load_dataset(harmonic, **opts)[0]
+    monkeypatch.setattr(inference, "available_bytes", lambda: 1 << 40)
+    d = trained.pipeline.sample(case, targets=False)
+    assert inference.plan_parts(trained, d) is None
+    whole = predict_case(trained, case)["u"]
+    calls = []
+    real = inference.plan_parts
+
+    def spy(t, data, available=None):
+        parts = real(t, data, available)
+        calls.append(parts)
+        return parts
+
+    monkeypatch.setattr(inference, "plan_parts", spy)
+    need = inference.inference_bytes(trained.model, d.num_nodes, d.edge_index.shape[1])
+    monkeypatch.setattr(inference, "available_bytes", lambda: need // 2)  # would not fit: cut automatically
+    cut = predict_case(trained, case)["u"]
+    assert calls[-1] is not None and len(calls[-1]) >= 2
+    np.testing.assert_allclose(cut, whole, rtol=0, atol=2e-5 * float(np.abs(whole).max()))
+    trained.config["max_nodes_per_part"] = 40  # asked for in the config
+    monkeypatch.setattr(inference, "available_bytes", lambda: 1 << 40)
+    cut = predict_case(trained, case)["u"]
+    assert len(calls[-1]) == -(-d.num_nodes // 40)
+    np.testing.assert_allclose(cut, whole, rtol=0, atol=2e-5 * float(np.abs(whole).max()))
