@@ -148,3 +148,28 @@ def test_predict_partitions_automatically_and_matches_whole(tmp_path, monkeypatc
     cut = predict_case(trained, case)["u"]
     assert len(calls[-1]) == -(-d.num_nodes // 40)
     np.testing.assert_allclose(cut, whole, rtol=0, atol=2e-5 * float(np.abs(whole).max()))
+
+
+def test_ddp_parts_two_gloo_ranks_equal_one(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun is not installed in this environment")
+    worker = str(Path(__file__).with_name("ddp_parts_worker.py"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    one = subprocess.run([sys.executable, worker, str(tmp_path / "one.pt")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", worker, str(tmp_path / "two.pt")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = torch.load(tmp_path / "one.pt", weights_only=True), torch.load(tmp_path / "two.pt", weights_only=True)
+    assert np.allclose(a["losses"], b["losses"], rtol=1e-5)
+    assert a["losses"][-1] < a["losses"][0]  # it trains
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k], b["model"][k], rtol=1e-4, atol=1e-6), k
