@@ -103,6 +103,18 @@ def test_partitioned_training_gradient_equals_whole_graph():
         assert torch.allclose(r, p.grad, atol=1e-5)
 
 
+def test_metis_parts_are_exact_too():
+    pytest.importorskip("pymetis")
+    g = _graph(800, seed=4)
+    m = models.create("mgn", in_channels=3, out_channels=2, global_channels=2, hidden=8, n_blocks=2).eval().double()
+    g.x, g.u = g.x.double(), g.u.double()
+    parts = partition(g, 2, n_parts=4, method="metis")
+    sizes = [p.n_owned for p in parts]
+    assert len(parts) == 4 and sum(sizes) == g.num_nodes and min(sizes) > 0.8 * g.num_nodes / 4
+    with torch.no_grad():
+        assert torch.allclose(partitioned_forward(m, g, parts), m(g), rtol=0, atol=1e-12)
+
+
 def test_models_without_a_finite_halo_say_why():
     m = models.create("ugraph", in_channels=3, out_channels=1, hidden=8, levels=2)
     with pytest.raises(ValueError, match="model 'ugraph' cannot run on graph parts: its coarse hierarchy"):
