@@ -327,7 +327,8 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> str:
     sizes = sorted({n for r in results.values() for n in r})
     lines[1] = "|" + "---|" * (len(sizes) + 3)
     for stage, by_n in results.items():
-        impls = [k for r in by_n.values() for k, v in r.items() if isinstance(v, list)]
+        impls = [k for r in by_n.values() for k, v in r.items()
+                 if isinstance(v, list) and len(v) == 2 and all(isinstance(x, float) for x in v)]
         for impl in dict.fromkeys(impls):
             cells, ns, ts = [], [], []
             for n in sizes:
@@ -360,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--model-max", type=float, default=1e6, help="largest size for the model stages")
     p.add_argument("--concat-max", type=float, default=3e5, help="largest size for the concatenating reference")
+    p.add_argument("--cap", default="fwd+bwd=3e4",
+                   help="largest size per stage, e.g. 'fwd+bwd=3e4,read=1e5' (the concatenating peers' memory)")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--parts", type=int, default=8)
     p.add_argument("--threads", type=int, default=1)
@@ -379,10 +382,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(STAGES[a.one](a.n, a)))
         return 0
     sizes = [int(float(s)) for s in a.sizes.split(",")] + ([10_000_000] if a.huge else [])
+    caps = {k: float(v) for k, v in (c.split("=") for c in a.cap.split(",") if c)}
     results: dict[str, dict[int, dict[str, Any]]] = {}
     for stage in a.stages.split(","):
         for n in sizes:
-            if stage in MODEL_STAGES and n > a.model_max:
+            if (stage in MODEL_STAGES and n > a.model_max) or n > caps.get(stage, math.inf):
                 continue
             t = time.perf_counter()
             r = _run_stage(stage, n, a)

@@ -22,11 +22,11 @@ from meshops.nn.mlp import MLP
 
 __all__ = ["EdgeNodeBlock", "MessagePassingProcessor", "EncodeProcessDecode", "edge_chunk", "mlp_chunked"]
 
-_CHUNK_ELEMENTS = 1 << 24  # (chunk, H) temporaries of ~64 MB in float32
+_CHUNK_ELEMENTS = 1 << 22  # (chunk, H) temporaries of ~16 MB in float32
 
 
 def edge_chunk(width: int, n: int) -> int:
-    """Rows per chunk so that a (chunk, width) float32 temporary stays near 64 MB."""
+    """Rows per chunk so that a (chunk, width) float32 temporary stays near 16 MB."""
     return max(1024, min(n, _CHUNK_ELEMENTS // max(width, 1)))
 
 
