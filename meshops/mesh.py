@@ -18,55 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from meshops.cells import CELL_DIM, CELL_NODES
+from meshops.errors import MeshError
+
+__all__ = ["CELL_DIM", "CELL_NODES", "CellBlock", "Mesh", "MeshError", "add_face_id_boundaries", "concat_blocks"]
+
 log = logging.getLogger(__name__)
-
-#: Number of vertices per cell for the fixed-size cell types meshops knows about.
-CELL_NODES: dict[str, int] = {
-    "vertex": 1,
-    "line": 2,
-    "line3": 3,
-    "triangle": 3,
-    "triangle6": 6,
-    "quad": 4,
-    "quad8": 8,
-    "quad9": 9,
-    "tetra": 4,
-    "tetra10": 10,
-    "hexahedron": 8,
-    "hexahedron20": 20,
-    "hexahedron27": 27,
-    "wedge": 6,
-    "wedge15": 15,
-    "pyramid": 5,
-    "pyramid13": 13,
-}
-
-#: Topological dimension of each cell type.
-CELL_DIM: dict[str, int] = {
-    "vertex": 0,
-    "line": 1,
-    "line3": 1,
-    "triangle": 2,
-    "triangle6": 2,
-    "quad": 2,
-    "quad8": 2,
-    "quad9": 2,
-    "polygon": 2,
-    "tetra": 3,
-    "tetra10": 3,
-    "hexahedron": 3,
-    "hexahedron20": 3,
-    "hexahedron27": 3,
-    "wedge": 3,
-    "wedge15": 3,
-    "pyramid": 3,
-    "pyramid13": 3,
-    "polyhedron": 3,
-}
-
-
-class MeshError(ValueError):
-    """A mesh or one of its fields is invalid. The message names the source, the field and the value."""
 
 
 @dataclass
@@ -424,19 +381,25 @@ class Mesh:
         return mesh_to_vtk(self)
 
     @classmethod
-    def from_pyvista(cls, obj: Any, source: str | None = None) -> Mesh:
+    def from_pyvista(cls, obj: Any, source: str | None = None, *, face_ids: bool = True) -> Mesh:
         """Build from any pyvista dataset; point and cell order kept (MultiBlocks combined unmerged).
 
         Poly-lines and triangle strips become 2-point lines and triangles (cell values repeated);
-        surface face-id arrays (``ModelFaceID``, ...) become named boundary regions.
+        surface face-id arrays (``ModelFaceID``, ...) become named boundary regions unless
+        ``face_ids=False``.
         """
         import pyvista as pv
 
-        from meshops.mesh_vtk import mesh_from_vtk
+        from meshops.mesh_vtk import vtk_to_parts
 
         if isinstance(obj, pv.MultiBlock):
             obj = obj.combine(merge_points=False)
-        return mesh_from_vtk(obj, source)
+        mesh = cls(**vtk_to_parts(obj, source), source=str(source) if source else None)
+        if mesh.n_points and mesh.topological_dim <= 2 and not np.any(mesh.points[:, 2]):
+            mesh.dim = 2
+        if face_ids:
+            add_face_id_boundaries(mesh)
+        return mesh
 
     def to_trimesh(self) -> Any:
         """A ``trimesh.Trimesh`` of the triangle (and split quad) faces, with ``process=False``."""
@@ -455,6 +418,33 @@ class Mesh:
         """Build from a ``trimesh.Trimesh`` (vertex order kept)."""
         return cls(points=np.asarray(tm.vertices, dtype=np.float64),
                    cells=[CellBlock("triangle", np.asarray(tm.faces, dtype=np.int64))], source=source)
+
+
+#: Cell arrays on surfaces that name boundary regions (one region per distinct value).
+FACE_ID_ARRAYS = ("ModelFaceID", "CapID", "FaceID", "FaceIDs", "face_id", "BoundaryID", "BC_FaceID")
+
+
+def add_face_id_boundaries(mesh: Mesh) -> Mesh:
+    """On a surface mesh, turn each value of a face-id cell array into a named boundary region.
+
+    Region names are ``"<array>_<value>"`` (e.g. ``ModelFaceID_3``); the array itself stays a
+    cell field. Meshes with volume cells are left alone (their ids label regions, not boundaries).
+    """
+    if mesh.topological_dim != 2 or mesh.boundaries:
+        return mesh
+    for name in FACE_ID_ARRAYS:
+        ids = mesh.cell_data.get(name)
+        if ids is None or ids.ndim != 1 or ids.dtype.kind not in "iu":
+            continue
+        offsets = np.cumsum([0] + [len(b) for b in mesh.cells])
+        for v in np.unique(ids):
+            region = []
+            for i, b in enumerate(mesh.cells):
+                sel = ids[offsets[i]: offsets[i + 1]] == v
+                if sel.any():
+                    region.append(CellBlock(b.type, b.data[sel]))
+            mesh.boundaries[f"{name}_{int(v)}"] = region
+    return mesh
 
 
 def _runs(blocks: Iterable[CellBlock]) -> list[tuple[str, np.ndarray]]:

@@ -1,15 +1,15 @@
 """Lossless conversion between VTK datasets (through pyvista) and :class:`~meshops.mesh.Mesh`.
 
-The in-memory half of the mesh converters: :meth:`Mesh.to_pyvista` / :meth:`Mesh.from_pyvista`
-call it, and so do the VTK-based readers and writers of :mod:`meshops.io` (which re-exports it
-from :mod:`meshops.io.vtkconv`), so files and pyvista objects go through the same code. It reads
-and writes no files; pyvista (and vtk) are imported only when a function is called.
+The in-memory half of the mesh converters. It sits *below* :mod:`meshops.mesh` (it never imports
+it): :func:`vtk_to_parts` turns a dataset into plain arrays that :meth:`Mesh.from_pyvista` assembles,
+and :func:`mesh_to_vtk` reads any object with a mesh's attributes. :meth:`Mesh.to_pyvista` and the
+VTK-based readers and writers of :mod:`meshops.io` go through the same code. It reads and writes
+no files; pyvista (and vtk) are imported only when a function is called.
 
 Points keep their order. Unstructured-grid cells keep their order, split into blocks at each change
 of type. Poly data cells are taken in VTK's own global order (verts, lines, polys, strips), so
 cell fields line up; poly-lines and triangle strips are split into 2-point lines and triangles with
 their cell values repeated (``field_data['vtk:split_cells']`` records the original cell of each).
-Surface face-id arrays (``ModelFaceID``, ``CapID``, ``FaceID``, ...) become named boundary regions.
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from meshops.mesh import CellBlock, Mesh, MeshError
+from meshops.errors import MeshError
 
 __all__ = [
-    "FACE_ID_ARRAYS",
     "TYPE_TO_VTK",
     "VTK_TO_TYPE",
-    "add_face_id_boundaries",
-    "mesh_from_vtk",
     "mesh_to_vtk",
+    "vtk_to_parts",
 ]
 
 
@@ -48,11 +46,9 @@ VTK_TO_TYPE: dict[int, str] = {
 }
 TYPE_TO_VTK = {v: k for k, v in VTK_TO_TYPE.items()}
 
-#: Cell arrays on surfaces that name boundary regions (one region per distinct value).
-FACE_ID_ARRAYS = ("ModelFaceID", "CapID", "FaceID", "FaceIDs", "face_id", "BoundaryID", "BC_FaceID")
 
 
-def _blocks_from_runs(types: np.ndarray, offsets: np.ndarray, conn: np.ndarray) -> list[CellBlock]:
+def _blocks_from_runs(types: np.ndarray, offsets: np.ndarray, conn: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """Cell blocks from per-cell type names/sizes, split where the type or size changes."""
     n = len(types)
     if n == 0:
@@ -65,7 +61,7 @@ def _blocks_from_runs(types: np.ndarray, offsets: np.ndarray, conn: np.ndarray) 
     for s, e in zip(starts, ends, strict=True):
         k = int(sizes[s])
         data = conn[offsets[s]: offsets[e]].reshape(e - s, k)
-        blocks.append(CellBlock(str(types[s]), data))
+        blocks.append((str(types[s]), data))
     return blocks
 
 
@@ -90,8 +86,14 @@ def _cell_array(ca: Any) -> tuple[np.ndarray, np.ndarray]:
     return off, conn
 
 
-def mesh_from_vtk(ds: Any, source: str | Path | None = None, *, face_ids: bool = True) -> Mesh:
-    """A :class:`Mesh` from a pyvista/vtk dataset (unstructured grid, poly data, or anything castable).
+def vtk_to_parts(ds: Any, source: str | Path | None = None) -> dict[str, Any]:
+    """The arrays of a pyvista/vtk dataset (unstructured grid, poly data, or anything castable).
+
+    Returns
+    -------
+    dict
+        ``points``, ``cells`` (list of (type, (m, k) int64)), ``point_data``, ``cell_data`` and
+        ``field_data`` (``vtk:split_cells`` when poly data cells were split), ready for ``Mesh(**parts)``.
 
     Shapes
     ------
@@ -105,7 +107,7 @@ def mesh_from_vtk(ds: Any, source: str | Path | None = None, *, face_ids: bool =
     cell_data = _arrays(ds.cell_data)
     split_from: np.ndarray | None = None
     if isinstance(ds, pv.PolyData):
-        blocks: list[CellBlock] = []
+        blocks: list[tuple[str, np.ndarray]] = []
         rows: list[np.ndarray] = []  # original cell id of every output cell
         base = 0
         for kind in ("verts", "lines", "polys", "strips"):
@@ -134,7 +136,7 @@ def mesh_from_vtk(ds: Any, source: str | Path | None = None, *, face_ids: bool =
                     if kind == "strips":  # every other triangle of a strip is flipped
                         odd = ((j - off[owner]) % 2) == 1
                         data[odd] = data[odd][:, [1, 0, 2]]
-                blocks.append(CellBlock({"verts": "vertex", "lines": "line", "strips": "triangle"}[kind], data))
+                blocks.append(({"verts": "vertex", "lines": "line", "strips": "triangle"}[kind], data))
                 rows.append(base + owner)
             base += ncell
         order = np.concatenate(rows) if rows else np.zeros(0, np.int64)
@@ -157,42 +159,18 @@ def mesh_from_vtk(ds: Any, source: str | Path | None = None, *, face_ids: bool =
             blocks = _blocks_from_runs(names, off, conn)
         else:
             blocks = []
-    mesh = Mesh(points=np.asarray(ds.points, dtype=np.float64), cells=blocks, point_data=point_data,
-                cell_data=cell_data, source=str(source) if source else None)
+    field_data: dict[str, Any] = {}
     if split_from is not None:
-        mesh.field_data["vtk:split_cells"] = split_from
-    if mesh.n_points and mesh.topological_dim <= 2 and not np.any(mesh.points[:, 2]):
-        mesh.dim = 2
-    if face_ids:
-        add_face_id_boundaries(mesh)
-    return mesh
+        field_data["vtk:split_cells"] = split_from
+    return {"points": np.asarray(ds.points, dtype=np.float64), "cells": blocks, "point_data": point_data,
+            "cell_data": cell_data, "field_data": field_data}
 
 
-def add_face_id_boundaries(mesh: Mesh) -> Mesh:
-    """On a surface mesh, turn each value of a face-id cell array into a named boundary region.
-
-    Region names are ``"<array>_<value>"`` (e.g. ``ModelFaceID_3``); the array itself stays a
-    cell field. Meshes with volume cells are left alone (their ids label regions, not boundaries).
-    """
-    if mesh.topological_dim != 2 or mesh.boundaries:
-        return mesh
-    for name in FACE_ID_ARRAYS:
-        ids = mesh.cell_data.get(name)
-        if ids is None or ids.ndim != 1 or ids.dtype.kind not in "iu":
-            continue
-        offsets = np.cumsum([0] + [len(b) for b in mesh.cells])
-        for v in np.unique(ids):
-            region = []
-            for i, b in enumerate(mesh.cells):
-                sel = ids[offsets[i]: offsets[i + 1]] == v
-                if sel.any():
-                    region.append(CellBlock(b.type, b.data[sel]))
-            mesh.boundaries[f"{name}_{int(v)}"] = region
-    return mesh
-
-
-def mesh_to_vtk(mesh: Mesh, *, poly: bool = False) -> Any:
+def mesh_to_vtk(mesh: Any, *, poly: bool = False) -> Any:
     """A pyvista ``UnstructuredGrid`` (or ``PolyData`` with ``poly=True``) with the mesh's fields.
+
+    ``mesh`` is a :class:`~meshops.mesh.Mesh` (or anything with its ``points``, ``cells``,
+    ``point_data``, ``cell_data`` and ``source`` attributes).
 
     For poly data the blocks must already be in VTK's order (vertices, lines, then faces), else
     the cell order would change: that raises :class:`MeshError`.

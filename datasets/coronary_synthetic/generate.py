@@ -282,7 +282,9 @@ def _worker(i: int, out: str, seed: int, ms: dict[str, Any], ss: dict[str, Any],
                 "reason": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}
 
 
-def _failed(out: Path) -> dict[str, str]:
+def _failed(out: Path, config: str) -> dict[str, str]:
+    """Recorded failures made with this ``config`` fingerprint (others are retried: the
+    configuration changed, so a failure for a configuration reason may not repeat)."""
     f = out / "failures.jsonl"
     if not f.is_file():
         return {}
@@ -290,10 +292,18 @@ def _failed(out: Path) -> dict[str, str]:
     for line in f.read_text().splitlines():
         try:
             r = json.loads(line)
-            d[r["name"]] = r["reason"]
-        except (ValueError, KeyError):
+            if r.get("config") == config:
+                d[r["name"]] = r["reason"]
+        except (ValueError, KeyError, AttributeError):
             continue
     return d
+
+
+def _fingerprint(seed: int, ms: dict[str, Any], ss: dict[str, Any], n_stenoses: int | None) -> str:
+    import hashlib
+
+    text = json.dumps({"seed": seed, "mesh": ms, "solver": ss, "n_stenoses": n_stenoses}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def generate(out: str | os.PathLike[str], n: int, workers: int = 1, seed: int = 0, *, start: int = 0,
@@ -302,7 +312,9 @@ def generate(out: str | os.PathLike[str], n: int, workers: int = 1, seed: int = 
     """Generate cases ``start .. start + n - 1`` into ``out`` with ``workers`` processes.
 
     Each OpenFOAM run is single-core. Finished cases (``out/<name>/case.json``) are skipped, as are
-    recorded failures unless ``retry_failed``. Returns counts: ``done``, ``skipped``, ``failed``.
+    recorded failures of the same configuration (seed, mesh, solver settings) unless ``retry_failed``;
+    a failure recorded under another configuration is retried. Returns counts: ``done``,
+    ``skipped``, ``failed``, ``skipped_failed``.
     """
     from tqdm import tqdm
 
@@ -313,13 +325,15 @@ def generate(out: str | os.PathLike[str], n: int, workers: int = 1, seed: int = 
         raise ValueError(f"generate: need n >= 0 and workers >= 1, got n={n}, workers={workers}")
     outp = Path(out)
     outp.mkdir(parents=True, exist_ok=True)
-    failed = {} if retry_failed else _failed(outp)
-    todo = [i for i in range(start, start + n)
-            if not (outp / f"case_{i:05d}" / "case.json").is_file() and f"case_{i:05d}" not in failed]
-    skipped = n - len(todo)
     ms = asdict(MeshSettings(**(mesh or {})))
     ss = asdict(SolverSettings(**(solver or {})))
-    stats = {"done": 0, "skipped": skipped, "failed": 0, "solver_s": [], "cells": []}
+    config = _fingerprint(seed, ms, ss, n_stenoses)
+    failed = {} if retry_failed else _failed(outp, config)
+    finished = [i for i in range(start, start + n) if (outp / f"case_{i:05d}" / "case.json").is_file()]
+    todo = [i for i in range(start, start + n) if i not in finished and f"case_{i:05d}" not in failed]
+    skipped = n - len(todo)
+    stats = {"done": 0, "skipped": skipped, "failed": 0, "skipped_failed": skipped - len(finished),
+             "solver_s": [], "cells": []}
     bar = tqdm(total=len(todo), desc="coronary-synthetic", unit="case", disable=not progress)
 
     def record(r: dict[str, Any]) -> None:
@@ -332,7 +346,7 @@ def generate(out: str | os.PathLike[str], n: int, workers: int = 1, seed: int = 
             stats["failed"] += 1
             log.warning("%s failed: %s", r["name"], r["reason"])
             with open(outp / "failures.jsonl", "a") as fh:
-                fh.write(json.dumps({"name": r["name"], "index": r["index"], "reason": r["reason"],
+                fh.write(json.dumps({"name": r["name"], "index": r["index"], "reason": r["reason"], "config": config,
                                      "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
         bar.update(1)
 

@@ -9,6 +9,7 @@ Nothing in the library imports this package.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import pkgutil
@@ -27,10 +28,14 @@ def _commands() -> dict[str, object]:
 
 def build_parser() -> argparse.ArgumentParser:
     from meshops import __version__
+    from meshops.cli._errors import OneLineParser
 
-    parser = argparse.ArgumentParser(prog="meshops", description="Neural operators on arbitrary geometry.")
+    parser = OneLineParser(prog="meshops", description="Neural operators on arbitrary geometry.",
+                           epilog="exit codes: 0 ok, 1 bad input, 2 usage, 3 internal error, 130 interrupted")
     parser.add_argument("--version", action="version", version=f"meshops {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also accepted after the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, mod in _commands().items():
         p = sub.add_parser(name, help=getattr(mod, "HELP", ""), description=getattr(mod, "HELP", ""))
@@ -39,21 +44,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _verb(argv: Sequence[str]) -> str:
+    names = _commands()
+    return next((a for a in argv if a in names), "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return 2
+    """Run one command; every failure is one line ``meshops <verb>: <file>: <what>`` on stderr.
+
+    Exit codes: 0 ok, 1 bad input, 2 usage, 3 internal error, 130 interrupted (see
+    :mod:`meshops.cli._errors`). ``--debug`` (anywhere) re-raises with the full traceback.
+    """
+    from meshops.cli._errors import EXIT_INTERRUPT, describe, exit_code
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    verb = _verb(argv)
+    prefix = f"meshops {verb}" if verb else "meshops"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 2
         return int(args._run(args) or 0)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
-        # Errors at the boundary already name the file, the field and the value: show them plainly.
+    except SystemExit as e:  # --help / --version
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException as e:  # noqa: BLE001 - the one error path of the command line
+        if debug and not isinstance(e, KeyboardInterrupt):
+            raise
+        if not isinstance(e, Exception | KeyboardInterrupt):
+            raise
         logging.getLogger("meshops").debug("traceback", exc_info=True)
-        print(f"meshops {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        msg = describe(e)
+        for head in (f"{prefix}: error: ", f"{prefix}: ", "meshops: "):
+            msg = msg.removeprefix(head)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        with contextlib.suppress(Exception):
+            print(f"{prefix}: {msg}", file=sys.stderr)
+        return EXIT_INTERRUPT if isinstance(e, KeyboardInterrupt) else exit_code(e)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -121,7 +121,34 @@ def run(args: argparse.Namespace) -> int:
     path = find_generator(args.name)
     mod = load_recipe(path)
     kw = _parse_set(args.set)
+    _check_keywords(mod.generate, kw, path)
     stats = mod.generate(args.out, args.n, args.workers, args.seed, **kw)
     if stats is not None:
         print(json.dumps(stats, default=str))
+    _check_outcome(stats, args.out, args.n)
     return 0
+
+
+def _check_keywords(fn: Any, kw: dict[str, Any], path: Path) -> None:
+    """Every ``--set`` key must be a keyword of the recipe's ``generate`` (all bad ones named at once)."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    fixed = {"out", "n", "workers", "seed"}
+    known = [k for k, p in params.items() if k not in fixed and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    bad = [k for k in kw if k not in known]
+    if bad:
+        raise ValueError(f"{path}: --set {', '.join(bad)}: not an option of this generator (options: "
+                         f"{', '.join(known) or 'none'})")
+
+
+def _check_outcome(stats: Any, out: str, n: int) -> None:
+    """A run in which every case failed (now or, with the same configuration, before) is an error."""
+    if not isinstance(stats, dict) or n == 0:
+        return
+    failed = int(stats.get("failed", 0) or 0) + int(stats.get("skipped_failed", 0) or 0)
+    if failed and not int(stats.get("done", 0) or 0) and failed >= n:
+        raise RuntimeError(f"{out}: all {n} case(s) failed (reasons in {Path(out) / 'failures.jsonl'}); "
+                           "fix the configuration and rerun (changed settings retry them)")

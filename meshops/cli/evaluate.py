@@ -29,25 +29,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from meshops.cli._errors import UsageError
     from meshops.data import DatasetError, check_case, load_dataset, resolve_dataset
     from meshops.data.folder import FolderDataset
     from meshops.data.splits import write_json_atomic
     from meshops.train.inference import evaluate, load_trained
 
-    trained = load_trained(args.checkpoint, args.device)
     opts = {}
     for item in args.option:
-        k, _, v = item.partition("=")
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise UsageError(f"--option expects KEY=VALUE, got {item!r}")
         opts[k] = yaml.safe_load(v)
+    from meshops.cli.rollout import evaluate_cli
+    from meshops.train.stepping import is_stepping_checkpoint
+
+    if is_stepping_checkpoint(args.checkpoint):  # trajectory datasets: 1-step, 50-step, full rollout
+        return evaluate_cli(args, opts)
+    trained = load_trained(args.checkpoint, args.device)
     try:
-        resolve_dataset(args.dataset)
-        ds = load_dataset(args.dataset, **opts)
-    except DatasetError:
-        p = Path(args.dataset)
-        if not (p.exists() or any(ch in args.dataset for ch in "*?[")):
-            raise
-        f = trained.features
-        ds = FolderDataset(args.dataset, inputs=f.inputs, targets=f.targets, globals=f.globals, **opts)
+        try:
+            resolve_dataset(args.dataset)
+            ds = load_dataset(args.dataset, **opts)
+        except DatasetError:
+            p = Path(args.dataset)
+            if not (p.exists() or any(ch in args.dataset for ch in "*?[")):
+                raise
+            f = trained.features
+            ds = FolderDataset(args.dataset, inputs=f.inputs, targets=f.targets, globals=f.globals, **opts)
+    except TypeError as e:  # a constructor keyword the dataset does not take
+        raise DatasetError(f"{args.dataset}: --option {', '.join(opts) or ''}: {e}") from None
     names = list(ds.case_names())
     keep = names
     if args.split != "all":

@@ -11,8 +11,11 @@ HELP = "build a multi-scale graph from a mesh / point cloud / centerline and sav
 log = logging.getLogger("meshops.cli.graph")
 
 
-def _floats(s: str) -> list[float | None]:
-    return [None if v.strip().lower() in ("", "none", "auto") else float(v) for v in s.split(",")]
+def _floats(s: str, option: str = "--ratio") -> list[float | None]:
+    from meshops.cli._errors import parse_number
+
+    return [None if v.strip().lower() in ("", "none", "auto") else parse_number(option, v, positive=True)
+            for v in s.split(",")]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,9 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from meshops.cli._errors import UsageError, parse_number
     from meshops.graph import GraphSpec, build, centerline_graph, read_centerline, save_graph
 
-    ratio = _floats(args.ratio)
+    if args.levels < 1:
+        raise UsageError(f"--levels: expected an integer >= 1, got {args.levels}")
+    ratio = _floats(args.ratio, "--ratio")
     spec_d: dict = {
         "levels": args.levels,
         "ratio": ratio[0] if len(ratio) == 1 else ratio,
@@ -43,10 +49,11 @@ def run(args: argparse.Namespace) -> int:
         "node_fields": [f for f in args.fields.split(",") if f],
     }
     if args.radius:
-        r = _floats(args.radius)
+        r = _floats(args.radius, "--radius")
         spec_d["radius"] = r[0] if len(r) == 1 else r
     if args.k:
-        k = [None if v.strip().lower() in ("", "none") else int(v) for v in args.k.split(",")]
+        k = [None if v.strip().lower() in ("", "none") else parse_number("--k", v, int, positive=True)
+             for v in args.k.split(",")]
         spec_d["k"] = k[0] if len(k) == 1 else k
     spec = GraphSpec.coerce(spec_d)
     t0 = time.perf_counter()
@@ -56,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         from meshops.io import read
 
-        mesh = read(args.path, time=float(args.time) if args.time is not None else None)
+        mesh = read(args.path, time=None if args.time is None else args.time if args.time in ("first", "latest")
+                    else parse_number("--time", args.time))
+        _check_node_fields(mesh, spec_d["node_fields"], args.path)
         data = build(mesh, spec)
     dt = time.perf_counter() - t0
     out = save_graph(data, args.out, spec)
@@ -64,3 +73,15 @@ def run(args: argparse.Namespace) -> int:
     edges = [int(data.edge_index.shape[1])] + [int(data[f"edge_index_{lv}"].shape[1]) for lv in range(1, spec.levels)]
     print(json.dumps({"out": str(out), "nodes": sizes, "edges": edges, "seconds": round(dt, 3)}))
     return 0
+
+
+def _check_node_fields(mesh, names: list[str], where: str) -> None:
+    """Refuse node fields with NaN/inf values: the saved graph would carry them silently."""
+    import numpy as np
+
+    for n in names:
+        if n in mesh.point_data:
+            bad = int((~np.isfinite(np.asarray(mesh.point_data[n], dtype=np.float64))).sum())
+            if bad:
+                raise ValueError(f"{where}: point field '{n}' has {bad} non-finite value(s); refusing to build "
+                                 "a graph with them")

@@ -2,6 +2,11 @@
 
 Each mesh is written to ``DIR`` under its own file name and format, in its own point order, with
 ``<field>_pred`` fields and, when the mesh carries the true field, ``<field>_error = pred - truth``.
+Several inputs mirror their paths relative to their common folder; a format that cannot hold
+point fields (STL, OBJ, SU2, an OpenFOAM case) is written as ``.vtu`` / ``.vtp`` instead; an
+output that would overwrite an input is refused. Outputs appear only when every mesh succeeded.
+Non-finite predictions are an error; inputs outside the training ranges are warned about; target
+channels never negative in training (magnitudes such as ``|WSS|``) are clamped at 0 with a warning.
 """
 
 from __future__ import annotations
@@ -31,32 +36,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import meshops
+    from meshops.cli._errors import UsageError, parse_assignments
+    from meshops.cli._outputs import Staged, field_format, mirror_destinations
     from meshops.data.graphs import GraphCache
     from meshops.train.inference import load_trained, predict_mesh
 
-    glob: dict[str, float] = {}
-    for item in args.globals:
-        if "=" not in item:
-            raise ValueError(f"--global expects NAME=VALUE, got '{item}'")
-        k, v = item.split("=", 1)
-        glob[k] = float(v)
+    glob: dict[str, float] = parse_assignments("--global", args.globals)
+    if not args.meshes and not args.centerline:
+        raise UsageError("give mesh files and/or --centerline FILE")
+    out = Path(args.out)
+    dests = mirror_destinations(list(args.meshes), out) if args.meshes else []
     trained = load_trained(args.checkpoint, args.device,
                            cache=GraphCache(args.cache) if args.cache else None)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not args.meshes and not args.centerline:
-        raise ValueError("meshops predict: give mesh files and/or --centerline FILE")
-    for path in args.centerline:
-        result = _predict_centerline(trained, path, glob, args.scale, args.n_around, args.spacing)
-        dest = out / f"{Path(path).stem}_wall.vtp"
-        meshops.write(result, dest)
-        print(dest)
-    for path in args.meshes:
-        mesh = meshops.read(path)
-        result = predict_mesh(trained, mesh, globals=glob)
-        dest = out / Path(path).name
-        meshops.write(result, dest)
-        print(dest)
+    with Staged(out) as staged:  # nothing lands in --out unless every mesh succeeds
+        for path in args.centerline:
+            result = _predict_centerline(trained, path, glob, args.scale, args.n_around, args.spacing)
+            meshops.write(result, staged.path(out / f"{Path(path).stem}_wall.vtp"))
+        for path, dest in zip(args.meshes, dests, strict=True):
+            mesh = meshops.read(path)
+            result = predict_mesh(trained, mesh, globals=glob)
+            meshops.write(result, staged.path(field_format(mesh, dest)))
+        for dest in staged.commit():
+            print(dest)
     return 0
 
 

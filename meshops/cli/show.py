@@ -21,16 +21,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import meshops
+    from meshops.cli._errors import parse_size
     from meshops.viz.render import has_display, render_comparison
 
-    size = None
-    if args.size:
-        w, _, h = args.size.partition("x")
-        size = (int(w), int(h))
+    size = parse_size("--size", args.size) if args.size else None
     if not args.out and not (args.window or has_display()):
         raise ValueError("meshops show: no display here; give --out PICTURE.png")
     mesh = meshops.read(args.file)
+    _check_finite(mesh, args.field, args.file)
     info = render_comparison(mesh, args.field, args.out, show=bool(args.window) or None, window_size=size)
     if info.path:
         print(info.path)
     return 0
+
+
+def _check_finite(mesh, field: str, where: str) -> None:
+    """Refuse a panel whose field has no finite value (it would render as a grey 0..1 picture)."""
+    import numpy as np
+
+    from meshops.viz.render import compare_fields
+
+    for panel, a in compare_fields(mesh, field).items():
+        ok = np.isfinite(np.asarray(a, dtype=np.float64))
+        if ok.size and not ok.any():
+            raise ValueError(f"{where}: the {panel} of '{field}' is NaN/infinite at every point; nothing to show")
+        if not ok.all():
+            import logging
+
+            logging.getLogger("meshops.cli.show").warning(
+                "%s: the %s of '%s' is NaN/infinite at %d of %d points (drawn as NaN colour)",
+                where, panel, field, int((~ok).sum()), ok.size)

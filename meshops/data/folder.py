@@ -124,25 +124,12 @@ class FolderDataset(Dataset):
         return base if k is None else f"{base}_t{k:04d}"
 
     def _globals_for(self, f: Path, mesh: Mesh) -> dict[str, float]:
-        out: dict[str, float] = {}
-        sidecar = f.with_suffix(".json")
-        side = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        table_file = f.parent / "globals.json"
-        table = json.loads(table_file.read_text()) if table_file.is_file() else {}
-        row = table.get(f.name, table.get(f.stem, {}))
-        for g in self.globals:
-            if g in mesh.field_data:
-                out[g] = float(np.asarray(mesh.field_data[g]).ravel()[0])
-            elif g in side:
-                out[g] = float(side[g])
-            elif g in row:
-                out[g] = float(row[g])
-            else:
-                raise DatasetError(
-                    f"{f}: global parameter '{g}' not found in its field data, in {sidecar.name} "
-                    f"or in {table_file}"
-                )
-        return out
+        found, missing, looked = lookup_globals(mesh, self.globals, f)
+        if missing:
+            what = f"global parameter '{missing[0]}'" if len(missing) == 1 else \
+                "global parameters " + ", ".join(f"'{m}'" for m in missing)
+            raise DatasetError(f"{f}: {what} not found in its field data, in " + " or in ".join(looked[1:]))
+        return found
 
     def __getitem__(self, i: int) -> Case:
         if i < 0:
@@ -163,3 +150,79 @@ class FolderDataset(Dataset):
         for n in self.inputs:
             case.field_array(n)
         return case
+
+
+def lookup_globals(mesh: Mesh, names: list[str], path: str | os.PathLike[str] | None = None,
+                   tables: Sequence[str | os.PathLike[str]] = ()) -> tuple[dict[str, float], list[str], list[str]]:
+    """Global parameters of the file ``path`` (default ``mesh.source``), looked up as training does.
+
+    In order: the mesh's field data, the sidecar ``<stem>.json``, the folder's ``globals.json``
+    (keyed by file name or stem), then each extra ``globals.json`` in ``tables`` (e.g. the one the
+    training run used). Returns ``(found, missing, where looked)``; every missing name is reported
+    at once.
+    """
+    src = path if path is not None else mesh.source
+    f = Path(src) if src else None
+    extra_tables = list(tables)
+    tables: list[tuple[str, dict[str, Any]]] = [("field data", dict(mesh.field_data))]
+    if f is not None:
+        sidecar, table_file = f.with_suffix(".json"), f.parent / "globals.json"
+        side = _read_json(sidecar) if sidecar.is_file() else {}
+        table = _read_json(table_file) if table_file.is_file() else {}
+        row = table.get(f.name, table.get(f.stem, {}))
+        tables += [(sidecar.name, side), (str(table_file), row if isinstance(row, dict) else {})]
+        for extra in tables_extra(tables_arg=extra_tables, skip=table_file):
+            t = _read_json(extra)
+            row = t.get(f.name, t.get(f.stem, {}))
+            tables.append((str(extra), row if isinstance(row, dict) else {}))
+    found: dict[str, float] = {}
+    for g in names:
+        for where, tab in tables:
+            if g in tab:
+                found[g] = _scalar(tab[g], f"{where}: global '{g}'")
+                break
+    return found, [g for g in names if g not in found], [w for w, _ in tables]
+
+
+def tables_extra(tables_arg: list[Any], skip: Path) -> list[Path]:
+    """The existing ``globals.json`` files of ``tables_arg`` other than ``skip``."""
+    out = []
+    for t in tables_arg:
+        p = Path(t)
+        if p.is_file() and (not skip.exists() or not os.path.samefile(p, skip)) and p not in out:
+            out.append(p)
+    return out
+
+
+def training_tables(dataset_path: Any) -> list[Path]:
+    """The ``globals.json`` beside the files of a folder dataset's ``path`` (folder, glob or list)."""
+    paths = dataset_path if isinstance(dataset_path, list) else [dataset_path]
+    out: list[Path] = []
+    for p in paths:
+        if not isinstance(p, str):
+            continue
+        q = Path(os.path.expanduser(p))
+        folder = q if q.is_dir() else q.parent
+        while any(c in str(folder) for c in "*?[") and folder != folder.parent:
+            folder = folder.parent  # a glob's fixed leading folder
+        if (folder / "globals.json").is_file() and folder / "globals.json" not in out:
+            out.append(folder / "globals.json")
+    return out
+
+
+def _read_json(p: Path) -> dict[str, Any]:
+    try:
+        d = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{p}: not readable JSON ({e})") from e
+    if not isinstance(d, dict):
+        raise DatasetError(f"{p}: expected a JSON object, got {type(d).__name__}")
+    return d
+
+
+def _scalar(v: Any, where: str) -> float:
+    try:
+        a = np.asarray(v, dtype=np.float64).ravel()
+        return float(a[0])
+    except (TypeError, ValueError, IndexError):
+        raise DatasetError(f"{where}: expected a number, got {v!r}") from None

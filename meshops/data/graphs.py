@@ -253,7 +253,7 @@ class Pipeline:
     # ---------------------------------------------------------------- statistics
     def fit(self, cases: Iterable[Case]) -> Normalizer:
         """Compute the normalization statistics from ``cases`` (the training split only)."""
-        ins, tgs, gls, pss, lens = [], [], [], [], []
+        ins, tgs, gls, pss, lens, ext = [], [], [], [], [], []
         f = self.features
         for case in cases:
             g = self.graph(case)
@@ -262,6 +262,7 @@ class Pipeline:
             tgs.append(self._check_fields(case, f.targets, f.target_channels, "target")[idx])
             gls.append(case.global_vector(f.globals)[None, :])
             pss.append(g.pos.cpu().numpy())
+            ext.append(float(np.linalg.norm(np.ptp(pss[-1], axis=0))) if len(pss[-1]) else 0.0)
             ea = getattr(g, "edge_attr", None)
             if ea is not None and ea.shape[0]:
                 lens.append(ea[:, -1].cpu().numpy())
@@ -269,11 +270,15 @@ class Pipeline:
             raise DatasetError("cannot fit normalization statistics on 0 training cases")
         edge = float(np.concatenate(lens).mean()) if lens else 1.0
         self.normalizer = Normalizer(
-            inputs=Stats.fit(ins, int(sum(f.input_channels))),
-            targets=Stats.fit(tgs, f.out_channels),
-            globals=Stats.fit(gls, f.global_channels),
-            pos=Stats.fit(pss, 3),
+            inputs=Stats.fit(ins, int(sum(f.input_channels)), groups=f.input_channels, names=f.inputs,
+                             what="input"),
+            targets=Stats.fit(tgs, f.out_channels, groups=f.target_channels, names=f.targets, what="target",
+                              constant_std="floor"),
+            globals=Stats.fit(gls, f.global_channels, groups=[1] * len(f.globals), names=f.globals,
+                              what="global"),
+            pos=Stats.fit(pss, 3, groups=[3], names=["pos"], what="position"),
             edge_scale=edge if edge > 0 else 1.0,
+            extra={"extent": [float(min(ext)), float(max(ext))]},
         )
         return self.normalizer
 

@@ -2,53 +2,92 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Stats", "Normalizer"]
+log = logging.getLogger(__name__)
+
+__all__ = ["Stats", "Normalizer", "REL_FLOOR", "channel_name"]
+
+
+#: A channel whose std is below this fraction of its field's scale counts as constant.
+REL_FLOOR = 1e-6
 
 
 @dataclass
 class Stats:
-    """Per-channel mean and standard deviation.
+    """Per-channel mean and standard deviation, and the range seen in the data.
 
     Shapes
     ------
     mean, std : (C,) float64
+    lo, hi : (C,) float64 or None (checkpoints written before ranges were stored)
     """
 
     mean: np.ndarray
     std: np.ndarray
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+    constant: list[int] = field(default_factory=list)
 
     @classmethod
-    def fit(cls, arrays: Iterable[np.ndarray], channels: int) -> Stats:
-        """Mean and std over all rows of all arrays (float64 accumulation).
+    def fit(cls, arrays: Iterable[np.ndarray], channels: int, *, groups: Sequence[int] | None = None,
+            names: Sequence[str] | None = None, what: str = "data", constant_std: str = "scale") -> Stats:
+        """Mean, std and range over all rows of all arrays (float64 accumulation).
+
+        The std floor is relative to the scale of the data: a channel whose std is below
+        ``REL_FLOOR`` times its field's scale (the largest RMS over the field's channels, ``groups``
+        giving each field's channel count) is constant and logged. Its std is never an absolute 1.0
+        (which would blow an identically zero ``U_z`` up to the size of the flow when decoding):
+        ``constant_std="floor"`` (targets) gives it the floor, so decoded predictions stay at the
+        constant; ``"scale"`` (inputs, globals, positions) gives it the field's scale, so a value
+        seen at prediction time encodes relative to the field's size. A field that is zero everywhere
+        gets std 1.
 
         Shapes
         ------
         arrays : each (n_i, channels)
         """
-        s = np.zeros(channels)
-        s2 = np.zeros(channels)
-        n = 0
         if channels == 0:
-            return cls(np.zeros(0), np.ones(0))
+            return cls(np.zeros(0), np.ones(0), np.zeros(0), np.zeros(0))
+        s, s2, n = np.zeros(channels), np.zeros(channels), 0
+        lo, hi = np.full(channels, np.inf), np.full(channels, -np.inf)
         for a in arrays:
             a = np.asarray(a, dtype=np.float64).reshape(-1, channels)
+            if not a.shape[0]:
+                continue
+            bad = ~np.isfinite(a)
+            if bad.any():
+                c = int(np.nonzero(bad.any(0))[0][0])
+                raise ValueError(f"normalization: {what} {channel_name(c, groups, names)} has "
+                                 f"{int(bad[:, c].sum())} non-finite value(s) in the training data")
             s += a.sum(0)
             s2 += (a * a).sum(0)
+            lo, hi = np.minimum(lo, a.min(0)), np.maximum(hi, a.max(0))
             n += a.shape[0]
         if n == 0:
             return cls(np.zeros(channels), np.ones(channels))
         mean = s / n
-        var = np.maximum(s2 / n - mean * mean, 0.0)
-        std = np.sqrt(var)
-        floor = 1e-6 * np.maximum(1.0, np.abs(mean))
-        std = np.where(std > floor, std, 1.0)
-        return cls(mean, std)
+        std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
+        rms = np.sqrt(s2 / n)
+        scale = np.zeros(channels)
+        for c0, c1 in _group_bounds(channels, groups):
+            scale[c0:c1] = rms[c0:c1].max()
+        floor = REL_FLOOR * scale
+        const = [int(c) for c in np.nonzero(std <= floor)[0]]
+        if constant_std not in ("floor", "scale"):
+            raise ValueError(f"constant_std must be 'floor' or 'scale', got {constant_std!r}")
+        fill = floor if constant_std == "floor" else scale
+        std = np.where(std > floor, std, np.where(scale > 0, fill, 1.0))
+        for c in const:
+            log.warning("normalization: %s %s is constant in the training data (value %.6g, std %.3g, its "
+                        "field's scale %.3g); normalized with std %.3g", what, channel_name(c, groups, names),
+                        mean[c], np.sqrt(max(s2[c] / n - mean[c] ** 2, 0.0)), scale[c], std[c])
+        return cls(mean, std, lo, hi, const)
 
     def encode(self, a: Any) -> Any:
         return (a - _like(self.mean, a)) / _like(self.std, a)
@@ -56,12 +95,38 @@ class Stats:
     def decode(self, a: Any) -> Any:
         return a * _like(self.std, a) + _like(self.mean, a)
 
-    def to_dict(self) -> dict[str, list[float]]:
-        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+        if self.lo is not None and self.hi is not None:
+            d.update(min=[float(v) for v in self.lo], max=[float(v) for v in self.hi])
+        if self.constant:
+            d["constant"] = [int(c) for c in self.constant]
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Sequence[float]]) -> Stats:
-        return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))
+    def from_dict(cls, d: dict[str, Any]) -> Stats:
+        rng = {k: np.asarray(d[k], dtype=np.float64) if k in d else None for k in ("min", "max")}
+        return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64),
+                   rng["min"], rng["max"], [int(c) for c in d.get("constant", [])])
+
+
+def _group_bounds(channels: int, groups: Sequence[int] | None) -> list[tuple[int, int]]:
+    if not groups or sum(groups) != channels:
+        return [(c, c + 1) for c in range(channels)]
+    edges = np.concatenate([[0], np.cumsum(groups)]).astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def channel_name(c: int, groups: Sequence[int] | None, names: Sequence[str] | None) -> str:
+    """``"'U'[2]"`` for channel 2 of field U, ``"'p'"`` for a scalar, ``"channel 5"`` without names."""
+    if not names or not groups or len(names) != len(groups):
+        return f"channel {c}"
+    c0 = 0
+    for name, g in zip(names, groups, strict=True):
+        if c < c0 + g:
+            return f"'{name}'" if g == 1 else f"'{name}'[{c - c0}]"
+        c0 += g
+    return f"channel {c}"
 
 
 def _like(v: np.ndarray, a: Any) -> Any:

@@ -36,6 +36,7 @@ from torch_geometric.data import Data
 from meshops.atomic import atomic_path
 from meshops.geometry.topology import cell_edges
 from meshops.graph.hierarchy import build_level, connect_components, n_components, symmetric_edges
+from meshops.graph.transfer import prolong, restrict
 from meshops.mesh import Mesh, MeshError
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,18 @@ class MeshGraph(Data):
         if level == 0:
             return int(self.num_nodes)
         return int(self[f"pos_{level}"].size(0))
+
+    def to_pyg(self, level: int = 0) -> Data:
+        """One level as a plain ``torch_geometric.data.Data`` (see :func:`meshops.graph.pyg.to_pyg`)."""
+        from meshops.graph.pyg import to_pyg
+
+        return to_pyg(self, level)
+
+    def to_pyg_hetero(self) -> Any:
+        """The hierarchy as a ``HeteroData`` (see :func:`meshops.graph.pyg.to_pyg_hetero`)."""
+        from meshops.graph.pyg import to_pyg_hetero
+
+        return to_pyg_hetero(self)
 
     def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
         lv = _level_of(key, "edge_index_")
@@ -379,41 +392,6 @@ def add_levels(data: MeshGraph, pts: np.ndarray, edges: np.ndarray, spec: GraphS
     data.num_levels = spec.levels
     data.level_radius = torch.tensor([radii], dtype=torch.float32)
     return data
-
-
-def _scatter_sum(src: Tensor, index: Tensor, n: int) -> Tensor:
-    try:
-        from meshops.ops import scatter
-    except ImportError:  # pragma: no cover - ops is part of the package
-        out = src.new_zeros((n,) + src.shape[1:])
-        return out.index_add_(0, index, src)
-    return scatter(src, index, dim_size=n, reduce="sum")
-
-
-def restrict(x: Tensor, data: MeshGraph, level: int) -> Tensor:
-    """Level ``level-1`` values -> level ``level`` (weighted mean over the down map).
-
-    Shapes
-    ------
-    x : (N_{l-1}, ...) float
-    returns : (N_l, ...) float
-    """
-    e, w = data[f"down_{level}"], data[f"down_w_{level}"].to(x.dtype)
-    src = x[e[0]] * w.view(-1, *([1] * (x.dim() - 1)))
-    return _scatter_sum(src, e[1], data.level_size(level))
-
-
-def prolong(x: Tensor, data: MeshGraph, level: int) -> Tensor:
-    """Level ``level`` values -> level ``level-1`` (weighted sum over the up map; constants kept).
-
-    Shapes
-    ------
-    x : (N_l, ...) float
-    returns : (N_{l-1}, ...) float
-    """
-    e, w = data[f"up_{level}"], data[f"up_w_{level}"].to(x.dtype)
-    src = x[e[0]] * w.view(-1, *([1] * (x.dim() - 1)))
-    return _scatter_sum(src, e[1], data.level_size(level - 1))
 
 
 GRAPH_FORMAT = "meshops.graph/1"

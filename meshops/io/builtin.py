@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from meshops.io import (
     csv_points,  # noqa: F401
+    dolfin,  # noqa: F401
     ensight,  # noqa: F401
     gmsh,  # noqa: F401
     meshio_formats,  # noqa: F401

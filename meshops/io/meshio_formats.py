@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from meshops.io._util import lazy_import, select_times
+from meshops.io.api import describe_loaded
 from meshops.io.registry import register_format
+from meshops.io.vtkconv import add_face_id_boundaries, mesh_to_vtk, probe_vtk_xml, read_with_vtk
 from meshops.mesh import CellBlock, Mesh, MeshError
 
 log = logging.getLogger(__name__)
@@ -91,8 +93,6 @@ def mesh_to_meshio(mesh: Mesh, *, points3: bool = False) -> Any:
 
 def _face_ids(mesh: Mesh) -> Mesh:
     """Surface face-id arrays (ModelFaceID, CapID, ...) -> named boundary regions, as for .vtp."""
-    from meshops.io.vtkconv import add_face_id_boundaries
-
     return add_face_id_boundaries(mesh)
 
 
@@ -117,8 +117,6 @@ def read_vtu(path: Path, time: Any = None, **kw: Any) -> Mesh:
         m = meshio.vtu.read(str(path))
     except Exception as e:
         # meshio refuses some valid files (no cells, polyhedra, vtkCellArray layouts): try vtk.
-        from meshops.io.vtkconv import read_with_vtk
-
         _size_error(path, e)
         try:
             mesh = read_with_vtk(path)
@@ -132,44 +130,9 @@ def read_vtu(path: Path, time: Any = None, **kw: Any) -> Mesh:
 def write_vtu(mesh: Mesh, path: Path, *, compression: str | None = "zlib", **kw: Any) -> None:
     meshio = lazy_import("meshio", "writing .vtu")
     if not mesh.cells:  # meshio cannot write a point cloud; vtk can
-        from meshops.io.vtkconv import mesh_to_vtk
-
         mesh_to_vtk(mesh).save(str(path), binary=True)
         return
     meshio.vtu.write(str(path), mesh_to_meshio(mesh), binary=True, compression=compression)
-
-
-def probe_vtk_xml(path: Path) -> dict[str, Any]:
-    """Sizes and fields of a VTK XML file from its header, without decoding the arrays."""
-    with open(path, "rb") as f:
-        head = f.read(4 << 20)
-    cut = head.find(b"<AppendedData")
-    text = head[: cut if cut >= 0 else len(head)].decode("latin-1")
-    if "<VTKFile" not in text:
-        raise MeshError(f"{path}: not a VTK XML file (no <VTKFile> element)")
-    out: dict[str, Any] = {"times": []}
-    piece = re.findall(r"<Piece\b([^>]*)>", text)
-    n_pts = n_cells = 0
-    for attrs in piece:
-        a = dict(re.findall(r'(\w+)="([^"]*)"', attrs))
-        n_pts += int(a.get("NumberOfPoints", 0))
-        n_cells += sum(int(a.get(k, 0)) for k in
-                       ("NumberOfCells", "NumberOfVerts", "NumberOfLines", "NumberOfPolys", "NumberOfStrips"))
-    out["n_points"], out["n_cells"] = n_pts, n_cells
-    vtk_types = {"Float32": "float32", "Float64": "float64", "Int8": "int8", "UInt8": "uint8",
-                 "Int16": "int16", "UInt16": "uint16", "Int32": "int32", "UInt32": "uint32",
-                 "Int64": "int64", "UInt64": "uint64", "String": "str"}
-    for loc, tag in (("point_fields", "PointData"), ("cell_fields", "CellData")):
-        fields: dict[str, Any] = {}
-        for sec in re.findall(rf"<{tag}\b[^>]*>(.*?)</{tag}>", text, flags=re.S) + re.findall(
-                rf"<P{tag}\b[^>]*>(.*?)</P{tag}>", text, flags=re.S):
-            for attrs in re.findall(r"<P?DataArray\b([^>]*)>", sec):
-                a = dict(re.findall(r'(\w+)="([^"]*)"', attrs))
-                nc = int(a.get("NumberOfComponents", 1))
-                fields[a.get("Name", "?")] = {"shape": [] if nc == 1 else [nc],
-                                              "dtype": vtk_types.get(a.get("type", ""), a.get("type", "?"))}
-        out[loc] = fields
-    return out
 
 
 # ------------------------------------------------------------------ legacy VTK
@@ -179,8 +142,6 @@ def read_vtk(path: Path, time: Any = None, **kw: Any) -> Mesh:
     try:
         m = meshio.vtk.read(str(path))
     except Exception as e:
-        from meshops.io.vtkconv import read_with_vtk
-
         _size_error(path, e)
         log.debug("%s: meshio could not read it (%s), trying vtk", path, e)
         try:
@@ -223,8 +184,6 @@ def read_xdmf(path: Path, time: Any = None, **kw: Any) -> Mesh | list[Mesh]:
 
 
 def probe_xdmf(path: Path) -> dict[str, Any]:
-    from meshops.io import describe_loaded
-
     times = _xdmf_times(path)
     m = read_xdmf(path, time=None)
     assert isinstance(m, Mesh)

@@ -6,6 +6,7 @@ file is read with its own format; ``probe`` looks at the last file only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,15 @@ def _times(paths: list[Path], times: Any) -> list[float]:
     return times
 
 
-def read_file_list(paths: list[Path], time: Any = None, *, format: str | None = None, validate: bool = True,
+def read_file_list(paths: list[Path], read: Callable[..., Any], time: Any = None, *, format: str | None = None, validate: bool = True,
                    times: Any = None, **kw: Any) -> Mesh | list[Mesh]:
     """Read the selected step(s) of a series given as a list of files.
 
     Parameters
     ----------
     paths : list of Path
+    read : callable
+        :func:`meshops.io.read` (passed in so this module does not import the package).
     time : None (the last step), a time value, "first", "latest" or "all"
     times : sequence of float, optional
         The time of each file (default: 0, 1, 2, ...).
@@ -37,8 +40,6 @@ def read_file_list(paths: list[Path], time: Any = None, *, format: str | None = 
     -------
     Mesh, or list of Mesh for ``time="all"``
     """
-    from meshops.io import read
-
     if not paths:
         raise MeshError("read(): the list of files is empty")
     tv = _times(paths, times)
@@ -52,10 +53,8 @@ def read_file_list(paths: list[Path], time: Any = None, *, format: str | None = 
     return out if time == "all" else out[0]
 
 
-def probe_file_list(paths: list[Path], *, format: str | None = None, times: Any = None) -> dict[str, Any]:
+def probe_file_list(paths: list[Path], probe: Callable[..., Any], *, format: str | None = None, times: Any = None) -> dict[str, Any]:
     """Probe of the last file, with the series' times and files."""
-    from meshops.io import probe
-
     if not paths:
         raise MeshError("probe(): the list of files is empty")
     for p in paths:

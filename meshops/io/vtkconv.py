@@ -1,7 +1,8 @@
 """VTK-based formats: VTP, PVTU and PVD, and reading anything vtk can read.
 
-The Mesh <-> VTK dataset conversion itself lives in :mod:`meshops.mesh_vtk` (so that
-:class:`~meshops.mesh.Mesh` can use it without importing the io layer) and is re-exported here.
+The Mesh <-> VTK dataset conversion itself lives in :mod:`meshops.mesh_vtk` (below
+:mod:`meshops.mesh`, which assembles the Mesh) and is re-exported here, with the VTK-XML header
+probe that the ``.vtu`` format (in :mod:`meshops.io.meshio_formats`) uses too.
 
 Points and cells keep their order (see :mod:`meshops.mesh_vtk` for the poly data rules).
 """
@@ -14,19 +15,18 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from meshops.io._util import lazy_import, select_times
+from meshops.io._util import atomic_path, lazy_import, select_times
+from meshops.io.api import probe, read, write
 from meshops.io.registry import register_format
-from meshops.mesh import Mesh, MeshError
-from meshops.mesh_vtk import (  # noqa: F401 - re-exported for the readers and writers
-    FACE_ID_ARRAYS,
-    TYPE_TO_VTK,
-    VTK_TO_TYPE,
-    add_face_id_boundaries,
-    mesh_from_vtk,
-    mesh_to_vtk,
-)
+from meshops.mesh import FACE_ID_ARRAYS, Mesh, MeshError, add_face_id_boundaries  # noqa: F401 - re-exported
+from meshops.mesh_vtk import TYPE_TO_VTK, VTK_TO_TYPE, mesh_to_vtk  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
+
+
+def mesh_from_vtk(ds: Any, source: str | Path | None = None, *, face_ids: bool = True) -> Mesh:
+    """A :class:`Mesh` from a pyvista/vtk dataset (see :meth:`Mesh.from_pyvista`)."""
+    return Mesh.from_pyvista(ds, None if source is None else str(source), face_ids=face_ids)
 
 
 class _VtkErrors:
@@ -85,6 +85,40 @@ def read_with_vtk(path: Path, **kw: Any) -> Mesh:
     return mesh_from_vtk(ds, path, **kw)
 
 
+# ------------------------------------------------------------------ VTK XML header probe
+def probe_vtk_xml(path: Path) -> dict[str, Any]:
+    """Sizes and fields of a VTK XML file from its header, without decoding the arrays."""
+    with open(path, "rb") as f:
+        head = f.read(4 << 20)
+    cut = head.find(b"<AppendedData")
+    text = head[: cut if cut >= 0 else len(head)].decode("latin-1")
+    if "<VTKFile" not in text:
+        raise MeshError(f"{path}: not a VTK XML file (no <VTKFile> element)")
+    out: dict[str, Any] = {"times": []}
+    piece = re.findall(r"<Piece\b([^>]*)>", text)
+    n_pts = n_cells = 0
+    for attrs in piece:
+        a = dict(re.findall(r'(\w+)="([^"]*)"', attrs))
+        n_pts += int(a.get("NumberOfPoints", 0))
+        n_cells += sum(int(a.get(k, 0)) for k in
+                       ("NumberOfCells", "NumberOfVerts", "NumberOfLines", "NumberOfPolys", "NumberOfStrips"))
+    out["n_points"], out["n_cells"] = n_pts, n_cells
+    vtk_types = {"Float32": "float32", "Float64": "float64", "Int8": "int8", "UInt8": "uint8",
+                 "Int16": "int16", "UInt16": "uint16", "Int32": "int32", "UInt32": "uint32",
+                 "Int64": "int64", "UInt64": "uint64", "String": "str"}
+    for loc, tag in (("point_fields", "PointData"), ("cell_fields", "CellData")):
+        fields: dict[str, Any] = {}
+        for sec in re.findall(rf"<{tag}\b[^>]*>(.*?)</{tag}>", text, flags=re.S) + re.findall(
+                rf"<P{tag}\b[^>]*>(.*?)</P{tag}>", text, flags=re.S):
+            for attrs in re.findall(r"<P?DataArray\b([^>]*)>", sec):
+                a = dict(re.findall(r'(\w+)="([^"]*)"', attrs))
+                nc = int(a.get("NumberOfComponents", 1))
+                fields[a.get("Name", "?")] = {"shape": [] if nc == 1 else [nc],
+                                              "dtype": vtk_types.get(a.get("type", ""), a.get("type", "?"))}
+        out[loc] = fields
+    return out
+
+
 # ------------------------------------------------------------------ VTP
 def read_vtp(path: Path, time: Any = None, **kw: Any) -> Mesh:
     select_times(path, [], None if time in (None, "all") else time)
@@ -108,8 +142,6 @@ def read_pvtu(path: Path, time: Any = None, **kw: Any) -> Mesh:
 
 
 def probe_pvtu(path: Path) -> dict[str, Any]:
-    from meshops.io.meshio_formats import probe_vtk_xml
-
     info = probe_vtk_xml(path)
     n_pts = n_cells = 0
     for src in re.findall(r'<Piece\b[^>]*Source\s*=\s*"([^"]+)"', path.read_text(errors="replace")):
@@ -137,8 +169,6 @@ def pvd_entries(path: Path) -> list[tuple[float, Path]]:
 
 
 def read_pvd(path: Path, time: Any = None, **kw: Any) -> Mesh | list[Mesh]:
-    from meshops.io import read
-
     entries = pvd_entries(path)
     idx = select_times(path, [t for t, _ in entries], time)
     out = []
@@ -154,8 +184,6 @@ def read_pvd(path: Path, time: Any = None, **kw: Any) -> Mesh | list[Mesh]:
 
 
 def probe_pvd(path: Path) -> dict[str, Any]:
-    from meshops.io import probe
-
     entries = pvd_entries(path)
     if not entries:
         raise MeshError(f"{path}: the collection lists no data sets")
@@ -173,9 +201,6 @@ def write_series(meshes: list[Mesh], path: str | Path, *, times: list[float] | N
     ------
     ``meshes`` : list of T meshes; ``times`` : (T,) (default: each mesh's ``time`` or its index).
     """
-    from meshops.io import write
-    from meshops.io._util import atomic_path
-
     path = Path(path)
     if path.suffix.lower() != ".pvd":
         raise MeshError(f"{path}: a time series is written as a .pvd collection")
@@ -199,14 +224,8 @@ def write_pvd(mesh: Mesh, path: Path, **kw: Any) -> None:
     raise MeshError(f"{path}: write a time series with meshops.io.write_series(meshes, path)")
 
 
-def _probe_xml(path: Path) -> dict[str, Any]:
-    from meshops.io.meshio_formats import probe_vtk_xml
-
-    return probe_vtk_xml(path)
-
-
 _SURF = {"vertex", "line", "triangle", "quad", "polygon"}
-register_format("vtp", [".vtp"], read_vtp, write_vtp, _probe_xml, stores=("point_data", "cell_data", "dtypes", "mixed"),
+register_format("vtp", [".vtp"], read_vtp, write_vtp, probe_vtk_xml, stores=("point_data", "cell_data", "dtypes", "mixed"),
                 cell_types=_SURF)
 register_format("pvtu", [".pvtu"], read_pvtu, None, probe_pvtu)
 register_format("pvd", [".pvd"], read_pvd, None, probe_pvd)

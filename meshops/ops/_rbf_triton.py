@@ -5,7 +5,7 @@ the Mahalanobis offsets ``A_k (x_q - c_k)`` in registers, the kernel values (zer
 ``R2_CUT``, as the torch path) and accumulates ``phi @ w`` with ``tl.dot`` in IEEE float32, so no
 ``(Q, K)`` temporary ever reaches memory. It is registered as the custom op ``meshops::rbf_eval``
 (``register_fake`` for tracing, ``register_autograd`` with the chunked torch backward
-:func:`meshops.ops.rbf.rbf_backward`). It runs on CUDA, and on CPU tensors when
+:func:`meshops.ops._rbf_common.rbf_backward`). It runs on CUDA, and on CPU tensors when
 ``TRITON_INTERPRET=1`` is set before triton is imported (how the tests exercise it).
 """
 
@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from meshops.ops.rbf import PHI_MIN, R2_CUT, _groups, rbf_backward
+from meshops.ops._rbf_common import PHI_MIN, R2_CUT, _groups, rbf_backward
 
 __all__ = ["rbf_eval_op"]
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshops.train.validate_config import ConfigError
+
 __all__ = ["TrainConfig", "ConfigError"]
-
-
-class ConfigError(ValueError):
-    """A training configuration is invalid (the message names the file, the key and the value)."""
 
 
 @dataclass
@@ -90,6 +88,9 @@ class TrainConfig:
             raise ConfigError(f"training config: 'amp' must be auto, on or off, got {self.amp!r}")
         if not (self.lr > 0):
             raise ConfigError(f"training config: 'lr' must be positive, got {self.lr!r}")
+        if self.splits is not None and not Path(os.path.expanduser(self.splits)).is_file():
+            raise ConfigError(f"training config: 'splits' file {self.splits} does not exist (remove "
+                              "'splits' to have the run make and save its own)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,12 +100,25 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        """Validate ``d`` against this schema and the model constructor's, then build the config.
+
+        Every problem (unknown key, wrong type, unknown model option) is named with its key path
+        and the expected type, all in one :class:`ConfigError`, before anything is written.
+        """
+        from meshops.train.validate_config import config_problems, graph_problems, model_problems
+
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+        d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
+        problems = config_problems(d, cls)
+        problems += model_problems(d.get("model", cls.model), d.get("model_options", {}))
+        problems += graph_problems(d.get("graph"))
+        if problems:
+            raise ConfigError(f"{where}: " + "; ".join(problems))
         try:
             return cls(**d)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {str(e).removeprefix('training config: ')}") from None
         except TypeError as e:
             raise ConfigError(f"{where}: {e}") from e
 
@@ -128,7 +142,11 @@ class TrainConfig:
         if isinstance(ds, str) and (ds.endswith(".py") or "/" in ds) and not os.path.isabs(ds):
             d["dataset"] = str(base / ds)
         opts = d.get("dataset_options") or {}
-        if isinstance(opts.get("path"), str) and not os.path.isabs(os.path.expanduser(opts["path"])):
+        if isinstance(opts, dict) and isinstance(opts.get("path"), str) and not os.path.isabs(
+                os.path.expanduser(opts["path"])):
             opts["path"] = str(base / opts["path"])
+        sp = d.get("splits")
+        if isinstance(sp, str) and not os.path.isabs(os.path.expanduser(sp)):
+            d["splits"] = str(base / sp)  # like dataset: against the YAML's folder, never the cwd
         d.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(d, where=str(p))

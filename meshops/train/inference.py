@@ -20,8 +20,9 @@ from meshops.data import Case, DatasetError
 from meshops.data.graphs import FeatureSpec, GraphCache, Pipeline
 from meshops.data.normalize import Normalizer
 from meshops.mesh import Mesh
+from meshops.train import guard
 from meshops.train.checkpoint import CheckpointError, load_checkpoint
-from meshops.train.metrics import field_metrics, mean_metrics
+from meshops.train.metrics import MetricError, field_metrics, mean_metrics
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ def predict_case(trained: Trained, case: Case) -> dict[str, np.ndarray]:
     ------
     returns : {target name: (n_points,) or (n_points, c) float32}
     """
+    f, where = trained.features, case.mesh.source or f"case '{case.name}'"
+    _guard_inputs(trained, case, where)
     g = trained.pipeline.graph(case)
     d = trained.pipeline.sample(case, targets=False)
     prepare = getattr(trained.model, "prepare_sample", None)
@@ -90,7 +93,22 @@ def predict_case(trained: Trained, case: Case) -> dict[str, np.ndarray]:
         from meshops.graph.partition import partitioned_forward
 
         pred = partitioned_forward(trained.model, d, parts).float()
-    return trained.pipeline.decode(case, g, pred)
+    guard.check_finite_prediction(pred, f.targets, f.target_channels, where)
+    out = trained.pipeline.decode(case, g, pred)
+    assert trained.pipeline.normalizer is not None
+    return guard.clamp_nonnegative(trained.pipeline.normalizer, f.targets, f.target_channels, out, where)
+
+
+def _guard_inputs(trained: Trained, case: Case, where: str) -> None:
+    """Refuse non-finite inputs; warn about inputs outside the training ranges (see :mod:`guard`)."""
+    f = trained.features
+    inputs = case.stack(f.inputs)
+    glob = np.asarray([case.globals[k] for k in f.globals if k in case.globals], dtype=np.float64)
+    guard.check_finite_inputs(inputs, f.inputs, f.input_channels, where)
+    guard.check_finite_inputs(glob[None, :], f.globals, [1] * len(glob), where, what="global")
+    guard.check_finite_inputs(case.mesh.points, ["points"], [3], where, what="mesh")
+    if trained.pipeline.normalizer is not None:
+        guard.warn_out_of_range(trained.pipeline.normalizer, f, inputs, glob, case.mesh.points, where)
 
 
 def inference_bytes(model: torch.nn.Module, num_nodes: int, num_edges: int) -> int:
@@ -151,18 +169,24 @@ def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,
     Global parameters come from ``globals`` or the mesh's ``field_data``; a missing one is an error
     naming the mesh and the parameter.
     """
+    from meshops.data.folder import lookup_globals, training_tables
+
     f = trained.features
-    g: dict[str, float] = {}
-    for k in f.globals:
-        if globals and k in globals:
-            g[k] = float(globals[k])
-        elif k in mesh.field_data:
-            g[k] = float(np.asarray(mesh.field_data[k]).ravel()[0])
-        else:
-            raise DatasetError(
-                f"{mesh.source or '<mesh>'}: the model needs global parameter '{k}'; pass it "
-                f"(--global {k}=VALUE) or store it in the file's field data"
-            )
+    given = {k: float(v) for k, v in (globals or {}).items() if k in f.globals}
+    used = training_tables((trained.config.get("train", {}).get("dataset_options") or {}).get("path"))
+    found, missing, looked = lookup_globals(mesh, [k for k in f.globals if k not in given], tables=used)
+    if missing:
+        flags = " ".join(f"--global {k}=VALUE" for k in missing)
+        raise DatasetError(
+            f"{mesh.source or '<mesh>'}: the model needs global parameter(s) {', '.join(repr(k) for k in missing)}; "
+            f"pass them ({flags}) or store them in the file's field data"
+            + (f" (looked in {', '.join(looked)})" if looked else "")
+        )
+    unused = sorted(set(globals or {}) - set(f.globals))
+    if unused:
+        log.warning("%s: --global %s not used: the model's globals are %s", mesh.source or "<mesh>",
+                    ", ".join(unused), list(f.globals) or "none")
+    g = {**found, **given}
     return Case(name or os.path.basename(mesh.source or "mesh"), mesh, f.inputs, f.targets, g)
 
 
@@ -190,5 +214,11 @@ def evaluate(trained: Trained, cases: Iterable[Case]) -> dict[str, Any]:
         preds = predict_case(trained, case)
         p = np.concatenate([np.asarray(preds[n]).reshape(case.mesh.n_points, -1) for n in f.targets], axis=1)
         t = case.stack(f.targets)
-        per_case[case.name] = field_metrics(p, t, f.targets, f.target_channels)
+        # predict_case refuses non-finite model outputs, so NaN rows are exactly the points the graph
+        # does not cover; every other value must be finite (field_metrics refuses non-finite ones).
+        covered = np.isfinite(p).all(1)
+        per_case[case.name] = field_metrics(p[covered], t[covered], f.targets, f.target_channels,
+                                            where=f"case '{case.name}'")
+    if not per_case:
+        raise MetricError("evaluate: no cases to evaluate (a metric over nothing is not a result)")
     return {"cases": per_case, "mean": mean_metrics(per_case), "n_cases": len(per_case)}

@@ -1,0 +1,70 @@
+"""cylinder-flow: the shipped subset loads as 2D trajectories with node types; Strouhal helpers; the generator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from meshops.data import load_dataset, recipe_module
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "datasets" / "cylinder_flow"
+
+
+def test_shipped_subset_loads_with_regions_and_2d_fields():
+    ds = load_dataset("cylinder_flow")
+    assert len(ds) == 3
+    tr = ds[0]
+    assert tr.dim == 2 and tr.n_steps == 100
+    assert set(tr.mesh.boundaries) == {"inlet", "outlet", "walls", "obstacle"}
+    X = tr.states(["u", "v", "p"])
+    assert X.shape == (100, tr.mesh.n_points, 3) and np.isfinite(X).all()
+    assert np.allclose(np.diff(tr.times), 0.2, atol=1e-6)
+    ids = np.unique(tr.mesh.boundaries["inlet"][0].data)
+    assert np.allclose(X[:, ids, 0], 1.0, atol=1e-3) and np.allclose(X[:, ids, 1], 0.0, atol=1e-3)
+    obs = np.unique(tr.mesh.boundaries["obstacle"][0].data)
+    o = ds.card(0)["geometry"]["obstacles"][0]
+    r = np.linalg.norm(tr.mesh.points[obs, :2] - [o["x"], o["y"]], axis=1)
+    assert np.allclose(r, o["a"], rtol=1e-3)  # the obstacle region is the cylinder wall
+    assert np.abs(X[:, obs, :2]).max() < 1e-3  # no slip
+    assert len(load_dataset("cylinder_flow", split="test")) == 1
+
+
+def test_shipped_cylinders_shed_at_the_literature_strouhal_number():
+    ds = load_dataset("cylinder_flow", kinds=["cylinder"])
+    assert len(ds) >= 2
+    for i in range(len(ds)):
+        c = ds.card(i)
+        assert abs(c["strouhal_rel_dev"]) < 0.05, (c["name"], c["Re"], c["strouhal"])
+
+
+def test_strouhal_helpers_on_a_known_signal():
+    st = recipe_module(RECIPE, "strouhal")
+    t = np.linspace(0, 60, 3001)
+    s = 0.3 + np.sin(2 * np.pi * 0.187 * t + 0.4)
+    assert st.strouhal_from_signal(t, s) == pytest.approx(0.187, rel=2e-3)
+    assert st.spectrum_peak(t[::10], s[::10]) == pytest.approx(0.187, rel=1e-2)
+    with pytest.raises(ValueError, match="no shedding"):
+        st.strouhal_from_signal(t, np.ones_like(t))
+    assert st.reference_st(100)["st"] == pytest.approx(0.1647, abs=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("icoFoam") is None or shutil.which("gmsh") is None, reason="needs OpenFOAM + gmsh")
+def test_generator_runs_one_short_case_and_resumes(tmp_path):
+    gen = recipe_module(RECIPE, "generate")
+    out = tmp_path / "gen"
+    solver = {"warmup": 40.0, "record": 26.0}
+    stats = gen.generate(out, 1, seed=0, progress=False, solver=solver)
+    assert stats["done"] == 1, (out / "failures.jsonl").read_text() if (out / "failures.jsonl").is_file() else stats
+    card = json.loads((out / "case_00000" / "case.json").read_text())
+    assert card["snapshots"] == 131 and abs(card["strouhal_rel_dev"]) < 0.08
+    ds = load_dataset("cylinder_flow", root=str(out))
+    tr = ds[0]
+    assert tr.states(["u", "v", "p"]).shape == (131, card["mesh"]["points"], 3)
+    assert gen.generate(out, 1, seed=0, progress=False, solver=solver)["skipped"] == 1
+    assert not (out / ".work").exists()
