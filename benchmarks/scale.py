@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "meshops-bench-scale"))
     p.add_argument("--readme", action="store_true", help="write the table into benchmarks/README.md")
     p.add_argument("--json", default=None)
+    p.add_argument("--from-json", default=None, help="print (and with --readme write) the table of a saved run")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -381,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
         print(json.dumps(STAGES[a.one](a.n, a)))
         return 0
+    if a.from_json:
+        saved = json.loads(Path(a.from_json).read_text())
+        results = {st: {int(n): r for n, r in by.items()} for st, by in saved["results"].items()}
+        return _report(results, a, saved["command"])
     sizes = [int(float(s)) for s in a.sizes.split(",")] + ([10_000_000] if a.huge else [])
     caps = {k: float(v) for k, v in (c.split("=") for c in a.cap.split(",") if c)}
     results: dict[str, dict[int, dict[str, Any]]] = {}
@@ -392,11 +397,15 @@ def main(argv: list[str] | None = None) -> int:
             r = _run_stage(stage, n, a)
             results.setdefault(stage, {})[n] = r
             print(f"{stage:10s} {n:>9d}  {time.perf_counter() - t:7.1f} s  {json.dumps(r)[:300]}", flush=True)
-    text = table(results)
-    print(text)
     cmd = "meshops bench scale " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.json:
         Path(a.json).write_text(json.dumps({"command": cmd, "results": results}, indent=1))
+    return _report(results, a, cmd)
+
+
+def _report(results: dict[str, dict[int, dict[str, Any]]], a: argparse.Namespace, cmd: str) -> int:
+    text = table(results)
+    print(text)
     if a.readme:
         from meshops.atomic import replace_block
 
