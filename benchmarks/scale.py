@@ -396,11 +396,14 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             r = _run_stage(stage, n, a)
             results.setdefault(stage, {})[n] = r
-            print(f"{stage:10s} {n:>9d}  {time.perf_counter() - t:7.1f} s  {json.dumps(r)[:300]}", flush=True)
-    cmd = "meshops bench scale " + " ".join(argv if argv is not None else sys.argv[1:])
-    if a.json:
-        Path(a.json).write_text(json.dumps({"command": cmd, "results": results}, indent=1))
-    return _report(results, a, cmd)
+            print(f"{stage:10s} {n:>9d}  {time.perf_counter() - t:7.1f} s  {json.dumps(r)}", flush=True)
+            if a.json:  # after every stage, so a cut-short run keeps what it measured
+                Path(a.json).write_text(json.dumps({"command": _cmd(argv), "results": results}, indent=1))
+    return _report(results, a, _cmd(argv))
+
+
+def _cmd(argv: list[str] | None) -> str:
+    return "meshops bench scale " + " ".join(argv if argv is not None else sys.argv[1:])
 
 
 def _report(results: dict[str, dict[int, dict[str, Any]]], a: argparse.Namespace, cmd: str) -> int:
