@@ -173,15 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         raise FileNotFoundError(f"{data}: no generated cylinder-flow folder; run `meshops datasets generate "
                                 f"cylinder-flow --n 24 --out {data}` first")
     tr_ds = load_dataset("cylinder_flow", root=str(data), split="train")
-    te_ds = load_dataset("cylinder_flow", root=str(data), split="test", max_cases=a.max_test)
     train = [tr_ds[i] for i in range(len(tr_ds))]
-    test = [(te_ds[i], te_ds.card(i)) for i in range(len(te_ds))]
     fields = ["u", "v", "p"]
-    cards = [tr_ds.card(i) for i in range(len(tr_ds))] + [c for _, c in test]
+    cards = [tr_ds.card(i) for i in range(len(tr_ds))]
     sps = [c["solver"]["wall_s_per_step"] for c in cards]
     nsteps = int(round(cards[0]["solver"]["snapshot_dt"] / cards[0]["solver"]["dt"]))
     res: dict[str, Any] = {"command": "meshops bench transient " + " ".join(argv or sys.argv[1:]),
-                           "n_train": len(train), "n_test": len(test), "snapshots": train[0].n_steps,
+                           "n_train": len(train), "train_cases": tr_ds.case_names(), "snapshots": train[0].n_steps,
                            "train_steps": a.steps, "batch_size": a.batch_size, "models": {}, "skipped": {},
                            "foam_s_per_snapshot": float(np.median(sps)) * nsteps, "foam_steps_per_snapshot": nsteps,
                            "out": a.out, "channels": fields}
@@ -194,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         st, info = S.train_stepper(train, cfg, out=Path(a.checkpoints) / name, progress=True)
         infos[name] = info
         runs[name] = (st, st.step)
+    # the test trajectories are read after training (cases finished meanwhile by the generator count)
+    te_ds = load_dataset("cylinder_flow", root=str(data), split="test", max_cases=a.max_test)
+    test = [(te_ds[i], te_ds.card(i)) for i in range(len(te_ds))]
+    res.update(n_test=len(test), test_cases=te_ds.case_names())
     loader, why = physicsnemo_peer()
     if loader is None:
         res["skipped"]["PhysicsNeMo MeshGraphNet"] = why

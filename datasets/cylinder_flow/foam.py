@@ -78,6 +78,7 @@ def convert_mesh(case: Path, msh: Path, name: str) -> None:
 
 def _write_control(case: Path, s: SolverSettings, start: float, end: float, write_dt: float, start_from: str,
                    lift: dict[str, Any] | None = None) -> None:
+    """controlDict: write every ``round(write_dt / dt)`` steps (exact snapshot spacing for any dt)."""
     fo = ""
     if lift:
         fo = f"""
@@ -110,8 +111,8 @@ startTime       {start:.10g};
 stopAt          endTime;
 endTime         {end:.10g};
 deltaT          {s.dt:.10g};
-writeControl    runTime;
-writeInterval   {write_dt:.10g};
+writeControl    timeStep;
+writeInterval   {max(1, int(round(write_dt / s.dt)))};
 purgeWrite      0;
 writeFormat     ascii;
 writePrecision  8;
@@ -229,7 +230,7 @@ def run_icofoam(case: Path, s: SolverSettings, lift: dict[str, Any], name: str,
 def snapshot_dirs(case: Path, start: float) -> list[Path]:
     """The time folders at or after ``start`` (sorted by time)."""
     ds = [d for d in case.iterdir() if d.is_dir() and re.fullmatch(r"[0-9.eE+-]+", d.name)]
-    ds = [d for d in ds if float(d.name) >= start - 1e-9]
+    ds = [d for d in ds if float(d.name) >= start - 1e-6 * max(1.0, abs(start))]
     return sorted(ds, key=lambda d: float(d.name))
 
 

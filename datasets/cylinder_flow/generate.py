@@ -183,7 +183,7 @@ def run_case(i: int, out: Path, seed: int, ss: Any, mesh_scale: float = 1.0, kee
     name = f"case_{i:05d}"
     g, Re = sample_case(seed, i)
     g.mesh.scale = mesh_scale
-    ss = replace(ss, dt=time_step(ss, Re) * min(1.0, mesh_scale))
+    ss = replace(ss, dt=time_step(replace(ss, dt=ss.dt * min(1.0, mesh_scale)), Re))
     work = out / ".work" / f"{name}.{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     try:

@@ -28,6 +28,9 @@ PathLike = str | os.PathLike
 def _check_exists(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
+    if not path.is_dir() and not path.is_file():  # a device or a pipe could be endless
+        raise MeshError(f"{path}: not a regular file or a directory (a device, pipe or socket); "
+                        "copy the data to a file first")
 
 
 def _is_series(path: Any) -> bool:

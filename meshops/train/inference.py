@@ -178,7 +178,8 @@ def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,
     if missing:
         flags = " ".join(f"--global {k}=VALUE" for k in missing)
         raise DatasetError(
-            f"{mesh.source or '<mesh>'}: the model needs global parameter(s) {', '.join(repr(k) for k in missing)}; "
+            f"{mesh.source or '<mesh>'}: the model needs global parameter{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(k) for k in missing)}; "
             f"pass them ({flags}) or store them in the file's field data"
             + (f" (looked in {', '.join(looked)})" if looked else "")
         )
@@ -190,8 +191,15 @@ def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,
     return Case(name or os.path.basename(mesh.source or "mesh"), mesh, f.inputs, f.targets, g)
 
 
-def predict_mesh(trained: Trained, mesh: Mesh, globals: dict[str, float] | None = None) -> Mesh:
-    """The same mesh with ``<target>_pred`` fields, and ``<target>_error`` where the truth exists."""
+def predict_mesh(trained: Trained, mesh: Mesh | Any, globals: dict[str, float] | None = None) -> Mesh:
+    """The same mesh with ``<target>_pred`` fields, and ``<target>_error`` where the truth exists.
+
+    ``mesh`` may also be a path, a PyVista dataset or a meshio/trimesh object (converted to a Mesh).
+    """
+    if not isinstance(mesh, Mesh):
+        from meshops.graph.build import as_mesh
+
+        mesh = as_mesh(mesh, "predict_mesh")
     case = case_for_mesh(trained, mesh, globals=globals)
     preds = predict_case(trained, case)
     fields: dict[str, np.ndarray] = {}
