@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         mesh = read(args.path, time=None if args.time is None else args.time if args.time in ("first", "latest")
                     else parse_number("--time", args.time))
         _check_node_fields(mesh, spec_d["node_fields"], args.path)
+        _warn_degenerate(mesh, args.path)
         data = build(mesh, spec)
     dt = time.perf_counter() - t0
     out = save_graph(data, args.out, spec)
@@ -86,3 +87,13 @@ def _check_node_fields(mesh, names: list[str], where: str) -> None:
             if bad:
                 raise ValueError(f"{where}: point field '{n}' has {bad} non-finite value(s); refusing to build "
                                  "a graph with them")
+
+
+def _warn_degenerate(mesh, where: str) -> None:
+    """Warn about cells with a repeated node or zero length/area/volume (their edges mislead a graph)."""
+    from meshops.mesh import count_degenerate
+
+    deg = count_degenerate(mesh)
+    if any(deg.values()):
+        log.warning("%s: %d cell(s) with a repeated node and %d of zero length/area/volume; the graph keeps "
+                    "their non-degenerate edges only", where, deg["repeated_ids"], deg["zero_measure"])
