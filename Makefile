@@ -4,7 +4,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-DEBS    := openfoam gmsh libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libxrender1
+DEBS    := openfoam gmsh libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libxrender1 chromium
 export FOAM_ETC := /usr/share/openfoam/etc
 export WM_PROJECT_DIR := /usr/share/openfoam
 

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from meshops.cells import CELL_DIM, CELL_NODES
+from meshops.cells import CELL_DIM, CELL_NODES, MESHIO_ORDER
 from meshops.errors import MeshError
 
-__all__ = ["CELL_DIM", "CELL_NODES", "CellBlock", "Mesh", "MeshError", "add_face_id_boundaries", "concat_blocks"]
+__all__ = ["CELL_DIM", "CELL_NODES", "CellBlock", "Mesh", "MeshError", "add_face_id_boundaries", "concat_blocks",
+           "count_degenerate"]
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,13 @@ class Mesh:
         if not np.all(np.isfinite(self.points)):
             bad = int(np.argwhere(~np.isfinite(self.points))[0, 0])
             raise MeshError(f"{where}: point {bad} has a non-finite coordinate {self.points[bad].tolist()}")
+        for b in self.cells:
+            known = b.type in CELL_DIM or b.type.startswith("vtk_type_")
+            if not known:
+                raise MeshError(f"{where}: unknown cell type '{b.type}' (known: {', '.join(sorted(CELL_NODES))}, ...)")
+            k = CELL_NODES.get(b.type)
+            if k is not None and len(b) and b.data.shape[1] != k:
+                raise MeshError(f"{where}: cell block '{b.type}' has {b.data.shape[1]} columns, a {b.type} has {k} nodes")
         for blocks, what in [(self.cells, "cells")] + [
             (v, f"boundary '{k}'") for k, v in self.boundaries.items()
         ]:
@@ -321,7 +329,7 @@ class Mesh:
         import meshio
 
         pts = self.points[:, :2] if self.dim == 2 else self.points
-        cells = [meshio.CellBlock(b.type, b.data) for b in self.cells]
+        cells = [meshio.CellBlock(b.type, _meshio_order(b.type, b.data)) for b in self.cells]
         offsets = np.cumsum([0] + [len(b) for b in self.cells])
         cell_data = {
             k: [v[offsets[i] : offsets[i + 1]] for i in range(len(self.cells))] for k, v in self.cell_data.items()
@@ -332,7 +340,7 @@ class Mesh:
     @classmethod
     def from_meshio(cls, m: Any, source: str | None = None) -> Mesh:
         """Build from a ``meshio.Mesh``; Gmsh physical groups become named boundary regions."""
-        blocks = [CellBlock(c.type, np.asarray(c.data)) for c in m.cells]
+        blocks = [CellBlock(c.type, _meshio_order(c.type, np.asarray(c.data))) for c in m.cells]
         cell_data: dict[str, np.ndarray] = {}
         for k, per_block in m.cell_data.items():
             if len(per_block) == len(blocks):
@@ -363,22 +371,23 @@ class Mesh:
         return mesh
 
     def to_pyvista(self) -> Any:
-        """A ``pyvista.UnstructuredGrid`` with every cell block in order and the fields attached.
+        """The natural pyvista dataset: ``PolyData`` for point clouds and surfaces, else ``UnstructuredGrid``.
 
-        A point cloud (no cells) becomes ``pyvista.PolyData`` so it renders as points. Tensor fields
-        are flattened to (n, a*b). The conversion lives in :mod:`meshops.mesh_vtk` (imported here
-        lazily), which the VTK readers and writers of :mod:`meshops.io` use too.
+        Surfaces are meshes whose cells are all vertices, lines, polygons or strips, in VTK's poly
+        data order (so the cell order is kept). Split poly-lines and strips are put back, tensor
+        fields are flattened to (n, a*b) with their shape in field data, ``field_data`` arrays become
+        VTK field data. The conversion lives in :mod:`meshops.mesh_vtk`.
         """
         import pyvista as pv
 
-        from meshops.mesh_vtk import mesh_to_vtk
+        from meshops.mesh_vtk import is_poly, mesh_to_vtk
 
         if not self.cells:
             cloud = pv.PolyData(self.points.copy())
             for k, v in self.point_data.items():
                 cloud.point_data[k] = v.reshape(len(v), -1) if v.ndim > 2 else v
             return cloud
-        return mesh_to_vtk(self)
+        return mesh_to_vtk(self, poly=is_poly(self))
 
     @classmethod
     def from_pyvista(cls, obj: Any, source: str | None = None, *, face_ids: bool = True) -> Mesh:
@@ -447,6 +456,39 @@ def add_face_id_boundaries(mesh: Mesh) -> Mesh:
     return mesh
 
 
+def count_degenerate(mesh: Mesh, *, rtol: float = 1e-12) -> dict[str, int]:
+    """Degenerate cells: ``repeated_ids`` (a node listed twice) and ``zero_measure`` (zero-length
+    lines, zero-area triangles, zero-volume tetrahedra, relative to the bounding box).
+
+    Shapes
+    ------
+    Reads ``points`` (n, 3) and every cell block (m, k); returns counts over all cells.
+    """
+    rep = zero = 0
+    span = float(np.ptp(mesh.points, axis=0).max()) if mesh.n_points else 0.0
+    p = mesh.points
+    for b in mesh.cells:
+        if not len(b) or b.data.shape[1] < 2 or b.type in ("polyvertex", "polyhedron"):
+            continue
+        srt = np.sort(b.data, axis=1)
+        bad = np.any(srt[:, 1:] == srt[:, :-1], axis=1)
+        rep += int(bad.sum())
+        d = b.data[~bad]
+        if b.type == "line":
+            m, scale = np.linalg.norm(p[d[:, 1]] - p[d[:, 0]], axis=1), span
+        elif b.type == "triangle":
+            m = np.linalg.norm(np.cross(p[d[:, 1]] - p[d[:, 0]], p[d[:, 2]] - p[d[:, 0]]), axis=1) / 2
+            scale = span ** 2
+        elif b.type == "tetra":
+            a = p[d[:, 0]]
+            m = np.abs(np.einsum("ij,ij->i", np.cross(p[d[:, 1]] - a, p[d[:, 2]] - a), p[d[:, 3]] - a)) / 6
+            scale = span ** 3
+        else:
+            continue
+        zero += int(np.sum(m <= rtol * scale))
+    return {"repeated_ids": rep, "zero_measure": zero}
+
+
 def _runs(blocks: Iterable[CellBlock]) -> list[tuple[str, np.ndarray]]:
     """Adjacent blocks of the same type (and width) merged: the cell sequence as (type, data) runs."""
     out: list[tuple[str, list[np.ndarray]]] = []
@@ -458,6 +500,12 @@ def _runs(blocks: Iterable[CellBlock]) -> list[tuple[str, np.ndarray]]:
         else:
             out.append((b.type, [b.data]))
     return [(t, np.concatenate(d)) for t, d in out]
+
+
+def _meshio_order(cell_type: str, data: np.ndarray) -> np.ndarray:
+    """meshio's node order <-> VTK's (canonical); the permutations are involutions."""
+    perm = MESHIO_ORDER.get(cell_type)
+    return data if perm is None or data.ndim != 2 or data.shape[1] != len(perm) else data[:, perm]
 
 
 def _native(v: Any) -> np.ndarray:

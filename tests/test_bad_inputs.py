@@ -174,7 +174,7 @@ def test_predict_reports_all_missing_globals(tiny, capsys, tmp_path):
     m.parent.mkdir()
     meshops.write(grid_mesh(5), m)
     run_cli(capsys, ["predict", tiny["ckpt"], m, "--out", tmp_path / "o"], 1,
-            r"lone\.vtu: the model needs global parameter\(s\) 'Q'.*--global Q=VALUE", [tmp_path])
+            r"lone\.vtu: the model needs global parameter 'Q'.*--global Q=VALUE", [tmp_path])
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
@@ -383,7 +383,7 @@ BASE = ("dataset: folder\ndataset_options: {path: data, inputs: [a], targets: [p
     ("features: yes\n", r"'features': expected dict"),
     ("features: {pos: maybe}\n", r"'features.pos': expected bool"),
     ("features: {colour: true}\n", r"'features.colour': unknown key"),
-    ("learning_rate: 0.1\n", r"unknown key 'learning_rate'"),
+    ("learning_rate: 0.1\n", r"unknown key\(s\) \['learning_rate'\]"),
     ("epochs: 0\n", r"'epochs' must be a positive integer"),
     ("epochs: 2.5\n", r"'epochs': expected int, got float"),
     ("batch_size: many\n", r"'batch_size': expected int"),
@@ -432,7 +432,7 @@ def test_train_bad_yaml(text, match, capsys, tmp_path):
     (["--set", "lr"], 1, r"--set expects KEY=VALUE"),
     (["--set", "lr=abc"], 1, r"'lr': expected float"),
     (["--set", "model_options.hidden=x"], 1, r"'model_options.hidden': expected int"),
-    (["--set", "nosuch=1"], 1, r"unknown key 'nosuch'"),
+    (["--set", "nosuch=1"], 1, r"unknown key\(s\) \['nosuch'\]"),
     (["--lr", "abc"], 2, r"argument --lr: invalid float value"),
     (["--epochs", "x"], 2, r"argument --epochs: invalid int value"),
     (["--batch-size", "-"], 2, r"argument --batch-size"),
@@ -705,7 +705,7 @@ def test_predict_mesh_api_reports_every_missing_global(tiny):
     ({"dataset_options": [1]}, r"'dataset_options': expected dict"),
     ({"seed": "x"}, r"'seed': expected int"),
     ({"split_fractions": [0.8, "a"]}, r"'split_fractions': expected list\[float\]"),
-    ({"nope": 1, "lr": "x"}, r"unknown key 'nope'.*'lr': expected float"),
+    ({"nope": 1, "lr": "x"}, r"unknown key\(s\) \['nope'\].*'lr': expected float"),
     ({"model": "ugraph", "model_options": {"levelz": 2}}, r"model 'ugraph' has no option 'levelz'"),
 ])
 def test_train_config_api(d, match):
@@ -794,3 +794,15 @@ def test_train_out_or_cache_is_a_file(flag, tiny, capsys, tmp_path):
         argv += ["--out", tmp_path / "run"]
     run_cli(capsys, argv, 1, r"f: file exists|f: not a directory", [tiny["data"]])
     assert (tmp_path / "f").read_text() == "a file"
+
+
+@pytest.mark.parametrize("change,match", [
+    (["--targets", "p"], r"dataset_options.targets: \['p', 'U'\] -> \['p'\]"),
+    (["--seed", "7"], r"seed: 0 -> 7"),
+    (["--set", "model_options.hidden=16"], r"model_options.hidden: 8 -> 16"),
+    (["--lr", "0.5"], r"lr: 0.001 -> 0.5"),
+])
+def test_train_resume_refuses_another_task(change, match, tiny, capsys):
+    run_cli(capsys, ["train", tiny["yaml"], *change], 1,
+            r"last\.pt: the run folder was trained with another config .*" + match + r".*another --out",
+            [tiny["run"], tiny["data"]])

@@ -117,3 +117,52 @@ def test_dolfin_errors_name_the_problem(tmp_path):
         meshops.read(lone / "p.h5")
     with pytest.raises(MeshError, match="time step 9"):
         meshops.read(tmp_path / "mesh.h5", time=9.0)
+
+
+def _xdmf_checkpoint(folder, rng, times=(0.0, 0.5)):
+    """An XDMFFile.write_checkpoint-style file: FiniteElementFunction attributes pointing at u.h5."""
+    pts = rng.uniform(size=(30, 2))
+    tri = Delaunay(pts).simplices.astype(np.int64)
+    n, m = len(pts), len(tri)
+    grids = []
+    with h5py.File(folder / "u.h5", "w") as f:
+        f["Mesh/0/mesh/geometry"] = pts
+        f["Mesh/0/mesh/topology"] = tri
+        for j, t in enumerate(times):
+            block = rng.permutation(n)
+            perm = rng.permutation(m)
+            rows = tri[perm]
+            cd = np.stack([block[rows] * 2 + i for i in range(2)], axis=1).reshape(m, 6)
+            vals = np.c_[pts[:, 0] + t, pts[:, 1] * pts[:, 0] - t]
+            vec = np.empty(2 * n)
+            for i in range(2):
+                vec[block * 2 + i] = vals[:, i]
+            g = f.create_group(f"VisualisationVector/{j}")
+            g["cell_dofs"], g["vector"] = cd.ravel(), vec
+            g["x_cell_dofs"], g["cells"] = np.arange(m + 1) * 6, perm
+            items = "".join(f'<DataItem Dimensions="{g[k].size} 1" Format="HDF">u.h5:/VisualisationVector/{j}/{k}'
+                            f"</DataItem>" for k in ("cell_dofs", "vector", "x_cell_dofs", "cells"))
+            grids.append(f'''<Grid Name="mesh" GridType="Uniform">
+ <Topology NumberOfElements="{m}" TopologyType="Triangle" NodesPerElement="3">
+  <DataItem Dimensions="{m} 3" NumberType="UInt" Format="HDF">u.h5:/Mesh/0/mesh/topology</DataItem></Topology>
+ <Geometry GeometryType="XY"><DataItem Dimensions="{n} 2" Format="HDF">u.h5:/Mesh/0/mesh/geometry</DataItem></Geometry>
+ <Time Value="{t}" />
+ <Attribute ItemType="FiniteElementFunction" ElementFamily="CG" ElementDegree="1" ElementCell="triangle"
+   Name="u" Center="Other" AttributeType="Vector">{items}</Attribute></Grid>''')
+    (folder / "u.xdmf").write_text('<?xml version="1.0"?>\n<Xdmf Version="3.0"><Domain>'
+                                   '<Grid Name="TimeSeries_u" GridType="Collection" CollectionType="Temporal">'
+                                   + "".join(grids) + "</Grid></Domain></Xdmf>\n")
+    return pts, tri
+
+
+def test_dolfin_xdmf_checkpoint_reads_exactly(tmp_path):
+    pts, tri = _xdmf_checkpoint(tmp_path, np.random.default_rng(5))
+    meshes = meshops.read(tmp_path / "u.xdmf", time="all")
+    assert [m.time for m in meshes] == [0.0, 0.5]
+    for m in meshes:
+        t = m.time
+        np.testing.assert_array_equal(m.cells[0].data, tri)
+        np.testing.assert_array_equal(m.point_data["u"], np.c_[pts[:, 0] + t, pts[:, 1] * pts[:, 0] - t])
+    info = meshops.io.probe(tmp_path / "u.xdmf")
+    assert info["format"] == "dolfin-xdmf" and info["times"] == [0.0, 0.5]
+    assert info["point_fields"]["u"]["shape"] == [2]

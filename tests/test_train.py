@@ -93,8 +93,16 @@ def test_resume_refuses_a_run_with_another_seed(tmp_path):
                model_options={"hidden": 4, "n_blocks": 1}, graph={"levels": 1}, epochs=1, batch_size=2,
                out=str(tmp_path / "r"), cache=str(tmp_path / "c"), progress=False)
     train(cfg)
-    with pytest.raises(CheckpointError, match="written with seed 0, the config says 1"):
+    with pytest.raises(ValueError, match=r"last\.pt: the run folder was trained with another config \(seed: 0 -> 1\)"):
         train({**cfg, "seed": 1})
+    # other targets, another model option: refused too, and the run folder is left as it was
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match=r"model_options.hidden: 4 -> 8.*start fresh with another --out|"
+                                         r"model_options.hidden: 4 -> 8.*Start fresh with another --out"):
+        train({**cfg, "model_options": {"hidden": 8, "n_blocks": 1}})
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()} == before
+    # a larger epoch budget resumes
+    assert train({**cfg, "epochs": 2}).steps > 0
 
 
 def _harmonic_run(tmp_path: Path, epochs: int) -> tuple[float, float]:

@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fields", default="", help="point fields for x, comma separated")
     p.add_argument("--time", default=None, help="time step to read (for time series)")
     p.add_argument("--centerline", action="store_true", help="read PATH as a branched centerline")
+    p.add_argument("--radius-field", help="--centerline: the radius point array (default: detected)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     spec = GraphSpec.coerce(spec_d)
     t0 = time.perf_counter()
     if args.centerline:
-        cl = read_centerline(args.path)
+        cl = read_centerline(args.path, radius_field=args.radius_field)
         data = centerline_graph(cl, spec)
     else:
         from meshops.io import read

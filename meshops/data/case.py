@@ -31,6 +31,7 @@ class Case:
         A unique, file-name-safe name within the dataset (used for caching, splits and reports).
     mesh : Mesh
         The geometry; ``mesh.point_data`` holds the input fields and (when known) the target fields.
+        A PyVista dataset, a meshio or a trimesh object is converted to a Mesh.
     inputs : list of str
         Names of point fields fed to the model (may be empty: geometry-only operators).
     targets : list of str
@@ -46,6 +47,11 @@ class Case:
     globals: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.mesh, Mesh) and type(self.mesh).__module__.split(".")[0] in (
+                "pyvista", "vtkmodules", "meshio", "trimesh"):
+            from meshops.graph.build import as_mesh  # a PyVista/meshio/trimesh object: convert it
+
+            self.mesh = as_mesh(self.mesh, f"case '{self.name}'")
         self.inputs = list(self.inputs)
         self.targets = list(self.targets)
         self.globals = {str(k): float(v) for k, v in dict(self.globals).items()}

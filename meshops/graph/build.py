@@ -261,13 +261,34 @@ def _node_features(mesh: Mesh, names: Sequence[str]) -> np.ndarray | None:
     return np.concatenate(cols, axis=1)
 
 
-def _as_mesh(mesh: Any) -> Mesh:
-    if isinstance(mesh, Mesh):
-        return mesh
-    arr = mesh.detach().cpu().numpy() if isinstance(mesh, Tensor) else np.asarray(mesh)
-    if arr.ndim == 2 and arr.shape[1] in (2, 3):
+def as_mesh(obj: Any, where: str = "build") -> Mesh:
+    """A :class:`Mesh` from a Mesh, a path, a PyVista dataset, a meshio or trimesh object, or an (n, 3) array.
+
+    Objects go through the converters of :class:`Mesh` (``from_pyvista``, ``from_meshio``,
+    ``from_trimesh``); paths through :func:`meshops.io.read` (the latest time step).
+    """
+    if isinstance(obj, Mesh):
+        return obj
+    if isinstance(obj, (str, Path)):
+        from meshops.io import read
+
+        out = read(obj)
+        return out[-1] if isinstance(out, list) else out
+    mod = type(obj).__module__.split(".")[0]
+    if mod in ("pyvista", "vtkmodules", "vtk"):
+        return Mesh.from_pyvista(obj)
+    if mod == "meshio":
+        return Mesh.from_meshio(obj)
+    if mod == "trimesh":
+        return Mesh.from_trimesh(obj)
+    arr = obj.detach().cpu().numpy() if isinstance(obj, Tensor) else np.asarray(obj) if isinstance(obj, (list, tuple, np.ndarray)) else None
+    if arr is not None and arr.ndim == 2 and arr.shape[1] in (2, 3):
         return Mesh(points=arr)
-    raise TypeError(f"build: expected a Mesh or an (n, 3) point array, got {type(mesh).__name__}")
+    raise TypeError(f"{where}: expected a Mesh, a path, a pyvista/meshio/trimesh object or an (n, 3) point array, "
+                    f"got {type(obj).__name__}")
+
+
+_as_mesh = as_mesh
 
 
 def _level0_edges(mesh: Mesh, spec: GraphSpec) -> np.ndarray:
@@ -304,12 +325,13 @@ def _level0_edges(mesh: Mesh, spec: GraphSpec) -> np.ndarray:
     return symmetric_edges(e, n)
 
 
-def build(mesh: Mesh | np.ndarray | Tensor, spec: GraphSpec | Mapping[str, Any] | None = None) -> MeshGraph:
+def build(mesh: Mesh | np.ndarray | Tensor | Any, spec: GraphSpec | Mapping[str, Any] | None = None) -> MeshGraph:
     """Build a :class:`MeshGraph` (with its hierarchy) from a mesh or a point cloud.
 
     Parameters
     ----------
-    mesh : a :class:`~meshops.mesh.Mesh`, or an ``(n, 3)`` array (a point cloud).
+    mesh : a :class:`~meshops.mesh.Mesh`, a path, a PyVista dataset, a meshio or trimesh object, or an
+        ``(n, 3)`` array (a point cloud); see :func:`as_mesh`.
     spec : a :class:`GraphSpec` or a dict of its fields.
 
     Shapes

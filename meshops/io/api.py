@@ -28,6 +28,23 @@ PathLike = str | os.PathLike
 def _check_exists(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
+    if not path.is_dir() and not path.is_file():  # a device or a pipe could be endless
+        raise MeshError(f"{path}: not a regular file or a directory (a device, pipe or socket); "
+                        "copy the data to a file first")
+
+
+def _from_object(obj: Any) -> Mesh | None:
+    """A Mesh from an in-memory object (pyvista/vtk dataset, meshio or trimesh mesh), else None."""
+    if isinstance(obj, Mesh):
+        return obj
+    mod = type(obj).__module__.split(".")[0]
+    if mod in ("pyvista", "vtkmodules", "vtk"):
+        return Mesh.from_pyvista(obj)
+    if mod == "meshio":
+        return Mesh.from_meshio(obj)
+    if mod == "trimesh":
+        return Mesh.from_trimesh(obj)
+    return None
 
 
 def _is_series(path: Any) -> bool:
@@ -40,8 +57,10 @@ def read(path: PathLike | Sequence[PathLike], time: Any = None, *, format: str |
 
     Parameters
     ----------
-    path : path or list of paths
-        A file, an OpenFOAM case directory, or a sequence of files (one time step each).
+    path : path, list of paths, or an in-memory mesh
+        A file, an OpenFOAM case directory, a sequence of files (one time step each), or a
+        pyvista/vtk dataset (PolyData, UnstructuredGrid, ImageData, RectilinearGrid, StructuredGrid,
+        MultiBlock combined without merging points), a ``meshio.Mesh`` or a ``trimesh.Trimesh``.
     time : None, float, "all", "first" or "latest"
         For sources with several time steps: None picks the latest, a number picks that time,
         ``"all"`` returns a list with every step. Single-time files ignore ``None``/``"all"``.
@@ -68,6 +87,11 @@ def read(path: PathLike | Sequence[PathLike], time: Any = None, *, format: str |
     MeshError
         Unknown format, unreadable or corrupt file, inconsistent sizes, indices past the points.
     """
+    obj = _from_object(path)
+    if obj is not None:
+        if validate:
+            obj.validate()
+        return obj
     if _is_series(path):
         from meshops.io.series import read_file_list
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from meshops.io._util import lazy_import, select_times, write_rows
-from meshops.io.meshio_formats import mesh_from_meshio
+from meshops.io.meshio_formats import _reorder, mesh_from_meshio
 from meshops.io.registry import register_format
 from meshops.mesh import CELL_DIM, CellBlock, Mesh, MeshError
 
@@ -137,7 +137,7 @@ def _read_msh2_ascii(path: Path) -> tuple[Any, ...]:
                 c = np.array([[lookup[x] for x in row] for row in conn[start:k]], dtype=np.int64)
             except KeyError as e:
                 raise MeshError(f"{path}: an element uses node {e.args[0]}, which is not in $Nodes") from None
-            blocks.append(CellBlock(types[start], common._gmsh_to_meshio_order(types[start], c)))
+            blocks.append(CellBlock(types[start], _reorder(types[start], common._gmsh_to_meshio_order(types[start], c))))
             ph_blocks.append(np.array(phys[start:k], np.int64))
             ge_blocks.append(np.array(geo[start:k], np.int64))
             start = k
@@ -274,7 +274,7 @@ def write_gmsh(mesh: Mesh, path: Path, **kw: Any) -> None:
             else:
                 ph = np.full(k, tag)
                 ge = np.full(k, tag)
-            conn = common._meshio_to_gmsh_order(b.type, b.data) + 1
+            conn = common._meshio_to_gmsh_order(b.type, _reorder(b.type, b.data)) + 1
             rows = np.hstack([np.arange(eid, eid + k)[:, None], np.full((k, 1), to_type[b.type]),
                               np.full((k, 1), 2), np.asarray(ph).reshape(-1, 1), np.asarray(ge).reshape(-1, 1),
                               conn]).astype(np.int64)

@@ -1,4 +1,4 @@
-"""Formats read and written through meshio: .vtu, legacy .vtk, .xdmf, .stl, .obj, .ply.
+"""Formats read and written through meshio: .xdmf, .stl, .obj, .ply (VTK formats: :mod:`meshops.io.vtkconv`).
 
 meshio keeps points and cells in file order (its STL reader identifies bitwise-identical facet
 corners, in order of first appearance, because STL has no vertex list). Arrays come back in native
@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from meshops.cells import MESHIO_ORDER
 from meshops.io._util import lazy_import, select_times
 from meshops.io.api import describe_loaded
 from meshops.io.registry import register_format
-from meshops.io.vtkconv import add_face_id_boundaries, mesh_to_vtk, probe_vtk_xml, read_with_vtk
+from meshops.io.vtkconv import read_with_vtk
 from meshops.mesh import CellBlock, Mesh, MeshError
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,12 @@ def _native(a: Any) -> np.ndarray:
 _SHAPE_KEY = "meshops:shape:"
 
 
+def _reorder(cell_type: str, data: np.ndarray) -> np.ndarray:
+    """meshio's node order <-> VTK's (the canonical one); the permutations are involutions."""
+    perm = MESHIO_ORDER.get(cell_type)
+    return data if perm is None or data.shape[1] != len(perm) else data[:, perm]
+
+
 def mesh_from_meshio(m: Any, path: Path | str | None, *, drop: tuple[str, ...] = ()) -> Mesh:
     """A :class:`Mesh` from a ``meshio.Mesh``: blocks in order, arrays in native byte order.
 
@@ -40,7 +47,7 @@ def mesh_from_meshio(m: Any, path: Path | str | None, *, drop: tuple[str, ...] =
     ------
     ``m.points`` (n, 2|3) -> ``points`` (n, 3) float64; per-block cell data concatenated to (n_cells, ...).
     """
-    blocks = [CellBlock(c.type, _native(c.data)) for c in m.cells]
+    blocks = [CellBlock(c.type, _reorder(c.type, _native(c.data))) for c in m.cells]
     cell_data: dict[str, np.ndarray] = {}
     for k, per_block in m.cell_data.items():
         if k in drop:
@@ -73,9 +80,10 @@ def mesh_to_meshio(mesh: Mesh, *, points3: bool = False) -> Any:
     """A ``meshio.Mesh`` holding the same points, blocks and fields (nothing copied needlessly)."""
     meshio = lazy_import("meshio", "writing this format")
     pts = mesh.points if (points3 or mesh.dim == 3) else mesh.points[:, :2]
-    cells = [meshio.CellBlock(b.type, b.data) for b in mesh.cells]
+    cells = [meshio.CellBlock(b.type, _reorder(b.type, b.data)) for b in mesh.cells]
     offsets = np.cumsum([0] + [len(b) for b in mesh.cells])
-    field_data: dict[str, Any] = {}
+    field_data: dict[str, Any] = {k: v for k, v in mesh.field_data.items()
+                                  if isinstance(v, np.ndarray) and not k.startswith("vtk:")}
     point_data = {}
     for k, v in mesh.point_data.items():
         if v.ndim > 2:
@@ -89,71 +97,6 @@ def mesh_to_meshio(mesh: Mesh, *, points3: bool = False) -> Any:
             v = v.reshape(len(v), -1)
         cell_data[k] = [v[offsets[i]: offsets[i + 1]] for i in range(len(mesh.cells))]
     return meshio.Mesh(pts, cells, point_data=point_data, cell_data=cell_data, field_data=field_data)
-
-
-def _face_ids(mesh: Mesh) -> Mesh:
-    """Surface face-id arrays (ModelFaceID, CapID, ...) -> named boundary regions, as for .vtp."""
-    return add_face_id_boundaries(mesh)
-
-
-def _strip(path: Path, e: Exception) -> str:
-    return str(e).replace(f"{path}: ", "")
-
-
-def _size_error(path: Path, e: Exception) -> None:
-    """Turn meshio's size complaints into the standard message (file, field, both counts)."""
-    m = re.search(r'len\((points|cells)\) = (\d+), but len\((point|cell)_data\["(.+?)"\]\) = (\d+)', str(e))
-    if m:
-        loc = m.group(3)
-        raise MeshError(f"{path}: {loc} field '{m.group(4)}' has {m.group(5)} values but the mesh has "
-                        f"{m.group(2)} {loc}s") from e
-
-
-# ------------------------------------------------------------------ VTU
-def read_vtu(path: Path, time: Any = None, **kw: Any) -> Mesh:
-    meshio = lazy_import("meshio", "reading .vtu")
-    select_times(path, [], None if time in (None, "all") else time)
-    try:
-        m = meshio.vtu.read(str(path))
-    except Exception as e:
-        # meshio refuses some valid files (no cells, polyhedra, vtkCellArray layouts): try vtk.
-        _size_error(path, e)
-        try:
-            mesh = read_with_vtk(path)
-        except Exception as e2:
-            raise MeshError(f"{path}: cannot read as vtu ({type(e).__name__}: {e}; vtk: {_strip(path, e2)})") from e
-        log.debug("%s: meshio failed (%s), read with vtk", path, e)
-        return mesh
-    return _face_ids(mesh_from_meshio(m, path))
-
-
-def write_vtu(mesh: Mesh, path: Path, *, compression: str | None = "zlib", **kw: Any) -> None:
-    meshio = lazy_import("meshio", "writing .vtu")
-    if not mesh.cells:  # meshio cannot write a point cloud; vtk can
-        mesh_to_vtk(mesh).save(str(path), binary=True)
-        return
-    meshio.vtu.write(str(path), mesh_to_meshio(mesh), binary=True, compression=compression)
-
-
-# ------------------------------------------------------------------ legacy VTK
-def read_vtk(path: Path, time: Any = None, **kw: Any) -> Mesh:
-    meshio = lazy_import("meshio", "reading .vtk")
-    select_times(path, [], None if time in (None, "all") else time)
-    try:
-        m = meshio.vtk.read(str(path))
-    except Exception as e:
-        _size_error(path, e)
-        log.debug("%s: meshio could not read it (%s), trying vtk", path, e)
-        try:
-            return read_with_vtk(path)
-        except Exception as e2:
-            raise MeshError(f"{path}: cannot read as legacy VTK ({type(e).__name__}: {e}; vtk: {_strip(path, e2)})") from e
-    return _face_ids(mesh_from_meshio(m, path))
-
-
-def write_vtk(mesh: Mesh, path: Path, *, binary: bool = True, **kw: Any) -> None:
-    meshio = lazy_import("meshio", "writing .vtk")
-    meshio.vtk.write(str(path), mesh_to_meshio(mesh, points3=True), binary=binary)
 
 
 # ------------------------------------------------------------------ XDMF (single state or time series)
@@ -222,8 +165,14 @@ def write_stl(mesh: Mesh, path: Path, *, binary: bool = True, **kw: Any) -> None
 def read_obj(path: Path, time: Any = None, **kw: Any) -> Mesh:
     meshio = lazy_import("meshio", "reading .obj")
     select_times(path, [], None if time in (None, "all") else time)
-    m = meshio.obj.read(str(path))
-    mesh = mesh_from_meshio(m, path)
+    try:
+        m = meshio.obj.read(str(path))
+        if not len(m.points):
+            raise ValueError("no vertices")
+        mesh = mesh_from_meshio(m, path)
+    except Exception as e:  # separately indexed normals/texture coordinates: VTK's reader, as pyvista
+        log.debug("%s: meshio could not read it (%s), reading with vtk", path, e)
+        return read_with_vtk(path)
     gid = mesh.cell_data.get("obj:group_ids")
     if gid is not None and np.all(gid == -1):  # -1: the face is in no "g" group
         del mesh.cell_data["obj:group_ids"]
@@ -240,7 +189,11 @@ def read_ply(path: Path, time: Any = None, **kw: Any) -> Mesh:
     """PLY vertex properties ``name_0 .. name_{k-1}`` (as the writer splits vectors) are joined again."""
     meshio = lazy_import("meshio", "reading .ply")
     select_times(path, [], None if time in (None, "all") else time)
-    mesh = mesh_from_meshio(meshio.ply.read(str(path)), path)
+    try:
+        mesh = mesh_from_meshio(meshio.ply.read(str(path)), path)
+    except Exception as e:  # extra elements (texture vertices, ...): VTK's reader, as pyvista
+        log.debug("%s: meshio could not read it (%s), reading with vtk", path, e)
+        return read_with_vtk(path)
     pd = mesh.point_data
     names = list(pd)
     out: dict[str, np.ndarray] = {}
@@ -285,8 +238,6 @@ def write_ply(mesh: Mesh, path: Path, *, binary: bool = True, **kw: Any) -> None
 ALL = ("point_data", "cell_data", "dtypes", "mixed", "volume")
 SURFACE_TYPES = {"triangle", "quad", "polygon"}
 
-register_format("vtu", [".vtu"], read_vtu, write_vtu, probe_vtk_xml, stores=ALL)
-register_format("vtk", [".vtk"], read_vtk, write_vtk, stores=ALL)
 register_format("xdmf", [".xdmf", ".xmf"], read_xdmf, write_xdmf, probe_xdmf, stores=ALL)
 register_format("stl", [".stl"], read_stl, write_stl, stores=(), cell_types={"triangle"})
 register_format("obj", [".obj"], read_obj, write_obj, stores=("mixed",), cell_types=SURFACE_TYPES)

@@ -14,12 +14,15 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
 
 from meshops.io._util import atomic_path, lazy_import, select_times
 from meshops.io.api import probe, read, write
 from meshops.io.registry import register_format
-from meshops.mesh import FACE_ID_ARRAYS, Mesh, MeshError, add_face_id_boundaries  # noqa: F401 - re-exported
-from meshops.mesh_vtk import TYPE_TO_VTK, VTK_TO_TYPE, mesh_to_vtk  # noqa: F401 - re-exported
+from meshops.mesh import FACE_ID_ARRAYS, CellBlock, Mesh, MeshError, add_face_id_boundaries  # noqa: F401 - re-exported
+from meshops.mesh_vtk import TYPE_TO_VTK, VTK_TO_TYPE, is_poly, mesh_to_vtk  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,18 @@ log = logging.getLogger(__name__)
 def mesh_from_vtk(ds: Any, source: str | Path | None = None, *, face_ids: bool = True) -> Mesh:
     """A :class:`Mesh` from a pyvista/vtk dataset (see :meth:`Mesh.from_pyvista`)."""
     return Mesh.from_pyvista(ds, None if source is None else str(source), face_ids=face_ids)
+
+
+class _Collect(logging.Handler):
+    """Error records that pyvista's VTK observer sends to the root logger."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.pathname.endswith("observers.py"):
+            self.records.append(record.getMessage())
 
 
 class _VtkErrors:
@@ -43,15 +58,23 @@ class _VtkErrors:
         vtk.vtkOutputWindow.SetInstance(self._obs)
         self._verb = vtk.vtkLogger.GetCurrentVerbosityCutoff()
         vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_OFF)
+        self._log = _Collect()
+        logging.getLogger().addHandler(self._log)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         import vtk
 
-        text = self._obs.GetOutput()
+        logging.getLogger().removeHandler(self._log)
+        text = self._obs.GetOutput() + "".join(f"\nERROR: {m}" for m in self._log.records)
         vtk.vtkOutputWindow.SetInstance(self._out)
         vtk.vtkLogger.SetStderrVerbosity(self._verb)
-        self.messages = [ln.strip() for ln in text.splitlines() if "ERROR" in ln or "Error" in ln]
+        # Keep each whole error block: VTK's first line names its own source file and line, the
+        # following ones the reader, the file and what is wrong.
+        blocks = re.split(r"\n(?=\S*(?:ERROR|Warning|WARNING|Error))", text.strip())
+        msgs = [re.sub(r" \(0x[0-9a-f]+\)", "", " ".join(b.split())) for b in blocks if "ERROR" in b or "Error" in b]
+        own = [m for m in msgs if "vtkExecutive" not in m and "vtkCompositeDataPipeline" not in m]
+        self.messages = own or msgs
 
 
 def read_vtk_step(reader: Any, times: list[float], i: int | None, where: Any, what: str) -> Any:
@@ -64,25 +87,74 @@ def read_vtk_step(reader: Any, times: list[float], i: int | None, where: Any, wh
             reader.set_active_time_value(times[i])
         mb = reader.read()
     if errs.messages:
-        raise MeshError(f"{where}: vtk's {what} reader failed: {errs.messages[0][:300]}")
+        raise MeshError(f"{where}: vtk's {what} reader failed: {' | '.join(errs.messages)[:1000]}")
     return mb
 
 
-def read_with_vtk(path: Path, **kw: Any) -> Mesh:
-    """Read any file pyvista knows into a :class:`Mesh`, turning vtk's printed errors into MeshError."""
+def _meshio_size_error(path: Path) -> None:
+    """When VTK refuses a .vtu/.vtk, meshio's parser may say which field has the wrong length."""
+    if Path(path).suffix.lower() not in (".vtu", ".vtk"):
+        return
+    try:
+        meshio = lazy_import("meshio", "checking a VTK file")
+        (meshio.vtu if Path(path).suffix.lower() == ".vtu" else meshio.vtk).read(str(path))
+    except (Exception, SystemExit) as e:
+        m = re.search(r'len\((points|cells)\) = (\d+), but len\((point|cell)_data\["(.+?)"\]\) = (\d+)', str(e))
+        if m:
+            loc = m.group(3)
+            raise MeshError(f"{path}: {loc} field '{m.group(4)}' has {m.group(5)} values but the mesh has "
+                            f"{m.group(2)} {loc}s") from None
+
+
+def _kind(path: Path) -> str:
+    ext = Path(path).suffix.lower().lstrip(".")
+    return "legacy VTK" if ext == "vtk" else ext or "a VTK file"
+
+
+def read_dataset(path: Path) -> Any:
+    """``pyvista.read(path)`` with vtk's printed errors raised as one :class:`MeshError` (all lines kept)."""
     pv = lazy_import("pyvista", f"reading {Path(path).suffix}")
     import warnings
 
     with _VtkErrors() as errs, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pyvista repeats vtk's error as a warning; we raise it below
-        ds = pv.read(str(path))
+        try:
+            ds = pv.read(str(path))
+        except Exception as e:
+            raise MeshError(f"{path}: cannot read as {_kind(path)} ({type(e).__name__}: {e})") from e
     if errs.messages:
-        raise MeshError(f"{path}: vtk could not read it: {errs.messages[0][:300]}")
+        _meshio_size_error(path)
+        raise MeshError(f"{path}: cannot read as {_kind(path)} (vtk: {' | '.join(errs.messages)[:1000]})")
     if isinstance(ds, pv.MultiBlock):
-        ds = ds.combine(merge_points=False)
-    if ds is None or ds.n_points == 0:
-        raise MeshError(f"{path}: the mesh is empty (0 points) or the file is unreadable")
+        ds = ds.combine(merge_points=False) if ds.n_blocks else None
+    if ds is None:
+        raise MeshError(f"{path}: vtk read no data set from it")
+    return ds
+
+
+def read_with_vtk(path: Path, **kw: Any) -> Mesh:
+    """Read any file VTK reads into a :class:`Mesh` (VTK's own readers, linear-time conversion)."""
+    ds = read_dataset(path)
+    if ds.n_points == 0:
+        raise MeshError(f"{path}: the mesh is empty (0 points)")
     return mesh_from_vtk(ds, path, **kw)
+
+
+def read_vtk_file(path: Path, time: Any = None, **kw: Any) -> Mesh:
+    """Reader for single-state VTK files (.vtu, legacy .vtk, .vtp, .vti, .vtr, .vts, parallel pieces)."""
+    select_times(path, [], None if time in (None, "all") else time)
+    return read_with_vtk(path)
+
+
+def write_vtk_file(mesh: Mesh, path: Path, *, compression: str | None = "zlib", binary: bool = True,
+                   **kw: Any) -> None:
+    """Write .vtu (unstructured grid, appended, zlib by default) or legacy .vtk with VTK's writers."""
+    legacy = path.suffix.lower() == ".vtk"
+    obj = mesh_to_vtk(mesh, poly=legacy and is_poly(mesh))
+    if legacy:
+        obj.save(str(path), binary=binary)
+    else:
+        obj.save(str(path), binary=binary, compression=compression)
 
 
 # ------------------------------------------------------------------ VTK XML header probe
@@ -120,11 +192,6 @@ def probe_vtk_xml(path: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ VTP
-def read_vtp(path: Path, time: Any = None, **kw: Any) -> Mesh:
-    select_times(path, [], None if time in (None, "all") else time)
-    return read_with_vtk(path)
-
-
 def write_vtp(mesh: Mesh, path: Path, **kw: Any) -> None:
     obj = mesh_to_vtk(mesh, poly=True)
     lazy_import("pyvista", "writing .vtp")
@@ -153,8 +220,8 @@ def probe_pvtu(path: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ PVD (a time series of VTK XML files)
-def pvd_entries(path: Path) -> list[tuple[float, Path]]:
-    """(time, file) of each ``<DataSet>`` in a ParaView collection, in file order."""
+def pvd_entries(path: Path) -> list[tuple[float, Path, str]]:
+    """(time, file, part) of each ``<DataSet>`` in a ParaView collection, in file order."""
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as e:
@@ -164,19 +231,63 @@ def pvd_entries(path: Path) -> list[tuple[float, Path]]:
         f = ds.get("file")
         if f is None:
             continue
-        out.append((float(ds.get("timestep", len(out))), path.parent / f))
+        out.append((float(ds.get("timestep", 0.0)), path.parent / unquote(f), ds.get("part", "")))
     return out
 
 
-def read_pvd(path: Path, time: Any = None, **kw: Any) -> Mesh | list[Mesh]:
+def _pvd_times(entries: list[tuple[float, Path, str]]) -> list[float]:
+    return sorted(set(t for t, _, _ in entries))
+
+
+def merge_parts(parts: list[Mesh], where: Any) -> Mesh:
+    """Several meshes as one: points, cells and fields concatenated in part order.
+
+    ``field_data['parts:points']`` and ``['parts:cells']`` hold the (k + 1,) offsets of each
+    part's points and cells. A field missing from some part is refused (nothing is dropped).
+    """
+    if len(parts) == 1:
+        return parts[0]
+    for loc in ("point_data", "cell_data"):
+        names = [set(getattr(m, loc)) for m in parts]
+        missing = set.union(*names) - set.intersection(*names)
+        if missing:
+            k = next(i for i, n in enumerate(names) if not missing <= n)
+            raise MeshError(f"{where}: {loc.split('_')[0]} field '{sorted(missing)[0]}' is missing from part {k}; "
+                            "read one part with part=<index>")
+    pofs = np.cumsum([0] + [m.n_points for m in parts])
+    cells = [CellBlock(b.type, b.data + pofs[i]) for i, m in enumerate(parts) for b in m.cells]
+    bounds: dict[str, list[CellBlock]] = {}
+    for i, m in enumerate(parts):
+        for name, bl in m.boundaries.items():
+            bounds.setdefault(name, []).extend(CellBlock(b.type, b.data + pofs[i]) for b in bl)
+    out = Mesh(points=np.concatenate([m.points for m in parts]), cells=cells,
+               point_data={k: np.concatenate([m.point_data[k] for m in parts]) for k in parts[0].point_data},
+               cell_data={k: np.concatenate([m.cell_data[k] for m in parts]) for k in parts[0].cell_data},
+               boundaries=bounds, dim=max(m.dim for m in parts), source=str(where))
+    out.field_data["parts:points"] = pofs
+    out.field_data["parts:cells"] = np.cumsum([0] + [m.n_cells for m in parts])
+    return out
+
+
+def read_pvd(path: Path, time: Any = None, part: int | None = None, **kw: Any) -> Mesh | list[Mesh]:
+    """Each selected time step of a collection; its parts merged (:func:`merge_parts`) or ``part=k`` only."""
     entries = pvd_entries(path)
-    idx = select_times(path, [t for t, _ in entries], time)
+    times = _pvd_times(entries)
     out = []
-    for i in idx:
-        t, f = entries[i]
-        m = read(f, **kw)
-        assert isinstance(m, Mesh)
-        m.time = t
+    for i in select_times(path, times, time):
+        files = [f for t, f, _ in entries if t == times[i]]
+        if part is not None:
+            if not 0 <= int(part) < len(files):
+                raise MeshError(f"{path}: time {times[i]:g} has {len(files)} parts, no part {part}")
+            files = [files[int(part)]]
+        meshes = []
+        for f in files:
+            m = read(f, **kw)
+            if isinstance(m, list):
+                raise MeshError(f"{f}: holds several time steps; a .pvd entry needs one step")
+            meshes.append(m)
+        m = merge_parts(meshes, path)
+        m.time = times[i]
         out.append(m)
     if not out:
         raise MeshError(f"{path}: the collection lists no data sets")
@@ -187,9 +298,12 @@ def probe_pvd(path: Path) -> dict[str, Any]:
     entries = pvd_entries(path)
     if not entries:
         raise MeshError(f"{path}: the collection lists no data sets")
-    info = probe(entries[-1][1])
-    info["times"] = [t for t, _ in entries]
-    info["files"] = [str(f) for _, f in entries]
+    times = _pvd_times(entries)
+    last = [f for t, f, _ in entries if t == times[-1]]
+    info = probe(last[0])
+    info["times"] = times
+    info["files"] = [str(f) for _, f, _ in entries]
+    info["parts"] = len(last)
     return info
 
 
@@ -225,7 +339,12 @@ def write_pvd(mesh: Mesh, path: Path, **kw: Any) -> None:
 
 
 _SURF = {"vertex", "line", "triangle", "quad", "polygon"}
-register_format("vtp", [".vtp"], read_vtp, write_vtp, probe_vtk_xml, stores=("point_data", "cell_data", "dtypes", "mixed"),
+register_format("vtp", [".vtp"], read_vtk_file, write_vtp, probe_vtk_xml, stores=("point_data", "cell_data", "dtypes", "mixed"),
                 cell_types=_SURF)
 register_format("pvtu", [".pvtu"], read_pvtu, None, probe_pvtu)
+_ALL = ("point_data", "cell_data", "dtypes", "mixed", "volume")
+register_format("vtu", [".vtu"], read_vtk_file, write_vtk_file, probe_vtk_xml, stores=_ALL)
+register_format("vtk", [".vtk"], read_vtk_file, write_vtk_file, stores=_ALL)
+register_format("vtk-structured", [".vti", ".vtr", ".vts", ".pvti", ".pvtr", ".pvts"], read_vtk_file, None,
+                probe_vtk_xml)
 register_format("pvd", [".pvd"], read_pvd, None, probe_pvd)

@@ -58,11 +58,14 @@ def knn_dense(x: torch.Tensor, k: int, batch: torch.Tensor | None = None) -> tor
     node = torch.full((B, nmax), -1, dtype=torch.long, device=x.device)
     node[batch, slot] = torch.arange(N, device=x.device)
     valid = node >= 0
-    d = torch.cdist(dense, dense)  # (B, nmax, nmax)
+    # Exact differences (no matrix-product shortcut) and a stable sort: tied distances (regular
+    # grids) resolve by node order, the same whether a graph is alone or padded inside a batch.
+    d = torch.cdist(dense, dense, compute_mode="donot_use_mm_for_euclid_dist")  # (B, nmax, nmax)
     d = d.masked_fill(~valid[:, None, :], float("inf"))
     d.diagonal(dim1=1, dim2=2).fill_(float("inf"))
     kk = min(k, max(nmax - 1, 1))
-    dist, nb = torch.topk(d, kk, dim=-1, largest=False, sorted=True)  # (B, nmax, kk)
+    dist, nb = torch.sort(d, dim=-1, stable=True)
+    dist, nb = dist[..., :kk], nb[..., :kk]  # (B, nmax, kk)
     ok = torch.isfinite(dist) & valid[:, :, None]
     src = torch.gather(node, 1, nb.reshape(B, -1)).reshape(nb.shape)[ok]
     dst = node[:, :, None].expand_as(nb)[ok]

@@ -26,7 +26,8 @@ from meshops.train.metrics import MetricError, field_metrics, mean_metrics
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Trained", "load_trained", "predict_case", "predict_mesh", "evaluate"]
+__all__ = ["Trained", "available_bytes", "evaluate", "inference_bytes", "load_trained", "plan_parts", "predict_case",
+           "predict_mesh"]
 
 
 @dataclass
@@ -85,7 +86,13 @@ def predict_case(trained: Trained, case: Case) -> dict[str, np.ndarray]:
     if prepare is not None:
         d = prepare(d, case)
     d = d.to(trained.device)
-    pred = trained.model(d).float()
+    parts = plan_parts(trained, d)
+    if parts is None:
+        pred = trained.model(d).float()
+    else:
+        from meshops.graph.partition import partitioned_forward
+
+        pred = partitioned_forward(trained.model, d, parts).float()
     guard.check_finite_prediction(pred, f.targets, f.target_channels, where)
     out = trained.pipeline.decode(case, g, pred)
     assert trained.pipeline.normalizer is not None
@@ -104,6 +111,57 @@ def _guard_inputs(trained: Trained, case: Case, where: str) -> None:
         guard.warn_out_of_range(trained.pipeline.normalizer, f, inputs, glob, case.mesh.points, where)
 
 
+def inference_bytes(model: torch.nn.Module, num_nodes: int, num_edges: int) -> int:
+    """Estimated peak bytes of a no-grad forward: one float32 edge latent (plus chunk temporaries and
+    the index) per edge, a handful of node latents per node."""
+    hidden = int(getattr(model, "meshops_config", {}).get("hidden", 128))
+    return num_edges * (4 * hidden + 48) + num_nodes * 4 * hidden * 8 + (256 << 20)
+
+
+def available_bytes() -> int:
+    """Memory available to this process now (``psutil``; 8 GiB when it cannot tell)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # pragma: no cover - psutil ships with the test extras
+        return 8 << 30
+
+
+def plan_parts(trained: Trained, data: Any, available: int | None = None) -> list | None:
+    """Graph parts for prediction, or None to run the whole graph.
+
+    The config's ``max_nodes_per_part`` or ``partitions`` (top level or under ``"partition"``) asks
+    for parts explicitly; otherwise the graph is cut when :func:`inference_bytes` exceeds half the
+    available memory, into parts that each need at most a quarter of it. A model without a finite
+    receptive field (see :func:`meshops.graph.partition.model_hops`) runs whole, with a warning.
+    """
+    from meshops.graph.partition import model_hops, partition
+
+    cfg = dict(trained.config.get("partition", {}) or {})
+    for k in ("max_nodes_per_part", "partitions"):
+        if trained.config.get(k) is not None:
+            cfg[k] = trained.config[k]
+    n, n_e = int(data.num_nodes), int(data.edge_index.shape[1]) if getattr(data, "edge_index", None) is not None else 0
+    need = inference_bytes(trained.model, n, n_e)
+    have = available_bytes() if available is None else available
+    asked = cfg.get("max_nodes_per_part") or cfg.get("partitions")
+    if not asked and need <= have // 2:
+        return None
+    try:
+        hops = model_hops(trained.model)
+    except ValueError as e:
+        log.warning("%s; running the whole graph (estimated %.1f GB, %.1f GB available)", e, need / 1e9, have / 1e9)
+        return None
+    n_parts = cfg.get("partitions")
+    if not asked:
+        n_parts = max(2, -(-need // max(have // 4, 1)))
+        log.info("graph of %d nodes / %d edges needs ~%.1f GB, %.1f GB available: %d parts", n, n_e,
+                 need / 1e9, have / 1e9, n_parts)
+    return partition(data, hops, n_parts=int(n_parts) if n_parts else None,
+                     max_nodes_per_part=cfg.get("max_nodes_per_part"), method=str(cfg.get("method", "auto")))
+
+
 def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,
                   globals: dict[str, float] | None = None) -> Case:
     """Wrap a user's mesh as a case with the checkpoint's field names.
@@ -120,7 +178,8 @@ def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,
     if missing:
         flags = " ".join(f"--global {k}=VALUE" for k in missing)
         raise DatasetError(
-            f"{mesh.source or '<mesh>'}: the model needs global parameter(s) {', '.join(repr(k) for k in missing)}; "
+            f"{mesh.source or '<mesh>'}: the model needs global parameter{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(k) for k in missing)}; "
             f"pass them ({flags}) or store them in the file's field data"
             + (f" (looked in {', '.join(looked)})" if looked else "")
         )
@@ -132,8 +191,15 @@ def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,
     return Case(name or os.path.basename(mesh.source or "mesh"), mesh, f.inputs, f.targets, g)
 
 
-def predict_mesh(trained: Trained, mesh: Mesh, globals: dict[str, float] | None = None) -> Mesh:
-    """The same mesh with ``<target>_pred`` fields, and ``<target>_error`` where the truth exists."""
+def predict_mesh(trained: Trained, mesh: Mesh | Any, globals: dict[str, float] | None = None) -> Mesh:
+    """The same mesh with ``<target>_pred`` fields, and ``<target>_error`` where the truth exists.
+
+    ``mesh`` may also be a path, a PyVista dataset or a meshio/trimesh object (converted to a Mesh).
+    """
+    if not isinstance(mesh, Mesh):
+        from meshops.graph.build import as_mesh
+
+        mesh = as_mesh(mesh, "predict_mesh")
     case = case_for_mesh(trained, mesh, globals=globals)
     preds = predict_case(trained, case)
     fields: dict[str, np.ndarray] = {}

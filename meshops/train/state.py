@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from meshops.data.graphs import Pipeline
-from meshops.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from meshops.train.checkpoint import load_checkpoint, save_checkpoint
 from meshops.train.config import TrainConfig
+from meshops.train.validate_config import check_resume
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +94,12 @@ def set_rng_state(s: dict[str, Any]) -> None:
 
 
 def read_resume_checkpoint(config: TrainConfig, out: Path) -> dict[str, Any] | None:
-    """``out/last.pt`` when the config asks to resume and it exists (refused if written with another seed)."""
+    """``out/last.pt`` when the config asks to resume and it exists (refused if its config differs in anything but the epoch budget)."""
     last_path = out / "last.pt"
     if not (config.resume and last_path.is_file()):
         return None
     ckpt = load_checkpoint(last_path)
-    if ckpt["config"].get("train", {}).get("seed") != config.seed:
-        raise CheckpointError(
-            f"{last_path}: was written with seed {ckpt['config'].get('train', {}).get('seed')}, "
-            f"the config says {config.seed}; use another 'out' folder or resume: false"
-        )
+    check_resume(ckpt["config"].get("train", {}), config.to_dict(), str(last_path))  # only the budget may differ
     log.info("resuming from %s (epoch %d, step %d)", last_path, ckpt["progress"]["epoch"],
              ckpt["progress"]["global_step"])
     return ckpt

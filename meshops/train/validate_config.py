@@ -107,7 +107,8 @@ def config_problems(d: dict[str, Any], cls: type) -> list[str]:
     """Problems of the mapping ``d`` against the dataclass ``cls``; fixes numeric strings in place."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = _hints(cls)
-    out = [f"unknown key '{k}' (known keys: {', '.join(sorted(fields))})" for k in d if k not in fields]
+    unknown = [k for k in d if k not in fields]
+    out = [f"unknown key(s) {unknown}; known keys: {', '.join(sorted(fields))}"] if unknown else []
     for k, v in list(d.items()):
         if k not in fields:
             continue

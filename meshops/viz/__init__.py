@@ -6,6 +6,8 @@ Both import their plotting package when called, so ``import meshops.viz`` is lig
 from __future__ import annotations
 
 from meshops.viz.curves import plot_history
+from meshops.viz.html import export_html
 from meshops.viz.render import compare_fields, has_display, render_comparison
+from meshops.viz.view import choose_view
 
-__all__ = ["plot_history", "render_comparison", "compare_fields", "has_display"]
+__all__ = ["plot_history", "render_comparison", "compare_fields", "has_display", "export_html", "choose_view"]
