@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,15 +92,23 @@ class GraphCache:
     root : path or None
         Cache folder; ``None`` uses ``$MESHOPS_CACHE`` or ``~/.cache/meshops/graphs``.
     enabled : bool
-        ``False`` builds every time (an in-memory memo still avoids rebuilding within a process).
+        ``False`` builds every time and keeps only the last graph in memory (so a case's graph and
+        sample share one build); ``True`` reads and writes the disk cache.
+    memo_bytes : int, optional
+        Bound of the in-memory LRU of graphs when enabled (default ``$MESHOPS_GRAPH_MEMO_MB`` or
+        1024 MB): a dataset bigger than RAM streams from disk, the least recently used graphs go.
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, enabled: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None = None, enabled: bool = True,
+                 memo_bytes: int | None = None) -> None:
         if root is None:
             root = os.environ.get("MESHOPS_CACHE") or Path.home() / ".cache" / "meshops" / "graphs"
         self.root = Path(root)
         self.enabled = enabled
-        self._memo: dict[str, Any] = {}
+        if memo_bytes is None:
+            memo_bytes = int(float(os.environ.get("MESHOPS_GRAPH_MEMO_MB", "1024")) * 2**20)
+        self.memo_bytes = memo_bytes
+        self._memo: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self.hits = 0
         self.builds = 0
 
@@ -117,7 +126,8 @@ class GraphCache:
         key = self.key(mesh, options)
         if key in self._memo:
             self.hits += 1
-            return self._memo[key]
+            self._memo.move_to_end(key)
+            return self._memo[key][0]
         path = self.root / f"{key}.pt"
         g = None
         if self.enabled and path.is_file():
@@ -133,8 +143,18 @@ class GraphCache:
             self.builds += 1
             if self.enabled:
                 self._save(g, path)
-        self._memo[key] = g
+        self._remember(key, g)
         return g
+
+    def _remember(self, key: str, g: Any) -> None:
+        """Keep ``g`` in the LRU: the last graph only when disabled, else up to ``memo_bytes``."""
+        size = sum(int(v.nbytes) for _, v in g.items() if torch.is_tensor(v))
+        self._memo[key] = (g, size)
+        limit = 0 if not self.enabled else self.memo_bytes
+        total = sum(s for _, s in self._memo.values())
+        while len(self._memo) > 1 and total > limit:
+            _, (_, s) = self._memo.popitem(last=False)
+            total -= s
 
     @staticmethod
     def _from_dict(d: dict[str, Any]) -> Any:

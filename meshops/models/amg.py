@@ -34,6 +34,8 @@ class AMGNet(nn.Module):
     data : graph with ``x`` (N, in_channels), ``pos`` (N, 3), ``batch`` -> (N, out_channels)
     """
 
+    partition_unsupported = "its feature-space kNN graph and physics attention are global"
+
     def __init__(self, in_channels: int, out_channels: int, global_channels: int = 0, hidden: int = 64,
                  n_layers: int = 3, heads: int = 4, k_local: int = 8, k_global: int = 8, slices: int = 16,
                  mlp_ratio: int = 2, local: str = "knn") -> None:

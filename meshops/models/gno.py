@@ -74,6 +74,8 @@ class GINO(nn.Module):
     data.pos : (N, 3); data.x : (N, in_channels) -> (N, out_channels)
     """
 
+    partition_unsupported = "its latent grid integrates over every input node in a per-sample unit box (global, not a finite halo)"
+
     def __init__(
         self,
         in_channels: int,

@@ -30,6 +30,10 @@ class MeshGraphNet(nn.Module):
         Latent size.
     n_blocks : int
         Message passing rounds.
+    checkpoint : bool
+        Per-block activation checkpointing in training (less memory, one more forward).
+    precision : str
+        ``"fp32"`` or ``"bf16"`` (autocast; fast where the hardware has bf16 units).
 
     Shapes
     ------
@@ -47,12 +51,16 @@ class MeshGraphNet(nn.Module):
         n_blocks: int = 8,
         aggregate: str = "sum",
         mlp_layers: int = 2,
+        checkpoint: bool = False,
+        precision: str = "fp32",
     ) -> None:
         super().__init__()
         self.in_channels, self.global_channels = in_channels, global_channels
         self.net = EncodeProcessDecode(
-            in_channels + global_channels, edge_channels, out_channels, hidden, n_blocks, aggregate, mlp_layers
+            in_channels + global_channels, edge_channels, out_channels, hidden, n_blocks, aggregate, mlp_layers,
+            checkpoint, precision,
         )
+        self.hops = n_blocks  # message-passing rounds: the halo a partition needs
 
     def forward(self, data: Any) -> torch.Tensor:
         x = node_features(data, self.in_channels, self.global_channels)

@@ -36,6 +36,8 @@ class UGraphNet(nn.Module):
     returns : (N, out_channels)
     """
 
+    partition_unsupported = "its coarse hierarchy levels reach across the whole graph (the halo would be the graph)"
+
     def __init__(
         self,
         in_channels: int,

@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DistInfo", "setup", "teardown", "barrier"]
+__all__ = ["DistInfo", "setup", "teardown", "barrier", "rank_share", "allreduce_grads", "partitioned_backward_ddp"]
 
 
 @dataclass
@@ -62,3 +62,39 @@ def barrier(info: DistInfo) -> None:
 def teardown(info: DistInfo) -> None:
     if info.initialized_here and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def rank_share(items: list, info: DistInfo) -> list:
+    """This rank's items, round robin (``items[rank::world]``)."""
+    return list(items[info.rank :: info.world])
+
+
+def allreduce_grads(model: torch.nn.Module, info: DistInfo) -> None:
+    """Sum every parameter's ``.grad`` over the ranks (a missing grad counts as zero)."""
+    if info.world <= 1 or not dist.is_initialized():
+        return
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+
+
+def partitioned_backward_ddp(model: torch.nn.Module, data, parts: list, loss_fn, target: torch.Tensor,
+                             info: DistInfo) -> float:
+    """One case too big for one process: the ranks share its parts, gradients are summed.
+
+    Each rank runs :func:`meshops.graph.partition.partitioned_backward` on its share of ``parts``;
+    the summed gradient (and the returned loss) equal a single process running every part, which
+    equals the whole-graph loss gradient. ``model`` is a plain module (not DDP-wrapped).
+    """
+    from meshops.graph.partition import partitioned_backward
+
+    loss = partitioned_backward(model, data, rank_share(parts, info), loss_fn, target)
+    allreduce_grads(model, info)
+    if info.world > 1 and dist.is_initialized():
+        t = torch.tensor([loss], dtype=torch.float64)
+        dist.all_reduce(t)
+        loss = float(t)
+    return loss

@@ -26,7 +26,8 @@ from meshops.train.metrics import MetricError, field_metrics, mean_metrics
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Trained", "load_trained", "predict_case", "predict_mesh", "evaluate"]
+__all__ = ["Trained", "available_bytes", "evaluate", "inference_bytes", "load_trained", "plan_parts", "predict_case",
+           "predict_mesh"]
 
 
 @dataclass
@@ -85,7 +86,13 @@ def predict_case(trained: Trained, case: Case) -> dict[str, np.ndarray]:
     if prepare is not None:
         d = prepare(d, case)
     d = d.to(trained.device)
-    pred = trained.model(d).float()
+    parts = plan_parts(trained, d)
+    if parts is None:
+        pred = trained.model(d).float()
+    else:
+        from meshops.graph.partition import partitioned_forward
+
+        pred = partitioned_forward(trained.model, d, parts).float()
     guard.check_finite_prediction(pred, f.targets, f.target_channels, where)
     out = trained.pipeline.decode(case, g, pred)
     assert trained.pipeline.normalizer is not None
@@ -102,6 +109,57 @@ def _guard_inputs(trained: Trained, case: Case, where: str) -> None:
     guard.check_finite_inputs(case.mesh.points, ["points"], [3], where, what="mesh")
     if trained.pipeline.normalizer is not None:
         guard.warn_out_of_range(trained.pipeline.normalizer, f, inputs, glob, case.mesh.points, where)
+
+
+def inference_bytes(model: torch.nn.Module, num_nodes: int, num_edges: int) -> int:
+    """Estimated peak bytes of a no-grad forward: one float32 edge latent (plus chunk temporaries and
+    the index) per edge, a handful of node latents per node."""
+    hidden = int(getattr(model, "meshops_config", {}).get("hidden", 128))
+    return num_edges * (4 * hidden + 48) + num_nodes * 4 * hidden * 8 + (256 << 20)
+
+
+def available_bytes() -> int:
+    """Memory available to this process now (``psutil``; 8 GiB when it cannot tell)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # pragma: no cover - psutil ships with the test extras
+        return 8 << 30
+
+
+def plan_parts(trained: Trained, data: Any, available: int | None = None) -> list | None:
+    """Graph parts for prediction, or None to run the whole graph.
+
+    The config's ``max_nodes_per_part`` or ``partitions`` (top level or under ``"partition"``) asks
+    for parts explicitly; otherwise the graph is cut when :func:`inference_bytes` exceeds half the
+    available memory, into parts that each need at most a quarter of it. A model without a finite
+    receptive field (see :func:`meshops.graph.partition.model_hops`) runs whole, with a warning.
+    """
+    from meshops.graph.partition import model_hops, partition
+
+    cfg = dict(trained.config.get("partition", {}) or {})
+    for k in ("max_nodes_per_part", "partitions"):
+        if trained.config.get(k) is not None:
+            cfg[k] = trained.config[k]
+    n, n_e = int(data.num_nodes), int(data.edge_index.shape[1]) if getattr(data, "edge_index", None) is not None else 0
+    need = inference_bytes(trained.model, n, n_e)
+    have = available_bytes() if available is None else available
+    asked = cfg.get("max_nodes_per_part") or cfg.get("partitions")
+    if not asked and need <= have // 2:
+        return None
+    try:
+        hops = model_hops(trained.model)
+    except ValueError as e:
+        log.warning("%s; running the whole graph (estimated %.1f GB, %.1f GB available)", e, need / 1e9, have / 1e9)
+        return None
+    n_parts = cfg.get("partitions")
+    if not asked:
+        n_parts = max(2, -(-need // max(have // 4, 1)))
+        log.info("graph of %d nodes / %d edges needs ~%.1f GB, %.1f GB available: %d parts", n, n_e,
+                 need / 1e9, have / 1e9, n_parts)
+    return partition(data, hops, n_parts=int(n_parts) if n_parts else None,
+                     max_nodes_per_part=cfg.get("max_nodes_per_part"), method=str(cfg.get("method", "auto")))
 
 
 def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,

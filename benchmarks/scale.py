@@ -1,0 +1,423 @@
+"""``meshops bench scale``: every stage from file to prediction at growing sizes, next to the peers.
+
+Graded tet meshes of a box (a jittered structured grid, six tets a cube, ~14 directed edges a point)
+of 1e4 to 4e6 points (``--sizes``; 1e7 with ``--huge``). Each stage runs in a fresh process, so the
+peak RSS reported is the stage's own (sampled every 5 ms above the process's RSS before the stage):
+
+| stage | meshops | peers |
+|---|---|---|
+| read | ``meshops.read`` of a zlib appended ``.vtu`` written by VTK | ``pyvista.read``, ``meshio.read`` |
+| write | ``meshops.write`` ``.vtu`` | ``pyvista`` ``save``, ``meshio.write`` |
+| edges | ``meshops.graph.build(mesh, levels=1)`` (mesh edges + features) | |
+| neighbors | ``knn_graph(pos, 8)`` | ``cKDTree(pos).query(9, workers=1)`` |
+| hierarchy | ``graph.build(points, levels=3)`` | |
+| forward | ``mgn`` no-grad, per directed edge memory | today's (E, 3H) concatenation formula |
+| fwd+bwd | ``mgn`` forward + backward | PhysicsNeMo 2.2.2 ``MeshGraphNet`` (concat trick on/off), PyG ``MessagePassing`` stack, equal parameters |
+| predict | partitioned ``mgn`` inference (``max_nodes_per_part``) | |
+
+Growth exponents are least-squares slopes of log(time) against log(points). Results print as a
+table and, with ``--readme``, replace the block in ``benchmarks/README.md``.
+Model stages use ``--hidden`` (128) and ``--blocks`` (4; 15 is the MeshGraphNet default) and are
+capped at ``--model-max`` points (memory of the concatenating peers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+class PeakRSS:
+    """Peak resident memory above the level at entry, sampled in a thread."""
+
+    def __enter__(self) -> PeakRSS:
+        import psutil
+
+        self._p = psutil.Process()
+        self.base = self._p.memory_info().rss
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._p.memory_info().rss)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.peak = max(self.peak, self._p.memory_info().rss)
+        self._stop.set()
+        self._t.join()
+
+    @property
+    def mb(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def tet_box(n: int, seed: int = 0):
+    """A jittered structured tet mesh of about ``n`` points (six tets per grid cube)."""
+    import numpy as np
+
+    from meshops import CellBlock, Mesh
+
+    m = max(2, round(n ** (1 / 3)))
+    g = np.stack(np.meshgrid(*[np.linspace(0, 1, m)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    rng = np.random.default_rng(seed)
+    inner = np.all((g > 0) & (g < 1), axis=1)
+    g[inner] += rng.uniform(-0.2, 0.2, (int(inner.sum()), 3)) / (m - 1)
+    i, j, k = (a.ravel() for a in np.meshgrid(*[np.arange(m - 1)] * 3, indexing="ij"))
+    v = lambda di, dj, dk: ((i + di) * m + (j + dj)) * m + (k + dk)  # noqa: E731
+    c = [v(0, 0, 0), v(1, 0, 0), v(1, 1, 0), v(0, 1, 0), v(0, 0, 1), v(1, 0, 1), v(1, 1, 1), v(0, 1, 1)]
+    tets = [(0, 1, 2, 6), (0, 2, 3, 6), (0, 3, 7, 6), (0, 7, 4, 6), (0, 4, 5, 6), (0, 5, 1, 6)]
+    cells = np.concatenate([np.stack([c[a], c[b], c[d], c[e]], 1) for a, b, d, e in tets]).astype(np.int64)
+    p = g[:, 0]
+    return Mesh(g, [CellBlock("tetra", cells)], point_data={"p": np.sin(3 * p), "u": g.copy()}, dim=3)
+
+
+def _vtu(n: int, work: Path) -> Path:
+    path = work / f"box_{n}.vtu"
+    if not path.is_file():
+        import pyvista as pv
+
+        from meshops.mesh import Mesh  # noqa: F401
+
+        mesh = tet_box(n)
+        grid = pv.UnstructuredGrid({pv.CellType.TETRA: mesh.cells[0].data}, mesh.points)
+        for k, val in mesh.point_data.items():
+            grid.point_data[k] = val
+        grid.save(str(path))  # VTK's writer: appended, zlib-compressed binary
+    return path
+
+
+def _graph(n: int):
+    import torch
+
+    from meshops.graph import build
+
+    g = build(tet_box(n), {"levels": 1})
+    g.x = torch.randn(g.num_nodes, 3)
+    return g
+
+
+def _timed(fn, repeat: int = 1) -> tuple[float, float]:
+    best, mb = math.inf, 0.0
+    for _ in range(repeat):
+        with PeakRSS() as m:
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        mb = max(mb, m.mb)
+    return best, mb
+
+
+# ---------------------------------------------------------------- stages (one process each)
+
+def stage_read(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    import meshio
+    import pyvista as pv
+
+    import meshops
+
+    path = _vtu(n, Path(a.work))
+    out = {"meshops": _timed(lambda: meshops.read(str(path)))}
+    out["pyvista"] = _timed(lambda: pv.read(str(path)))
+    out["meshio"] = _timed(lambda: meshio.read(str(path)))
+    return out
+
+
+def stage_write(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    import meshio
+    import pyvista as pv
+
+    import meshops
+
+    mesh = meshops.read(str(_vtu(n, Path(a.work))))
+    d = Path(tempfile.mkdtemp(dir=a.work))
+    grid = pv.read(str(_vtu(n, Path(a.work))))
+    mm = meshio.read(str(_vtu(n, Path(a.work))))
+    return {"meshops": _timed(lambda: meshops.write(mesh, d / "a.vtu")),
+            "pyvista": _timed(lambda: grid.save(str(d / "b.vtu"))),
+            "meshio": _timed(lambda: meshio.write(str(d / "c.vtu"), mm, compression="zlib"))}
+
+
+def stage_edges(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    from meshops.graph import build
+
+    mesh = tet_box(n)
+    return {"meshops": _timed(lambda: build(mesh, {"levels": 1}))}
+
+
+def stage_neighbors(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from scipy.spatial import cKDTree
+
+    from meshops.graph.neighbors import knn_graph
+
+    x = np.random.default_rng(0).random((n, 3))
+    xt = torch.from_numpy(x)
+    return {"meshops": _timed(lambda: knn_graph(xt, 8), 2),
+            "cKDTree": _timed(lambda: cKDTree(x).query(x, 9, workers=1), 2)}
+
+
+def stage_hierarchy(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from meshops.graph import build
+
+    x = np.random.default_rng(0).random((n, 3))
+    return {"meshops": _timed(lambda: build(x, {"levels": 3, "k": 8}))}
+
+
+def _concat_forward(model, g):
+    """Today's main-branch formula: the edge MLP over the (E, 3H) concatenation (the reference)."""
+    import torch
+
+    net = model.net
+    h, e = net.node_encoder(g.x), net.edge_encoder(g.edge_attr)
+    src, dst = g.edge_index
+    for b in net.processor.blocks:
+        e = e + b.edge_mlp(torch.cat([e, h[src], h[dst]], -1))
+        m = torch.zeros_like(h).index_add_(0, dst, e)
+        h = h + b.node_mlp(torch.cat([h, m], -1))
+    return net.decoder(h)
+
+
+def stage_forward(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from meshops import models
+
+    g = _graph(n)
+    m = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks).eval()
+    with torch.no_grad():
+        out = {"meshops": _timed(lambda: m(g))}
+        if n <= a.concat_max:
+            out["concat (main)"] = _timed(lambda: _concat_forward(m, g))
+    out["edges"] = int(g.edge_index.shape[1])
+    return out
+
+
+def _pyg_stack(hidden: int, blocks: int):
+    import torch
+    from torch import nn
+    from torch_geometric.nn import MessagePassing
+
+    from meshops.nn.mlp import MLP
+
+    class Block(MessagePassing):
+        def __init__(self) -> None:
+            super().__init__(aggr="sum")
+            self.edge_mlp = MLP(3 * hidden, hidden, hidden)
+            self.node_mlp = MLP(2 * hidden, hidden, hidden)
+
+        def forward(self, x, e, ei):
+            e = e + self.edge_mlp(torch.cat([e, x[ei[0]], x[ei[1]]], -1))
+            return x + self.node_mlp(torch.cat([x, self.propagate(ei, e=e, size=(x.shape[0], x.shape[0]))], -1)), e
+
+        def message(self, e):
+            return e
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ne, self.ee = MLP(3, hidden, hidden), MLP(4, hidden, hidden)
+            self.blocks = nn.ModuleList(Block() for _ in range(blocks))
+            self.dec = MLP(hidden, 2, hidden, layer_norm=False)
+
+        def forward(self, g):
+            x, e = self.ne(g.x), self.ee(g.edge_attr)
+            for b in self.blocks:
+                x, e = b(x, e, g.edge_index)
+            return self.dec(x)
+
+    return Net()
+
+
+def stage_fwdbwd(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    from meshops import models
+
+    g = _graph(n)
+    nparams = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
+    ours = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks)
+
+    def step(mod, call):
+        mod.zero_grad()
+        call().pow(2).mean().backward()
+
+    out: dict[str, Any] = {"params": nparams(ours), "edges": int(g.edge_index.shape[1])}
+    out["meshops"] = _timed(lambda: step(ours, lambda: ours(g)), a.repeat)
+    if a.checkpointing:
+        ck = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks, checkpoint=True)
+        out["meshops checkpoint"] = _timed(lambda: step(ck, lambda: ck(g)), a.repeat)
+    pyg = _pyg_stack(a.hidden, a.blocks)
+    assert nparams(pyg) == out["params"], (nparams(pyg), out["params"])
+    out["PyG MessagePassing"] = _timed(lambda: step(pyg, lambda: pyg(g)), a.repeat)
+    sys.path.insert(0, str(HERE))
+    import peers
+
+    try:
+        for trick in (True, False):
+            pn = peers.physicsnemo_mgn(3, 4, 2, a.hidden, a.blocks, concat_trick=trick)
+            assert nparams(pn) == out["params"], (nparams(pn), out["params"])
+            out[f"PhysicsNeMo trick={trick}"] = _timed(lambda pn=pn: step(pn, lambda: pn(g.x, g.edge_attr, g)),
+                                                        a.repeat)
+        out["stand-ins"] = peers.stubbed_modules()
+    except peers.PeerUnavailable as exc:
+        out["skipped"] = f"PhysicsNeMo: {exc}"
+    return out
+
+
+def stage_predict(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from meshops import models
+    from meshops.graph.partition import partition, partitioned_forward
+
+    g = _graph(n)
+    m = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks).eval()
+    per = max(1000, n // a.parts)
+    with torch.no_grad():
+        t, mb = _timed(lambda: partitioned_forward(m, g, partition(g, m.hops, max_nodes_per_part=per)))
+    return {"meshops": (t, mb), "parts": -(-n // per)}
+
+
+STAGES = {"read": stage_read, "write": stage_write, "edges": stage_edges, "neighbors": stage_neighbors,
+          "hierarchy": stage_hierarchy, "forward": stage_forward, "fwd+bwd": stage_fwdbwd, "predict": stage_predict}
+MODEL_STAGES = {"forward", "fwd+bwd", "predict"}
+
+
+def _run_stage(stage: str, n: int, a: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--one", stage, "--n", str(n), "--work", a.work, "--hidden", str(a.hidden),
+           "--blocks", str(a.blocks), "--repeat", str(a.repeat), "--parts", str(a.parts),
+           "--concat-max", str(a.concat_max)] + (["--checkpointing"] if a.checkpointing else [])
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["killed"])[-1]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _slope(ns: list[int], ts: list[float]) -> float | None:
+    import numpy as np
+
+    ok = [(math.log(n), math.log(t)) for n, t in zip(ns, ts, strict=True) if t and t > 0]
+    if len(ok) < 2:
+        return None
+    x, y = np.array(ok).T
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def table(results: dict[str, dict[int, dict[str, Any]]]) -> str:
+    lines = ["| stage | impl | " + " | ".join(f"{n:.0e} pts" for n in sorted({n for r in results.values() for n in r}))
+             + " | growth |", ""]
+    sizes = sorted({n for r in results.values() for n in r})
+    lines[1] = "|" + "---|" * (len(sizes) + 3)
+    for stage, by_n in results.items():
+        impls = [k for r in by_n.values() for k, v in r.items()
+                 if isinstance(v, list) and len(v) == 2 and all(isinstance(x, float) for x in v)]
+        for impl in dict.fromkeys(impls):
+            cells, ns, ts = [], [], []
+            for n in sizes:
+                v = by_n.get(n, {}).get(impl)
+                if v is None:
+                    err = by_n.get(n, {}).get("error")
+                    cells.append("err" if err else "")
+                    continue
+                t, mb = v
+                extra = ""
+                ref = by_n[n].get("meshops")
+                if impl != "meshops" and ref:
+                    extra = f", {t / ref[0]:.2f}x ours"
+                e = by_n[n].get("edges")
+                per = f", {mb * 2**20 / e:.0f} B/edge" if e and stage == "forward" else ""
+                cells.append(f"{t:.3g} s, {mb:.0f} MB{per}{extra}")
+                ns.append(n)
+                ts.append(t)
+            s = _slope(ns, ts)
+            lines.append(f"| {stage} | {impl} | " + " | ".join(cells) + f" | {'' if s is None else f'{s:.2f}'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="meshops bench scale", description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="1e4,1e5,1e6,4e6")
+    p.add_argument("--huge", action="store_true", help="add 1e7 points")
+    p.add_argument("--stages", default=",".join(STAGES))
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--blocks", type=int, default=4)
+    p.add_argument("--model-max", type=float, default=1e6, help="largest size for the model stages")
+    p.add_argument("--concat-max", type=float, default=3e5, help="largest size for the concatenating reference")
+    p.add_argument("--cap", default="fwd+bwd=3e4",
+                   help="largest size per stage, e.g. 'fwd+bwd=3e4,read=1e5' (the concatenating peers' memory)")
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--parts", type=int, default=8)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--checkpointing", action="store_true")
+    p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "meshops-bench-scale"))
+    p.add_argument("--readme", action="store_true", help="write the table into benchmarks/README.md")
+    p.add_argument("--json", default=None)
+    p.add_argument("--from-json", default=None, help="print (and with --readme write) the table of a saved run")
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    a.concat_max = int(float(a.concat_max))
+    Path(a.work).mkdir(parents=True, exist_ok=True)
+    if a.one:
+        import torch
+
+        torch.set_num_threads(a.threads)
+        print(json.dumps(STAGES[a.one](a.n, a)))
+        return 0
+    if a.from_json:
+        saved = json.loads(Path(a.from_json).read_text())
+        results = {st: {int(n): r for n, r in by.items()} for st, by in saved["results"].items()}
+        return _report(results, a, saved["command"])
+    sizes = [int(float(s)) for s in a.sizes.split(",")] + ([10_000_000] if a.huge else [])
+    caps = {k: float(v) for k, v in (c.split("=") for c in a.cap.split(",") if c)}
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    for stage in a.stages.split(","):
+        for n in sizes:
+            if (stage in MODEL_STAGES and n > a.model_max) or n > caps.get(stage, math.inf):
+                continue
+            t = time.perf_counter()
+            r = _run_stage(stage, n, a)
+            results.setdefault(stage, {})[n] = r
+            print(f"{stage:10s} {n:>9d}  {time.perf_counter() - t:7.1f} s  {json.dumps(r)}", flush=True)
+            if a.json:  # after every stage, so a cut-short run keeps what it measured
+                Path(a.json).write_text(json.dumps({"command": _cmd(argv), "results": results}, indent=1))
+    return _report(results, a, _cmd(argv))
+
+
+def _cmd(argv: list[str] | None) -> str:
+    return "meshops bench scale " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def _report(results: dict[str, dict[int, dict[str, Any]]], a: argparse.Namespace, cmd: str) -> int:
+    text = table(results)
+    print(text)
+    if a.readme:
+        from meshops.atomic import replace_block
+
+        body = (f"Command: `{cmd}` ({a.threads} thread(s), hidden {a.hidden}, {a.blocks} blocks). Cells: best "
+                "time, peak RSS above the stage's start, ratio to meshops (> 1: the peer is slower).\n\n" + text)
+        replace_block(HERE / "README.md", "<!-- scale:begin -->\n", "\n<!-- scale:end -->", body,
+                      prefix="## Real sizes, end to end (`meshops bench scale`, issue 16)\n\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
