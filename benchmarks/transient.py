@@ -43,7 +43,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="meshops bench transient", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT / "runs" / "cylinder"), help="generated cylinder-flow folder")
     p.add_argument("--models", default="mgn,ugraph", help="comma-separated subset of " + ",".join(MODELS))
-    p.add_argument("--steps", type=int, default=1500, help="optimizer steps per model")
+    p.add_argument("--steps", type=int, default=300, help="optimizer steps per model")
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--noise", type=float, default=0.02)
     p.add_argument("--lr", type=float, default=2e-3)

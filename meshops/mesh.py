@@ -21,7 +21,8 @@ import numpy as np
 from meshops.cells import CELL_DIM, CELL_NODES, MESHIO_ORDER
 from meshops.errors import MeshError
 
-__all__ = ["CELL_DIM", "CELL_NODES", "CellBlock", "Mesh", "MeshError", "add_face_id_boundaries", "concat_blocks"]
+__all__ = ["CELL_DIM", "CELL_NODES", "CellBlock", "Mesh", "MeshError", "add_face_id_boundaries", "concat_blocks",
+           "count_degenerate"]
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,13 @@ class Mesh:
         if not np.all(np.isfinite(self.points)):
             bad = int(np.argwhere(~np.isfinite(self.points))[0, 0])
             raise MeshError(f"{where}: point {bad} has a non-finite coordinate {self.points[bad].tolist()}")
+        for b in self.cells:
+            known = b.type in CELL_DIM or b.type.startswith("vtk_type_")
+            if not known:
+                raise MeshError(f"{where}: unknown cell type '{b.type}' (known: {', '.join(sorted(CELL_NODES))}, ...)")
+            k = CELL_NODES.get(b.type)
+            if k is not None and len(b) and b.data.shape[1] != k:
+                raise MeshError(f"{where}: cell block '{b.type}' has {b.data.shape[1]} columns, a {b.type} has {k} nodes")
         for blocks, what in [(self.cells, "cells")] + [
             (v, f"boundary '{k}'") for k, v in self.boundaries.items()
         ]:
@@ -446,6 +454,39 @@ def add_face_id_boundaries(mesh: Mesh) -> Mesh:
                     region.append(CellBlock(b.type, b.data[sel]))
             mesh.boundaries[f"{name}_{int(v)}"] = region
     return mesh
+
+
+def count_degenerate(mesh: Mesh, *, rtol: float = 1e-12) -> dict[str, int]:
+    """Degenerate cells: ``repeated_ids`` (a node listed twice) and ``zero_measure`` (zero-length
+    lines, zero-area triangles, zero-volume tetrahedra, relative to the bounding box).
+
+    Shapes
+    ------
+    Reads ``points`` (n, 3) and every cell block (m, k); returns counts over all cells.
+    """
+    rep = zero = 0
+    span = float(np.ptp(mesh.points, axis=0).max()) if mesh.n_points else 0.0
+    p = mesh.points
+    for b in mesh.cells:
+        if not len(b) or b.data.shape[1] < 2 or b.type in ("polyvertex", "polyhedron"):
+            continue
+        srt = np.sort(b.data, axis=1)
+        bad = np.any(srt[:, 1:] == srt[:, :-1], axis=1)
+        rep += int(bad.sum())
+        d = b.data[~bad]
+        if b.type == "line":
+            m, scale = np.linalg.norm(p[d[:, 1]] - p[d[:, 0]], axis=1), span
+        elif b.type == "triangle":
+            m = np.linalg.norm(np.cross(p[d[:, 1]] - p[d[:, 0]], p[d[:, 2]] - p[d[:, 0]]), axis=1) / 2
+            scale = span ** 2
+        elif b.type == "tetra":
+            a = p[d[:, 0]]
+            m = np.abs(np.einsum("ij,ij->i", np.cross(p[d[:, 1]] - a, p[d[:, 2]] - a), p[d[:, 3]] - a)) / 6
+            scale = span ** 3
+        else:
+            continue
+        zero += int(np.sum(m <= rtol * scale))
+    return {"repeated_ids": rep, "zero_measure": zero}
 
 
 def _runs(blocks: Iterable[CellBlock]) -> list[tuple[str, np.ndarray]]:

@@ -17,6 +17,7 @@ lines, polys, strips). Poly-vertices, poly-lines and strips are split with a rec
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = ["TYPE_TO_VTK", "VTK_TO_TYPE", "is_poly", "mesh_to_vtk", "vtk_cells", 
 _SHAPE_KEY = "meshops:shape:"
 _SPLIT, _SPLIT_TYPES = "vtk:split_cells", "vtk:split_types"
 _FACES, _FACE_OFF = "vtk:polyhedron_faces", "vtk:polyhedron_face_offsets"
+log = logging.getLogger(__name__)
 _LUT = np.array([VTK_TO_TYPE.get(i, f"vtk_type_{i}") for i in range(256)], dtype=object)
 
 
@@ -281,10 +283,27 @@ def mesh_to_vtk(mesh: Any, *, poly: bool = False) -> Any:
     fd = {k: v for k, v in (getattr(mesh, "field_data", {}) or {}).items()
           if k not in (_SPLIT, _SPLIT_TYPES, _FACES, _FACE_OFF)}
     for k, v in {**fd, **shapes}.items():
-        a = np.asarray(v)
+        try:
+            a = np.asarray(v)
+        except ValueError:  # ragged lists, nested objects: not an array VTK can hold
+            a = np.asarray([], dtype=object)
         if a.dtype.kind in "biufUS" and a.ndim <= 2:
             obj.field_data[k] = a.reshape(-1) if a.ndim == 0 else a
+        elif (text := _json(v)) is not None:  # dicts, ragged lists: kept as one JSON string
+            obj.field_data[k] = np.array([text])
+        else:
+            log.warning("%s: field_data['%s'] (%s) is not an array VTK can store; not written", where, k,
+                        type(v).__name__)
     return obj
+
+
+def _json(v: Any) -> str | None:
+    import json
+
+    try:
+        return json.dumps(v, default=lambda x: np.asarray(x).tolist())
+    except (TypeError, ValueError):
+        return None
 
 
 def _grid_obj(pv: Any, mesh: Any, types: np.ndarray, off: np.ndarray, conn: np.ndarray) -> Any:

@@ -806,3 +806,14 @@ def test_train_resume_refuses_another_task(change, match, tiny, capsys):
     run_cli(capsys, ["train", tiny["yaml"], *change], 1,
             r"last\.pt: the run folder was trained with another config .*" + match + r".*another --out",
             [tiny["run"], tiny["data"]])
+
+
+def test_graph_warns_about_degenerate_cells(tmp_path, caplog):
+    m = grid_mesh(4)
+    tri = np.concatenate([m.cells[0].data, [[0, 0, 1], [0, 1, 2]]])  # a repeated node, a zero-area sliver
+    pts = m.points.copy()
+    pts[2] = (pts[0] + pts[1]) / 2
+    meshops.write(meshops.Mesh(pts, [("triangle", tri)], point_data=m.point_data), tmp_path / "d.vtu")
+    with caplog.at_level(logging.WARNING):
+        assert main(["graph", str(tmp_path / "d.vtu"), "--out", str(tmp_path / "g.pt")]) == 0
+    assert re.search(r"d\.vtu: 1 cell\(s\) with a repeated node and [1-9]\d* of zero", caplog.text)

@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fields", default="", help="point fields for x, comma separated")
     p.add_argument("--time", default=None, help="time step to read (for time series)")
     p.add_argument("--centerline", action="store_true", help="read PATH as a branched centerline")
+    p.add_argument("--radius-field", help="--centerline: the radius point array (default: detected)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     spec = GraphSpec.coerce(spec_d)
     t0 = time.perf_counter()
     if args.centerline:
-        cl = read_centerline(args.path)
+        cl = read_centerline(args.path, radius_field=args.radius_field)
         data = centerline_graph(cl, spec)
     else:
         from meshops.io import read
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         mesh = read(args.path, time=None if args.time is None else args.time if args.time in ("first", "latest")
                     else parse_number("--time", args.time))
         _check_node_fields(mesh, spec_d["node_fields"], args.path)
+        _warn_degenerate(mesh, args.path)
         data = build(mesh, spec)
     dt = time.perf_counter() - t0
     out = save_graph(data, args.out, spec)
@@ -85,3 +87,13 @@ def _check_node_fields(mesh, names: list[str], where: str) -> None:
             if bad:
                 raise ValueError(f"{where}: point field '{n}' has {bad} non-finite value(s); refusing to build "
                                  "a graph with them")
+
+
+def _warn_degenerate(mesh, where: str) -> None:
+    """Warn about cells with a repeated node or zero length/area/volume (their edges mislead a graph)."""
+    from meshops.mesh import count_degenerate
+
+    deg = count_degenerate(mesh)
+    if any(deg.values()):
+        log.warning("%s: %d cell(s) with a repeated node and %d of zero length/area/volume; the graph keeps "
+                    "their non-degenerate edges only", where, deg["repeated_ids"], deg["zero_measure"])

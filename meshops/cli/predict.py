@@ -21,9 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a .pt written by meshops train (best.pt / last.pt)")
     p.add_argument("meshes", nargs="*", help="mesh files (any format meshops reads)")
     p.add_argument("--centerline", action="append", default=[], metavar="FILE",
-                   help="a centerline file (.vtp with a radius array): predict on the wall swept around it")
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="--centerline: model length units per file length unit (10: file in cm, model in mm)")
+                   help="a centerline file (.vtp/.vtk/.csv/.dat with a radius array): without meshes, predict "
+                        "on the wall swept around it; with wall meshes, the centerline of each wall (else extracted)")
+    p.add_argument("--radius-field", help="the centerline's radius point array (default: detected)")
+    p.add_argument("--scale", type=float, default=None,
+                   help="model length units per file length unit (10: file in cm, model in mm); "
+                        "walls: default detected from the radii, swept centerlines: default 1")
     p.add_argument("--n-around", type=int, default=32, help="--centerline: wall points per ring")
     p.add_argument("--spacing", type=float, default=None,
                    help="--centerline: ring spacing in file units (default: one ring per centerline point)")
@@ -44,16 +47,29 @@ def run(args: argparse.Namespace) -> int:
     glob: dict[str, float] = parse_assignments("--global", args.globals)
     if not args.meshes and not args.centerline:
         raise UsageError("give mesh files and/or --centerline FILE")
+    if args.meshes and len(args.centerline) not in (0, 1, len(args.meshes)):
+        raise UsageError(f"give one --centerline for all walls or one per wall ({len(args.meshes)}), "
+                         f"got {len(args.centerline)}")
     out = Path(args.out)
     dests = mirror_destinations(list(args.meshes), out) if args.meshes else []
+    from meshops.cli import _wall_predict as wp
+
+    wp.check_unique_outputs(args.meshes, dests)
     trained = load_trained(args.checkpoint, args.device,
                            cache=GraphCache(args.cache) if args.cache else None)
     with Staged(out) as staged:  # nothing lands in --out unless every mesh succeeds
-        for path in args.centerline:
-            result = _predict_centerline(trained, path, glob, args.scale, args.n_around, args.spacing)
+        for path in [] if args.meshes else args.centerline:
+            result = _predict_centerline(trained, path, glob, 1.0 if args.scale is None else args.scale,
+                                         args.n_around, args.spacing, args.radius_field)
             meshops.write(result, staged.path(out / f"{Path(path).stem}_wall.vtp"))
-        for path, dest in zip(args.meshes, dests, strict=True):
+        for i, (path, dest) in enumerate(zip(args.meshes, dests, strict=True)):
             mesh = meshops.read(path)
+            if wp.needs_wall_path(trained, mesh):  # a coronary model on a wall: the user's own points
+                cl = args.centerline[min(i, len(args.centerline) - 1)] if args.centerline else None
+                res = wp.predict_wall(trained, mesh, path, glob, cl, args.radius_field, args.scale)
+                meshops.write(res.mesh, staged.path(field_format(res.mesh, dest)))
+                wp.report(res, path)
+                continue
             result = predict_mesh(trained, mesh, globals=glob)
             meshops.write(result, staged.path(field_format(mesh, dest)))
         for dest in staged.commit():
@@ -62,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _predict_centerline(trained, path: str, glob: dict[str, float], scale: float, n_around: int,
-                        spacing: float | None):
+                        spacing: float | None, radius_field: str | None = None):
     """The wall swept around the centerline in ``path`` (file units) with ``<target>_pred`` fields.
 
     The model sees the wall and centerline multiplied by ``scale`` (its own length units).
@@ -77,7 +93,7 @@ def _predict_centerline(trained, path: str, glob: dict[str, float], scale: float
 
     if not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"--scale must be finite and > 0, got {scale}")
-    cl = read_centerline(path)
+    cl = read_centerline(path, radius_field=radius_field, require_radius=True)
     wall = tube_wall(cl, n_around=n_around, spacing=spacing, where=str(path))
     fd = dict(wall.field_data)
     fd["centerline_points"] = fd["centerline_points"] * scale

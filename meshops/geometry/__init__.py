@@ -6,7 +6,7 @@ torch or reads files.
 
 from __future__ import annotations
 
-from meshops.geometry import boundary, centerline, polyline, sampling, surface, topology
+from meshops.geometry import boundary, centerline, centerline_extract, polyline, sampling, surface, topology
 from meshops.geometry.centerline import (
     Centerline,
     CenterlineProjection,
@@ -17,9 +17,13 @@ from meshops.geometry.centerline import (
     rotation_minimizing_frames,
     tangents,
 )
+from meshops.geometry.centerline_extract import centerlines_from_wall, extract_centerlines
 
 __all__ = [
     "boundary",
+    "centerline_extract",
+    "centerlines_from_wall",
+    "extract_centerlines",
     "centerline",
     "polyline",
     "sampling",

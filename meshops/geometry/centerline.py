@@ -172,6 +172,37 @@ class Centerline:
         return Centerline(points=np.concatenate(pts), branches=branches,
                           radius=np.concatenate(rad) if self.radius is not None else None, parent=parent)
 
+    def leaf_paths(self) -> list[np.ndarray]:
+        """Point-index paths from a root to each leaf branch's end (one per outlet), junctions shared.
+
+        A leaf branch is one no other branch starts from (at its last point); its path chains the
+        parents back to a root branch, without repeating the junction points.
+
+        Shapes
+        ------
+        returns : list of (m_k,) int64, in the order of the leaf branches.
+        """
+        has_child = {pb for pb, _ in self.parent if pb >= 0}
+        out = []
+        for i, b in enumerate(self.branches):
+            if i in has_child and any(pb == i and pp == b[-1] for pb, pp in self.parent):
+                continue
+            chain = [np.asarray(b)]
+            pb, pp = self.parent[i]
+            seen = {i}
+            while pb >= 0 and pb not in seen:
+                seen.add(pb)
+                par = self.branches[pb]
+                cut = np.flatnonzero(par == pp)
+                stop = int(cut[0]) if len(cut) else len(par) - 1
+                head = par[: stop + 1]
+                if len(chain[0]) and len(head) and head[-1] == chain[0][0]:
+                    head = head[:-1]
+                chain.insert(0, head)
+                pb, pp = self.parent[pb]
+            out.append(np.concatenate(chain).astype(np.int64))
+        return out
+
     def components(self) -> np.ndarray:
         """(n,) int64 connected-component label of each point (disconnected pieces get distinct labels)."""
         from scipy.sparse import coo_matrix

@@ -35,10 +35,109 @@ from meshops.mesh import Mesh, MeshError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RADIUS_FIELDS", "centerline_graph", "read_centerline"]
+__all__ = ["RADIUS_FIELDS", "centerline_graph", "centerline_mesh", "find_radius_field", "read_centerline",
+           "wall_triangles"]
 
-#: Point arrays taken as the radius, first found wins.
-RADIUS_FIELDS = ("MaximumInscribedSphereRadius", "Radius", "radius", "MaximumInscribedSphereRadius_average")
+#: Point arrays taken as the radius, first found wins (then any single array whose name contains
+#: "radius" or "radii", case-insensitive).
+RADIUS_FIELDS = ("MaximumInscribedSphereRadius", "Radius", "radius", "Radii", "radii", "R", "r",
+                 "MaximumInscribedSphereRadius_average", "InscribedSphereRadius", "vessel_radius",
+                 "lumen_radius", "radius_mm")
+
+#: Plain-text point lists read as one polyline per file (or one per value of a branch column).
+POINT_LIST_SUFFIXES = (".csv", ".dat", ".txt", ".xyz")
+_BRANCH_COLUMNS = ("branch", "branchid", "branch_id", "centerlineids", "centerline_id", "path_id")
+
+
+def find_radius_field(point_data: dict[str, Any], where: str, radius_field: str | None = None,
+                      required: bool = True) -> str | None:
+    """The name of the point array holding the radius (``radius_field``, or detected).
+
+    Raises ``MeshError`` naming the file and listing the point arrays when the named array is
+    missing, or when ``required`` and no array looks like a radius.
+    """
+    names = sorted(point_data)
+    if radius_field is not None:
+        if radius_field not in point_data:
+            raise MeshError(f"{where}: radius field '{radius_field}' not found; point arrays: {names}")
+        return radius_field
+    for nm in RADIUS_FIELDS:
+        if nm in point_data:
+            return nm
+    like = [k for k in names if "radius" in k.lower() or "radii" in k.lower()]
+    if len(like) == 1:
+        return like[0]
+    if required:
+        hint = f" (several look like one: {like})" if like else ""
+        raise MeshError(f"{where}: the centerline has no radius array{hint}; point arrays: {names}; "
+                        "name it with --radius-field NAME")
+    return None
+
+
+def _checked_radius(mesh: Mesh, name: str, where: str) -> np.ndarray:
+    r = np.asarray(mesh.point_data[name], dtype=np.float64)
+    if r.ndim > 1 and r.shape[1:] != (1,) and int(np.prod(r.shape[1:])) != 1:
+        raise MeshError(f"{where}: radius array '{name}' has shape {r.shape}; it must hold one value per point")
+    r = r.reshape(len(r), -1)[:, 0] if r.ndim > 1 else r
+    if len(r) != mesh.n_points:
+        raise MeshError(f"{where}: radius array '{name}' has {len(r)} values but the centerline has "
+                        f"{mesh.n_points} points")
+    bad = ~(np.isfinite(r) & (r > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise MeshError(f"{where}: radius array '{name}' is {r[i]} at point {i} ({int(bad.sum())} bad values); "
+                        "radii must be finite and > 0")
+    return r
+
+
+def _read_point_list(path: Path) -> Mesh:
+    """A plain-text point list (CSV with a header, or whitespace .dat/.txt) as a mesh of line cells.
+
+    Columns: ``x y z`` and any others (a radius, a branch id); a .dat/.txt file without a header
+    line has columns ``x y z radius``. Rows are chained in file order; a new polyline starts where
+    a branch column changes.
+    """
+    where = str(path)
+    if path.suffix.lower() == ".csv":
+        from meshops.io import read
+
+        m = read(path)
+        pts, data = m.points, dict(m.point_data)
+    else:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [ln for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        if not lines:
+            raise MeshError(f"{where}: the point list is empty")
+        head = lines[0].replace(",", " ").split()
+        try:
+            [float(v) for v in head]
+            names, body = None, lines
+        except ValueError:
+            names, body = head, lines[1:]
+        try:
+            arr = np.array([[float(v) for v in ln.replace(",", " ").split()] for ln in body], dtype=np.float64)
+        except ValueError as e:
+            raise MeshError(f"{where}: not a numeric point list ({e})") from e
+        if arr.ndim != 2 or arr.shape[1] < 3:
+            raise MeshError(f"{where}: a point list needs at least 3 columns (x y z), got shape {arr.shape}")
+        if names is None:
+            names = ["x", "y", "z", "radius"] + [f"col{i}" for i in range(4, arr.shape[1])]
+        if len(names) != arr.shape[1]:
+            raise MeshError(f"{where}: the header names {len(names)} columns but rows have {arr.shape[1]}")
+        low = [n.lower() for n in names]
+        ci = [low.index(c) for c in ("x", "y", "z")] if all(c in low for c in ("x", "y", "z")) else [0, 1, 2]
+        pts = arr[:, ci]
+        data = {n: arr[:, i] for i, n in enumerate(names) if i not in ci}
+    if len(pts) < 2:
+        raise MeshError(f"{where}: a centerline needs at least 2 points, the file has {len(pts)}")
+    brk = np.zeros(len(pts) - 1, dtype=bool)
+    for k, v in data.items():
+        if k.lower() in _BRANCH_COLUMNS:
+            brk |= np.asarray(v)[1:] != np.asarray(v)[:-1]
+    seg = np.stack([np.arange(len(pts) - 1), np.arange(1, len(pts))], 1)[~brk]
+    from meshops.mesh import CellBlock
+
+    return Mesh(points=pts, cells=[CellBlock("line", seg)], point_data=data, source=where)
 
 _BREAK_FIELDS = ("CenterlineIds", "TractIds", "GroupIds", "BranchId", "BranchIdTmp")
 
@@ -83,13 +182,17 @@ def read_centerline(
     source: str | Path | Mesh,
     radius_field: str | None = None,
     join_tol: float | None = None,
+    require_radius: bool = False,
 ) -> Centerline:
-    """Read a branched centerline (SimVascular/VMTK ``.vtp``/``.vtk``, or any mesh of line cells).
+    """Read a branched centerline (SimVascular/VMTK ``.vtp``, legacy ``.vtk``, any mesh of line
+    cells, or a plain CSV/.dat point list with a radius column).
 
     Parameters
     ----------
     source : a path (read with :func:`meshops.io.read`) or a :class:`~meshops.mesh.Mesh`.
-    radius_field : point array holding the radius; default the first of :data:`RADIUS_FIELDS` present.
+    radius_field : point array holding the radius; default the first of :data:`RADIUS_FIELDS` present
+        (or the only array whose name contains "radius"/"radii").
+    require_radius : raise when no radius array is found (the error lists the point arrays).
     join_tol : distance within which a polyline end is joined to another polyline; default the
         radius at that end (or 1e-9 of the extent without a radius).
 
@@ -101,10 +204,13 @@ def read_centerline(
     Raises
     ------
     MeshError
-        no line cells, non-finite coordinates, or a named radius field that is missing.
+        no line cells, non-finite coordinates, a named radius field that is missing, a radius array
+        of the wrong length, negative, zero or NaN radii.
     """
     if isinstance(source, Mesh):
         mesh = source
+    elif Path(source).suffix.lower() in POINT_LIST_SUFFIXES:
+        mesh = _read_point_list(Path(source))
     else:
         from meshops.io import read
 
@@ -114,16 +220,8 @@ def read_centerline(
     if not np.all(np.isfinite(pts)):
         bad = int(np.argwhere(~np.isfinite(pts))[0, 0])
         raise MeshError(f"{where}: point {bad} has a non-finite coordinate {pts[bad].tolist()}")
-    radius = None
-    if radius_field is not None:
-        if radius_field not in mesh.point_data:
-            raise MeshError(f"{where}: radius field '{radius_field}' not found; point fields: {sorted(mesh.point_data)}")
-        radius = np.asarray(mesh.point_data[radius_field], dtype=np.float64).reshape(-1)
-    else:
-        for nm in RADIUS_FIELDS:
-            if nm in mesh.point_data:
-                radius = np.asarray(mesh.point_data[nm], dtype=np.float64).reshape(-1)
-                break
+    name = find_radius_field(mesh.point_data, where, radius_field, required=require_radius)
+    radius = _checked_radius(mesh, name, where) if name is not None else None
     lines, gids = _polylines(mesh)
     if any(g >= 0 for g in gids):
         seen: set[int] = set()
@@ -292,3 +390,95 @@ def centerline_graph(cl: Centerline, spec: GraphSpec | dict[str, Any] | None = N
     data.num_nodes = len(used)
     add_levels(data, pos, edges, spec, "centerline")
     return data
+
+
+def centerline_mesh(cl: Centerline, where: str = "centerline") -> Mesh:
+    """A centerline tree in the layout VMTK and SimVascular write (``vmtkcenterlines`` + branch split).
+
+    One polyline per (centerline, tract): centerline ``c`` runs from the inlet to outlet ``c``, its
+    tracts are the branches it passes through, each with its own copy of the points (as VMTK
+    writes them). Cell arrays ``CenterlineIds``, ``TractIds``, ``GroupIds`` (= branch id) and
+    ``Blanking`` (0: no bifurcation groups are made); point arrays
+    ``MaximumInscribedSphereRadius``, ``BranchId``, ``BifurcationId`` (-1 off bifurcations) and
+    ``Path`` (arc length from the inlet along the centerline). :func:`read_centerline` reads it
+    back into the same tree.
+
+    Shapes
+    ------
+    returns : Mesh of line cells over sum_c(points of centerline c, junctions repeated per tract).
+    """
+    from meshops.mesh import CellBlock
+
+    if cl.radius is None:
+        raise MeshError(f"{where}: the centerline has no radius to write")
+    bif = {int(v): i for i, v in enumerate(cl.bifurcations())}
+    bid = cl.branch_id()
+    pts, rad, branch, bifid, path, segs = [], [], [], [], [], []
+    cids, tids, gids = [], [], []
+    count = 0
+    for c, leaf in enumerate(cl.leaf_paths()):
+        s_leaf = arc_length(cl.points[leaf]) if len(leaf) > 1 else np.zeros(1)
+        s_of = {int(v): float(s) for v, s in zip(leaf, s_leaf, strict=True)}
+        # tracts: runs of the leaf path within one branch; as in VMTK's files a tract starts at the
+        # point after the junction (the reader joins it back to the nearest polyline)
+        lab = bid[leaf]
+        cuts = np.flatnonzero(lab[1:] != lab[:-1]) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [len(leaf)]])
+        for t, (a, b) in enumerate(zip(starts, ends, strict=True)):
+            ids = leaf[a:b]
+            if len(ids) < 2:
+                continue
+            n = len(ids)
+            pts.append(cl.points[ids])
+            rad.append(cl.radius[ids])
+            branch.append(np.full(n, int(lab[a])))
+            bifid.append(np.array([bif.get(int(v), -1) for v in ids]))
+            path.append(np.array([s_of[int(v)] for v in ids]))
+            segs.append(count + np.stack([np.arange(n - 1), np.arange(1, n)], 1))
+            cids.append(np.full(n - 1, c))
+            tids.append(np.full(n - 1, t))
+            gids.append(np.full(n - 1, int(lab[a])))
+            count += n
+    if not segs:
+        raise MeshError(f"{where}: the centerline has no branch with two or more points")
+    cat = np.concatenate
+    i32 = np.int32
+    return Mesh(
+        points=cat(pts),
+        cells=[CellBlock("line", cat(segs))],
+        point_data={"MaximumInscribedSphereRadius": cat(rad), "BranchId": cat(branch).astype(i32),
+                    "BifurcationId": cat(bifid).astype(i32), "Path": cat(path)},
+        cell_data={"CenterlineIds": cat(cids).astype(i32), "TractIds": cat(tids).astype(i32),
+                   "GroupIds": cat(gids).astype(i32), "Blanking": np.zeros(len(cat(cids)), i32)},
+        source=where,
+    )
+
+
+def wall_triangles(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """The triangles of a wall surface (polygons fan-split; a volume mesh gives its boundary).
+
+    Shapes
+    ------
+    returns : (points (n, 3) float64 -- the mesh's own points, order kept, faces (m, 3) int64)
+
+    Raises
+    ------
+    MeshError
+        the mesh has no surface cells (e.g. a point cloud or a centerline).
+    """
+    from meshops.geometry.surface import triangulate
+    from meshops.geometry.topology import boundary_faces
+
+    where = mesh.source or "<mesh>"
+    surf = [b for b in mesh.cells if b.type in ("triangle", "quad") or b.type.startswith("polygon")]
+    vol = [b for b in mesh.cells if b.type in ("tetra", "hexahedron", "wedge", "pyramid")]
+    if surf:
+        faces = triangulate([np.asarray(b.data, dtype=np.int64) for b in surf])
+    elif vol:
+        fs, _ = boundary_faces(vol)
+        faces = triangulate(fs)
+    else:
+        raise MeshError(f"{where}: not a wall surface: no triangles, quads or polygons "
+                        f"(cell types {list(mesh.cell_types)})")
+    return np.asarray(mesh.points, dtype=np.float64), faces

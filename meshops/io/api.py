@@ -33,6 +33,20 @@ def _check_exists(path: Path) -> None:
                         "copy the data to a file first")
 
 
+def _from_object(obj: Any) -> Mesh | None:
+    """A Mesh from an in-memory object (pyvista/vtk dataset, meshio or trimesh mesh), else None."""
+    if isinstance(obj, Mesh):
+        return obj
+    mod = type(obj).__module__.split(".")[0]
+    if mod in ("pyvista", "vtkmodules", "vtk"):
+        return Mesh.from_pyvista(obj)
+    if mod == "meshio":
+        return Mesh.from_meshio(obj)
+    if mod == "trimesh":
+        return Mesh.from_trimesh(obj)
+    return None
+
+
 def _is_series(path: Any) -> bool:
     return isinstance(path, Sequence) and not isinstance(path, (str, bytes))
 
@@ -43,8 +57,10 @@ def read(path: PathLike | Sequence[PathLike], time: Any = None, *, format: str |
 
     Parameters
     ----------
-    path : path or list of paths
-        A file, an OpenFOAM case directory, or a sequence of files (one time step each).
+    path : path, list of paths, or an in-memory mesh
+        A file, an OpenFOAM case directory, a sequence of files (one time step each), or a
+        pyvista/vtk dataset (PolyData, UnstructuredGrid, ImageData, RectilinearGrid, StructuredGrid,
+        MultiBlock combined without merging points), a ``meshio.Mesh`` or a ``trimesh.Trimesh``.
     time : None, float, "all", "first" or "latest"
         For sources with several time steps: None picks the latest, a number picks that time,
         ``"all"`` returns a list with every step. Single-time files ignore ``None``/``"all"``.
@@ -71,6 +87,11 @@ def read(path: PathLike | Sequence[PathLike], time: Any = None, *, format: str |
     MeshError
         Unknown format, unreadable or corrupt file, inconsistent sizes, indices past the points.
     """
+    obj = _from_object(path)
+    if obj is not None:
+        if validate:
+            obj.validate()
+        return obj
     if _is_series(path):
         from meshops.io.series import read_file_list
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from meshops.mesh import Mesh
+from meshops.mesh import Mesh, count_degenerate
 
 
 def field_stats(a: np.ndarray) -> dict[str, Any]:
@@ -61,6 +61,7 @@ def summarize(mesh: Mesh) -> dict[str, Any]:
         "cell_types": mesh.cell_types,
         "dim": mesh.dim,
         "topological_dim": mesh.topological_dim,
+        "degenerate_cells": count_degenerate(mesh),
         "bounds": [[None if not np.isfinite(v) else float(v) for v in row] for row in b],
         "boundaries": {k: _count(v) for k, v in mesh.boundaries.items()},
         "point_fields": {k: field_stats(v) for k, v in mesh.point_data.items()},
@@ -91,6 +92,10 @@ def format_table(s: dict[str, Any], times: list[float] | None = None) -> str:
     types = ", ".join(f"{t} {c:,}" for t, c in s["cell_types"].items()) or "none (point cloud)"
     lines.append(f"cells       {s['n_cells']:,} ({types})")
     lines.append(f"dimension   {s['dim']}D (cells up to {s['topological_dim']}D)")
+    deg = s.get("degenerate_cells") or {}
+    if any(deg.values()):
+        lines.append(f"degenerate  {deg.get('repeated_ids', 0):,} with a repeated node, "
+                     f"{deg.get('zero_measure', 0):,} of zero length/area/volume")
     lo, hi = s["bounds"]
     lines.append("bounds      " + "  ".join(f"{a}: [{_g(x)}, {_g(y)}]" for a, x, y in zip("xyz", lo, hi, strict=True)))
     if s["boundaries"]:

@@ -53,7 +53,51 @@ from meshops.nn.rbf import AnisotropicRBFDecoder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CL_FEATURES", "N_FLOW_FEATURES", "CenterlineRBF", "point_features", "attach_case_centerline", "attach_centerline", "centerline_inputs", "validate_centerline"]
+__all__ = ["DEFAULT_TRAINING_RANGES", "detect_length_scale", "training_ranges", "CL_FEATURES", "N_FLOW_FEATURES", "CenterlineRBF", "point_features", "attach_case_centerline", "attach_centerline", "centerline_inputs", "validate_centerline"]
+
+#: Geometry and flow ranges of the coronary_synthetic training draw (``datasets/coronary_synthetic/
+#: vessel.py`` RANGES: inlet radius 1.5-2.0 mm tapering to >= 1 mm, stenosis throats down to
+#: sqrt(0.2) of that, length 30-50 mm, Q 0.5-2.5 mL/s), used when a checkpoint stores none
+#: (``config["training_ranges"]``). Units: mm, mL/s.
+DEFAULT_TRAINING_RANGES: dict[str, tuple[float, float]] = {
+    "radius": (0.45, 2.0),
+    "length": (30.0, 50.0),
+    "Q": (0.5, 2.5),
+}
+
+
+def training_ranges(config: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """The training ranges stored in a checkpoint config, else :data:`DEFAULT_TRAINING_RANGES`."""
+    stored = config.get("training_ranges") or {}
+    out = dict(DEFAULT_TRAINING_RANGES)
+    for k, v in stored.items():
+        try:
+            lo, hi = (float(v[0]), float(v[1])) if not isinstance(v, dict) else (float(v["min"]), float(v["max"]))
+        except (TypeError, KeyError, IndexError, ValueError):
+            continue
+        out[k] = (lo, hi)
+    return out
+
+
+def detect_length_scale(radius: np.ndarray, model_range: tuple[float, float] = (1.0, 2.0)) -> tuple[float, str]:
+    """Model length units (mm) per file unit, guessed from the vessel radii: m, cm or mm.
+
+    The unit that brings the median radius closest (in log) to the middle of ``model_range``
+    (a radius range in mm) wins. An aorta in cm (r ~ 1) and a coronary in mm (r ~ 1.5) look alike:
+    the guess is printed and ``--scale`` overrides it.
+
+    Shapes
+    ------
+    radius (m,) -> (factor, unit name)
+    """
+    r = float(np.median(np.asarray(radius, dtype=np.float64)))
+    if not (np.isfinite(r) and r > 0):
+        raise ValueError(f"detect_length_scale: median radius {r} is not finite and > 0")
+    mid = np.sqrt(model_range[0] * model_range[1])
+    units = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
+    name = min(units, key=lambda u: abs(np.log(units[u] * r / mid)))
+    return units[name], name
+
 
 #: Per-point centerline features: name -> (power of length in its unit, log1p-transformed).
 CL_FEATURES: dict[str, tuple[int, bool]] = {
