@@ -264,26 +264,18 @@ def _node_features(mesh: Mesh, names: Sequence[str]) -> np.ndarray | None:
 def as_mesh(obj: Any, where: str = "build") -> Mesh:
     """A :class:`Mesh` from a Mesh, a path, a PyVista dataset, a meshio or trimesh object, or an (n, 3) array.
 
-    Objects go through the converters of :class:`Mesh` (``from_pyvista``, ``from_meshio``,
-    ``from_trimesh``); paths through :func:`meshops.io.read` (the latest time step).
+    Paths and in-memory meshes go through :func:`meshops.io.read` (the latest time step).
     """
     if isinstance(obj, Mesh):
         return obj
-    if isinstance(obj, (str, Path)):
+    arr = obj.detach().cpu().numpy() if isinstance(obj, Tensor) else np.asarray(obj) if isinstance(obj, (list, tuple, np.ndarray)) else None
+    if arr is not None and arr.ndim == 2 and arr.shape[1] in (2, 3):
+        return Mesh(points=arr)
+    if isinstance(obj, (str, Path)) or type(obj).__module__.split(".")[0] in ("pyvista", "vtkmodules", "vtk", "meshio", "trimesh"):
         from meshops.io import read
 
         out = read(obj)
         return out[-1] if isinstance(out, list) else out
-    mod = type(obj).__module__.split(".")[0]
-    if mod in ("pyvista", "vtkmodules", "vtk"):
-        return Mesh.from_pyvista(obj)
-    if mod == "meshio":
-        return Mesh.from_meshio(obj)
-    if mod == "trimesh":
-        return Mesh.from_trimesh(obj)
-    arr = obj.detach().cpu().numpy() if isinstance(obj, Tensor) else np.asarray(obj) if isinstance(obj, (list, tuple, np.ndarray)) else None
-    if arr is not None and arr.ndim == 2 and arr.shape[1] in (2, 3):
-        return Mesh(points=arr)
     raise TypeError(f"{where}: expected a Mesh, a path, a pyvista/meshio/trimesh object or an (n, 3) point array, "
                     f"got {type(obj).__name__}")
 
