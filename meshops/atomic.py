@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "replace_block", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "remove_stale", "replace_block", "write_json_atomic", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -56,6 +56,21 @@ def atomic_path(path: str | os.PathLike[str], *, make_parents: bool = False) -> 
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def remove_stale(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files a killed writer left in ``folder`` (not recursive); return them.
+
+    Only names :func:`atomic_path` makes (``.<stem>.<random>.tmp<suffix>``) are touched. Call it
+    when a process takes a folder over (a resumed run), never while another writer may be busy.
+    """
+    gone = []
+    for p in Path(folder).glob(".*.*.tmp*"):
+        if p.is_file() and not p.is_symlink():
+            with contextlib.suppress(OSError):
+                p.unlink()
+                gone.append(p)
+    return gone
 
 
 def _umask() -> int:

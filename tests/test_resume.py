@@ -76,3 +76,24 @@ def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
 
     init = models.create("mgn", in_channels=5, out_channels=1, global_channels=0, hidden=8, n_blocks=2).state_dict()
     assert any(not torch.allclose(init[k], a[k]) for k in a)
+
+
+def test_rerun_removes_temporary_checkpoints_of_a_killed_run(tmp_path):
+    """A writer killed between creating its temp file and the rename leaves ``.last.<rnd>.tmp.pt``;
+    the next run in that folder removes it (and nothing else)."""
+    from meshops.train import train
+
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    out.mkdir()
+    stale = [out / ".last.abc123.tmp.pt", out / ".config.x9y8.tmp.json"]
+    for p in stale:
+        p.write_bytes(b"half a checkpoint")
+    keep = out / "notes.txt"
+    keep.write_text("mine")
+    cfg = _config(out, tmp_path / "cache")
+    cfg["epochs"] = 1
+    train(cfg)
+    assert not any(p.exists() for p in stale)
+    assert keep.read_text() == "mine"
+    assert not list(out.glob(".*.tmp*")) and (out / "last.pt").is_file()

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from meshops.atomic import remove_stale
 from meshops.data.splits import write_json_atomic
 from meshops.train import distributed as D
 from meshops.train.config import TrainConfig
@@ -91,6 +92,9 @@ def _seed_everything(seed: int) -> None:
 def _train(config: TrainConfig, info: D.DistInfo) -> TrainResult:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    if info.is_main:
+        for stale in remove_stale(out):
+            log.info("removed %s left by an interrupted run", stale)
     _seed_everything(config.seed)
     ckpt = read_resume_checkpoint(config, out)
     data = prepare_data(config, info, out, normalization=ckpt["normalization"] if ckpt is not None else None)
