@@ -60,7 +60,8 @@ def _load_builtins() -> None:
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        importlib.import_module("meshops.data.folder")
+        for builtin in ("meshops.data.folder", "meshops.data.trajectory"):
+            importlib.import_module(builtin)
 
 
 def dataset_search_paths() -> list[Path]:
