@@ -131,7 +131,9 @@ def validate(info: D.DistInfo, run: Run, data: TrainData, ckpts: Checkpoints, ep
     if s < p.best or not ckpts.best.is_file():
         p.best = min(p.best, s)
         ckpts.save(ckpts.best, run, epoch + 1, 0, with_state=False)
-    log.info("epoch %d: train loss %.4g, val loss %.4g, val rel L2 %.4g", epoch + 1, rec["train_loss"], vloss, s)
+    tl = rec["train_loss"]
+    log.info("epoch %d: train loss %s, val loss %.4g, val rel L2 %.4g", epoch + 1,
+             "(no steps)" if tl is None else f"{tl:.4g}", vloss, s)
 
 
 def fit_loop(config: TrainConfig, info: D.DistInfo, run: Run, data: TrainData, ckpts: Checkpoints) -> None:
@@ -151,7 +153,8 @@ def fit_loop(config: TrainConfig, info: D.DistInfo, run: Run, data: TrainData, c
         end = train_epoch(config, info, run, data, ckpts, epoch, skip if epoch == first else 0)
         stop = end.stopped
         rec: dict[str, Any] = {"epoch": epoch + 1, "step": p.global_step, "lr": run.scheduler.get_last_lr()[0],
-                               "train_loss": float(np.mean(end.losses)) if end.losses else float("nan"),
+                               # None (JSON null) when the epoch ran no steps (a resume at its end): never a NaN in metrics.json
+                               "train_loss": float(np.mean(end.losses)) if end.losses else None,
                                "time_s": time.perf_counter() - t0}
         if info.is_main and ((epoch + 1) % config.val_every == 0 or stop or epoch + 1 == config.epochs):
             validate(info, run, data, ckpts, epoch, rec)

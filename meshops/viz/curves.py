@@ -23,7 +23,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]
     ep = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     ax = axes[0]
-    ax.plot(ep, [h.get("train_loss", float("nan")) for h in history], "o-", label="train")
+    ax.plot(ep, [float("nan") if h.get("train_loss") is None else h["train_loss"] for h in history], "o-", label="train")
     vals = [(h["epoch"], h["val_loss"]) for h in history if "val_loss" in h]
     if vals:
         ax.plot(*zip(*vals, strict=True), "s-", label="validation")
