@@ -20,7 +20,7 @@ from pathlib import Path
 
 log = logging.getLogger("meshops.cli.predict")
 
-__all__ = ["mirror_destinations", "field_format", "Staged", "STAGE_PREFIX"]
+__all__ = ["mirror_destinations", "field_format", "Staged", "STAGE_PREFIX", "emit_report"]
 
 STAGE_PREFIX = ".meshops-stage-"
 VOLUME_TYPES = {"tetra", "hexahedron", "wedge", "pyramid", "tetra10", "hexahedron20", "hexahedron27",
@@ -117,3 +117,18 @@ class Staged:
         for _, tmp in self.items:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+def emit_report(report: dict, out: str | os.PathLike[str] | None) -> None:
+    """A command's JSON report: to ``out`` (atomically, then its path on stdout), else to stdout."""
+    import json
+    import sys
+
+    from meshops.atomic import write_json_atomic
+
+    if out:
+        write_json_atomic(report, out)
+        print(out)
+    else:
+        json.dump(report, sys.stdout, indent=2)
+        print()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 HELP = "evaluate a checkpoint on a dataset: relative L2 / max error per case and mean (JSON)"
@@ -30,9 +29,9 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from meshops.cli._errors import UsageError
+    from meshops.cli._outputs import emit_report
     from meshops.data import DatasetError, check_case, load_dataset, resolve_dataset
     from meshops.data.folder import FolderDataset
-    from meshops.data.splits import write_json_atomic
     from meshops.train.inference import evaluate, load_trained
 
     opts = {}
@@ -74,10 +73,5 @@ def run(args: argparse.Namespace) -> int:
     report["checkpoint"] = str(args.checkpoint)
     report["dataset"] = str(args.dataset)
     report["split"] = args.split
-    if args.out:
-        write_json_atomic(report, args.out)
-        print(args.out)
-    else:
-        json.dump(report, sys.stdout, indent=2)
-        print()
+    emit_report(report, args.out)
     return 0

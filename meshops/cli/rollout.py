@@ -94,10 +94,7 @@ def write_movie(meshes: list[Any], field: str, path: Path, frames: int) -> int:
 
 def evaluate_cli(args: Any, options: dict[str, Any]) -> int:
     """``meshops evaluate`` on a trajectory dataset (JSON to ``args.out`` or stdout)."""
-    import json
-    import sys
-
-    from meshops.atomic import write_json_atomic
+    from meshops.cli._outputs import emit_report
     from meshops.data import load_dataset
     from meshops.train.stepping import evaluate_trajectories, load_stepper
 
@@ -107,12 +104,7 @@ def evaluate_cli(args: Any, options: dict[str, Any]) -> int:
     ds = load_dataset(args.dataset, **options)
     rep = evaluate_trajectories(st, [ds[i] for i in range(len(ds))])
     rep.update(checkpoint=str(args.checkpoint), dataset=str(args.dataset), split=args.split)
-    if args.out:
-        write_json_atomic(rep, args.out)
-        print(args.out)
-    else:
-        json.dump(rep, sys.stdout, indent=2)
-        print()
+    emit_report(rep, args.out)
     return 0
 
 
