@@ -164,6 +164,40 @@ def _camera(grid: Any, mesh: Mesh, view: str, camera: Any, normal: np.ndarray | 
     return choose_view(pts, view)
 
 
+def _draw_panel(pl: Any, grid: Any, p: str, base: str, lim: tuple[float, float], unit: str | None,
+                cmap: str, bar: bool, lighting: bool) -> list[str]:
+    """Panel ``p`` (truth, prediction or error) into the current subplot; its colour-bar labels."""
+    from meshops.viz.view import eng_scale, tick_labels
+
+    is_err = p == "error"
+    factor, suffix = eng_scale(lim[0], lim[1], unit)
+    title = (f"{base} error" if is_err else base) + suffix
+    key = f"{base} ({p})"
+    g = grid.copy()
+    g.point_data[key] = np.asarray(g.point_data[f"__{p}"]) / factor
+    pl.add_mesh(g, scalars=key, cmap=cmap, clim=(lim[0] / factor, lim[1] / factor), show_scalar_bar=bar,
+                scalar_bar_args=_bar_args(title), nan_color="lightgrey", lighting=lighting)
+    if f"__{p}_vec" in g.point_data:
+        pl.add_mesh(_glyphs(g, f"__{p}_vec"), color="black" if not is_err else "white", show_scalar_bar=False)
+    pl.add_text(p, font_size=10)
+    return [title] + tick_labels(lim[0], lim[1], factor)
+
+
+def _finish(pl: Any, path: Path | None, show: bool) -> Any:
+    """Write the PNG (atomically) and/or show the window; the RGB image (h, w, 3) uint8."""
+    img = None
+    if path is not None:
+        with atomic_path(path, make_parents=True) as tmp:
+            img = pl.screenshot(str(tmp), return_img=True)
+    if show:
+        pl.show()
+    else:
+        if img is None:
+            img = pl.screenshot(return_img=True)
+        pl.close()
+    return img
+
+
 def render_comparison(
     mesh: Mesh,
     name: str,
@@ -204,7 +238,7 @@ def render_comparison(
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     import pyvista as pv
 
-    from meshops.viz.view import cut, eng_scale, tick_labels
+    from meshops.viz.view import cut
 
     panels = compare_fields(mesh, name)
     vecs = vector_panels(mesh, name) if vectors else {}
@@ -212,7 +246,7 @@ def render_comparison(
     if show is None:
         show = out is None and has_display()
     base = name[:-5] if name.endswith("_pred") else name
-    is_vector = bool(vector_panels(mesh, name))
+    is_vector = bool(vecs) if vectors else bool(vector_panels(mesh, name))
     clim, eclim = _ranges(panels, order, is_vector)
     grid = mesh.to_pyvista()
     for p in order:
@@ -227,36 +261,17 @@ def render_comparison(
     labels: dict[str, list[str]] = {}
     for j, p in enumerate(order):
         pl.subplot(0, j)
-        is_err = p == "error"
-        lim = eclim if is_err else clim
+        lim = eclim if p == "error" else clim
         assert lim is not None
-        factor, suffix = eng_scale(lim[0], lim[1], unit)
-        title = (f"{base} error" if is_err else base) + suffix
-        key = f"{base} ({p})"
-        g = grid.copy()
-        g.point_data[key] = np.asarray(g.point_data[f"__{p}"]) / factor
-        bar = is_err or j == (len(order) - 2 if "error" in panels else len(order) - 1)
-        pl.add_mesh(g, scalars=key, cmap=(error_cmap if not is_vector else "inferno") if is_err else cmap,
-                    clim=(lim[0] / factor, lim[1] / factor), show_scalar_bar=bar,
-                    scalar_bar_args=_bar_args(title), nan_color="lightgrey", lighting=mesh.dim == 3 and normal is None)
+        bar = p == "error" or j == (len(order) - 2 if "error" in panels else len(order) - 1)
+        cm = ((error_cmap if not is_vector else "inferno") if p == "error" else cmap)
+        title = _draw_panel(pl, grid, p, base, lim, unit, cm, bar, lighting=mesh.dim == 3 and normal is None)
         if bar:
-            labels[p] = [title] + tick_labels(lim[0], lim[1], factor)
-        if f"__{p}_vec" in g.point_data:
-            pl.add_mesh(_glyphs(g, f"__{p}_vec"), color="black" if not is_err else "white", show_scalar_bar=False)
-        pl.add_text(p, font_size=10)
+            labels[p] = title
         pl.camera_position = cam.as_pyvista()
         pl.reset_camera()
     if len(order) > 1:
         pl.link_views()
-    img = None
     path = Path(out) if out is not None else None
-    if path is not None:
-        with atomic_path(path, make_parents=True) as tmp:
-            img = pl.screenshot(str(tmp), return_img=True)
-    if show:
-        pl.show()
-    else:
-        if img is None:
-            img = pl.screenshot(return_img=True)
-        pl.close()
+    img = _finish(pl, path, show)
     return RenderInfo(order, clim, eclim, path, img, cam.name, labels)
