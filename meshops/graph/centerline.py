@@ -207,14 +207,7 @@ def read_centerline(
         no line cells, non-finite coordinates, a named radius field that is missing, a radius array
         of the wrong length, negative, zero or NaN radii.
     """
-    if isinstance(source, Mesh):
-        mesh = source
-    elif Path(source).suffix.lower() in POINT_LIST_SUFFIXES:
-        mesh = _read_point_list(Path(source))
-    else:
-        from meshops.io import read
-
-        mesh = read(source)
+    mesh = _centerline_mesh(source)
     where = mesh.source or "<mesh>"
     pts = mesh.points
     if not np.all(np.isfinite(pts)):
@@ -222,24 +215,61 @@ def read_centerline(
         raise MeshError(f"{where}: point {bad} has a non-finite coordinate {pts[bad].tolist()}")
     name = find_radius_field(mesh.point_data, where, radius_field, required=require_radius)
     radius = _checked_radius(mesh, name, where) if name is not None else None
-    lines, gids = _polylines(mesh)
-    if any(g >= 0 for g in gids):
-        seen: set[int] = set()
-        keep = []
-        for ln, g in zip(lines, gids, strict=True):
-            if g < 0 or g not in seen:
-                seen.add(g)
-                keep.append(ln)
-        if len(keep) < len(lines):
-            log.info("%s: %d polylines in %d groups; keeping the first of each group", where, len(lines), len(keep))
-        lines = keep
+    lines = _first_polyline_per_group(*_polylines(mesh), where)
+    n = len(pts)
+    used = np.unique(np.concatenate(lines))
+    all_e = _joined_edges(pts, lines, used, radius, join_tol, where)
+    deg = np.bincount(all_e[0], minlength=n)
+    ends = used[deg[used] == 1]
+    root = int(ends.min()) if len(ends) else int(used.min())
+    branches, parent = _split_branches(all_e, used, n, root=root)
+    ncomp, lab = n_components(all_e, n)
+    comps = len(np.unique(lab[used]))
+    if comps > 1:
+        log.warning("%s: the centerline has %d disconnected pieces (no end within join_tol of another piece)",
+                    where, comps)
+    return Centerline(points=pts, branches=branches, radius=radius, parent=parent,
+                      point_data={k: np.asarray(v) for k, v in mesh.point_data.items()})
+
+
+def _centerline_mesh(source: str | Path | Mesh) -> Mesh:
+    """The mesh behind a centerline source: a Mesh as is, a CSV/.dat point list, or any mesh file."""
+    if isinstance(source, Mesh):
+        return source
+    if Path(source).suffix.lower() in POINT_LIST_SUFFIXES:
+        return _read_point_list(Path(source))
+    from meshops.io import read
+
+    return read(source)
+
+
+def _first_polyline_per_group(lines: list[np.ndarray], gids: list[int], where: str) -> list[np.ndarray]:
+    """VMTK repeats shared stretches once per centerline id: keep the first polyline of each group."""
+    if not any(g >= 0 for g in gids):
+        return lines
+    seen: set[int] = set()
+    keep = []
+    for ln, g in zip(lines, gids, strict=True):
+        if g < 0 or g not in seen:
+            seen.add(g)
+            keep.append(ln)
+    if len(keep) < len(lines):
+        log.info("%s: %d polylines in %d groups; keeping the first of each group", where, len(lines), len(keep))
+    return keep
+
+
+def _joined_edges(pts: np.ndarray, lines: list[np.ndarray], used: np.ndarray, radius: np.ndarray | None,
+                  join_tol: float | None, where: str) -> np.ndarray:
+    """Symmetric (2, E) point edges of the polylines, joined where they touch.
+
+    Joins: coincident points across polylines, then each polyline end to the nearest point of
+    another piece within ``join_tol`` (default the radius at that end).
+    """
     n = len(pts)
     pairs = [np.stack([ln[:-1], ln[1:]], axis=1) for ln in lines if len(ln) > 1]
     edges = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
-    used = np.unique(np.concatenate(lines))
     ext = float(np.linalg.norm(pts[used].max(0) - pts[used].min(0))) if len(used) else 1.0
     eps = 1e-9 * max(ext, 1e-300)
-    # joins: coincident points across polylines, then ends near other polylines
     line_of = np.full(n, -1, dtype=np.int64)
     for i, ln in enumerate(lines):
         line_of[ln[line_of[ln] < 0]] = i
@@ -262,17 +292,7 @@ def read_centerline(
             if d[j] <= tol:
                 all_e = symmetric_edges(np.concatenate([all_e.T, [[end, other[j]]]]), n)
                 log.debug("%s: joined polyline %d end %d to point %d (distance %.3g)", where, i, end, other[j], d[j])
-    deg = np.bincount(all_e[0], minlength=n)
-    ends = used[deg[used] == 1]
-    root = int(ends.min()) if len(ends) else int(used.min())
-    branches, parent = _split_branches(all_e, used, n, root=root)
-    ncomp, lab = n_components(all_e, n)
-    comps = len(np.unique(lab[used]))
-    if comps > 1:
-        log.warning("%s: the centerline has %d disconnected pieces (no end within join_tol of another piece)",
-                    where, comps)
-    return Centerline(points=pts, branches=branches, radius=radius, parent=parent,
-                      point_data={k: np.asarray(v) for k, v in mesh.point_data.items()})
+    return all_e
 
 
 def _split_branches(edges: np.ndarray, used: np.ndarray, n: int, root: int) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
