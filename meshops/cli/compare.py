@@ -79,7 +79,7 @@ def resolve_field(point_data: dict[str, Any], name: str, time: str | None, where
 
 def wall_of(mesh: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Surface of the result: (point ids into the result, triangles over those ids, True per wall face)."""
-    from meshops.geometry.centerline_extract import boundary_loops, find_caps
+    from meshops.geometry.wall import boundary_loops, find_caps
     from meshops.graph.centerline import wall_triangles
 
     _, tris = wall_triangles(mesh)
@@ -109,7 +109,7 @@ def metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def _rims(pts: np.ndarray, f: np.ndarray, is_wall: np.ndarray, inlet_center: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Wall vertices on the rim of each opening: (inlet rim, [outlet rims])."""
-    from meshops.geometry.centerline_extract import boundary_loops
+    from meshops.geometry.wall import boundary_loops
 
     loops = boundary_loops(f[is_wall], len(pts))
     loops = [lp for lp in loops if len(lp) >= 5]
@@ -123,8 +123,8 @@ def _rims(pts: np.ndarray, f: np.ndarray, is_wall: np.ndarray, inlet_center: np.
 def _inflow(mesh: Any, ids: np.ndarray, pts: np.ndarray, f: np.ndarray, is_wall: np.ndarray, vel: np.ndarray | None
             ) -> tuple[np.ndarray | None, float | None]:
     """Center of the cap the flow enters through and the inflow there (file units), when a velocity is given."""
-    from meshops.geometry.centerline_extract import find_caps
     from meshops.geometry.surface import face_areas
+    from meshops.geometry.wall import find_caps
 
     if vel is None or is_wall.all():
         return None, None
