@@ -1,28 +1,31 @@
 """Darcy flow: neuraloperator's FNO next to meshops' mgno, amg, transolver, mgn and ugraph; physics loss.
 
-``meshops bench darcy`` (or ``python benchmarks/darcy.py``) does, in one process:
+``meshops bench darcy`` (or ``python benchmarks/darcy.py``) does, in one process and under the
+protocol of ``benchmarks/protocol.py`` (fixed splits, validation-only choices, early stopping,
+seeds with spread):
 
 1. **Darcy** (neuraloperator's own files ``darcy_train_16.pt``, ``darcy_test_16.pt``,
-   ``darcy_test_32.pt``, through the ``darcy_neuraloperator`` dataset): every model trains on the
-   same training samples at 16 x 16, with the same epochs, batch size, optimizer (AdamW), cosine
-   schedule, learning rate, seed and loss (MSE of the normalized pressure; inputs and targets
-   normalized with the same training statistics). Every model gets the permeability and the
-   distance to the square's walls (where the pressure is 0). neuraloperator's ``FNO`` runs on the
-   (B, 2, n, n) grids, ours on the grid points through ``meshops.data.graphs.Pipeline`` (plus
-   positions) with the graphs of :func:`graph_spec`: level-0 edges of one physical radius and coarse
-   levels of fixed sizes, so a 32 x 32 graph describes the same square as a 16 x 16 one. Reported:
-   relative L2 error of the pressure per test sample (then averaged) at 16 x 16 and zero-shot at
-   32 x 32 (no retraining), parameters, seconds per epoch. Parameter counts are required to be
-   within 2x of FNO's (a warning otherwise).
-2. **Labels plus physics** (``elliptic_boundary`` cases on squares with 4 corner cut-outs,
-   Dirichlet and mixed by default, ``--phys-bc`` picks the kinds; P1 FEM ground truth and the
-   solver's own system from the recipe's ``fem.case_system``): ``mgno`` trained with 10% of the labels plus a physics loss of
-   the finite element system (:mod:`meshops.train.physics`: the relative squared residual, or the
-   Ritz energy whose gradient is the residual) on all training cases, next to 10% of the labels
-   alone and 100% of the labels, with the same number of optimizer steps.
+   ``darcy_test_32.pt``, through the ``darcy_neuraloperator`` dataset): ``--n-train`` training and
+   ``--n-val`` validation samples drawn once from the training file (a seeded permutation), the
+   test files untouched. Every model gets the same search (``--lrs`` x width: the configured width
+   and half of it, plus its published default: neuraloperator's own Darcy example for FNO), the
+   same loss (MSE of the normalized pressure; inputs and targets normalized with the training
+   statistics), AdamW, warm-up + cosine schedule over ``--max-epochs``, clipping, batch size; early
+   stopping on the validation error (``--patience``); the kept candidate is trained with every
+   ``--seeds``. neuraloperator's ``FNO`` runs on the (B, 2, n, n) grids, ours on the grid points
+   through ``meshops.data.graphs.Pipeline`` (plus positions) with the graphs of :func:`graph_spec`.
+   Reported: relative L2 error of the pressure per test sample (then averaged) at 16 x 16 and
+   zero-shot at 32 x 32, their ratio, parameters, epochs used, as mean ± std [min, max].
+2. **Labels plus physics** (``elliptic_boundary`` cases on squares with 4 corner cut-outs;
+   ``--phys-bc``; P1 FEM ground truth and the solver's own system from ``fem.case_system``):
+   ``mgno`` trained with 10% of the labels plus a physics loss of the finite element system
+   (:mod:`meshops.train.physics`: the relative squared residual, or the Ritz energy) on all
+   training cases, next to 10% of the labels alone and 100% of the labels, with the same number
+   of optimizer steps per budget unit; fixed train / val / test cases, early stopping, seeds.
 
 Results are printed as Markdown, written to ``--out`` (JSON) and, with ``--readme``, put between
-``<!-- bench:darcy:begin -->`` and ``<!-- bench:darcy:end -->`` of that file.
+``<!-- bench:darcy:begin -->`` / ``<!-- bench:darcy:end -->`` (part 1) and
+``<!-- bench:darcy-physics:begin -->`` / ``<!-- bench:darcy-physics:end -->`` (part 2) of that file.
 """
 
 from __future__ import annotations
@@ -457,10 +460,10 @@ def run_physics(args: argparse.Namespace, bc: str) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- report
-def tables(res: dict[str, Any], command: str) -> str:
+def tables(res: dict[str, Any], command: str, parts: tuple[str, ...] = ("darcy", "physics")) -> str:
     P = protocol()
     lines = [f"Command: `{command}`", ""]
-    if "darcy" in res:
+    if "darcy" in res and "darcy" in parts:
         d = res["darcy"]
         lines += [P.statement(d, "Darcy, neuraloperator's files, trained at 16x16, tested at 16x16 and zero-shot at "
                               "32x32 (no retraining); same loss (MSE of the normalized pressure), AdamW (weight decay "
@@ -475,7 +478,7 @@ def tables(res: dict[str, Any], command: str) -> str:
                                       ("ratio", "32/16")], config_keys=["lr", "width"]), "",
                   P.conclusion(d, "test16", "16x16", pairs=[("mgno", "fno")]), "",
                   P.conclusion(d, "test32", "32x32 zero-shot", pairs=[("mgno", "fno")]), ""]
-    for bc, r in res.get("physics", {}).items():
+    for bc, r in (res.get("physics", {}) if "physics" in parts else {}).items():
         lines += [P.statement(r, f"labels plus physics, `mgno` (width 24, 3 layers, lr {res['lr']:g}, no search) on "
                               f"elliptic_boundary squares with 4 cut-outs, {bc} boundaries, the solver's own P1 system "
                               f"(`fem.case_system`); {r['n_labelled']} labelled training cases (10%); one budget unit = "
@@ -552,8 +555,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.out:
         write_text_atomic(json.dumps(res, indent=1), args.out)
-    if args.readme:
-        replace_block(args.readme, "<!-- bench:darcy:begin -->", "<!-- bench:darcy:end -->", f"\n{text}\n")
+    if args.readme:  # each part into its own block, so running one part keeps the other's table
+        for part, tag in (("darcy", "darcy"), ("physics", "darcy-physics")):
+            if part in res:
+                replace_block(args.readme, f"<!-- bench:{tag}:begin -->", f"<!-- bench:{tag}:end -->",
+                              f"\n{tables(res, command.strip(), (part,))}\n")
     return 0
 
 

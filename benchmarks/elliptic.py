@@ -3,14 +3,16 @@
 ``meshops bench elliptic`` (or ``python benchmarks/elliptic.py``) does, for each boundary kind
 (default: Dirichlet and Neumann):
 
-1. generates (or reuses) the ``elliptic_boundary`` data: training cases on squares with 4 corner
-   cut-outs; test cases on 0..4 cut-outs (4 = in distribution, new seeds) and on the other shape
+1. generates (or reuses) the ``elliptic_boundary`` data: training and validation cases on squares
+   with 4 corner cut-outs; test cases on 0..4 cut-outs (4 = in distribution, new seeds) and on the other shape
    families (random polygons, squares with holes);
 2. builds the graphs with the data pipeline (``meshops.data.graphs.Pipeline``: the same inputs
    ``f, k, g, bc_onehot``, normalized positions and boundary flag, 3 hierarchy levels, the same
    normalization from the training split) for every model;
-3. trains ``beno``, ``mgn``, ``ugraph`` and ``gino`` with the same budget (epochs, batch size,
-   optimizer, schedule, seed);
+3. trains ``beno``, ``mgn``, ``ugraph`` and ``gino`` under the protocol of ``benchmarks/protocol.py``:
+   the same search (``--lrs`` x ``--widths``) judged on held-out ``cutout4`` validation cases (data
+   seed + 2), the same loss, optimizer and schedule, early stopping on validation under
+   ``--max-epochs``, the kept candidate trained with every ``--seeds`` (mean ± std [min, max]);
 4. reports the relative L2 error (per case, then averaged) and the MAE of ``u`` per shape
    family, on the nodes where ``u`` is unknown (all but the Dirichlet nodes), and the average over
    the out-of-distribution families;
