@@ -371,7 +371,7 @@ def darcy_data(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     return data, record
 
 
-def run_darcy(args: argparse.Namespace) -> dict[str, Any]:
+def run_darcy(args: argparse.Namespace, on_model: Any = None) -> dict[str, Any]:
     P = protocol()
     data, record = darcy_data(args)
     cfgs = model_configs(data["features"].in_channels)
@@ -385,7 +385,7 @@ def run_darcy(args: argparse.Namespace) -> dict[str, Any]:
                                label="FNO (neuraloperator)" if name == "fno" else f"`{name}`", peer=name == "fno")
              for name in args.models}
     budget = P.Budget(args.max_epochs, args.patience)
-    res = P.run_protocol(specs, args.seeds, budget, splits=record)
+    res = P.run_protocol(specs, args.seeds, budget, splits=record, on_model=on_model)
     res["configs"] = {k: cfgs[k] for k in args.models}
     if "fno" in res["models"]:
         p0 = res["models"]["fno"]["runs"][0]["params"]
@@ -540,26 +540,34 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     res: dict[str, Any] = {"batch_size": args.batch_size, "lr": args.lr, "lrs": args.lrs, "graph": graph_spec(args),
                            "tiny": args.tiny}
+    command = ("meshops bench darcy " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+
+    def save(partial: str = "") -> None:
+        from meshops.atomic import replace_block, write_text_atomic
+
+        if args.out:
+            write_text_atomic(json.dumps(res, indent=1), args.out)
+        if args.readme:  # each part into its own block, so running one part keeps the other's table
+            for part, tag in (("darcy", "darcy"), ("physics", "darcy-physics")):
+                if part in res:
+                    replace_block(args.readme, f"<!-- bench:{tag}:begin -->", f"<!-- bench:{tag}:end -->",
+                                  f"\n{partial}{tables(res, command, (part,))}\n")
+
     if not args.skip_darcy:
         print("Darcy (16x16 training, 32x32 zero-shot):", flush=True)
-        res["darcy"] = run_darcy(args)
+
+        def progress(partial_res: dict[str, Any]) -> None:  # write what is done after every model
+            res["darcy"] = partial_res
+            save(f"(partial: {len(partial_res['models'])} of {len(args.models)} models done)\n\n")
+
+        res["darcy"] = run_darcy(args, progress)
     if not args.skip_physics:
         res["physics"] = {}
         for bc in args.phys_bc:
             print(f"Labels plus physics (elliptic_boundary {bc}, mgno):", flush=True)
             res["physics"][bc] = run_physics(args, bc)
-    command = "meshops bench darcy " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = tables(res, command.strip())
-    print("\n" + text)
-    from meshops.atomic import replace_block, write_text_atomic
-
-    if args.out:
-        write_text_atomic(json.dumps(res, indent=1), args.out)
-    if args.readme:  # each part into its own block, so running one part keeps the other's table
-        for part, tag in (("darcy", "darcy"), ("physics", "darcy-physics")):
-            if part in res:
-                replace_block(args.readme, f"<!-- bench:{tag}:begin -->", f"<!-- bench:{tag}:end -->",
-                              f"\n{tables(res, command.strip(), (part,))}\n")
+    print("\n" + tables(res, command))
+    save()
     return 0
 
 

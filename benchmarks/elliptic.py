@@ -24,7 +24,8 @@
    floor that the interpolation and discretization alone leave.
 
 Results are printed as Markdown tables and written to ``--out`` (JSON); ``--readme`` replaces the
-block between ``<!-- bench:elliptic:begin -->`` and ``<!-- bench:elliptic:end -->`` in that file.
+block between ``<!-- bench:elliptic-KIND:begin -->`` and ``<!-- bench:elliptic-KIND:end -->`` of
+each boundary kind in that file.
 """
 
 from __future__ import annotations
@@ -388,18 +389,20 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("skfem").setLevel(logging.WARNING)
     command = "meshops bench elliptic" + ("" if not argv else " " + " ".join(argv))
-    results = [run_bc(bc, a) for bc in a.bcs]
-    text = tables(results, command)
-    print(text)
     from meshops.atomic import replace_block, write_text_atomic
 
-    write_text_atomic(json.dumps({"command": command, "results": results}, indent=1), a.out)
-    if a.readme:
-        try:
-            replace_block(a.readme, "<!-- bench:elliptic:begin -->", "<!-- bench:elliptic:end -->", f"\n{text}\n",
-                          required=True)
-        except ValueError as err:
-            raise SystemExit(str(err)) from None
+    results = []
+    for bc in a.bcs:  # written after each boundary kind, each into its own card block
+        results.append(run_bc(bc, a))
+        text = tables(results[-1:], command)
+        print(text, flush=True)
+        write_text_atomic(json.dumps({"command": command, "results": results}, indent=1), a.out)
+        if a.readme:
+            try:
+                replace_block(a.readme, f"<!-- bench:elliptic-{bc}:begin -->", f"<!-- bench:elliptic-{bc}:end -->",
+                              f"\n{text}\n", required=True)
+            except ValueError as err:
+                raise SystemExit(str(err)) from None
     return 0
 
 

@@ -282,14 +282,19 @@ def run_model(spec: ModelSpec, seeds: Sequence[int], budget: Budget, name: str =
 
 
 def run_protocol(models: dict[str, ModelSpec], seeds: Sequence[int], budget: Budget,
-                 splits: dict[str, Any] | None = None, min_seeds: int = 3) -> dict[str, Any]:
-    """Every model through :func:`run_model`; the JSON-able results (with budget, seeds, splits)."""
+                 splits: dict[str, Any] | None = None, min_seeds: int = 3,
+                 on_model: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Every model through :func:`run_model`; the JSON-able results (with budget, seeds, splits).
+
+    ``on_model(results so far)`` is called after each model (e.g. to write partial results)."""
     if len(seeds) < min_seeds:
         log.warning("%d seed(s) %s: the protocol asks for at least %d", len(seeds), list(seeds), min_seeds)
     out: dict[str, Any] = {"budget": budget.__dict__.copy(), "seeds": list(seeds), "splits": splits or {},
                            "models": {}}
     for name, spec in models.items():
         out["models"][name] = run_model(spec, seeds, budget, name)
+        if on_model is not None:
+            on_model(out)
     return out
 
 
