@@ -9,13 +9,17 @@ peak RSS reported is the stage's own (sampled every 5 ms above the process's RSS
 | read | ``meshops.read`` of a zlib appended ``.vtu`` written by VTK | ``pyvista.read``, ``meshio.read`` |
 | write | ``meshops.write`` ``.vtu`` | ``pyvista`` ``save``, ``meshio.write`` |
 | edges | ``meshops.graph.build(mesh, levels=1)`` (mesh edges + features) | |
-| neighbors | ``knn_graph(pos, 8)`` | ``cKDTree(pos).query(9, workers=1)`` |
-| hierarchy | ``graph.build(points, levels=3)`` | |
+| neighbors | ``knn_graph(pos, 8)``, random point order | ``cKDTree(pos).query(pos, 9, workers=1)`` |
+| neighbors-ordered | the same on points in a mesh's order | the same |
+| radius | ``radius_graph(pos, r, max_num_neighbors=None)`` (~14 a point) | ``cKDTree(pos).query_ball_point(pos, r, workers=1)`` |
+| radius-ordered | the same on points in a mesh's order | the same |
+| hierarchy | ``graph.build(points, levels=3, k=8)``; levels 1-2 alone (``add_levels``) | |
 | forward | ``mgn`` no-grad, per directed edge memory | today's (E, 3H) concatenation formula |
 | fwd+bwd | ``mgn`` forward + backward | PhysicsNeMo 2.2.2 ``MeshGraphNet`` (concat trick on/off), PyG ``MessagePassing`` stack, equal parameters |
 | predict | partitioned ``mgn`` inference (``max_nodes_per_part``) | |
 
-Growth exponents are least-squares slopes of log(time) against log(points). Results print as a
+Neighbor stages run ours and the peer alternately, three times each, with one worker each
+(``$MESHOPS_WORKERS=1``); cells add each side's CPU time. Growth exponents are least-squares slopes of log(time) against log(points). Results print as a
 table and, with ``--readme``, replace the block in ``benchmarks/README.md``.
 Model stages use ``--hidden`` (128) and ``--blocks`` (4; 15 is the MeshGraphNet default) and are
 capped at ``--model-max`` points (memory of the concatenating peers).
@@ -160,26 +164,98 @@ def stage_edges(n: int, a: argparse.Namespace) -> dict[str, Any]:
     return {"meshops": _timed(lambda: build(mesh, {"levels": 1}))}
 
 
-def stage_neighbors(n: int, a: argparse.Namespace) -> dict[str, Any]:
+def _timed_cpu(fn, repeat: int = 1) -> tuple[float, float, float]:
+    """``(best wall s, peak MB, best CPU s of this process)``: CPU time is what one core spends,
+    less inflated than wall time on a shared, loaded machine."""
+    best, mb, cpu = math.inf, 0.0, math.inf
+    for _ in range(repeat):
+        with PeakRSS() as m:
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            best, cpu = min(best, time.perf_counter() - t), min(cpu, time.process_time() - c)
+        mb = max(mb, m.mb)
+    return best, mb, cpu
+
+
+def _neighbor_points(n: int, ordered: bool):
+    """Random points in a unit cube: in random order, or in a mesh's order (the jittered tet grid's)."""
     import numpy as np
+
+    if ordered:
+        return np.ascontiguousarray(tet_box(n).points)
+    return np.random.default_rng(0).random((n, 3))
+
+
+def _pair(ours, peer, repeat: int = 3) -> dict[str, Any]:
+    """meshops and the peer back to back, ``repeat`` times each, alternating (best of each)."""
+    o, p = [], []
+    for _ in range(repeat):
+        o.append(_timed_cpu(ours))
+        p.append(_timed_cpu(peer))
+    best = lambda rs: [min(r[0] for r in rs), max(r[1] for r in rs)]  # noqa: E731
+    return {"meshops": best(o), "cKDTree": best(p), "cpu": [min(r[2] for r in o), min(r[2] for r in p)]}
+
+
+def _knn_stage(n: int, ordered: bool) -> dict[str, Any]:
     import torch
     from scipy.spatial import cKDTree
 
     from meshops.graph.neighbors import knn_graph
 
-    x = np.random.default_rng(0).random((n, 3))
+    os.environ["MESHOPS_WORKERS"] = "1"  # the same worker count as the peer
+    x = _neighbor_points(n, ordered)
     xt = torch.from_numpy(x)
-    return {"meshops": _timed(lambda: knn_graph(xt, 8), 2),
-            "cKDTree": _timed(lambda: cKDTree(x).query(x, 9, workers=1), 2)}
+    return _pair(lambda: knn_graph(xt, 8), lambda: cKDTree(x).query(x, 9, workers=1))
+
+
+def _radius_stage(n: int, ordered: bool) -> dict[str, Any]:
+    import torch
+    from scipy.spatial import cKDTree
+
+    from meshops.graph.neighbors import radius_graph
+
+    os.environ["MESHOPS_WORKERS"] = "1"
+    x = _neighbor_points(n, ordered)
+    r = 1.2 * (8 / (n * 4 / 3 * math.pi)) ** (1 / 3)  # ~14 neighbors a point
+    xt = torch.from_numpy(x)
+    return _pair(lambda: radius_graph(xt, r, max_num_neighbors=None),
+                 lambda: cKDTree(x).query_ball_point(x, r, workers=1))
+
+
+def stage_neighbors(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    """``knn_graph(pos, 8)`` vs ``cKDTree(pos).query(pos, 9)``, random point order."""
+    return _knn_stage(n, False)
+
+
+def stage_neighbors_ordered(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    """As ``neighbors`` with the points in a mesh's order (spatially coherent already: our worst case)."""
+    return _knn_stage(n, True)
+
+
+def stage_radius(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    """``radius_graph(pos, r, max_num_neighbors=None)`` vs ``cKDTree(pos).query_ball_point(pos, r)``."""
+    return _radius_stage(n, False)
+
+
+def stage_radius_ordered(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    return _radius_stage(n, True)
 
 
 def stage_hierarchy(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    """``graph.build(points, levels=3, k=8)``: the whole build, and levels 1-2 alone (``add_levels``)."""
     import numpy as np
 
     from meshops.graph import build
+    from meshops.graph.build import GraphSpec, add_levels
 
+    os.environ["MESHOPS_WORKERS"] = "1"
     x = np.random.default_rng(0).random((n, 3))
-    return {"meshops": _timed(lambda: build(x, {"levels": 3, "k": 8}))}
+    t, mb, cpu = _timed_cpu(lambda: build(x, {"levels": 3, "k": 8}))
+    g = build(x, {"levels": 1, "k": 8})
+    e = g.edge_index.numpy()
+    spec = GraphSpec(levels=3, k=8)
+    th, mbh, cpuh = _timed_cpu(lambda: add_levels(g, x, e, spec, symmetric=True))
+    return {"meshops": [t, mb], "meshops levels 1-2": [th, mbh], "cpu": [cpu, cpuh]}
 
 
 def _concat_forward(model, g):
@@ -296,6 +372,7 @@ def stage_predict(n: int, a: argparse.Namespace) -> dict[str, Any]:
 
 
 STAGES = {"read": stage_read, "write": stage_write, "edges": stage_edges, "neighbors": stage_neighbors,
+          "neighbors-ordered": stage_neighbors_ordered, "radius": stage_radius, "radius-ordered": stage_radius_ordered,
           "hierarchy": stage_hierarchy, "forward": stage_forward, "fwd+bwd": stage_fwdbwd, "predict": stage_predict}
 MODEL_STAGES = {"forward", "fwd+bwd", "predict"}
 
@@ -328,7 +405,7 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> str:
     lines[1] = "|" + "---|" * (len(sizes) + 3)
     for stage, by_n in results.items():
         impls = [k for r in by_n.values() for k, v in r.items()
-                 if isinstance(v, list) and len(v) == 2 and all(isinstance(x, float) for x in v)]
+                 if k != "cpu" and isinstance(v, list) and len(v) == 2 and all(isinstance(x, float) for x in v)]
         for impl in dict.fromkeys(impls):
             cells, ns, ts = [], [], []
             for n in sizes:
@@ -340,10 +417,14 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> str:
                 t, mb = v
                 extra = ""
                 ref = by_n[n].get("meshops")
-                if impl != "meshops" and ref:
+                if not impl.startswith("meshops") and ref:
                     extra = f", {t / ref[0]:.2f}x ours"
                 e = by_n[n].get("edges")
                 per = f", {mb * 2**20 / e:.0f} B/edge" if e and stage == "forward" else ""
+                cpu = by_n[n].get("cpu")
+                if cpu and impl in ("meshops", "cKDTree", "meshops levels 1-2"):
+                    c = cpu[0 if impl == "meshops" else 1]
+                    extra += f", CPU {c:.3g} s" + (f" ({cpu[1] / cpu[0]:.2f}x ours)" if impl == "cKDTree" else "")
                 cells.append(f"{t:.3g} s, {mb:.0f} MB{per}{extra}")
                 ns.append(n)
                 ts.append(t)
