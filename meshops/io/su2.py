@@ -100,9 +100,8 @@ class _Lines:
                 num = np.fromstring(b.tobytes(), sep=" ")
             except ValueError:
                 num = np.zeros(0)
-        if len(num) != total:
-            tokens = b.tobytes().split()
-            bad = tokens[min(len(num), len(tokens) - 1)].decode("utf-8", errors="replace")
+        if len(num) != total:  # the error path only: find the offending token for the message
+            bad = next((t for t in b.tobytes().split() if not _is_number(t)), b"?").decode("utf-8", "replace")
             raise MeshError(f"{self.path}: {what}: a value is not a number ('{bad}')")
         return num, first, per_row
 
@@ -137,6 +136,14 @@ def _elements(L: _Lines, n: int, path: Path, what: str) -> list[CellBlock]:
             raise MeshError(f"{path}: {what}: non-integer node index ({_fmt(bad_v)})")
         blocks.append(CellBlock(SU2_TO_TYPE[int(ti[a])], nodes.astype(np.int64)))
     return blocks
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def _fmt(v: float) -> str:
