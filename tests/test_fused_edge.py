@@ -81,3 +81,22 @@ def test_mgn_training_step_fused_equals_plain_and_float32_close():
         res.append([y.detach()] + [p.grad.clone() for p in m.parameters()])
     for a, b in zip(*res, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("aggregate", ["sum", "mean"])
+def test_inplace_inference_equals_plain_chunked_path(aggregate):
+    torch.manual_seed(3)
+    block = EdgeNodeBlock(16, aggregate).double()
+    ei = _graph(50, 300)
+    x, e = torch.randn(50, 16, dtype=torch.float64), torch.randn(300, 16, dtype=torch.float64)
+    with torch.no_grad():
+        e0 = e.clone()
+        xf, ef = block(x, e, ei)
+        assert torch.equal(e, e0)  # inplace=False leaves the input alone
+        block.fused = False
+        xp, ep = block(x, e, ei)
+        block.fused = True
+        xi, ei_ = block(x, e, ei, inplace=True)
+    torch.testing.assert_close(xf, xp, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(ef, ep, rtol=1e-10, atol=1e-10)
+    assert ei_ is e and torch.equal(xi, xf)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["fused_edge_update", "fusable"]
+__all__ = ["fused_edge_update", "fusable", "edge_update_inplace"]
 
 
 def fusable(mlp: nn.Module) -> bool:
@@ -131,3 +131,27 @@ def fused_edge_update(mlp: nn.Module, e: Tensor, proj: Tensor, src: Tensor, dst:
     pair = torch.stack([2 * src, 2 * dst + 1], dim=1)
     return _FusedEdge.apply(e, proj, pair, dst, lin1.weight[:, :h], lin2.weight, lin2.bias, ln.weight, ln.bias,
                             float(ln.eps))
+
+
+@torch.no_grad()
+def edge_update_inplace(mlp: nn.Module, e: Tensor, proj: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+    """Inference: ``e`` overwritten by ``e'`` chunk by chunk; returns ``m`` (the sum at ``dst``).
+
+    Holds only (chunk, H) temporaries besides ``e``, ``proj`` and ``m``.
+
+    Shapes
+    ------
+    e : (E, H), updated in place; proj : (N, 2H); src, dst : (E,) -> (N, H)
+    """
+    lin1, _, lin2, ln = mlp.net
+    n_e, h = e.shape
+    p2 = proj.reshape(-1, h)
+    w_et, w_2t = lin1.weight[:, :h].t(), lin2.weight.t()
+    m = e.new_zeros(proj.shape[0], h)
+    for a, b in _chunks(n_e):
+        y = p2.index_select(0, 2 * src[a:b])
+        y += p2.index_select(0, 2 * dst[a:b] + 1)
+        y.addmm_(e[a:b], w_et)
+        o = F.layer_norm(torch.addmm(lin2.bias, F.silu(y, inplace=True), w_2t), [h], ln.weight, ln.bias, ln.eps)
+        m.index_add_(0, dst[a:b], e[a:b].add_(o))
+    return m
