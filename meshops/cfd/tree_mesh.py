@@ -7,7 +7,7 @@ every ``section_spacing`` local radii); a ball closes a parent that ends where i
 tubes. The planar end faces that remain are the inlet (root start) and one outlet per open branch
 end; everything else is the wall. The volume is meshed with tetrahedra whose size is
 ``wall_size * r`` at the wall, growing to ``core_size * r`` over ``grow * r`` towards the axis
-(``r``: the radius of the nearest centerline point), written as msh 2.2 in metres and converted
+(``r``: the radius of the nearest centerline point; HXT, or Delaunay where HXT gives up), written as msh 2.2 in metres and converted
 with OpenFOAM's ``gmshToFoam``; the patch ``wall`` gets the type ``wall``.
 """
 
@@ -205,7 +205,15 @@ def mesh_tree(tree: Tree, case: Path, ms: TreeMeshSettings | None = None, where:
                          ("Mesh.ScalingFactor", unit_m)):
             gmsh.option.setNumber(opt, val)
         gmsh.model.mesh.setSizeCallback(_size_callback(tree, ms))
-        gmsh.model.mesh.generate(3)
+        try:
+            gmsh.model.mesh.generate(3)
+        except Exception as e:  # noqa: BLE001 - HXT gives up on some junctions: Delaunay, once
+            if ms.algorithm_3d == 1:
+                raise
+            log.info("%s: gmsh 3D algorithm %d failed (%s); retrying with Delaunay", where, ms.algorithm_3d, e)
+            gmsh.model.mesh.clear()
+            gmsh.option.setNumber("Mesh.Algorithm3D", 1)
+            gmsh.model.mesh.generate(3)
         msh = case / "tree.msh"
         gmsh.write(str(msh))
         _, tags, _ = gmsh.model.mesh.getElements(3)
