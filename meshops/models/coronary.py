@@ -329,7 +329,7 @@ def range_warnings(model: Any, data: Any) -> list[str]:
     stored = model.stored_ranges() if hasattr(model, "stored_ranges") else {}
     if not stored:
         return []
-    units = {"radius": "mm", "Q": "mL/s", "Q_branch": "mL/s", "length": "mm", "curvature_r": "", "branches": ""}
+    units = {"radius": " mm", "Q": " mL/s", "Q_branch": " mL/s", "length": " mm", "curvature_r": "", "branches": ""}
     what = {"radius": "radius", "Q": "inlet flow Q", "Q_branch": "branch flow (Murray split)",
             "length": "branch length", "curvature_r": "curvature x radius", "branches": "branch count"}
     got = input_ranges(data)
@@ -340,8 +340,8 @@ def range_warnings(model: Any, data: Any) -> list[str]:
         a, b = float(got[i, 0]), float(got[i, 1])
         if a < lo - tol or b > hi + tol:
             seen = f"{a:.4g}" if a == b else f"{a:.4g}-{b:.4g}"
-            out.append(f"{what[k]} {seen} {units[k]} is outside the training range {lo:.4g}-{hi:.4g} {units[k]}; "
-                       "the prediction is an extrapolation".replace("  ", " "))
+            out.append(f"{what[k]} {seen}{units[k]} is outside the training range {lo:.4g}-{hi:.4g}{units[k]}; "
+                       "the prediction is an extrapolation")
     return out
 
 

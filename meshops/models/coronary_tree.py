@@ -24,7 +24,8 @@ The centerline tensors it needs next to those of :func:`meshops.models.coronary.
                         (child start: on the parent at the junction; 0 elsewhere)
     cl_up_lam  float32  interpolation weight toward the point after it
     cl_gen     int64    branch generation (0 = the main vessel)
-    cl_outlet  bool     the last point of a branch that ends in an outlet
+    cl_outlet  bool     the last point of the reference outlet: the outlet with the largest Murray
+                        flow (the pressure reference of the coronary tree dataset)
     cl_tree    (M, T)   the features named in TREE_FEATURES
 """
 
@@ -65,6 +66,10 @@ def tree_tensors(tree: VesselTree, s_list: list[np.ndarray], r_list: list[np.nda
     s_list, r_list : per branch (n_b,) -> dict of (M,) tensors (``cl_tree``: (M, len(TREE_FEATURES)))
     """
     offsets = np.cumsum([0] + [len(s) for s in s_list])
+    outlets = [b for b in range(len(s_list))
+               if not any(sj >= tree.length[b] - 1e-6 * max(tree.length[b], 1.0) for sj, _, _ in tree.children[b])]
+    ref_outlet = max(outlets, key=lambda b: float(tree.flow_fraction(b, np.array([tree.length[b]]))[0])) \
+        if outlets else len(s_list) - 1
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("q", "up", "lam", "gen", "out", "feat")}
     for b, (s, r) in enumerate(zip(s_list, r_list, strict=True)):
         n = len(s)
@@ -75,9 +80,8 @@ def tree_tensors(tree: VesselTree, s_list: list[np.ndarray], r_list: list[np.nda
             k = int(np.clip(np.searchsorted(sa, tree.s_junction[b], side="right") - 1, 0, len(sa) - 2))
             lam[0] = float(np.clip((tree.s_junction[b] - sa[k]) / max(sa[k + 1] - sa[k], 1e-12), 0.0, 1.0))
             up[0] = offsets[a] + k - offsets[b]
-        ends_here = any(sj >= tree.length[b] - 1e-6 * max(tree.length[b], 1.0) for sj, _, _ in tree.children[b])
         out = np.zeros(n, dtype=bool)
-        out[-1] = not ends_here
+        out[-1] = b == ref_outlet
         q = tree.flow_fraction(b, s)
         feats = {
             "q_frac": q,
@@ -143,9 +147,10 @@ def tree_pressure(g: Tensor, cl_arclength: Tensor, cl_branch: Tensor, cl_batch: 
 
 def _nearest_segments(x: Tensor, c: Tensor, r: Tensor, branch: Tensor, max_elements: int,
                       k: int = 6) -> tuple[Tensor, Tensor]:
-    """Per point of ``x``: the segment (first index, weight) of polyline ``c`` nearest in distance / radius.
+    """Per point of ``x``: the segment (first index, weight) of polyline ``c`` whose tube it lies on.
 
-    Candidates are the segments next to the ``k`` centerline points nearest in that measure.
+    Candidates are the segments next to the ``k`` centerline points nearest in distance / radius;
+    among them the one minimizing ``|d / r - 1| + 0.05 d / r`` wins.
     """
     m = c.shape[0]
     valid = torch.zeros(m + 1, dtype=torch.bool, device=c.device)  # valid[j]: segment j -> j+1 exists
@@ -162,7 +167,10 @@ def _nearest_segments(x: Tensor, c: Tensor, r: Tensor, branch: Tensor, max_eleme
         ab = e - a
         t = (((xx[:, None] - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-20)).clamp(0, 1)
         d = (xx[:, None] - (a + t[..., None] * ab)).norm(dim=-1)
-        score = torch.where(ok, d / (r[seg] + t * (r[seg + 1] - r[seg])), torch.full_like(d, math.inf))
+        rel = d / (r[seg] + t * (r[seg + 1] - r[seg]))
+        # the tube whose surface the point lies on (|d / r - 1| small), the nearest in d / r breaking ties:
+        # where tubes overlap at a junction, a child's wall point belongs to the child, not to the parent
+        score = torch.where(ok, (rel - 1).abs() + 0.05 * rel, torch.full_like(d, math.inf))
         best = score.argmin(1, keepdim=True)
         i_all.append(seg.gather(1, best)[:, 0])
         lam_all.append(t.gather(1, best)[:, 0])
@@ -172,7 +180,7 @@ def _nearest_segments(x: Tensor, c: Tensor, r: Tensor, branch: Tensor, max_eleme
 def project_to_centerline(query: Tensor, query_batch: Tensor, cl_pos: Tensor, cl_frame: Tensor, cl_radius: Tensor,
                           cl_branch: Tensor, cl_batch: Tensor, num_cases: int,
                           max_elements: int = 1 << 21) -> tuple[Tensor, Tensor, Tensor]:
-    """Each query point's nearest centerline segment of its own case (in distance / radius).
+    """Each query point's centerline segment of its own case (the tube it lies on, see :func:`_nearest_segments`).
 
     Returns the segment's first point index ``i`` (global), the weight ``lam`` of point ``i + 1``
     and the angle around the centerline in the interpolated frame (from the normal toward the
