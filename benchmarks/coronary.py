@@ -122,7 +122,10 @@ def case_graph(case: Any, n_cl: int = 128) -> Any:
 
     g = build(case.mesh, {"levels": 3})
     g.y = torch.from_numpy(case.stack(TARGETS))
-    g = attach_case_centerline(g, case, n_points=n_cl)
+    from meshops.models.coronary import CenterlineRBF
+
+    n = CenterlineRBF(d_model=8, n_heads=1, n_layers=1, num_centers=1, cl_spacing=0.5, cl_max_points=384)._n_points(case)
+    g = attach_case_centerline(g, case, n_points=max(n_cl, n))
     g.name = case.name
     g.cl_nearest = torch.from_numpy(cKDTree(g.cl_pos.numpy()).query(g.pos.numpy())[1])
     return g

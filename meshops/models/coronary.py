@@ -419,6 +419,8 @@ class CenterlineRBF(nn.Module):
         rho: float = 1060.0,
         length_unit_m: float = 1e-3,
         q_unit_m3s: float = 1e-6,
+        cl_spacing: float | None = None,
+        cl_max_points: int = 512,
     ) -> None:
         super().__init__()
         if q_scale <= 0 or length_scale <= 0:
@@ -430,6 +432,9 @@ class CenterlineRBF(nn.Module):
                              f"got out_channels={out_channels}, vectors={list(vectors)}")
         self.q_index, self.q_scale, self.length_scale = q_index, float(q_scale), float(length_scale)
         self.physics = physics
+        if cl_spacing is not None and not cl_spacing > 0:
+            raise ValueError(f"centerline_rbf: cl_spacing must be > 0, got {cl_spacing}")
+        self.cl_spacing, self.cl_max_points = cl_spacing, int(cl_max_points)
         tree = physics == "tree"
         n_feat = len(CL_FEATURES) + N_FLOW_FEATURES + (len(TREE_FEATURES) if tree else 0)
         self.encoder = CenterlineEncoder(
@@ -481,8 +486,22 @@ class CenterlineRBF(nn.Module):
         return {k: (float(tr[i, 0]), float(tr[i, 1])) for i, k in enumerate(RANGE_NAMES)}
 
     def prepare_sample(self, data: Any, case: Any) -> Any:
-        """The model hook of :mod:`meshops.models`: attach the case's centerline and inlet flow."""
-        return attach_case_centerline(data, case)
+        """The model hook of :mod:`meshops.models`: attach the case's centerline and inlet flow.
+
+        The centerline is resampled at 128 points in all, or, with ``cl_spacing``, at that spacing
+        (model length units) between 128 and ``cl_max_points`` points (long trees get more).
+        """
+        return attach_case_centerline(data, case, n_points=self._n_points(case))
+
+    def _n_points(self, case: Any) -> int:
+        if self.cl_spacing is None:
+            return 128
+        fd = getattr(case.mesh, "field_data", {}) or {}
+        pts = np.asarray(fd.get("centerline_points", np.zeros((0, 3))), dtype=np.float64)
+        paths = fd.get("centerline_branches") or [np.arange(len(pts))]
+        total = sum(float(np.linalg.norm(np.diff(pts[np.asarray(b, dtype=np.int64)], axis=0), axis=1).sum())
+                    for b in paths if len(b) > 1)
+        return int(np.clip(round(total / self.cl_spacing), 128, max(128, self.cl_max_points)))
 
     def _flow(self, data: Any, num_cases: int) -> Tensor:
         cq = getattr(data, "cl_q", None)
