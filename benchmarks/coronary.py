@@ -72,6 +72,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "--epochs as the maximum budget, --seeds, models rbf128,rbf1024,transolver,gnot,mgn,ugraph")
     p.add_argument("--seeds", default="0,1", help="--protocol: comma-separated seeds")
     p.add_argument("--patience", type=int, default=4, help="--protocol: validations without improvement")
+    p.add_argument("--compare-cfd", metavar="WALL", default=None,
+                   help="a wall written by `meshops predict` on a `meshops cfd` wall (fields p, wss_mag and "
+                        "p_pred, wss_mag_pred on the same points): print the rel. L2 of p and |WSS| and, with "
+                        "--readme, write it to the card")
     return p.parse_args(argv)
 
 
@@ -307,6 +311,8 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.compare_cfd:
+        return compare_cfd(args, argv)
     if args.protocol:
         return main_protocol(args, argv)
     import torch
@@ -362,6 +368,41 @@ def main(argv: list[str] | None = None) -> int:
         write_text_atomic(json.dumps({"meta": meta, "rows": rows}, indent=1), args.out)
     if args.readme:
         replace_block(args.readme, BEGIN, END, f"\n{text}\n", prefix="## Benchmark results\n\n")
+    return 0
+
+
+# ------------------------------------------------------------------------- model against meshops cfd
+CFD_BEGIN, CFD_END = "<!-- coronary-cfd-compare:begin -->", "<!-- coronary-cfd-compare:end -->"
+
+
+def compare_cfd(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Rel. L2 of ``p_pred`` / ``wss_mag_pred`` against the CFD's ``p`` / ``wss_mag`` on one wall."""
+    import meshops
+    from meshops.atomic import replace_block
+
+    m = meshops.read(args.compare_cfd)
+    rows = []
+    for t in TARGETS:
+        for k in (t, f"{t}_pred"):
+            if k not in m.point_data:
+                raise SystemExit(f"{args.compare_cfd}: no point field '{k}' (fields: {sorted(m.point_data)})")
+        truth = np.asarray(m.point_data[t], dtype=np.float64).reshape(-1)
+        pred = np.asarray(m.point_data[f"{t}_pred"], dtype=np.float64).reshape(-1)
+        ok = np.isfinite(truth) & np.isfinite(pred)
+        if not ok.any():
+            raise SystemExit(f"{args.compare_cfd}: '{t}' has no finite value pairs")
+        rel = float(np.linalg.norm(pred[ok] - truth[ok]) / max(np.linalg.norm(truth[ok]), 1e-30))
+        shifted = float(np.linalg.norm((pred[ok] - pred[ok].mean()) - (truth[ok] - truth[ok].mean()))
+                        / max(np.linalg.norm(truth[ok] - truth[ok].mean()), 1e-30))
+        rows.append((t, rel, shifted, truth[ok].min(), truth[ok].max(), pred[ok].min(), pred[ok].max(), int(ok.sum())))
+    lines = ["| field | rel. L2 | rel. L2 of the mean-free fields | CFD min..max | model min..max | points |",
+             "|---|---:|---:|---|---|---:|"]
+    lines += [f"| {t} | {a:.3f} | {b:.3f} | {c:.4g}..{d:.4g} | {e:.4g}..{f:.4g} | {n} |" for t, a, b, c, d, e, f, n in rows]
+    text = "\n".join(lines + ["", f"Command: `meshops bench coronary {' '.join(argv if argv is not None else sys.argv[1:])}`"])
+    print(text)
+    if args.readme:
+        replace_block(args.readme, CFD_BEGIN, CFD_END, f"\n{text}\n",
+                      prefix="## `meshops predict` against `meshops cfd` on the SimVascular demo aorta\n\n")
     return 0
 
 

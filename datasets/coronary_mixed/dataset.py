@@ -1,4 +1,5 @@
-"""Single vessels and trees together: the cases of ``coronary_synthetic`` followed by ``coronary_trees``.
+"""Single vessels and trees together: the cases of ``coronary_synthetic`` followed by ``coronary_trees``
+(whose names get the prefix ``tree_``: both recipes number their cases ``case_00000``, ...).
 
 The training set of the shipped coronary model (``datasets/coronary_synthetic/train.yaml``). Both
 recipes keep their own files and splits; ``split="train"|"val"|"test"`` takes that split of each.
@@ -20,6 +21,8 @@ from meshops.data import Case, Dataset, DatasetError, load_dataset, register_dat
 log = logging.getLogger(__name__)
 
 PARTS = ("coronary_synthetic", "coronary_trees")
+#: Prefix of the tree cases' names (both recipes number their cases case_00000, ...).
+TREE_PREFIX = "tree_"
 
 
 @register_dataset("coronary_mixed")
@@ -49,7 +52,7 @@ class CoronaryMixed(Dataset):
 
     def case_names(self) -> list[str]:
         names = [ds.case_names() for ds in self.parts]
-        return [names[k][i] for k, i in self._index]
+        return [_name(k, names[k][i]) for k, i in self._index]
 
     def part_of(self, i: int) -> tuple[Any, int]:
         """(dataset, index in it) of case ``i``."""
@@ -65,6 +68,7 @@ class CoronaryMixed(Dataset):
             raise IndexError(f"coronary_mixed: case index {i} out of range for {len(self)} cases")
         ds, j = self.part_of(i)
         case = ds[j]
+        case.name = _name(self._index[i][0], case.name)
         fd = dict(case.mesh.field_data or {})
         if "centerline_points" not in fd and hasattr(ds, "centerline"):
             cl = ds.centerline(j)
@@ -74,3 +78,7 @@ class CoronaryMixed(Dataset):
                 fd["centerline_branches"] = [np.asarray(b, dtype=np.int64) for b in cl["branches"]]
             case.mesh.field_data = fd
         return case
+
+
+def _name(part: int, name: str) -> str:
+    return name if part == 0 or name.startswith(TREE_PREFIX) else TREE_PREFIX + name
