@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [n for n in test_names if n not in index]
     if missing:
         raise KeyError(f"{splits_path}: test cases {missing[:5]} are not in the shipped dataset")
+    test_names = interleave_trees(test_names)
     if args.cases:
         test_names = test_names[: args.cases]
     out = Path(args.out)
@@ -112,6 +113,19 @@ def run(args: argparse.Namespace) -> int:
     n_png = len(list(out.glob("*.png")))
     print(f"wrote {len(rows)} predicted walls (.vtp), {n_png} renders (.png) and demo.json to {out}/")
     return 0
+
+
+def interleave_trees(names: list[str]) -> list[str]:
+    """Single vessels and trees (names starting with ``tree_``) alternated, each kind in its order.
+
+    So that ``--cases N`` shows both kinds of held-out geometry.
+    """
+    trees = [n for n in names if n.startswith("tree_")]
+    vessels = [n for n in names if not n.startswith("tree_")]
+    out: list[str] = []
+    for k in range(max(len(trees), len(vessels))):
+        out += vessels[k : k + 1] + trees[k : k + 1]
+    return out
 
 
 def _solver_seconds(card: dict) -> float:
