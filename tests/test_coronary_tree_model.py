@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -178,11 +176,13 @@ def test_range_warnings_name_the_value():
 
 
 @pytest.mark.skipif(not DEMO.is_file(), reason=f"{DEMO} absent (the SimVascular demo lives in ../shared)")
-def test_predict_warns_on_stderr_outside_training_ranges(tmp_path):
+def test_predict_warns_on_stderr_outside_training_ranges(tmp_path, capsys):
+    from meshops.cli import main
+
     assert _shipped(), f"{SHIPPED} is not a physics='tree' centerline_rbf"
-    r = subprocess.run([sys.executable, "-m", "meshops", "predict", str(SHIPPED), "--centerline", str(DEMO),
-                        "--scale", "10", "--global", "Q=5", "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
-    assert "warning:" in r.stderr and "inlet flow Q 5 mL/s is outside the training range" in r.stderr, r.stderr
-    assert "radius" in r.stderr, r.stderr
+    rc = main(["predict", str(SHIPPED), "--centerline", str(DEMO), "--scale", "10", "--global", "Q=5",
+               "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "warning:" in err and "inlet flow Q 5 mL/s is outside the training range" in err, err
+    assert "radius" in err, err
