@@ -33,13 +33,15 @@ class CoronaryMixed(Dataset):
     targets: list[str] = ["p", "wss_mag"]
     globals: list[str] = ["Q"]
 
-    def __init__(self, split: str | None = None, targets: list[str] | None = None, max_trees: int | None = None) -> None:
+    def __init__(self, split: str | None = None, targets: list[str] | None = None, max_trees: int | None = None,
+                 trees_path: str | None = None) -> None:
         self.targets = list(targets or ["p", "wss_mag"])
-        self.options = {"split": split, "targets": self.targets, "max_trees": max_trees}
+        self.options = {"split": split, "targets": self.targets, "max_trees": max_trees, "trees_path": trees_path}
         self.parts: list[Any] = []
         for name in PARTS:
+            extra = {"path": trees_path} if (name == PARTS[1] and trees_path) else {}
             try:
-                self.parts.append(load_dataset(name, split=split, targets=self.targets))
+                self.parts.append(load_dataset(name, split=split, targets=self.targets, **extra))
             except DatasetError as e:
                 if name == PARTS[0]:
                     raise
