@@ -76,6 +76,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="a wall written by `meshops predict` on a `meshops cfd` wall (fields p, wss_mag and "
                         "p_pred, wss_mag_pred on the same points): print the rel. L2 of p and |WSS| and, with "
                         "--readme, write it to the card")
+    p.add_argument("--coherence", metavar="CHECKPOINT", default=None,
+                   help="physical coherence of CHECKPOINT on the held-out trees of its split (swept tube walls): "
+                        "monotone ring-pair share, junction jumps, min |WSS|; with --readme, into the card")
     return p.parse_args(argv)
 
 
@@ -313,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.compare_cfd:
         return compare_cfd(args, argv)
+    if args.coherence:
+        return coherence(args, argv)
     if args.protocol:
         return main_protocol(args, argv)
     import torch
@@ -369,6 +374,67 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme:
         replace_block(args.readme, BEGIN, END, f"\n{text}\n", prefix="## Benchmark results\n\n")
     return 0
+
+
+# ------------------------------------------------------------------------- physical coherence on trees
+COH_BEGIN, COH_END = "<!-- coronary-coherence:begin -->", "<!-- coronary-coherence:end -->"
+
+
+def coherence(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """The Done-when checks of the tree model on every held-out tree of the checkpoint's split."""
+    import torch
+    from torch_geometric.data import Data
+
+    from meshops.data import load_dataset
+    from meshops.geometry.centerline import Centerline
+    from meshops.geometry.tube import tube_wall
+    from meshops.models.coronary import attach_centerline
+    from meshops.models.coronary_tree import ring_coherence
+    from meshops.train.inference import load_trained
+
+    ckpt = Path(args.coherence)
+    trained = load_trained(ckpt)
+    model = trained.model
+    test = [n for n in json.loads((ckpt.parent / "splits.json").read_text())["test"] if n.startswith("tree_")]
+    ds = load_dataset("coronary_mixed")
+    index = {n: i for i, n in enumerate(ds.case_names())}
+    rows = []
+    for name in test:
+        case = ds[index[name]]
+        fd = case.mesh.field_data
+        paths = [np.asarray(b, dtype=np.int64) for b in fd["centerline_branches"]]
+        parent = [(-1, -1)] + [(0, int(b[0])) for b in paths[1:]]  # tube_wall only needs the junction point
+        cl = Centerline(np.asarray(fd["centerline_points"]), paths, np.asarray(fd["centerline_radius"]), parent)
+        wall = tube_wall(cl, n_around=16)
+        d = attach_centerline(Data(pos=torch.tensor(wall.points, dtype=torch.float32)), wall.field_data["centerline_points"],
+                              wall.field_data["centerline_radius"], float(case.globals["Q"]),
+                              branches=wall.field_data["centerline_branches"], n_points=model._n_points(case))
+        with torch.no_grad():
+            out = (model(d) * model.target_std + model.target_mean).numpy()
+        rows.append({"case": name, "branches": len(paths), **ring_coherence(wall, out[:, 0], out[:, 1], 16)})
+    if not rows:
+        raise SystemExit(f"{ckpt.parent / 'splits.json'}: no held-out tree (names tree_*) in the test split")
+    ok = [r["monotone_fraction"] >= 0.95 and r["junction_jump_rel"] < 0.02 and r["wss_min"] >= 0 for r in rows]
+    lines = [f"Held-out trees: {len(rows)} (the test split of `{ckpt}`), swept tube walls of their centerlines "
+             "(16 points a ring, one ring per centerline station), the inflow Q of each case.", "",
+             "| check (per case) | required | worst case | cases passing |", "|---|---|---:|---:|",
+             f"| ring pairs with non-increasing ring-mean p along root-to-outlet paths | >= 95% | "
+             f"{100 * min(r['monotone_fraction'] for r in rows):.1f}% | "
+             f"{sum(r['monotone_fraction'] >= 0.95 for r in rows)}/{len(rows)} |",
+             f"| largest junction jump of ring-mean p / case pressure drop | < 2% | "
+             f"{100 * max(r['junction_jump_rel'] for r in rows):.2f}% | "
+             f"{sum(r['junction_jump_rel'] < 0.02 for r in rows)}/{len(rows)} |",
+             f"| min WSS magnitude (Pa) | >= 0 | {min(r['wss_min'] for r in rows):.4g} | {sum(r['wss_min'] >= 0 for r in rows)}/{len(rows)} |",
+             "", f"All three on {sum(ok)}/{len(rows)} cases. Command: "
+             f"`meshops bench coronary {' '.join(argv if argv is not None else sys.argv[1:])}`"]
+    text = "\n".join(lines)
+    print(text)
+    if args.readme:
+        from meshops.atomic import replace_block
+
+        replace_block(args.readme, COH_BEGIN, COH_END, f"\n{text}\n",
+                      prefix="## Physical coherence on held-out trees\n\n")
+    return 0 if all(ok) else 1
 
 
 # ------------------------------------------------------------------------- model against meshops cfd
