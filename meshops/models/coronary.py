@@ -391,6 +391,14 @@ class CenterlineRBF(nn.Module):
         are not used (the model sees only the wall point positions) and the inlet flow comes from
         ``data.cl_q`` (raw) or column ``q_index`` of ``data.u``.
     chunk_size, max_elements : RBF evaluation chunking (see :func:`meshops.ops.rbf.rbf_eval`).
+    physics : ``"none"`` (the decoder's sums are the outputs) or ``"tree"`` (Murray flow split, pressure
+        as the tree integral of a positive gradient, positive |WSS|: :mod:`meshops.models.coronary_tree`;
+        targets exactly ``[p, wss_mag]`` in Pa).
+    mu, rho, length_unit_m, q_unit_m3s : tree mode: viscosity (Pa s), density (kg/m^3), metres per
+        length unit, m^3/s per flow unit (defaults: blood, mm, mL/s).
+    cl_spacing, cl_max_points : resample the centerline at this spacing (128 to ``cl_max_points``
+        points; default: 128 points whatever the length).
+    head_features : tree mode: the per-point input features also feed the pressure-gradient head.
 
     Shapes
     ------
@@ -421,6 +429,7 @@ class CenterlineRBF(nn.Module):
         q_unit_m3s: float = 1e-6,
         cl_spacing: float | None = None,
         cl_max_points: int = 512,
+        head_features: bool = False,
     ) -> None:
         super().__init__()
         if q_scale <= 0 or length_scale <= 0:
@@ -443,7 +452,9 @@ class CenterlineRBF(nn.Module):
         if tree:
             self.scales = PhysicalScales(mu, rho, length_unit_m, q_unit_m3s)
             # per centerline point: log Poiseuille correction, inertial coefficient, 4 ring Fourier amplitudes
-            self.tree_head = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.GELU(), nn.Linear(d_model, 6))
+            self.head_features = bool(head_features)  # the per-point features also feed the gradient head
+            n_head = 2 * d_model + (n_feat if head_features else 0)
+            self.tree_head = nn.Sequential(nn.Linear(n_head, d_model), nn.GELU(), nn.Linear(d_model, 6))
             self.ref_head = nn.Linear(d_model, 1)
             for lin in (self.tree_head[-1], self.ref_head):
                 nn.init.zeros_(lin.weight)
@@ -589,7 +600,7 @@ class CenterlineRBF(nn.Module):
         qn = q / self.q_scale
         feat = self._tree_features(data, qb_flow / self.q_scale)
         tokens, gtok = self.encoder(feat, data.cl_pos / self.length_scale, cl_batch, torch.stack([qn, torch.log(qn)], 1))
-        h = self.tree_head(torch.cat([tokens, gtok[cl_batch]], 1))
+        h = self.tree_head(torch.cat([tokens, gtok[cl_batch]] + ([feat] if self.head_features else []), 1))
         sc = self.scales(qb_flow, data.cl_radius)
         g = sc["g_poiseuille"] * torch.exp(4.0 * torch.tanh(h[:, 0] / 4.0)) + sc["g_inertial"] * nn.functional.softplus(h[:, 1] - 2.0)
         p_rel = tree_pressure(g, data.cl_arclength, data.cl_branch, cl_batch, data.cl_up, data.cl_up_lam, data.cl_gen)
