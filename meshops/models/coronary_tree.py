@@ -150,7 +150,8 @@ def _nearest_segments(x: Tensor, c: Tensor, r: Tensor, branch: Tensor, max_eleme
     """Per point of ``x``: the segment (first index, weight) of polyline ``c`` whose tube it lies on.
 
     Candidates are the segments next to the ``k`` centerline points nearest in distance / radius;
-    among them the one minimizing ``|d / r - 1| + 0.05 d / r`` wins.
+    among them the one minimizing ``|d - r| + 0.2 d`` (distance ``d`` to the segment, tube radius
+    ``r`` there) wins.
     """
     m = c.shape[0]
     valid = torch.zeros(m + 1, dtype=torch.bool, device=c.device)  # valid[j]: segment j -> j+1 exists
@@ -167,10 +168,10 @@ def _nearest_segments(x: Tensor, c: Tensor, r: Tensor, branch: Tensor, max_eleme
         ab = e - a
         t = (((xx[:, None] - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-20)).clamp(0, 1)
         d = (xx[:, None] - (a + t[..., None] * ab)).norm(dim=-1)
-        rel = d / (r[seg] + t * (r[seg + 1] - r[seg]))
-        # the tube whose surface the point lies on (|d / r - 1| small), the nearest in d / r breaking ties:
-        # where tubes overlap at a junction, a child's wall point belongs to the child, not to the parent
-        score = torch.where(ok, (rel - 1).abs() + 0.05 * rel, torch.full_like(d, math.inf))
+        rad = r[seg] + t * (r[seg + 1] - r[seg])
+        # the tube whose surface the point lies on (|d - r| small), the nearest (d) breaking the ties that
+        # |d - r| alone has in stenoses and tapers; where tubes overlap at a junction, a child keeps its points
+        score = torch.where(ok, (d - rad).abs() + 0.2 * d, torch.full_like(d, math.inf))
         best = score.argmin(1, keepdim=True)
         i_all.append(seg.gather(1, best)[:, 0])
         lam_all.append(t.gather(1, best)[:, 0])
