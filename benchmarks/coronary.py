@@ -72,6 +72,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "--epochs as the maximum budget, --seeds, models rbf128,rbf1024,transolver,gnot,mgn,ugraph")
     p.add_argument("--seeds", default="0,1", help="--protocol: comma-separated seeds")
     p.add_argument("--patience", type=int, default=4, help="--protocol: validations without improvement")
+    p.add_argument("--tree-split", default=None, metavar="VAL,TEST",
+                   help="--protocol: fractions of the trees for validation and test (a fixed seeded permutation, "
+                        "benchmarks/protocol.fixed_split) instead of the dataset's 80/10/10 hash split")
+    p.add_argument("--add-vessels", type=int, default=0,
+                   help="--protocol: also train (and validate) on this many single vessels of coronary_synthetic's "
+                        "train (val) split; the test split stays the trees'")
     p.add_argument("--compare-cfd", metavar="WALL", default=None,
                    help="a wall written by `meshops predict` on a `meshops cfd` wall (fields p, wss_mag and "
                         "p_pred, wss_mag_pred on the same points): print the rel. L2 of p and |WSS| and, with "
@@ -571,7 +577,7 @@ def protocol_table(res: dict[str, Any], meta: dict[str, Any]) -> str:
     P = _protocol()
     rows = [("rel_l2_p", "test rel. L2 p"), ("rel_l2_wss_mag", "test rel. L2 WSS mag."), ("rel_l2_mean", "mean of both")]
     text = [P.statement(res, task=f"{meta['dataset']} ({meta['n_train']} train / {meta['n_val']} val / "
-                                  f"{meta['n_test']} test cases, the dataset's own hash split)",
+                                  f"{meta['n_test']} test cases; {meta['split']})",
                         val_metric="validation mean rel. L2 of p and |WSS|",
                         search=f"one candidate per model: lr {meta['lr']} and the sizes below (no grid: CPU budget)"),
             "", P.results_table(res, rows, config_keys=["lr"]), "",
@@ -587,6 +593,24 @@ def protocol_table(res: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(text)
 
 
+def protocol_splits(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """The protocol's graphs: the dataset's split (or ``--tree-split``), plus ``--add-vessels`` single vessels."""
+    if args.tree_split:
+        fv, ft = (float(x) for x in args.tree_split.split(","))
+        every = load_splits(args.data, 0, args.dataset)
+        cases = sorted((g for v in every.values() for g in v), key=lambda g: g.name)
+        n = len(cases)
+        ids = _protocol().fixed_split(n, max(1, round(fv * n)), max(1, round(ft * n)), seed=0)
+        data = {k: [cases[i] for i in v] for k, v in ids.items()}
+    else:
+        data = load_splits(args.data, args.max_cases, args.dataset)
+    if args.add_vessels:
+        sv = load_splits(None, int(args.add_vessels / 0.8), "coronary_synthetic")
+        data["train"] = sv["train"][: args.add_vessels] + data["train"]
+        data["val"] = sv["val"][: max(1, args.add_vessels // 8)] + data["val"]
+    return data
+
+
 def main_protocol(args: argparse.Namespace, argv: list[str] | None) -> int:
     import torch
 
@@ -595,7 +619,7 @@ def main_protocol(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     P = _protocol()
-    data = load_splits(args.data, args.max_cases, args.dataset)
+    data = protocol_splits(args)
     if not data["train"] or not data["val"] or not data["test"]:
         raise SystemExit(f"{args.dataset}: needs training, validation and test cases, got "
                          f"{ {k: len(v) for k, v in data.items()} }")
@@ -609,9 +633,14 @@ def main_protocol(args: argparse.Namespace, argv: list[str] | None) -> int:
                             label=k, peer=not k.startswith("rbf")) for k in wanted}
     budget = P.Budget(max_epochs=args.epochs, patience=args.patience)
     seeds = [int(x) for x in args.seeds.split(",")]
-    splits = P.split_record({k: [g.name for g in v] for k, v in data.items()}, note="the dataset's hash split")
+    split = (f"trees split {args.tree_split} (val, test fractions) by a fixed seeded permutation" if args.tree_split
+             else "the dataset's own hash split")
+    if args.add_vessels:
+        split += f"; train and val also hold {args.add_vessels} / {max(1, args.add_vessels // 8)} single vessels, test trees only"
+    splits = P.split_record({k: [g.name for g in v] for k, v in data.items()}, note=split)
     res = P.run_protocol(specs, seeds, budget, splits=splits, min_seeds=2)
-    meta = {"dataset": args.dataset, "n_train": len(data["train"]), "n_val": len(data["val"]), "n_test": len(data["test"]),
+    meta = {"dataset": args.dataset, "split": split, "n_train": len(data["train"]), "n_val": len(data["val"]),
+            "n_test": len(data["test"]),
             "lr": args.lr, "device": args.device, "threads": torch.get_num_threads(),
             "configs": "; ".join(f"{k}: {configs[k][0]} {configs[k][1]}" for k in wanted),
             "command": "meshops bench coronary " + " ".join(argv if argv is not None else sys.argv[1:])}
