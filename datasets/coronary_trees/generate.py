@@ -34,7 +34,7 @@ import numpy as np
 from meshops.cfd.foam import FoamError, SolverSettings, openfoam_available
 from meshops.cfd.tree import Tree, TreeError
 from meshops.cfd.tree_mesh import TreeMeshSettings
-from meshops.cfd.tree_solve import solve_tree
+from meshops.cfd.tree_solve import DEFAULT_SOLVER, solve_tree
 from meshops.data import recipe_module
 
 log = logging.getLogger("meshops.datasets.coronary_trees")
@@ -43,8 +43,7 @@ HERE = Path(__file__).resolve().parent
 tree_mod = recipe_module(HERE, "tree")
 single = recipe_module(HERE.parent / "coronary_synthetic", "generate")
 
-#: simpleFoam controls of the tree runs (residualControl on the initial residuals).
-SOLVER = {"max_iter": 1000, "tol_p": 1e-4, "tol_U": 1e-5}
+SOLVER = DEFAULT_SOLVER  # simpleFoam controls of the tree runs (residualControl p 1e-4, U 1e-5)
 
 
 def save_tree(tree: Tree, path: Path) -> None:

@@ -24,7 +24,7 @@ from meshops.geometry.tube import branch_paths
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tree", "TreeError", "clearance", "flow_split", "tree_from_centerline", "validate_tree"]
+__all__ = ["Tree", "TreeError", "clearance", "flow_split", "smooth_tree", "tree_from_centerline", "validate_tree"]
 
 
 class TreeError(ValueError):
@@ -232,3 +232,39 @@ def flow_split(tree: Tree, Q: float) -> tuple[dict[int, float], dict[int, float]
         if tree.has_outlet(b):
             outflow[b] = F
     return outflow, inflow
+
+
+def _smooth(x: np.ndarray, width: float, h: float) -> np.ndarray:
+    """Gaussian smoothing along a uniformly spaced polyline (std ``width``), end points kept."""
+    k = int(np.ceil(2 * width / h))
+    if k < 1 or len(x) < 3:
+        return x
+    w = np.exp(-0.5 * (np.arange(-k, k + 1) * h / width) ** 2)
+    w /= w.sum()
+    pad = np.concatenate([2 * x[:1] - x[k:0:-1], x, 2 * x[-1:] - x[-2:-k - 2:-1]])  # odd reflection
+    out = np.stack([np.convolve(pad[:, j], w, mode="valid") for j in range(x.shape[1])], 1) if x.ndim == 2 \
+        else np.convolve(pad, w, mode="valid")
+    out[0], out[-1] = x[0], x[-1]
+    return out
+
+
+def smooth_tree(tree: Tree, spacing: float = 0.25, width: float = 1.0) -> Tree:
+    """Resample every branch at ``spacing`` x its median radius and smooth points and radii with a
+    Gaussian of ``width`` x the median radius (segmented centerlines are noisy at the point scale:
+    their discrete curvature would fold the swept wall). Branch ends and junctions stay in place."""
+    from meshops.geometry.polyline import resample
+
+    pts, rad, attach = [], [], list(tree.attach)
+    for b in range(tree.n_branches):
+        r0 = float(np.median(tree.radius[b]))
+        p, _, r = resample(tree.points[b], spacing=spacing * r0, values=tree.radius[b])
+        h = float(np.linalg.norm(np.diff(p, axis=0), axis=1).mean())
+        p, r = _smooth(p, width * r0, h), _smooth(np.asarray(r), width * r0, h)
+        if b:
+            pb = tree.parent[b]
+            j = int(np.argmin(np.linalg.norm(pts[pb] - tree.points[pb][tree.attach[b]], axis=1)))
+            attach[b] = j
+            p[0] = pts[pb][j]
+        pts.append(p)
+        rad.append(r)
+    return Tree(pts, rad, list(tree.parent), attach)

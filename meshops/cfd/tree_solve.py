@@ -40,7 +40,10 @@ from meshops.cfd.tree_mesh import TreeMeshSettings, mesh_tree
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MU", "RHO", "solve_tree"]
+__all__ = ["DEFAULT_SOLVER", "MU", "RHO", "solve_tree"]
+
+#: simpleFoam controls of tree runs: residualControl on the initial residuals, p 1e-4 and U 1e-5.
+DEFAULT_SOLVER = {"max_iter": 1000, "tol_p": 1e-4, "tol_U": 1e-5}
 
 MU = 0.0035  # Pa s
 RHO = 1060.0  # kg/m^3
@@ -138,7 +141,7 @@ def solve_tree(tree: Tree, Q: float, case: Path, ms: TreeMeshSettings | None = N
     ``wss`` (n, 3) Pa, ``wss_mag``, face fields ``p_face``, ``wss_face``, ``outlets`` (per outlet:
     target and computed flow, mean pressure), ``mass_balance`` and ``info`` (mesh, solver, flow).
     """
-    ss = ss or SolverSettings(max_iter=1000)
+    ss = ss or SolverSettings(**DEFAULT_SOLVER)
     t0 = time.perf_counter()
     case.mkdir(parents=True, exist_ok=True)
     write_system(case, MU / RHO, ss, non_orthogonal_correctors=1, laplacian="Gauss linear limited corrected 0.5",
