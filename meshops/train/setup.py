@@ -115,6 +115,9 @@ def _model_inputs(model: torch.nn.Module, data: TrainData) -> None:
     if prepare is not None:
         data.train_samples = [prepare(d, c) for d, c in zip(data.train_samples, data.train_cases, strict=True)]
         data.val_samples = [prepare(d, c) for d, c in zip(data.val_samples, data.val_cases, strict=True)]
+    fit = getattr(model, "fit_training_data", None)  # models that store training statistics / ranges
+    if fit is not None:
+        fit(data.train_samples, data.pipeline.normalizer)
 
 
 def build_model_and_optimizer(config: TrainConfig, info: D.DistInfo, data: TrainData) -> Run:
