@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["fused_edge_update", "fusable", "edge_update_inplace"]
+__all__ = ["fused_edge_update", "fused_mlp", "fusable", "edge_update_inplace"]
 
 
 def fusable(mlp: nn.Module) -> bool:
@@ -155,3 +155,59 @@ def edge_update_inplace(mlp: nn.Module, e: Tensor, proj: Tensor, src: Tensor, ds
         o = F.layer_norm(torch.addmm(lin2.bias, F.silu(y, inplace=True), w_2t), [h], ln.weight, ln.bias, ln.eps)
         m.index_add_(0, dst[a:b], e[a:b].add_(o))
     return m
+
+
+class _FusedMLP(torch.autograd.Function):
+    """``LayerNorm(W_2 silu(W_1 x + b_1) + b_2)`` chunk by chunk; the pre-activation is kept only when
+    recomputing it would cost a real matmul (``x`` wider than 16)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, w_1: Tensor, b_1: Tensor, w_2: Tensor, b_2: Tensor, ln_w: Tensor, ln_b: Tensor,
+                eps: float) -> Tensor:
+        n, h = x.shape[0], w_2.shape[0]
+        keep = x.shape[1] > 16
+        y1 = x.new_empty(n, w_1.shape[0]) if keep else None
+        y2, out = x.new_empty(n, h), x.new_empty(n, h)
+        mean, rstd = x.new_empty(n, 1), x.new_empty(n, 1)
+        for a, b in _chunks(n):
+            y = torch.addmm(b_1, x[a:b], w_1.t(), out=y1[a:b]) if y1 is not None else torch.addmm(b_1, x[a:b], w_1.t())
+            torch.addmm(b_2, F.silu(y), w_2.t(), out=y2[a:b])
+            out[a:b], mean[a:b], rstd[a:b] = torch.native_layer_norm(y2[a:b], [h], ln_w, ln_b, eps)
+        ctx.save_for_backward(x, w_1, b_1, w_2, ln_w, ln_b)
+        ctx.inner = [y1, y2, mean, rstd]
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, g: Tensor):  # type: ignore[override]
+        x, w_1, b_1, w_2, ln_w, ln_b = ctx.saved_tensors
+        y1, y2, mean, rstd = ctx.inner
+        h = w_2.shape[0]
+        g_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        g_w1, g_b1, g_w2 = torch.zeros_like(w_1), torch.zeros_like(b_1), torch.zeros_like(w_2)
+        g_b2, g_lnw, g_lnb = x.new_zeros(h), torch.zeros_like(ln_w), torch.zeros_like(ln_b)
+        for a, b in _chunks(x.shape[0]):
+            g_y2, gw, gb = torch.ops.aten.native_layer_norm_backward(g[a:b], y2[a:b], [h], mean[a:b], rstd[a:b],
+                                                                     ln_w, ln_b, [True, True, True])
+            g_lnw += gw
+            g_lnb += gb
+            y = y1[a:b] if y1 is not None else torch.addmm(b_1, x[a:b], w_1.t())
+            g_w2.addmm_(g_y2.t(), F.silu(y))
+            g_b2 += g_y2.sum(0)
+            g_y1 = torch.ops.aten.silu_backward(g_y2.mm(w_2), y)
+            g_w1.addmm_(g_y1.t(), x[a:b])
+            g_b1 += g_y1.sum(0)
+            if g_x is not None:
+                torch.mm(g_y1, w_1, out=g_x[a:b])
+        return g_x, g_w1, g_b1, g_w2, g_b2, g_lnw, g_lnb, None
+
+
+def fused_mlp(mlp: nn.Module, x: Tensor) -> Tensor:
+    """``mlp(x)`` for a :func:`fusable` MLP, chunked (same weights and arithmetic, fewer (n, H) buffers).
+
+    Shapes
+    ------
+    x : (n, C) -> (n, H)
+    """
+    lin1, _, lin2, ln = mlp.net
+    return _FusedMLP.apply(x, lin1.weight, lin1.bias, lin2.weight, lin2.bias, ln.weight, ln.bias, float(ln.eps))
