@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 log = logging.getLogger("meshops.datasets.coronary_trees.verify")
 
 #: (name, wall size, core size) in local radii; production is the generator's default.
-LEVELS = [("coarse", 0.42, 0.84), ("production", 0.3, 0.6), ("fine", 0.21, 0.42)]
+LEVELS = [("coarse", 0.27, 0.54), ("production", 0.22, 0.44), ("fine", 0.155, 0.31)]
 
 
 class _Wall:
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
     out: dict[str, Any] = {}
     if a.what in ("poiseuille", "all"):
-        out["poiseuille"] = poiseuille()
+        out["poiseuille"] = [poiseuille(), poiseuille(r=1.0, L=30.0, Q=2.5)]
     if a.what in ("refinement", "all"):
         out["refinement"] = refinement()
     text = json.dumps(out, indent=1, default=float)

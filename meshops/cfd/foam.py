@@ -69,7 +69,7 @@ class SolverSettings:
 
 def write_system(case: Path, nu: float, settings: SolverSettings, wall_patches: tuple[str, ...] = ("wall",),
                  non_orthogonal_correctors: int = 0, laplacian: str = "Gauss linear corrected",
-                 sn_grad: str = "corrected") -> None:
+                 sn_grad: str = "corrected", grad: str = "Gauss linear") -> None:
     """Write ``system/`` and ``constant/`` (except polyMesh) of a steady laminar simpleFoam case.
 
     ``wall_patches`` get the ``wallShearStress`` function object; the ``0/`` fields are the
@@ -110,7 +110,7 @@ functions
 """)
     (case / "system" / "fvSchemes").write_text(header("dictionary", "fvSchemes", "system") + f"""
 ddtSchemes      {{ default steadyState; }}
-gradSchemes     {{ default Gauss linear; }}
+gradSchemes     {{ default {grad}; }}
 divSchemes
 {{
     default         none;
@@ -288,7 +288,8 @@ def _foam_body(path: Path) -> str:
 
 def read_polymesh(case: Path) -> dict[str, Any]:
     """Read an ASCII ``constant/polyMesh``: ``points`` (n, 3), ``faces`` (list of index arrays, or a
-    (f, k) array when all faces have k vertices), ``owner`` (f,), ``patches`` {name: (start, count)}."""
+    (f, k) array when all faces have k vertices), ``owner`` (f,), ``neighbour`` (internal faces,),
+    ``patches`` {name: (start, count)}, ``n_cells``."""
     pm = case / "constant" / "polyMesh"
     body = _foam_body(pm / "points")
     m = re.search(r"(\d+)\s*\(", body)
@@ -310,13 +311,20 @@ def read_polymesh(case: Path) -> dict[str, Any]:
             k = int(tok[i])
             faces.append(tok[i + 1:i + 1 + k])
             i += k + 1
-    body = _foam_body(pm / "owner")
-    m = re.search(r"(\d+)\s*\(", body)
-    owner = np.array(body[m.end():body.rindex(")")].split(), dtype=np.int64)
+    owner, neighbour = (_label_list(pm / name) for name in ("owner", "neighbour"))
     btext = _foam_body(pm / "boundary")
     patches = {}
     for pmatch in re.finditer(r"(\w+)\s*\{([^}]*)\}", btext):
         d = dict(re.findall(r"(\w+)\s+([^;]+);", pmatch.group(2)))
         patches[pmatch.group(1)] = (int(d["startFace"]), int(d["nFaces"]))
-    return {"points": points, "faces": faces, "owner": owner, "patches": patches,
-            "n_cells": int(owner.max()) + 1}
+    n_cells = int(max(owner.max(), neighbour.max() if len(neighbour) else -1)) + 1
+    return {"points": points, "faces": faces, "owner": owner, "neighbour": neighbour, "patches": patches,
+            "n_cells": n_cells}
+
+
+def _label_list(path: Path) -> np.ndarray:
+    body = _foam_body(path)
+    m = re.search(r"(\d+)\s*\(", body)
+    if not m:
+        raise FoamError(f"{path}: no label list")
+    return np.array(body[m.end():body.rindex(")")].split(), dtype=np.int64)

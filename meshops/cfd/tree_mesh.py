@@ -37,11 +37,12 @@ __all__ = ["TreeMeshSettings", "mesh_tree", "sections"]
 class TreeMeshSettings:
     """Sizes in units of the local radius."""
 
-    wall_size: float = 0.3
-    core_size: float = 0.6
+    wall_size: float = 0.22
+    core_size: float = 0.44
     grow: float = 0.6
     section_spacing: float = 1.0
     algorithm_3d: int = 10  # HXT
+    dual: bool = True  # convert the tetrahedra to their polyhedral dual (polyDualMesh)
     optimize_netgen: bool = False
 
 
@@ -245,16 +246,21 @@ def mesh_tree(tree: Tree, case: Path, ms: TreeMeshSettings | None = None, where:
     t_mesh = time.perf_counter() - t0 - t_geo
     _gmsh_to_foam(case, msh, timeout)
     msh.unlink()
-    return {"cells": n_tets, "cell_type": "tetrahedra", "patch_names": sorted(patches),
+    if ms.dual:
+        _foam_tool(case, ["polyDualMesh", "-case", str(case), "80", "-overwrite"], "polyDualMesh", timeout)
+    return {"tetrahedra": n_tets, "cell_type": "polyhedra (dual of tetrahedra)" if ms.dual else "tetrahedra", "patch_names": sorted(patches),
             "geometry_time_s": round(t_geo, 3), "meshing_time_s": round(t_mesh, 3), "settings": asdict(ms)}
 
 
-def _gmsh_to_foam(case: Path, msh: Path, timeout: float) -> None:
-    with open(case / "log.gmshToFoam", "w") as fh:
-        rc = subprocess.run(["gmshToFoam", "-case", str(case), str(msh)], stdout=fh, stderr=subprocess.STDOUT,
-                            env=foam_env(), timeout=timeout).returncode
+def _foam_tool(case: Path, cmd: list[str], name: str, timeout: float) -> None:
+    with open(case / f"log.{name}", "w") as fh:
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=foam_env(), timeout=timeout).returncode
     if rc != 0:
-        raise FoamError(f"{case}: gmshToFoam failed (exit {rc}); see {case / 'log.gmshToFoam'}")
+        raise FoamError(f"{case}: {name} failed (exit {rc}); see {case / f'log.{name}'}")
+
+
+def _gmsh_to_foam(case: Path, msh: Path, timeout: float) -> None:
+    _foam_tool(case, ["gmshToFoam", "-case", str(case), str(msh)], "gmshToFoam", timeout)
     bfile = case / "constant" / "polyMesh" / "boundary"
     text = bfile.read_text()
     text = re.sub(r"(\n\s*wall\s*\{[^}]*?type\s+)patch;", r"\1wall;", text)
