@@ -87,13 +87,14 @@ def test_murray_split_conserves_flow_and_follows_r3():
     assert t.parent[0] == -1 and (t.parent[1:] == 0).all() and (t.generation[1:] == 1).all()
     out = t.flow_fraction(0, np.array([t.length[0]]))[0] + t.q_in[1:].sum()
     assert out == pytest.approx(1.0, abs=1e-12)
-    # first junction: the side branch takes r_c^3 / (r_c^3 + r_continuing^3) of the flow
+    # first junction: the side branch takes r_c^3 / (r_c^3 + r_continuing^3), radii 2 r_junction downstream
     sj, c, qc = t.children[0][0]
     paths = branch_paths(cl)
-    r_c = np.median(cl.radius[paths[c]])
     s0 = np.cumsum(np.r_[0, np.linalg.norm(np.diff(cl.points[paths[0]], axis=0), axis=1)])
-    nxt = t.children[0][1][0]
-    r_d = np.median(cl.radius[paths[0]][(s0 >= sj - 1e-12) & (s0 <= nxt + 1e-12)])
+    sc = np.cumsum(np.r_[0, np.linalg.norm(np.diff(cl.points[paths[c]], axis=0), axis=1)])
+    r_j = np.interp(sj, s0, cl.radius[paths[0]])
+    r_c = np.interp(2 * r_j, sc, cl.radius[paths[c]])
+    r_d = np.interp(sj + 2 * r_j, s0, cl.radius[paths[0]])
     assert qc == pytest.approx(r_c**3 / (r_c**3 + r_d**3), rel=1e-9)
 
 
