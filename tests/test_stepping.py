@@ -95,3 +95,42 @@ def test_rollout_cli_refuses_a_non_stepping_checkpoint(tmp_path):
 
     p = save_checkpoint(tmp_path / "x.pt", model_state={}, config={"model": {"name": "mgn"}}, normalization={})
     assert main(["rollout", str(p), "cylinder_flow:0", "--steps", "2", "--out", str(tmp_path / "o")]) == 1
+
+
+def test_meshops_train_trains_a_stepper_from_a_trajectory_config(tmp_path):
+    import yaml
+
+    from meshops.cli import main
+
+    cfg = {"dataset": "cylinder_flow", "dataset_options": {"max_steps": 14}, "model": "mgn",
+           "model_options": {"hidden": 16, "n_blocks": 2}, "epochs": 1, "max_steps": 60, "batch_size": 2,
+           "lr": 3e-3, "seed": 0, "split_fractions": [0.6, 0.4, 0.0], "out": str(tmp_path / "run"),
+           "progress": False, "stepping": {"history": 1, "noise": 0.05, "noise_ref": "increment", "val_every": 20}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "c.yaml")]) == 0
+    run = tmp_path / "run"
+    splits = json.loads((run / "splits.json").read_text())
+    assert len(splits["train"]) == 2 and len(splits["val"]) == 1 and not set(splits["train"]) & set(splits["val"])
+    assert S.is_stepping_checkpoint(run / "best.pt")
+    st = S.load_stepper(run / "best.pt")
+    assert st.history == 1 and st.cfg.steps == 60 and st.cfg.noise_ref == "increment"
+    metrics = json.loads((run / "metrics.json").read_text())
+    vals = [h["val_one_step"] for h in metrics["history"] if "val_one_step" in h]
+    assert len(vals) == 3 and metrics["best_val_one_step"] == min(vals)
+    losses = [h["loss"] for h in metrics["history"] if "loss" in h]
+    assert losses[-1] < losses[0]
+    ck = S.load_checkpoint(run / "best.pt")
+    assert set(ck["config"]["train_names"]) == set(splits["train"])
+    # a rollout of the trained model from its two-state window
+    val = load_dataset("cylinder_flow", max_steps=14)[0]
+    R = st.rollout(val, 5)
+    assert R.shape[0] == 6 and np.isfinite(R).all()
+
+
+def test_meshops_train_names_an_unknown_stepping_key(tmp_path):
+    from meshops.train.config import ConfigError, TrainConfig
+    from meshops.train.stepping_run import step_config
+
+    cfg = TrainConfig(dataset="cylinder_flow", stepping={"histroy": 1})
+    with pytest.raises(ConfigError, match="stepping.histroy"):
+        step_config(cfg, 10)
