@@ -81,6 +81,10 @@ def test_rollout_cli_writes_series_errors_and_movie(trained, tmp_path):
     assert {"u", "u_pred", "u_error", "v_pred", "p_error"} <= set(series[-1].point_data)
     rep = json.loads((out / "rollout_errors.json").read_text())
     assert len(rep["rel_l2"]["v"]) == 13 and rep["rel_l2"]["v"][0] == 0.0
+    for c in ("u", "v", "p"):  # the written rollout tracks the truth: below persistence on average
+        assert np.mean(rep["rel_l2"][c][1:]) < 0.8 * np.mean(rep["persistence_rel_l2"][c][1:]), c
+    last = series[-1].point_data
+    assert np.allclose(last["v_error"], last["v_pred"] - last["v"], atol=1e-5)
     frames = imageio.mimread(out / "rollout.gif")
     assert len(frames) == 7 == rep.get("movie_frames", 7)
     for f in frames:
@@ -97,7 +101,7 @@ def test_rollout_cli_refuses_a_non_stepping_checkpoint(tmp_path):
     assert main(["rollout", str(p), "cylinder_flow:0", "--steps", "2", "--out", str(tmp_path / "o")]) == 1
 
 
-def test_meshops_train_trains_a_stepper_from_a_trajectory_config(tmp_path):
+def test_meshops_train_trains_a_stepper_from_a_trajectory_config(tmp_path, capsys):
     import yaml
 
     from meshops.cli import main
@@ -121,10 +125,15 @@ def test_meshops_train_trains_a_stepper_from_a_trajectory_config(tmp_path):
     assert losses[-1] < losses[0]
     ck = S.load_checkpoint(run / "best.pt")
     assert set(ck["config"]["train_names"]) == set(splits["train"])
-    # a rollout of the trained model from its two-state window
-    val = load_dataset("cylinder_flow", max_steps=14)[0]
-    R = st.rollout(val, 5)
-    assert R.shape[0] == 6 and np.isfinite(R).all()
+    # a rollout of the trained model from its two-state window, through the CLI (starts at state 1)
+    assert main(["rollout", str(run / "best.pt"), "cylinder_flow:0", "--option", "max_steps=14", "--steps", "6",
+                 "--out", str(tmp_path / "ro"), "--no-movie"]) == 0
+    rep = json.loads((tmp_path / "ro" / "rollout_errors.json").read_text())
+    assert rep["start"] == 1 and len(rep["rel_l2"]["u"]) == 7 and all(np.isfinite(rep["rel_l2"]["u"]))
+    capsys.readouterr()
+    assert main(["rollout", str(run / "best.pt"), "cylinder_flow:0", "--option", "max_steps=14", "--steps", "2",
+                 "--start", "0", "--out", str(tmp_path / "ro0"), "--no-movie"]) != 0
+    assert "past state" in capsys.readouterr().err
 
 
 def test_meshops_train_names_an_unknown_stepping_key(tmp_path):

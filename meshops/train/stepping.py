@@ -12,7 +12,10 @@ With ``history = H >= 1`` the model also reads the last ``H`` increments ``x_t -
 (normalized like the targets) and predicts the change of the increment, ``x_{t+1} - 2 x_t +
 x_{t-1}``, normalized per channel by the training second differences: its zero output is linear
 extrapolation, and what it learns is the correction to it. Each state of the input window gets its
-own noise. A rollout then starts from ``H + 1`` true states.
+own noise, or, with ``noise_shared``, one draw shifts the whole window (the increments stay clean,
+like the slowly drifting error of a rollout). With ``base="persistence"`` the history is an input
+only and the target stays the normalized increment (a bias of the output then integrates once in a
+rollout, not twice). A rollout starts from ``H + 1`` true states.
 
 Dirichlet boundary values are kept exact: a (node type, channel) pair whose value never changes in
 any training trajectory (inlet velocity, no-slip walls, outlet pressure) is held at its current
@@ -62,10 +65,14 @@ class StepConfig:
     history: int = 0
     noise_ref: str = "state"
     val_every: int = 0
+    noise_shared: bool = False
+    base: str = "extrapolation"
 
     def __post_init__(self) -> None:
         if self.noise_ref not in ("state", "increment"):
             raise ValueError(f"StepConfig: noise_ref must be 'state' or 'increment', got {self.noise_ref!r}")
+        if self.base not in ("extrapolation", "persistence"):
+            raise ValueError(f"StepConfig: base must be 'extrapolation' or 'persistence', got {self.base!r}")
         if not isinstance(self.history, int) or self.history < 0:
             raise ValueError(f"StepConfig: history must be a non-negative integer, got {self.history!r}")
 
@@ -108,6 +115,7 @@ class Stepper(torch.nn.Module):
         self.model, self.cfg = model, cfg
         self.stats = stats
         self.history = int(cfg.history)
+        self.extrapolate = self.history > 0 and getattr(cfg, "base", "extrapolation") == "extrapolation"
         for k in ("x_mean", "x_std", "d_mean", "d_std"):
             self.register_buffer(k, torch.tensor(stats[k], dtype=torch.float32))
         for k in ("r_mean", "r_std"):  # second differences (history >= 1)
@@ -156,14 +164,14 @@ class Stepper(torch.nn.Module):
 
     def target(self, state: torch.Tensor, past: torch.Tensor | None, nxt: torch.Tensor) -> torch.Tensor:
         """The normalized training target that turns ``state`` (and ``past``) into ``nxt``."""
-        if self.history:
+        if self.extrapolate:
             return (nxt - 2 * state + past[-1] - self.r_mean) / self.r_std
         return (nxt - state - self.d_mean) / self.d_std
 
     def delta(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted increment ``x_{t+1} - x_t`` in physical units."""
         out = self.raw(g, state, past)
-        if self.history:
+        if self.extrapolate:
             return out * self.r_std + self.r_mean + (state - past[-1])
         return out * self.d_std + self.d_mean
 
@@ -291,7 +299,8 @@ def _sample(st: Stepper, g: Any, X: torch.Tensor, rng: np.random.Generator,
     cfg, H = st.cfg, st.history
     t = int(rng.integers(H, len(X) - cfg.unroll))
     win = X[t - H : t + 1]
-    win = torch.where(g.fixed, win, win + noise * torch.randn_like(win))
+    eps = noise * (torch.randn_like(win[-1]) if cfg.noise_shared else torch.randn_like(win))
+    win = torch.where(g.fixed, win, win + eps)
     if cfg.unroll > 1:
         with torch.no_grad():
             for _ in range(cfg.unroll - 1):

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 __all__ = ["STEPPING_KEYS", "step_config", "split_trajectories", "train_from_config"]
 
 #: Keys of the ``stepping`` section (the rest of StepConfig comes from the TrainConfig).
-STEPPING_KEYS = ("fields", "noise", "noise_ref", "unroll", "history", "val_every")
+STEPPING_KEYS = ("fields", "noise", "noise_ref", "noise_shared", "base", "unroll", "history", "val_every")
 
 
 def step_config(config: TrainConfig, n_samples: int) -> Any:
