@@ -59,12 +59,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--blocks", type=int, default=6, help="message-passing blocks (ugraph: blocks / 3 per level)")
-    p.add_argument("--history", type=int, default=2, help="past increments given to the models")
-    p.add_argument("--noise", type=float, default=0.05)
+    p.add_argument("--history", type=int, default=1, help="past increments given to the models")
+    p.add_argument("--unroll", type=int, default=2, help="push-forward: the loss step's input is the model's own K-1 step prediction")
+    p.add_argument("--noise", type=float, default=0.1)
     p.add_argument("--noise-ref", default="increment", choices=["state", "increment"])
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seeds", default="0", help="comma-separated training seeds")
     p.add_argument("--val-every", type=int, default=50)
+    p.add_argument("--jobs", type=int, default=1, help="training runs at a time (worker processes)")
     p.add_argument("--max-test", type=int, default=None, help="test trajectories used (default all)")
     p.add_argument("--out", default=str(HERE / "transient_results.json"))
     p.add_argument("--readme", default=None, help="card to update (between the transient-benchmark markers)")
@@ -176,24 +178,69 @@ def fmt3(v: list[float]) -> str:
     return " / ".join(f"{x:.4f}" for x in v)
 
 
-def train_model(name: str, train: list[Any], val: list[Any], a: argparse.Namespace, seed: int,
-                peers: Any) -> tuple[Any, dict[str, Any]]:
-    """Train one model (``name`` of :func:`model_specs`) with the shared recipe; return the stepper and info."""
-    import torch
-
+def step_config(name: str, a: argparse.Namespace, seed: int) -> Any:
     from meshops.train import stepping as S
 
     model, mo, gr = model_specs(a.hidden, a.blocks)[name]
-    cfg = S.StepConfig(fields=["u", "v", "p"], model=model, model_options=mo, graph=gr, steps=a.steps,
-                       batch_size=a.batch_size, lr=a.lr, noise=a.noise, noise_ref=a.noise_ref, history=a.history,
-                       seed=seed, val_every=a.val_every)
-    net = None
-    if name == "physicsnemo":
-        stats = S.fit_stats(train, cfg)
-        C, K = len(stats["x_mean"]), len(stats["node_types"])
-        torch.manual_seed(seed)
-        net = PeerNet(peers.physicsnemo_mgn(C * (1 + a.history) + K, int(stats["dim"]) + 1, C, a.hidden, a.blocks))
+    return S.StepConfig(fields=["u", "v", "p"], model=model, model_options=mo, graph=gr, steps=a.steps,
+                        batch_size=a.batch_size, lr=a.lr, noise=a.noise, noise_ref=a.noise_ref, history=a.history,
+                        seed=seed, val_every=a.val_every, unroll=a.unroll)
+
+
+def peer_net(peers: Any, stats: dict[str, Any], a: argparse.Namespace, seed: int) -> Any:
+    """PhysicsNeMo's MeshGraphNet for the stepping inputs (state, history increments, node type)."""
+    import torch
+
+    C, K = len(stats["x_mean"]), len(stats["node_types"])
+    torch.manual_seed(seed)
+    return PeerNet(peers.physicsnemo_mgn(C * (1 + a.history) + K, int(stats["dim"]) + 1, C, a.hidden, a.blocks))
+
+
+def train_model(name: str, train: list[Any], val: list[Any], a: argparse.Namespace, seed: int,
+                peers: Any) -> tuple[Any, dict[str, Any]]:
+    """Train one model (``name`` of :func:`model_specs`) with the shared recipe; return the stepper and info."""
+    from meshops.train import stepping as S
+
+    cfg = step_config(name, a, seed)
+    net = peer_net(peers, S.fit_stats(train, cfg), a, seed) if name == "physicsnemo" else None
     return S.train_stepper(train, cfg, progress=True, val=val, model=net)
+
+
+_SHARED: dict[str, Any] = {}  # the parent's train / val trajectories, inherited by forked workers
+
+
+def _train_job(name: str, a: argparse.Namespace, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One training run in a worker process: the weights (CPU tensors) and the info."""
+    import torch
+
+    torch.set_num_threads(1)
+    train, val = _SHARED["train"], _SHARED["val"]
+    peers = load_peers()[0] if name == "physicsnemo" else None
+    st, info = train_model(name, train, val, a, seed, peers)
+    return {k: v.detach().cpu() for k, v in st.model.state_dict().items()}, info
+
+
+def train_all(names: list[str], seeds: list[int], a: argparse.Namespace, train: list[Any], val: list[Any],
+              peers: Any) -> dict[str, list[tuple[Any, dict[str, Any]]]]:
+    """Every (model, seed) run, ``--jobs`` at a time in worker processes; steppers rebuilt here."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from meshops.train import stepping as S
+
+    jobs = [(n, s) for n in names for s in seeds]
+    _SHARED.update(train=train, val=val)
+    with ProcessPoolExecutor(max_workers=a.jobs, mp_context=mp.get_context("fork")) as ex:
+        futs = [ex.submit(_train_job, n, a, s) for n, s in jobs]
+        done = [f.result() for f in futs]
+    out: dict[str, list[tuple[Any, dict[str, Any]]]] = {n: [] for n in names}
+    for (n, s), (state, info) in zip(jobs, done, strict=True):
+        cfg = step_config(n, a, s)
+        stats = S.fit_stats(train, cfg)
+        net = peer_net(peers, stats, a, s) if n == "physicsnemo" else S.build_model(cfg, stats)
+        net.load_state_dict(state)
+        out[n].append((S.Stepper(net, cfg, stats).eval(), info))
+    return out
 
 
 def summarize(runs: list[list[dict[str, Any]]]) -> dict[str, Any]:
@@ -223,7 +270,7 @@ def table(res: dict[str, Any]) -> str:
              f"trajectories, {res['n_test']} held-out test trajectories ({', '.join(res['test_cases'])}) of "
              f"{res['snapshots']} snapshots; {res['train_steps']} optimizer steps x batch {res['batch_size']} per model "
              f"and seed, seeds {res['seeds']}, weights chosen on the validation trajectory's one-step error; "
-             f"history {res['history']}; CPU).", "",
+             f"history {res['history']}, push-forward unroll {res['unroll']}, noise {res['noise']} x increment std; CPU).", "",
              "| model | params | train s | best step | one-step rel L2 u / v / p | persistence / model | "
              "rollout 1-50 | rollout 1-100 | full rollout | stable steps (min) | f_pred / f_solver | s per step |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -263,7 +310,7 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
            "n_train": len(train), "n_val": len(val), "train_cases": [t.name for t in train],
            "val_cases": [t.name for t in val], "splits": P.split_record(sp, "cylinder_flow train split: train / val"),
            "snapshots": train[0].n_steps, "train_steps": a.steps, "batch_size": a.batch_size, "history": a.history,
-           "seeds": a.seeds, "models": {}, "skipped": {}, "foam_s_per_snapshot": float(np.median(sps)) * nsteps,
+           "unroll": a.unroll, "noise": a.noise, "seeds": a.seeds, "models": {}, "skipped": {}, "foam_s_per_snapshot": float(np.median(sps)) * nsteps,
            "foam_steps_per_snapshot": nsteps, "out": a.out, "channels": ["u", "v", "p"]}
     return train, val, res
 
@@ -284,8 +331,10 @@ def main(argv: list[str] | None = None) -> int:
         res["skipped"][PEER] = why
         print(f"{PEER} skipped: {why}")
     seeds = [int(s) for s in a.seeds.split(",")]
-    trained: dict[str, list[tuple[Any, dict[str, Any]]]] = {n: [train_model(n, train, val, a, s, peers) for s in seeds]
-                                                            for n in names}
+    if a.jobs > 1:
+        trained = train_all(names, seeds, a, train, val, peers)
+    else:
+        trained = {n: [train_model(n, train, val, a, s, peers) for s in seeds] for n in names}
     # the test trajectories are read after training (cases finished meanwhile by the generator count)
     te = load_dataset("cylinder_flow", root=a.data, split="test", max_cases=a.max_test)
     test = [(te[i], te.card(i)) for i in range(len(te))]
