@@ -243,6 +243,31 @@ def train_all(names: list[str], seeds: list[int], a: argparse.Namespace, train: 
     return out
 
 
+def _eval_job(key: tuple[str, int, int]) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    name, j, i = key
+    st, fn = _SHARED["fns"][name][j]
+    t, c = _SHARED["test"][i]
+    return {"name": t.name, **evaluate(fn, st.graph(t), t, c, ["u", "v", "p"], _SHARED["start"], _SHARED["H"])}
+
+
+def evaluate_all(fns: dict[str, list[tuple[Any, Any]]], test: list[tuple[Any, dict[str, Any]]], start: int, H: int,
+                 jobs: int) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """Every (model, seed, test case) evaluation, ``jobs`` at a time in forked workers (each times its
+    own rollout on one thread)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    _SHARED.update(fns=fns, test=test, start=start, H=H)
+    keys = [(n, j, i) for n, fs in fns.items() for j in range(len(fs)) for i in range(len(test))]
+    if jobs <= 1:
+        return {k: _eval_job(k) for k in keys}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork")) as ex:
+        return dict(zip(keys, ex.map(_eval_job, keys), strict=True))
+
+
 def summarize(runs: list[list[dict[str, Any]]]) -> dict[str, Any]:
     """Mean over test cases, then over seeds; per-seed values kept for the spread."""
     keys = ("one_step", "rollout_50", "rollout_100", "rollout_full")
@@ -343,9 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     H, start = a.history, max(a.history, 1)
     fns = {"persistence": [(ref, persistence)], "linear extrapolation": [(ref, extrapolation)]}
     fns.update({n: [(st, st.step_window) for st, _ in trained[n]] for n in names})
+    ev = evaluate_all(fns, test, start, max(H, 1), a.jobs)
     for name, fs in fns.items():
-        runs = [[{"name": t.name, **evaluate(fn, st.graph(t), t, c, ["u", "v", "p"], start, max(H, 1))}
-                 for t, c in test] for st, fn in fs]
+        runs = [[ev[(name, j, i)] for i in range(len(test))] for j in range(len(fs))]
         r = summarize(runs)
         if name in trained:
             infos = [i for _, i in trained[name]]
