@@ -130,6 +130,11 @@ def test_meshops_train_trains_a_stepper_from_a_trajectory_config(tmp_path, capsy
                  "--out", str(tmp_path / "ro"), "--no-movie"]) == 0
     rep = json.loads((tmp_path / "ro" / "rollout_errors.json").read_text())
     assert rep["start"] == 1 and len(rep["rel_l2"]["u"]) == 7 and all(np.isfinite(rep["rel_l2"]["u"]))
+    assert main(["evaluate", str(run / "best.pt"), "cylinder_flow", "--option", "max_steps=14",
+                 "--out", str(tmp_path / "ev.json")]) == 0
+    ev = json.loads((tmp_path / "ev.json").read_text())
+    assert len(ev["cases"]) == 3 and all(r["steps"] == 12 for r in ev["cases"].values())  # from state 1
+    assert set(ev["mean"]["one_step"]) == {"u", "v", "p"} and np.isfinite(list(ev["mean"]["full"].values())).all()
     capsys.readouterr()
     assert main(["rollout", str(run / "best.pt"), "cylinder_flow:0", "--option", "max_steps=14", "--steps", "2",
                  "--start", "0", "--out", str(tmp_path / "ro0"), "--no-movie"]) != 0
