@@ -158,6 +158,9 @@ def _model_inputs(model: torch.nn.Module, data: TrainData) -> None:
     """Models that need more than the mesh graph (a centerline, a boundary encoding) take it from the case."""
     prepare = getattr(model, "prepare_sample", None)
     data.train_samples.prepare = data.val_samples.prepare = prepare
+    fit = getattr(model, "fit_training_data", None)  # models that store training statistics / ranges
+    if fit is not None:
+        fit(data.train_samples, data.pipeline.normalizer)  # a lazy sequence: one pass over the samples
 
 
 def build_model_and_optimizer(config: TrainConfig, info: D.DistInfo, data: TrainData) -> Run:
