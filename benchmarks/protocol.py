@@ -236,7 +236,7 @@ def select(cands: list[dict[str, Any]], fit: FitFn, seed: int, budget: Budget) -
     runs = []
     for i, c in enumerate(cands):
         r = fit(dict(c), seed, budget)
-        log.info("candidate %d %s: val %.4g (%d %s, best at %d)", i, c, r.val, r.epochs_used, budget.unit,
+        log.debug("candidate %d %s: val %.4g (%d %s, best at %d)", i, c, r.val, r.epochs_used, budget.unit,
                  r.best_epoch)
         runs.append(r)
     vals = [r.val if math.isfinite(r.val) else math.inf for r in runs]
@@ -266,7 +266,7 @@ def run_model(spec: ModelSpec, seeds: Sequence[int], budget: Budget, name: str =
     for s, r in zip(seeds, runs, strict=True):
         records.append(_run_record(r, s, r.test()))
         print(f"    seed {s}: val {r.val:.4g}, {r.epochs_used} {budget.unit} (best {r.best_epoch}), test "
-              + ", ".join(f"{k} {v:.4g}" for k, v in records[-1]["test"].items()), flush=True)
+              + ", ".join(f"{k} {v:.4g}" for k, v in list(records[-1]["test"].items())[:4]), flush=True)
     metrics = list(records[0]["test"])
     return {
         "label": spec.label or name, "peer": spec.peer,
@@ -282,14 +282,19 @@ def run_model(spec: ModelSpec, seeds: Sequence[int], budget: Budget, name: str =
 
 
 def run_protocol(models: dict[str, ModelSpec], seeds: Sequence[int], budget: Budget,
-                 splits: dict[str, Any] | None = None, min_seeds: int = 3) -> dict[str, Any]:
-    """Every model through :func:`run_model`; the JSON-able results (with budget, seeds, splits)."""
+                 splits: dict[str, Any] | None = None, min_seeds: int = 3,
+                 on_model: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Every model through :func:`run_model`; the JSON-able results (with budget, seeds, splits).
+
+    ``on_model(results so far)`` is called after each model (e.g. to write partial results)."""
     if len(seeds) < min_seeds:
         log.warning("%d seed(s) %s: the protocol asks for at least %d", len(seeds), list(seeds), min_seeds)
     out: dict[str, Any] = {"budget": budget.__dict__.copy(), "seeds": list(seeds), "splits": splits or {},
                            "models": {}}
     for name, spec in models.items():
         out["models"][name] = run_model(spec, seeds, budget, name)
+        if on_model is not None:
+            on_model(out)
     return out
 
 
@@ -352,12 +357,11 @@ def compare(res: dict[str, Any], metric: str, a: str, b: str, lower_is_better: b
     win, lose, sw, sl = (la, lb, sa, sb) if better else (lb, la, sb, sa)
     rel = abs(sw["mean"] - sl["mean"]) / max(abs(sl["mean"]), 1e-300)
     overlap = sw["max"] >= sl["min"] and sl["max"] >= sw["min"]
-    sep = "overlap" if overlap else "do not overlap"
     word = "lower" if lower_is_better else "higher"
-    conf = ("not a clear win: the seed ranges overlap" if overlap else
-            f"every seed of {win} beats every seed of {lose}")
-    return (f"{win} beats {lose} on {metric}: {fmt(sw)} against {fmt(sl)} ({100 * rel:.0f}% {word} mean; the "
-            f"min-max ranges over {sw['n']}/{sl['n']} seeds {sep}: {conf}).")
+    conf = ("the min-max ranges overlap: not a clear win" if overlap else
+            f"the min-max ranges do not overlap: every seed of {win} beats every seed of {lose}")
+    return (f"{win} beats {lose} on {metric}: {fmt(sw)} against {fmt(sl)} ({100 * rel:.0f}% {word} mean over "
+            f"{sw['n']}/{sl['n']} seeds; {conf}).")
 
 
 def conclusion(res: dict[str, Any], metric: str, title: str = "", lower_is_better: bool = True,

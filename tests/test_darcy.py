@@ -109,13 +109,14 @@ def test_benchmark_smoke(shared_data, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# card\n<!-- bench:darcy:begin -->\nold\n<!-- bench:darcy:end -->\ntail\n")
     out = tmp_path / "res.json"
-    rc = bench.main(["--data", str(shared_data / "neuraloperator"), "--models", "fno", "mgno", "--n-train", "16",
-                     "--n-test", "4", "--epochs", "1", "--skip-physics", "--out", str(out), "--readme", str(readme)])
+    rc = bench.main(["--data", str(shared_data / "neuraloperator"), "--tiny", "--skip-physics", "--out", str(out),
+                     "--readme", str(readme)])
     assert rc == 0
-    res = json.loads(out.read_text())["darcy"]["results"]
+    res = json.loads(out.read_text())["darcy"]["models"]
     for name in ("fno", "mgno"):
         r = res[name]
-        assert r["params"] > 0 and np.isfinite(r["test16"]) and np.isfinite(r["test32"])
+        assert r["runs"][0]["params"] > 0 and np.isfinite(r["summary"]["test16"]["mean"])
+        assert np.isfinite(r["summary"]["test32"]["mean"]) and r["summary"]["test16"]["n"] == 2
     text = readme.read_text()
     assert "old" not in text and "| `mgno` |" in text and text.endswith("tail\n")
 

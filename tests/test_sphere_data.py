@@ -89,14 +89,15 @@ def test_dataset_contract(small):
 
 @pytest.mark.slow
 def test_benchmark_smoke(tmp_path):
-    """`meshops bench sphere --quick` end to end on a small generated dataset (~15 s)."""
-    gen = recipe_module(DS, "generator")
-    gen.generate(tmp_path, n_train=1, n_test=1, steps=40, point_sets=("equiangular", "icosphere4"))
+    """`meshops bench sphere --tiny` end to end on a small generated dataset, under the protocol."""
     bench = _load("meshops_bench_sphere_test", "../../benchmarks/sphere.py")
     out = tmp_path / "res.json"
-    assert bench.main(["--data", str(tmp_path), "--quick", "--json", str(out)]) == 0
+    assert bench.main(["--data", str(tmp_path), "--tiny", "--json", str(out)]) == 0
     import json
 
-    rows = json.loads(out.read_text())["rows"]
-    assert [r["key"] for r in rows] == ["ours_grid", "ours_grid_plain", "peer_grid", "ours_ico"]
-    assert all(math.isfinite(r["one_step"]) and r["forward_ms"] > 0 for r in rows)
+    res = json.loads(out.read_text())["results"][0]
+    assert res["regime"] == "nonlinear" and list(res["models"]) == ["linear", "ours_grid", "peer_grid"]
+    for m in res["models"].values():
+        assert len(m["runs"]) == 2 and all(math.isfinite(r["test"]["one_step"]) and r["forward_ms"] > 0
+                                           for r in m["runs"])
+        assert m["summary"]["one_step"]["n"] == 2

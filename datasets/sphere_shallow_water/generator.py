@@ -107,8 +107,14 @@ def simulate(
     dt_solver: float = 600.0,
     mach: float = 0.2,
     seed: int = 0,
+    hamp: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Integrate ``n_traj`` random initial states; returns real coefficients (traj, steps+1, K, 3)."""
+    """Integrate ``n_traj`` random initial states; returns real coefficients (traj, steps+1, K, 3).
+
+    ``mach`` scales the random vorticity and divergence (relative to the gravity-wave speed),
+    ``hamp`` the geopotential anomaly (m; the solver's default 120 m when None): larger values give
+    a more nonlinear flow (advection and the ``phi * div`` term grow against the linear terms).
+    """
     from torch_harmonics.examples import ShallowWaterSolver
 
     nsub = int(round(dt / dt_solver))
@@ -116,6 +122,12 @@ def simulate(
         raise ValueError(f"dt ({dt}) must be a multiple of dt_solver ({dt_solver})")
     lmax = math.ceil(nlat / 3)
     solver = ShallowWaterSolver(nlat, nlon, dt_solver, lmax=lmax, mmax=lmax, grid="equiangular").double()
+    if hamp is not None:
+        if not hamp > 0:
+            raise ValueError(f"hamp must be > 0 m, got {hamp}")
+        solver.hamp = torch.as_tensor(float(hamp), dtype=solver.hamp.dtype)
+    if not mach > 0:
+        raise ValueError(f"mach must be > 0, got {mach}")
     torch.manual_seed(seed)
     out = torch.empty(n_traj, steps + 1, lmax * lmax, 3, dtype=torch.float64)
     grid = clenshaw_curtis_grid(nlat, nlon)
@@ -158,14 +170,18 @@ def generate(
     dt_solver: float = 600.0,
     point_sets: Sequence[str] = ("equiangular", "icosphere4", "fibonacci2048"),
     seed: int = 0,
+    mach: float = 0.2,
+    hamp: float | None = None,
 ) -> dict[str, Path]:
-    """Write the dataset files into ``out_dir``; returns ``{"spectral_train": path, ...}``."""
+    """Write the dataset files into ``out_dir``; returns ``{"spectral_train": path, ...}``.
+
+    ``mach`` and ``hamp``: amplitudes of the random initial states (see :func:`simulate`)."""
     out = Path(out_dir)
     paths: dict[str, Path] = {}
     for split, n, s in (("train", n_train, seed), ("test", n_test, seed + 1000)):
         if n <= 0:
             continue
-        coeffs, meta = simulate(n, steps, nlat, nlon, dt, dt_solver, seed=s)
+        coeffs, meta = simulate(n, steps, nlat, nlon, dt, dt_solver, mach=mach, seed=s, hamp=hamp)
         meta["split"] = split
 
         def write_spec(f: Any, coeffs: torch.Tensor = coeffs, meta: dict = meta) -> None:
@@ -220,9 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dt-solver", type=float, default=600.0)
     ap.add_argument("--point-sets", nargs="+", default=["equiangular", "icosphere4", "fibonacci2048"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mach", type=float, default=0.2, help="amplitude of the random vorticity/divergence")
+    ap.add_argument("--hamp", type=float, default=None, help="geopotential anomaly amplitude, m (solver default 120)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    paths = generate(a.out_dir, a.n_train, a.n_test, a.steps, a.nlat, a.nlon, a.dt, a.dt_solver, a.point_sets, a.seed)
+    paths = generate(a.out_dir, a.n_train, a.n_test, a.steps, a.nlat, a.nlon, a.dt, a.dt_solver, a.point_sets, a.seed,
+                     a.mach, a.hamp)
     for k, p in paths.items():
         print(f"{k}: {p}")
     return 0

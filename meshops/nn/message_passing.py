@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from meshops import ops
+from meshops.nn.fused_edge import edge_update_inplace, fusable, fused_edge_update
 from meshops.nn.mlp import MLP
 
 __all__ = ["EdgeNodeBlock", "MessagePassingProcessor", "EncodeProcessDecode", "edge_chunk", "mlp_chunked"]
@@ -69,11 +70,12 @@ class EdgeNodeBlock(nn.Module):
     x : (N, hidden); e : (E, hidden); edge_index : (2, E) [src, dst] -> ((N, hidden), (E, hidden))
     """
 
-    def __init__(self, hidden: int, aggregate: str = "sum", mlp_layers: int = 2) -> None:
+    def __init__(self, hidden: int, aggregate: str = "sum", mlp_layers: int = 2, fused: bool = True) -> None:
         super().__init__()
         if aggregate not in ("sum", "mean"):
             raise ValueError(f"EdgeNodeBlock: aggregate must be 'sum' or 'mean', got '{aggregate}'")
         self.aggregate = aggregate
+        self.fused = fused
         self.edge_mlp = MLP(3 * hidden, hidden, hidden, mlp_layers)
         self.node_mlp = MLP(2 * hidden, hidden, hidden, mlp_layers)
 
@@ -98,12 +100,42 @@ class EdgeNodeBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One round; ``inplace=True`` (only honoured without autograd) overwrites ``e``."""
         src, dst = edge_index[0], edge_index[1]
+        if self._fuses(e):
+            if torch.is_grad_enabled():
+                return self._forward_fused(x, e, src, dst)
+            return self._forward_inplace(x, e if inplace else e.clone(), src, dst)
         xs, xd = self._node_proj(x, e.shape[-1])
         if torch.is_grad_enabled():
             e = self._edge_update(e, xs, xd, src, dst)
             m = ops.scatter(e, dst, dim_size=x.shape[0], reduce=self.aggregate)
             return self._node_update(x, m), e
         return self._forward_chunked(x, e, xs, xd, src, dst, inplace)
+
+    def _fuses(self, e: torch.Tensor) -> bool:
+        """The fused kernels (same weights and arithmetic) serve float32/64 without autocast."""
+        return (self.fused and e.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled(e.device.type)
+                and fusable(self.edge_mlp))
+
+    def _fused_proj(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """``[W_s x + b, W_d x]`` (N, 2H): both node projections, the first layer's bias riding on the first."""
+        h = e.shape[-1]
+        lin = self.edge_mlp.net[0]
+        w = torch.cat([lin.weight[:, h : 2 * h], lin.weight[:, 2 * h :]], dim=0)  # (2H, H): [W_s; W_d]
+        return F.linear(x, w, torch.cat([lin.bias, torch.zeros_like(lin.bias)])).to(e.dtype)
+
+    def _forward_fused(self, x: torch.Tensor, e: torch.Tensor, src: torch.Tensor,
+                       dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        e, m = fused_edge_update(self.edge_mlp, e, self._fused_proj(x, e), src, dst)
+        if self.aggregate == "mean":
+            m = m / torch.bincount(dst, minlength=x.shape[0]).clamp_min(1).to(m.dtype)[:, None]
+        return self._node_update(x, m), e
+
+    def _forward_inplace(self, x: torch.Tensor, e: torch.Tensor, src: torch.Tensor,
+                         dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = edge_update_inplace(self.edge_mlp, e, self._fused_proj(x, e), src, dst)
+        if self.aggregate == "mean":
+            m /= torch.bincount(dst, minlength=x.shape[0]).clamp_min(1).to(m.dtype)[:, None]
+        return self._node_update(x, m), e
 
     def _forward_chunked(self, x: torch.Tensor, e: torch.Tensor, xs: torch.Tensor, xd: torch.Tensor,
                          src: torch.Tensor, dst: torch.Tensor, inplace: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,8 @@ from meshops.data.graphs import FeatureSpec, GraphCache, Pipeline
 from meshops.data.normalize import Normalizer
 from meshops.data.splits import load_or_make_splits
 from meshops.train import distributed as D
-from meshops.train.config import TrainConfig
+from meshops.train.config import ConfigError, TrainConfig
+from meshops.train.parts import PartCache, parts_requested
 from meshops.train.state import Run
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class TrainData:
     val_names: list[str]
     train_samples: list[Any]
     val_samples: list[Any]
+    parts: Any = None  # a meshops.train.parts.PartCache when the config trains on graph parts
 
 
 def cosine_warmup(step: int, total: int, warmup_steps: int, min_ratio: float) -> float:
@@ -129,6 +131,11 @@ def build_model_and_optimizer(config: TrainConfig, info: D.DistInfo, data: Train
                      global_channels=feats.global_channels)
     model = models.create(config.model, **model_cfg).to(info.device)
     _model_inputs(model, data)
+    if parts_requested(config):
+        try:
+            data.parts = PartCache(config, model)
+        except ValueError as e:
+            raise ConfigError(f"training config: max_nodes_per_part / partitions: {e}") from None
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n_train = len(data.train_samples)
     batches_per_epoch = len(global_batches(list(range(n_train)), config.batch_size, info.world))
@@ -146,9 +153,10 @@ def build_model_and_optimizer(config: TrainConfig, info: D.DistInfo, data: Train
     return Run(model, opt, sched, scaler, amp, dict(model.meshops_config), batches_per_epoch, total, total_run)
 
 
-def wrap_ddp(run: Run, info: D.DistInfo) -> None:
-    """Under ``torchrun`` (more than one process) the model becomes a ``DistributedDataParallel``."""
-    if info.world > 1:
+def wrap_ddp(run: Run, info: D.DistInfo, data_parts: Any = None) -> None:
+    """Under ``torchrun`` (more than one process) the model becomes a ``DistributedDataParallel``
+    (not when training on parts: :func:`meshops.train.parts.parts_step` sums the gradients itself)."""
+    if info.world > 1 and data_parts is None:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         dev = info.device

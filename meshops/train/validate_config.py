@@ -184,8 +184,9 @@ def graph_problems(options: Any) -> list[str]:
 
 
 #: Training-config keys that may differ when resuming a run (the budget, and how the run is driven).
+#: The partition keys only split the work: training on parts gives the whole-graph gradient.
 RESUMABLE_KEYS = frozenset({"epochs", "max_steps", "resume", "progress", "device", "cache", "checkpoint_every",
-                            "val_every", "out"})
+                            "val_every", "out", "max_nodes_per_part", "partitions", "partition_method"})
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:

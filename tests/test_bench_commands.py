@@ -1,0 +1,111 @@
+"""Every ``meshops bench NAME`` command runs end to end at a tiny size (slow), so a refactor cannot break one
+silently. Each runs in its own process through the console entry point, as a user types it; the model
+benchmarks also write their JSON, which is checked for the protocol's fields (>= 2 seeds, spread)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MESHOPS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+pytestmark = pytest.mark.slow
+
+
+def bench(name: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = "import sys; from meshops.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", code, "bench", name, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, f"meshops bench {name} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def protocol_models(res: dict) -> dict:
+    """The per-model results of one protocol run; checks the fields every card table is built from."""
+    assert res["seeds"] and res["budget"]["max_epochs"] >= 1 and res["splits"]["counts"]
+    for name, m in res["models"].items():
+        assert m["search"] and m["config"] and len(m["runs"]) == len(res["seeds"]), name
+        for stats in m["summary"].values():
+            assert set(stats) == {"mean", "std", "min", "max", "n"} and stats["n"] == len(res["seeds"])
+        assert all(1 <= r["epochs_used"] <= res["budget"]["max_epochs"] or r["epochs_used"] == 0 for r in m["runs"])
+    return res["models"]
+
+
+def test_darcy_tiny(tmp_path):
+    pytest.importorskip("neuralop")
+    if not (SHARED / "neuraloperator" / "darcy_train_16.pt").is_file():
+        pytest.skip(f"{SHARED / 'neuraloperator'}: neuraloperator's Darcy files are absent")
+    out = tmp_path / "darcy.json"
+    bench("darcy", "--tiny", "--data", str(SHARED / "neuraloperator"), "--out", str(out))
+    res = json.loads(out.read_text())
+    models = protocol_models(res["darcy"])
+    assert set(models) == {"fno", "mgno"} and math.isfinite(models["mgno"]["summary"]["test32"]["mean"])
+    assert set(protocol_models(res["physics"]["dirichlet"])) == {"10% labels + residual", "10% labels + energy",
+                                                                 "10% labels", "100% labels"}
+
+
+def test_elliptic_tiny(tmp_path):
+    pytest.importorskip("skfem")
+    out = tmp_path / "elliptic.json"
+    bench("elliptic", "--tiny", "--out", str(out))
+    models = protocol_models(json.loads(out.read_text())["results"][0])
+    assert set(models) == {"beno", "ugraph"} and math.isfinite(models["beno"]["summary"]["ood_rel_l2"]["mean"])
+
+
+def test_sphere_tiny(tmp_path):
+    pytest.importorskip("torch_harmonics")
+    pytest.importorskip("h5py")
+    out = tmp_path / "sphere.json"
+    bench("sphere", "--tiny", "--data", str(tmp_path / "data"), "--json", str(out))
+    models = protocol_models(json.loads(out.read_text())["results"][0])
+    assert set(models) == {"linear", "ours_grid", "peer_grid"}
+    assert all(math.isfinite(m["summary"]["one_step"]["mean"]) for m in models.values())
+
+
+def test_coronary_small(tmp_path):
+    out = tmp_path / "coronary.json"
+    bench("coronary", "--quick", "--out", str(out))
+    assert json.loads(out.read_text())
+
+
+def test_transient_small(tmp_path):
+    data = Path(os.environ.get("MESHOPS_CYLINDER_DATA", ROOT / "runs" / "cylinder"))
+    if not data.is_dir():
+        pytest.skip(f"{data}: no cylinder-flow folder (meshops datasets generate cylinder-flow; or set "
+                    "MESHOPS_CYLINDER_DATA)")
+    out = tmp_path / "transient.json"
+    bench("transient", "--data", str(data), "--steps", "2", "--max-test", "1", "--out", str(out),
+          "--checkpoints", str(tmp_path / "ckpt"))
+    assert json.loads(out.read_text())
+
+
+def test_kernels_quick(tmp_path):
+    out = tmp_path / "kernels.json"
+    bench("kernels", "--quick", "--device", "cpu", "--threads", "1", "--repeat", "1", "--min-time", "0",
+          "--no-backward", "--sizes", "1e4:16:6", "--json", str(out))
+    assert json.loads(out.read_text())
+
+
+def test_graph_small():
+    proc = bench("graph", "--sizes", "2e3", "--repeat", "1", "--hier-max", "2e3")
+    assert "2000" in proc.stdout or "2e+03" in proc.stdout or proc.stdout.strip()
+
+
+def test_scale_small(tmp_path):
+    out = tmp_path / "scale.json"
+    bench("scale", "--sizes", "2e3", "--model-max", "2e3", "--concat-max", "2e3", "--hidden", "8", "--blocks", "1",
+          "--work", str(tmp_path / "work"), "--json", str(out))
+    assert json.loads(out.read_text())
+
+
+def test_protocol_statement():
+    proc = bench("protocol")
+    assert "Protocol:" in proc.stdout and "seeds [0, 1, 2]" in proc.stdout
