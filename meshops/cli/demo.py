@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -54,8 +55,12 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(ds_name, targets=list(trained.features.targets))
     index = {n: i for i, n in enumerate(ds.case_names())}
     missing = [n for n in test_names if n not in index]
-    if missing:
+    if [n for n in missing if not n.startswith("tree_")]:
         raise KeyError(f"{splits_path}: test cases {missing[:5]} are not in the shipped dataset")
+    if missing:  # trees packed after this checkout's datasets/coronary_trees npz: said, then left out
+        print(f"warning: {len(missing)} held-out tree(s) of {splits_path} are not in this checkout's "
+              f"coronary_trees data ({', '.join(missing[:5])}); they are left out of the table", file=sys.stderr)
+        test_names = [n for n in test_names if n in index]
     test_names = interleave_trees(test_names)
     if args.cases:
         test_names = test_names[: args.cases]

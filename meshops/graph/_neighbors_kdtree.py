@@ -49,6 +49,14 @@ def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(s)
 
 
+def _spread3(v: np.ndarray) -> np.ndarray:
+    """Spread the low 10 bits of ``v`` two bits apart (the 3D Morton interleave)."""
+    v = (v | (v << 16)) & 0x030000FF
+    v = (v | (v << 8)) & 0x0300F00F
+    v = (v | (v << 4)) & 0x030C30C3
+    return (v | (v << 2)) & 0x09249249
+
+
 def spatial_order(p: np.ndarray, bits: int = 10) -> np.ndarray:
     """A permutation putting points in Morton (Z-curve) order on a ``2^bits`` grid per axis."""
     n, d = p.shape
@@ -56,11 +64,19 @@ def spatial_order(p: np.ndarray, bits: int = 10) -> np.ndarray:
         return np.arange(n)
     bits = max(1, min(bits, 63 // d))
     lo, hi = p.min(0), p.max(0)
-    g = ((p - lo) / np.maximum(hi - lo, 1e-300) * ((1 << bits) - 1)).astype(np.int64)
-    code = np.zeros(n, dtype=np.int64)
-    for b in range(bits):
-        for j in range(d):
-            code |= ((g[:, j] >> b) & 1) << (b * d + j)
+    g = ((p - lo) * (((1 << bits) - 1) / np.maximum(hi - lo, 1e-300))).astype(np.int64)
+    if d == 3 and bits == 10:
+        code = _spread3(g[:, 0]) | (_spread3(g[:, 1]) << 1) | (_spread3(g[:, 2]) << 2)
+    else:
+        code = np.zeros(n, dtype=np.int64)
+        for b in range(bits):
+            for j in range(d):
+                code |= ((g[:, j] >> b) & 1) << (b * d + j)
+    ib = int(n - 1).bit_length()
+    if bits * d + ib <= 63:  # one value sort of packed (code, index): faster than argsort
+        packed = (code << ib) | np.arange(n)
+        packed.sort()
+        return packed & ((1 << ib) - 1)
     return np.argsort(code, kind="stable")
 
 
@@ -87,7 +103,8 @@ def _exact_rows(tree, x, yq, qid, k, exclude_self, radius, r):
     todo = np.arange(len(qid))
     kk = min(2 * k + 2, n_x)
     while len(todo):
-        d, nb = _query(tree, yq[todo], kk, r)
+        bound = float(radius[todo].max())  # prunes the search: nothing beyond the largest row radius counts
+        d, nb = _query(tree, yq[todo], kk, bound if r is None else min(bound, r))
         inside = d <= radius[todo, None]
         complete = ~inside[:, -1] | (kk >= n_x)
         rows, nb, inside = todo[complete], nb[complete], inside[complete]

@@ -57,7 +57,7 @@ def _check(x: Tensor, name: str) -> Tensor:
         raise ValueError(f"{name} must have shape (n, d), got {tuple(x.shape)}")
     if not x.is_floating_point():
         x = x.float()
-    if x.numel() and not bool(torch.isfinite(x).all()):
+    if x.numel() and not (np.isfinite(x.detach().numpy()).all() if x.device.type == "cpu" else bool(torch.isfinite(x).all())):
         bad = int(torch.nonzero(~torch.isfinite(x))[0, 0])
         raise ValueError(f"{name}: point {bad} has a non-finite coordinate {x[bad].tolist()}")
     return x
@@ -82,8 +82,9 @@ def _backend(x: Tensor, backend: str | None) -> str:
 
 # --------------------------------------------------------------------------- public API
 def _prep(x: Tensor, y: Tensor, batch_x: Tensor | None, batch_y: Tensor | None):
+    same = y is x
     x = _check(torch.as_tensor(x), "x")
-    y = _check(torch.as_tensor(y), "y")
+    y = x if same else _check(torch.as_tensor(y), "y")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x has dimension {x.shape[1]} but y has {y.shape[1]}")
     y = y.to(x.device, x.dtype)
