@@ -103,8 +103,7 @@ def _exact_rows(tree, x, yq, qid, k, exclude_self, radius, r):
     todo = np.arange(len(qid))
     kk = min(2 * k + 2, n_x)
     while len(todo):
-        bound = float(radius[todo].max())  # prunes the search: nothing beyond the largest row radius counts
-        d, nb = _query(tree, yq[todo], kk, bound if r is None else min(bound, r))
+        d, nb = _query(tree, yq[todo], kk, r)
         inside = d <= radius[todo, None]
         complete = ~inside[:, -1] | (kk >= n_x)
         rows, nb, inside = todo[complete], nb[complete], inside[complete]
