@@ -335,6 +335,32 @@ def _pyg_stack(hidden: int, blocks: int):
     return Net()
 
 
+def _interleaved(fns: dict[str, Any], repeat: int) -> dict[str, Any]:
+    """Each implementation once per round, ``repeat`` rounds after a warm-up: CPU time (this process's
+    user + system time: robust to other processes on a shared machine) median, min and max, wall
+    median, peak RSS, and the per-round ratio of every peer to meshops."""
+    import statistics
+
+    for f in fns.values():
+        f()
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    mb: dict[str, float] = dict.fromkeys(fns, 0.0)
+    for _ in range(repeat):
+        for k, f in fns.items():
+            with PeakRSS() as m:
+                t, c = time.perf_counter(), time.process_time()
+                f()
+                cpu[k].append(time.process_time() - c)
+                wall[k].append(time.perf_counter() - t)
+            mb[k] = max(mb[k], m.mb)
+    out: dict[str, Any] = {k: [statistics.median(cpu[k]), mb[k]] for k in fns}
+    out["spread"] = {k: {"cpu_min": min(cpu[k]), "cpu_max": max(cpu[k]), "wall_median": statistics.median(wall[k])}
+                     for k in fns}
+    out["ratios"] = {k: [b / a for a, b in zip(cpu["meshops"], cpu[k], strict=True)] for k in fns if k != "meshops"}
+    return out
+
+
 def stage_fwdbwd(n: int, a: argparse.Namespace) -> dict[str, Any]:
     from meshops import models
 
@@ -346,14 +372,14 @@ def stage_fwdbwd(n: int, a: argparse.Namespace) -> dict[str, Any]:
         mod.zero_grad()
         call().pow(2).mean().backward()
 
-    out: dict[str, Any] = {"params": nparams(ours), "edges": int(g.edge_index.shape[1])}
-    out["meshops"] = _timed(lambda: step(ours, lambda: ours(g)), a.repeat)
+    out: dict[str, Any] = {"params": nparams(ours), "edges": int(g.edge_index.shape[1]), "time": "cpu median"}
+    fns: dict[str, Any] = {"meshops": lambda: step(ours, lambda: ours(g))}
     if a.checkpointing:
         ck = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks, checkpoint=True)
-        out["meshops checkpoint"] = _timed(lambda: step(ck, lambda: ck(g)), a.repeat)
+        fns["meshops checkpoint"] = lambda: step(ck, lambda: ck(g))
     pyg = _pyg_stack(a.hidden, a.blocks)
     assert nparams(pyg) == out["params"], (nparams(pyg), out["params"])
-    out["PyG MessagePassing"] = _timed(lambda: step(pyg, lambda: pyg(g)), a.repeat)
+    fns["PyG MessagePassing"] = lambda: step(pyg, lambda: pyg(g))
     sys.path.insert(0, str(HERE))
     import peers
 
@@ -361,11 +387,11 @@ def stage_fwdbwd(n: int, a: argparse.Namespace) -> dict[str, Any]:
         for trick in (True, False):
             pn = peers.physicsnemo_mgn(3, 4, 2, a.hidden, a.blocks, concat_trick=trick)
             assert nparams(pn) == out["params"], (nparams(pn), out["params"])
-            out[f"PhysicsNeMo trick={trick}"] = _timed(lambda pn=pn: step(pn, lambda: pn(g.x, g.edge_attr, g)),
-                                                        a.repeat)
+            fns[f"PhysicsNeMo trick={trick}"] = lambda pn=pn: step(pn, lambda: pn(g.x, g.edge_attr, g))
         out["stand-ins"] = peers.stubbed_modules()
     except peers.PeerUnavailable as exc:
         out["skipped"] = f"PhysicsNeMo: {exc}"
+    out.update(_interleaved(fns, a.repeat))
     return out
 
 

@@ -410,17 +410,40 @@ def candidates_for(key: str, a: argparse.Namespace) -> list[dict[str, Any]]:
     return P.candidates(a.lrs, a.widths, default={"lr": 1e-3, "width": 32})
 
 
-def run_regime(regime: str, a: argparse.Namespace) -> dict[str, Any]:
+def run_regime(regime: str, a: argparse.Namespace, on_model: Any = None) -> dict[str, Any]:
     P = protocol()
     d = regime_data(regime, a)
     print(f"[{regime}] data {d['dir']}: train {tuple(d['grid'].train.shape)}, val {tuple(d['grid'].val.shape)}, "
           f"test {tuple(d['grid'].test.shape)}", flush=True)
     specs = {k: P.ModelSpec(candidates_for(k, a), make_fit(k, d, a), label=MODEL_LABELS[k], peer=k == "peer_grid")
              for k in a.models}
+    extra = dict(regime=regime, amplitudes=REGIMES[regime], data=str(d["dir"]))
     res = P.run_protocol(specs, a.seeds, P.Budget(a.max_steps, a.patience, eval_every=a.eval_every, unit="steps"),
-                         splits=d["split"])
-    res.update(regime=regime, amplitudes=REGIMES[regime], data=str(d["dir"]))
+                         splits=d["split"], on_model=None if on_model is None else lambda r: on_model(r | extra))
+    res.update(extra)
     return res
+
+
+def merge(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Results of several runs (e.g. model subsets run as separate processes) merged per regime; the runs
+    must share the regime's budget, seeds and splits (checked)."""
+    by: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        for r in json.loads(Path(path).read_text())["results"]:
+            if r["regime"] not in by:
+                by[r["regime"]] = json.loads(json.dumps(r))
+                continue
+            m = by[r["regime"]]
+            for k in ("budget", "seeds", "amplitudes"):
+                if m[k] != r[k]:
+                    raise SystemExit(f"{path}: {k} {r[k]} differs from the other runs' {m[k]} ({r['regime']})")
+            if m["splits"]["digest"] != r["splits"]["digest"]:
+                raise SystemExit(f"{path}: splits digest {r['splits']['digest']} differs ({r['regime']})")
+            m["models"].update(r["models"])
+    order = list(MODEL_LABELS)
+    for r in by.values():
+        r["models"] = {k: r["models"][k] for k in order if k in r["models"]}
+    return list(by.values())
 
 
 METRICS = [("one_step", "one-step rel L2"), ("rollout24", "rollout @24 h"), ("rollout120", "@120 h"),
@@ -491,7 +514,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     choices=sorted(MODEL_LABELS))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tiny", action="store_true", help="smoke size: 3+1+1 short trajectories, 4 steps, 2 seeds")
-    ap.add_argument("--json", default=None, help="write results as JSON here")
+    ap.add_argument("--json", default=None, help="write results as JSON here (after every model)")
+    ap.add_argument("--tag", default=None, help="README block name (default: the regimes joined by '-')")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="no training: merge the results of earlier runs (model subsets) and report them")
     ap.add_argument("--write-readme", action="store_true",
                     help="put the tables into the dataset README (the block of each regime run)")
     a = ap.parse_args(argv)
@@ -501,17 +527,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.ridges, a.peer_default_width, a.regimes = [1e-5], 8, a.regimes[:1]
         a.models = [m for m in a.models if m in ("linear", "ours_grid", "peer_grid")]
     torch.set_num_threads(a.threads)
-    results = [run_regime(r, a) for r in a.regimes]
-    cmd = "meshops bench sphere " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report(results, a, cmd.strip())
-    print("\n" + text)
     from meshops.atomic import replace_block, write_text_atomic
 
-    if a.json:
-        write_text_atomic(json.dumps({"config": vars(a), "results": results}, indent=1), a.json)
+    cmd = ("meshops bench sphere " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    tag = a.tag or "-".join(sorted({r for r in a.regimes}, key=a.regimes.index))
+
+    def save(results: list[dict[str, Any]], partial: str = "") -> None:
+        if a.json:
+            write_text_atomic(json.dumps({"config": vars(a), "results": results}, indent=1), a.json)
+        if a.write_readme:
+            replace_block(README, f"<!-- results:{tag}:start -->", f"<!-- results:{tag}:end -->",
+                          f"\n{partial}{report(results, a, cmd)}\n")
+
+    if a.merge:
+        results = merge(a.merge)
+        a.regimes = [r["regime"] for r in results]
+        tag = a.tag or "-".join(a.regimes)
+    else:
+        results = []
+        for regime in a.regimes:
+            def progress(r: dict[str, Any]) -> None:  # results holds the finished regimes only
+                save(results + [r], f"(partial: {len(r['models'])} of {len(a.models)} models done)\n\n")
+
+            results.append(run_regime(regime, a, progress))
+    text = report(results, a, cmd)
+    print("\n" + text)
+    save(results)
     if a.write_readme:
-        tag = "-".join(a.regimes)
-        replace_block(README, f"<!-- results:{tag}:start -->", f"<!-- results:{tag}:end -->", f"\n{text}\n")
         print(f"tables written to {README}")
     return 0
 

@@ -59,8 +59,9 @@ def _graph(cl: Centerline, q: float, n_around: int = 16):
     wall = tube_wall(cl, n_around=n_around)
     fd = wall.field_data
     d = Data(pos=torch.tensor(wall.points, dtype=torch.float32))
-    return wall, attach_centerline(d, fd["centerline_points"], fd["centerline_radius"], q,
-                                   branches=fd["centerline_branches"])
+    d = attach_centerline(d, fd["centerline_points"], fd["centerline_radius"], q, branches=fd["centerline_branches"])
+    d.wall_branch = torch.as_tensor(wall.point_data["branch"]).long()  # what prepare_sample adds for tube walls
+    return wall, d
 
 
 def _random_tree_model(seed: int) -> CenterlineRBF:
@@ -86,13 +87,14 @@ def test_murray_split_conserves_flow_and_follows_r3():
     assert t.parent[0] == -1 and (t.parent[1:] == 0).all() and (t.generation[1:] == 1).all()
     out = t.flow_fraction(0, np.array([t.length[0]]))[0] + t.q_in[1:].sum()
     assert out == pytest.approx(1.0, abs=1e-12)
-    # first junction: the side branch takes r_c^3 / (r_c^3 + r_continuing^3) of the flow
+    # first junction: the side branch takes r_c^3 / (r_c^3 + r_continuing^3), radii 2 r_junction downstream
     sj, c, qc = t.children[0][0]
     paths = branch_paths(cl)
-    r_c = np.median(cl.radius[paths[c]])
     s0 = np.cumsum(np.r_[0, np.linalg.norm(np.diff(cl.points[paths[0]], axis=0), axis=1)])
-    nxt = t.children[0][1][0]
-    r_d = np.median(cl.radius[paths[0]][(s0 >= sj - 1e-12) & (s0 <= nxt + 1e-12)])
+    sc = np.cumsum(np.r_[0, np.linalg.norm(np.diff(cl.points[paths[c]], axis=0), axis=1)])
+    r_j = np.interp(sj, s0, cl.radius[paths[0]])
+    r_c = np.interp(2 * r_j, sc, cl.radius[paths[c]])
+    r_d = np.interp(sj + 2 * r_j, s0, cl.radius[paths[0]])
     assert qc == pytest.approx(r_c**3 / (r_c**3 + r_d**3), rel=1e-9)
 
 
@@ -173,6 +175,21 @@ def test_range_warnings_name_the_value():
     _, d = _graph(generated_tree(0), q=1.0)
     m.train_ranges[0] = torch.tensor([0.1, 5.0])
     assert not any("radius" in x or "inlet flow" in x for x in range_warnings(m, d))
+
+
+def test_prepare_sample_knows_the_branch_of_swept_wall_points_and_predict_is_coherent(tmp_path):
+    import meshops
+    from meshops.train.inference import load_trained, predict_mesh
+
+    trained = load_trained(SHIPPED)
+    cl = generated_tree(30)
+    wall = tube_wall(cl, n_around=16)
+    pred = predict_mesh(trained, wall, globals={"Q": 1.2})
+    c = ring_coherence(wall, pred.point_data["p_pred"], pred.point_data["wss_mag_pred"], 16)
+    assert c["monotone_fraction"] >= 0.95 and c["junction_jump_rel"] < 0.02 and c["wss_min"] >= 0, c
+    meshops.write(pred, tmp_path / "w.vtp")  # the wall's field data (with its branch-field marker) writes
+    d = trained.model.prepare_sample(_graph(cl, 1.2)[1], type("C", (), {"mesh": wall, "name": "w", "globals": {"Q": 1.2}})())
+    assert torch.equal(d.wall_branch, torch.as_tensor(wall.point_data["branch"]).long())
 
 
 @pytest.mark.skipif(not DEMO.is_file(), reason=f"{DEMO} absent (the SimVascular demo lives in ../shared)")

@@ -125,3 +125,12 @@ def test_generate_one_case_end_to_end(tmp_path):
     assert summary["cases"] == 1 and summary["max_gap_over_r"] < 0.3
     case = load_dataset("coronary_trees", path=str(tmp_path / "t.npz"))[0]
     assert np.isfinite(case.mesh.point_data["p"]).all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not openfoam_available() or shutil.which("gmshToFoam") is None, reason="OpenFOAM not installed")
+def test_tree_pipeline_matches_poiseuille():
+    verify = recipe_module(HERE, "verify")
+    r = verify.poiseuille(r=1.5, L=30.0, Q=1.0)
+    assert abs(r["dpdx_rel_error"]) < 0.03 and abs(r["wss_rel_error"]) < 0.03, r
+    assert r["mass_imbalance_rel"] < 1e-3

@@ -21,7 +21,10 @@ def test_demo_predicts_held_out_vessels(tmp_path: Path) -> None:
     test_names = json.loads((MODEL / "splits.json").read_text())["test"]
     train_names = set(json.loads((MODEL / "splits.json").read_text())["train"])
     from meshops.cli.demo import interleave_trees
+    from meshops.data import load_dataset
 
+    known = set(load_dataset("coronary_mixed").case_names())
+    test_names = [n for n in test_names if n in known]  # trees packed later than this checkout are left out
     assert [r["case"] for r in summary["cases"]] == interleave_trees(test_names)[:2]
     if any(n.startswith("tree_") for n in test_names):  # a held-out tree is in the table and rendered
         assert summary["cases"][1]["case"].startswith("tree_") and summary["cases"][1]["branches"] > 1

@@ -100,3 +100,25 @@ def test_inplace_inference_equals_plain_chunked_path(aggregate):
     torch.testing.assert_close(xf, xp, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(ef, ep, rtol=1e-10, atol=1e-10)
     assert ei_ is e and torch.equal(xi, xf)
+
+
+@pytest.mark.parametrize("width", [4, 40])
+def test_fused_mlp_equals_the_module(width):
+    from meshops.nn.fused_edge import fused_mlp
+    from meshops.nn.mlp import MLP
+
+    torch.manual_seed(4)
+    mlp = MLP(width, 12, 12).double()
+    x = torch.randn(9000, width, dtype=torch.float64, requires_grad=True)  # more than one chunk
+    w = torch.randn(9000, 12, dtype=torch.float64)
+    outs = []
+    for f in (fused_mlp, lambda m, v: m(v)):
+        x.grad = None
+        mlp.zero_grad()
+        y = f(mlp, x)
+        (y * w).sum().backward()
+        outs.append([y.detach(), x.grad.clone()] + [p.grad.clone() for p in mlp.parameters()])
+    for a, b in zip(*outs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    small = torch.randn(5, width, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: fused_mlp(mlp, v), (small,))

@@ -72,3 +72,13 @@ def test_parts_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="model 'ugraph' cannot run on graph parts"):
         train(dict(dataset=HARMONIC, dataset_options=OPTS, model="ugraph", model_options={"hidden": 8},
                    epochs=1, out=str(tmp_path / "u"), progress=False, partitions=2))
+
+
+def test_resume_counts_keys_added_since_as_their_defaults():
+    from meshops.train.validate_config import resume_problems
+
+    new = TrainConfig().to_dict()
+    old = {k: v for k, v in new.items() if k not in ("stepping", "lr")}
+    assert resume_problems(old, dict(new, lr=old.get("lr", 1e-3)), TrainConfig().to_dict()) == []
+    assert resume_problems(old, dict(new, lr=0.5), TrainConfig().to_dict()) == ["lr: 0.001 -> 0.5"]
+    assert resume_problems(old, dict(new, partitions=4), TrainConfig().to_dict()) == []  # memory, not the task

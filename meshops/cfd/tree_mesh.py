@@ -207,6 +207,7 @@ def mesh_tree(tree: Tree, case: Path, ms: TreeMeshSettings | None = None, where:
     import gmsh
 
     ms = ms or TreeMeshSettings()
+    case = Path(case).resolve()  # the OpenFOAM tools run with the case as working directory
     t0 = time.perf_counter()
     gmsh.initialize(interruptible=False)
     try:
@@ -254,7 +255,9 @@ def mesh_tree(tree: Tree, case: Path, ms: TreeMeshSettings | None = None, where:
 
 def _foam_tool(case: Path, cmd: list[str], name: str, timeout: float) -> None:
     with open(case / f"log.{name}", "w") as fh:
-        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=foam_env(), timeout=timeout).returncode
+        # cwd: polyDualMesh writes its feature *.obj files into the working directory
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=foam_env(), timeout=timeout,
+                            cwd=case).returncode
     if rc != 0:
         raise FoamError(f"{case}: {name} failed (exit {rc}); see {case / f'log.{name}'}")
 

@@ -179,7 +179,8 @@ def solve_tree(tree: Tree, Q: float, case: Path, ms: TreeMeshSettings | None = N
     try:
         rr = run_simplefoam(case, ss, timeout=timeout, name=where)
     except FoamError as e:  # central convection can blow up early in strong jets: once more, gentler
-        if "diverged" not in str(e) or ss.relax_U <= RETRY_RELAX_U:
+        blew_up = "floating point exception" in str(e) or "NaN residuals" in str(e)
+        if not blew_up or ss.relax_U <= RETRY_RELAX_U:
             raise
         log.info("%s: %s; retrying with U relaxation %g", where, e, RETRY_RELAX_U)
         ss = replace(ss, relax_U=RETRY_RELAX_U)

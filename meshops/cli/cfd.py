@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
 def _report(path: str, tree, res: dict, elapsed: float) -> None:
     i = res["info"]
     m, s, mb = i["mesh"], i["solver"], res["mass_balance"]
-    print(f"{path}: {tree.n_branches} branches, {len(res['outlets'])} outlets; {m['cells']} tetrahedra, "
+    print(f"{path}: {tree.n_branches} branches, {len(res['outlets'])} outlets; {m['cells']} cells (polyhedral dual "
+          f"of {m['tetrahedra']} tetrahedra), "
           f"{m['wall_points']} wall points; {s['iterations']} simpleFoam iterations (converged), "
           f"total {elapsed:.1f} s (mesh {m['geometry_time_s'] + m['meshing_time_s']:.1f} s, "
           f"solver {s['solver_wall_time_s']:.1f} s)")

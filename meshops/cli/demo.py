@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo_out", help="folder for the predicted VTP files and PNG renders")
     p.add_argument("--cases", type=int, default=0, help="at most this many test cases (0: all)")
     p.add_argument("--renders", type=int, default=3, help="cases to render as PNG (0: none)")
+    p.add_argument("--trees-path", default=None,
+                   help="a packed coronary_trees npz to read the held-out trees from (default: the shipped one)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,11 +54,16 @@ def run(args: argparse.Namespace) -> int:
     trained = load_trained(ckpt)
     spec = trained.config.get("dataset", {}) or {}
     ds_name = spec.get("dataset", "coronary_synthetic") if isinstance(spec, dict) else "coronary_synthetic"
-    ds = load_dataset(ds_name, targets=list(trained.features.targets))
+    extra = {"trees_path": args.trees_path} if (args.trees_path and ds_name == "coronary_mixed") else {}
+    ds = load_dataset(ds_name, targets=list(trained.features.targets), **extra)
     index = {n: i for i, n in enumerate(ds.case_names())}
     missing = [n for n in test_names if n not in index]
-    if missing:
+    if [n for n in missing if not n.startswith("tree_")]:
         raise KeyError(f"{splits_path}: test cases {missing[:5]} are not in the shipped dataset")
+    if missing:  # trees packed after this checkout's datasets/coronary_trees npz: said, then left out
+        print(f"warning: {len(missing)} held-out tree(s) of {splits_path} are not in this checkout's "
+              f"coronary_trees data ({', '.join(missing[:5])}); they are left out of the table", file=sys.stderr)
+        test_names = [n for n in test_names if n in index]
     test_names = interleave_trees(test_names)
     if args.cases:
         test_names = test_names[: args.cases]

@@ -9,8 +9,9 @@ of the inlet flow it carries at every arc length.
 
 Flow split: at every junction the flow arriving in the parent divides between the parent's
 downstream segment and the child as ``r^3`` (Murray's law, the rule of the coronary tree dataset's
-outlet flows), with ``r`` the median radius of each over its first segment (up to its next
-junction or end), which is robust to the inflated inscribed-sphere radius at the junction itself.
+outlet flows and of ``meshops cfd``), with ``r`` the radius of each two junction radii downstream
+of the junction (before the next junction): the proximal radius, past the inflated
+inscribed-sphere radius at the junction itself.
 """
 
 from __future__ import annotations
@@ -86,6 +87,15 @@ def _segment_radius(s: np.ndarray, r: np.ndarray, s0: float, s1: float) -> float
     return float(r[int(np.argmin(np.abs(s - 0.5 * (s0 + s1))))])
 
 
+def _window_radius(s: np.ndarray, r: np.ndarray, s0: float, r_j: float, s_end: float) -> float:
+    """Radius two junction radii downstream of ``s0`` (interpolated; at most ``s_end``, the next junction).
+
+    The rule of the coronary tree dataset and of ``meshops cfd`` (:func:`meshops.cfd.tree.flow_split`):
+    past the inflated inscribed sphere of the junction, before the branch tapers away.
+    """
+    return float(np.interp(min(s0 + 2.0 * r_j, max(s_end, s0), float(s[-1])), s, r))
+
+
 def _first_junction(s_j: np.ndarray, kids: list[int], length: float) -> float:
     """Arc length of a branch's first junction with a child (its length when it has none)."""
     first = min([float(s_j[g]) for g in kids] + [length])
@@ -122,8 +132,10 @@ def vessel_tree(points: np.ndarray, radius: np.ndarray, paths: list[np.ndarray])
     for a in range(n):  # parents come before their children
         order = sorted(kids[a], key=lambda c: s_j[c])
         end = float(s_b[a][-1])
-        r_kid = {c: _segment_radius(s_b[c], r[paths[c]], 0.0, _first_junction(s_j, kids[c], float(s_b[c][-1])))
-                 for c in order}
+        s_a, r_a = s_b[a], r[paths[a]]
+        r_j = {c: float(np.interp(s_j[c], s_a, r_a)) for c in order}  # parent radius at each junction
+        r_kid = {c: _window_radius(s_b[c], r[paths[c]], 0.0, r_j[c],
+                                   _first_junction(s_j, kids[c], float(s_b[c][-1]))) for c in order}
         q = q_in[a]
         for i, c in enumerate(order):
             if s_j[c] >= end - 1e-9:  # the parent ends here: the remaining children share what is left
@@ -131,7 +143,7 @@ def vessel_tree(points: np.ndarray, radius: np.ndarray, paths: list[np.ndarray])
                 frac = r_kid[c] ** 3 / rest
             else:
                 nxt = min([s_j[x] for x in order[i + 1 :] if s_j[x] > s_j[c] + 1e-9] + [end])
-                r_down = _segment_radius(s_b[a], r[paths[a]], s_j[c], nxt)
+                r_down = _window_radius(s_a, r_a, float(s_j[c]), r_j[c], nxt)
                 frac = r_kid[c] ** 3 / (r_kid[c] ** 3 + r_down**3)
             q_in[c] = q * frac
             q -= q_in[c]

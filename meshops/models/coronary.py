@@ -247,7 +247,7 @@ def centerline_inputs(
         out["branch"].append(np.full(nb, bi, dtype=np.int64))
         out["feat"].append(np.stack([feats[k] for k in CL_FEATURES], 1))
     m = sum(len(x) for x in out["pos"])
-    return tree_tensors(tree, out["s"], out["radius"]) | {
+    return tree_tensors(tree, out["s"], out["radius"], out["pos"]) | {
         "cl_pos": torch.from_numpy(np.concatenate(out["pos"])).float(),
         "cl_frame": torch.from_numpy(np.concatenate(out["frame"])).float(),
         "cl_radius": torch.from_numpy(np.concatenate(out["radius"])).float(),
@@ -322,6 +322,25 @@ def input_ranges(data: Any) -> np.ndarray:
     nb = float(len(lengths))
     return np.array([[r.min(), r.max()], [q, q], [qb.min(), qb.max()], [lengths.min(), lengths.max()],
                      [0.0, float(np.abs(kr).max())], [nb, nb]])
+
+
+def wall_branch_of(mesh: Any, data: Any) -> Tensor | None:
+    """The branch of each wall point of a swept tube wall (``field_data["wall_branch_field"]`` names it), else None.
+
+    :func:`meshops.geometry.tube.tube_wall` marks its walls so: every ring belongs to one branch, and
+    the model then projects a point only onto its own branch (no ambiguity where tubes overlap).
+    Used only when the graph's nodes are the mesh's points in order.
+    """
+    fd = getattr(mesh, "field_data", {}) or {}
+    name = fd.get("wall_branch_field")
+    name = str(np.asarray(name).reshape(-1)[0]) if name is not None else None
+    if not name or name not in mesh.point_data:
+        return None
+    pos = getattr(data, "pos", None)
+    pts = np.asarray(mesh.points, dtype=np.float64)
+    if pos is None or pos.shape[0] != len(pts) or not np.allclose(pos.double().numpy(), pts, rtol=1e-5, atol=1e-6):
+        return None
+    return torch.as_tensor(np.asarray(mesh.point_data[name]).astype(np.int64).reshape(-1))
 
 
 def range_warnings(model: Any, data: Any) -> list[str]:
@@ -502,7 +521,12 @@ class CenterlineRBF(nn.Module):
         The centerline is resampled at 128 points in all, or, with ``cl_spacing``, at that spacing
         (model length units) between 128 and ``cl_max_points`` points (long trees get more).
         """
-        return attach_case_centerline(data, case, n_points=self._n_points(case))
+        out = attach_case_centerline(data, case, n_points=self._n_points(case))
+        if self.physics == "tree":
+            known = wall_branch_of(case.mesh, out)
+            if known is not None:
+                out.wall_branch = known
+        return out
 
     def _n_points(self, case: Any) -> int:
         if self.cl_spacing is None:
@@ -603,14 +627,20 @@ class CenterlineRBF(nn.Module):
         h = self.tree_head(torch.cat([tokens, gtok[cl_batch]] + ([feat] if self.head_features else []), 1))
         sc = self.scales(qb_flow, data.cl_radius)
         g = sc["g_poiseuille"] * torch.exp(4.0 * torch.tanh(h[:, 0] / 4.0)) + sc["g_inertial"] * nn.functional.softplus(h[:, 1] - 2.0)
+        inside = getattr(data, "cl_inside", None)
+        if inside is not None:  # a child's start inside its parent's lumen carries no drop of its own
+            g = torch.where(inside, torch.zeros_like(g), g)
         p_rel = tree_pressure(g, data.cl_arclength, data.cl_branch, cl_batch, data.cl_up, data.cl_up_lam, data.cl_gen)
         out_w = data.cl_outlet.to(p_rel.dtype)
         n_out = torch.zeros(num_cases, dtype=p_rel.dtype, device=p_rel.device).index_add(0, cl_batch, out_w).clamp_min(1)
         p_outlet = torch.zeros_like(n_out).index_add(0, cl_batch, p_rel * out_w) / n_out  # mean outlet value (<= 0)
         ref = -p_outlet * (1.0 + 0.5 * torch.tanh(self.ref_head(gtok)[:, 0]))  # mean outlet p = bounded share of drop
         p_line = p_rel + ref[cl_batch]
+        known = getattr(data, "wall_branch", None)  # the swept tubes' own branch of each wall point, when known
+        if known is not None and (known.shape[0] != query.shape[0] or getattr(data, "query_pos", None) is not None):
+            known = None
         i, lam, theta = project_to_centerline(query, qb, data.cl_pos, data.cl_frame, data.cl_radius, data.cl_branch,
-                                              cl_batch, num_cases)
+                                              cl_batch, num_cases, query_branch=known)
         lw = lam.to(p_line.dtype)
 
         def at(v: Tensor) -> Tensor:

@@ -27,6 +27,9 @@ The centerline tensors it needs next to those of :func:`meshops.models.coronary.
     cl_outlet  bool     the last point of the reference outlet: the outlet with the largest Murray
                         flow (the pressure reference of the coronary tree dataset)
     cl_tree    (M, T)   the features named in TREE_FEATURES
+    cl_inside  bool     the leading points of a child inside its parent's lumen (no pressure drop there:
+                        the child's flow begins at the parent's wall; keeps the wall pressure continuous
+                        where the parent's and the child's walls meet)
 """
 
 from __future__ import annotations
@@ -58,19 +61,34 @@ TREE_FEATURES: dict[str, int] = {
 RANGE_NAMES = ("radius", "Q", "Q_branch", "length", "curvature_r", "branches")
 
 
-def tree_tensors(tree: VesselTree, s_list: list[np.ndarray], r_list: list[np.ndarray]) -> dict[str, Tensor]:
+def _inside_parent(p_child: np.ndarray, p_parent: np.ndarray, r_parent: np.ndarray) -> np.ndarray:
+    """The leading run of a child's points that lie inside its parent's lumen (mask over the child's points)."""
+    d = np.linalg.norm(p_child[:, None, :] - p_parent[None, :, :], axis=2)
+    k = d.argmin(1)
+    inside = d[np.arange(len(p_child)), k] < r_parent[k]
+    first_out = int(np.argmin(inside)) if not inside.all() else len(inside)
+    out = np.zeros(len(p_child), dtype=bool)
+    out[:first_out] = True
+    return out
+
+
+def tree_tensors(tree: VesselTree, s_list: list[np.ndarray], r_list: list[np.ndarray],
+                 p_list: list[np.ndarray] | None = None) -> dict[str, Tensor]:
     """The tree tensors of the module docstring for resampled branches (arc lengths ``s_list``).
+
+    With the resampled points ``p_list``, ``cl_inside`` marks the start of each child that runs
+    inside its parent's lumen (the child's flow begins at the parent's wall: no pressure drop there).
 
     Shapes
     ------
-    s_list, r_list : per branch (n_b,) -> dict of (M,) tensors (``cl_tree``: (M, len(TREE_FEATURES)))
+    s_list, r_list, p_list : per branch (n_b,) / (n_b, 3) -> dict of (M,) tensors (``cl_tree``: (M, len(TREE_FEATURES)))
     """
     offsets = np.cumsum([0] + [len(s) for s in s_list])
     outlets = [b for b in range(len(s_list))
                if not any(sj >= tree.length[b] - 1e-6 * max(tree.length[b], 1.0) for sj, _, _ in tree.children[b])]
     ref_outlet = max(outlets, key=lambda b: float(tree.flow_fraction(b, np.array([tree.length[b]]))[0])) \
         if outlets else len(s_list) - 1
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("q", "up", "lam", "gen", "out", "feat")}
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("q", "up", "lam", "gen", "out", "feat", "inside")}
     for b, (s, r) in enumerate(zip(s_list, r_list, strict=True)):
         n = len(s)
         up, lam = np.zeros(n, dtype=np.int64), np.zeros(n)
@@ -82,6 +100,8 @@ def tree_tensors(tree: VesselTree, s_list: list[np.ndarray], r_list: list[np.nda
             up[0] = offsets[a] + k - offsets[b]
         out = np.zeros(n, dtype=bool)
         out[-1] = b == ref_outlet
+        inside = (_inside_parent(p_list[b], p_list[a], r_list[a]) if (p_list is not None and a >= 0)
+                  else np.zeros(n, dtype=bool))
         q = tree.flow_fraction(b, s)
         feats = {
             "q_frac": q,
@@ -92,7 +112,7 @@ def tree_tensors(tree: VesselTree, s_list: list[np.ndarray], r_list: list[np.nda
             "n_children": np.full(n, float(len(tree.children[b]))),
         }
         for k_, v in (("q", q), ("up", up), ("lam", lam), ("gen", np.full(n, tree.generation[b])), ("out", out),
-                      ("feat", np.stack([feats[f] for f in TREE_FEATURES], 1))):
+                      ("feat", np.stack([feats[f] for f in TREE_FEATURES], 1)), ("inside", inside)):
             cols[k_].append(v)
     cat = {k: np.concatenate(v) for k, v in cols.items()}
     return {
@@ -102,6 +122,7 @@ def tree_tensors(tree: VesselTree, s_list: list[np.ndarray], r_list: list[np.nda
         "cl_gen": torch.from_numpy(cat["gen"].astype(np.int64)),
         "cl_outlet": torch.from_numpy(cat["out"]),
         "cl_tree": torch.from_numpy(cat["feat"]).float(),
+        "cl_inside": torch.from_numpy(cat["inside"]),
     }
 
 
@@ -146,12 +167,13 @@ def tree_pressure(g: Tensor, cl_arclength: Tensor, cl_branch: Tensor, cl_batch: 
 
 
 def _nearest_segments(x: Tensor, c: Tensor, r: Tensor, branch: Tensor, max_elements: int,
-                      k: int = 6) -> tuple[Tensor, Tensor]:
+                      k: int = 6, x_branch: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Per point of ``x``: the segment (first index, weight) of polyline ``c`` whose tube it lies on.
 
     Candidates are the segments next to the ``k`` centerline points nearest in distance / radius;
     among them the one minimizing ``|d - r| + 0.2 d`` (distance ``d`` to the segment, tube radius
-    ``r`` there) wins.
+    ``r`` there) wins. With ``x_branch`` (the known branch of each point, e.g. the tubes swept by
+    :func:`meshops.geometry.tube.tube_wall`), only that branch's segments are candidates.
     """
     m = c.shape[0]
     valid = torch.zeros(m + 1, dtype=torch.bool, device=c.device)  # valid[j]: segment j -> j+1 exists
@@ -161,9 +183,14 @@ def _nearest_segments(x: Tensor, c: Tensor, r: Tensor, branch: Tensor, max_eleme
     step = max(1, max_elements // max(1, m))
     for j in range(0, x.shape[0], step):
         xx = x[j : j + step]
-        near = (torch.cdist(xx, c) / r[None]).topk(k, dim=1, largest=False).indices  # (n, k)
+        dist = torch.cdist(xx, c) / r[None]
+        if x_branch is not None:
+            dist = torch.where(branch[None] == x_branch[j : j + step, None], dist, torch.full_like(dist, math.inf))
+        near = dist.topk(k, dim=1, largest=False).indices  # (n, k)
         seg = torch.cat([near - 1, near], 1).clamp(0, max(m - 2, 0))  # (n, 2k) segment starts
         ok = valid[seg]
+        if x_branch is not None:
+            ok = ok & (branch[seg] == x_branch[j : j + step, None])
         a, e = c[seg], c[seg + 1]
         ab = e - a
         t = (((xx[:, None] - a) * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-20)).clamp(0, 1)
@@ -180,9 +207,10 @@ def _nearest_segments(x: Tensor, c: Tensor, r: Tensor, branch: Tensor, max_eleme
 
 def project_to_centerline(query: Tensor, query_batch: Tensor, cl_pos: Tensor, cl_frame: Tensor, cl_radius: Tensor,
                           cl_branch: Tensor, cl_batch: Tensor, num_cases: int,
-                          max_elements: int = 1 << 21) -> tuple[Tensor, Tensor, Tensor]:
+                          max_elements: int = 1 << 21, query_branch: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Each query point's centerline segment of its own case (the tube it lies on, see :func:`_nearest_segments`).
 
+    ``query_branch`` (optional, (Q,)): the known branch of each query point (restricts the search).
     Returns the segment's first point index ``i`` (global), the weight ``lam`` of point ``i + 1``
     and the angle around the centerline in the interpolated frame (from the normal toward the
     binormal). No gradient flows through it (geometry only).
@@ -200,7 +228,7 @@ def project_to_centerline(query: Tensor, query_batch: Tensor, cl_pos: Tensor, cl
             c0, c1, q0, q1 = int(cptr[b]), int(cptr[b + 1]), int(qptr[b]), int(qptr[b + 1])
             if q1 > q0:
                 i, lam = _nearest_segments(query[q0:q1], cl_pos[c0:c1], cl_radius[c0:c1], cl_branch[c0:c1],
-                                           max_elements)
+                                           max_elements, x_branch=None if query_branch is None else query_branch[q0:q1])
                 i_out[q0:q1], lam_out[q0:q1] = c0 + i, lam
         lw = lam_out[:, None]
         fr = cl_frame[i_out] * (1 - lw[..., None]) + cl_frame[i_out + 1] * lw[..., None]

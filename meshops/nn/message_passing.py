@@ -18,10 +18,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from meshops import ops
-from meshops.nn.fused_edge import edge_update_inplace, fusable, fused_edge_update
+from meshops.nn.fused_edge import edge_update_inplace, fusable, fused_edge_update, fused_mlp
 from meshops.nn.mlp import MLP
 
-__all__ = ["EdgeNodeBlock", "MessagePassingProcessor", "EncodeProcessDecode", "edge_chunk", "mlp_chunked"]
+__all__ = ["EdgeNodeBlock", "MessagePassingProcessor", "EncodeProcessDecode", "edge_chunk", "fast_mlp", "mlp_chunked"]
 
 _CHUNK_ELEMENTS = 1 << 22  # (chunk, H) temporaries of ~16 MB in float32
 
@@ -29,6 +29,15 @@ _CHUNK_ELEMENTS = 1 << 22  # (chunk, H) temporaries of ~16 MB in float32
 def edge_chunk(width: int, n: int) -> int:
     """Rows per chunk so that a (chunk, width) float32 temporary stays near 16 MB."""
     return max(1024, min(n, _CHUNK_ELEMENTS // max(width, 1)))
+
+
+def fast_mlp(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``mlp(x)``; in training through :func:`fused_mlp` when the MLP is the MeshGraphNet default
+    (float32/64, no autocast), which gives the same values with fewer passes and buffers."""
+    if (torch.is_grad_enabled() and x.dtype in (torch.float32, torch.float64)
+            and not torch.is_autocast_enabled(x.device.type) and fusable(mlp)):
+        return fused_mlp(mlp, x)
+    return mlp(x)
 
 
 def mlp_chunked(mlp: nn.Module, x: torch.Tensor, out_channels: int) -> torch.Tensor:
@@ -39,7 +48,7 @@ def mlp_chunked(mlp: nn.Module, x: torch.Tensor, out_channels: int) -> torch.Ten
     x : (E, C) -> (E, out_channels)
     """
     if torch.is_grad_enabled() or x.shape[0] <= edge_chunk(out_channels, x.shape[0]):
-        return mlp(x)
+        return fast_mlp(mlp, x)
     n = x.shape[0]
     step = edge_chunk(out_channels, n)
     first = mlp(x[:step])
@@ -93,7 +102,7 @@ class EdgeNodeBlock(nn.Module):
         return e + self.edge_mlp.net[1:](y)
 
     def _node_update(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return x + self.node_mlp(torch.cat([x, m.to(x.dtype)], dim=-1))
+        return x + fast_mlp(self.node_mlp, torch.cat([x, m.to(x.dtype)], dim=-1))
 
     def forward(
         self, x: torch.Tensor, e: torch.Tensor, edge_index: torch.Tensor, inplace: bool = False
@@ -233,6 +242,6 @@ class EncodeProcessDecode(nn.Module):
         dtype = x.dtype
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             e = mlp_chunked(self.edge_encoder, edge_attr, self.hidden)
-            h, _ = self.processor(self.node_encoder(x), e, edge_index, inplace=True)
+            h, _ = self.processor(fast_mlp(self.node_encoder, x), e, edge_index, inplace=True)
             out = self.decoder(h)
         return out.to(dtype)

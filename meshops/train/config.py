@@ -50,6 +50,10 @@ class TrainConfig:
         Stop after this many optimizer steps in total (the schedule still spans ``epochs``).
     resume : bool
         Continue from ``<out>/last.pt`` when it exists.
+    stepping : dict or None
+        Learned time stepping on a trajectory dataset (keys of ``meshops.train.stepping_run.STEPPING_KEYS``:
+        fields, noise, noise_ref, unroll, history, val_every); ``meshops train`` then trains a step
+        model (:func:`meshops.train.stepping_run.train_from_config`).
     max_nodes_per_part, partitions : int or None
         Train each case split into graph parts (owned nodes at most ``max_nodes_per_part``, or
         ``partitions`` parts) with halos of the model's message-passing rounds: one part's
@@ -85,6 +89,7 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
     val_every: int = 1
+    stepping: dict[str, Any] | None = None
     max_nodes_per_part: int | None = None
     partitions: int | None = None
     partition_method: str = "auto"

@@ -165,15 +165,17 @@ def plan_parts(trained: Trained, data: Any, available: int | None = None) -> Any
 
 
 def _fitting_parts(trained: Trained, data: Any, hops: int, need: int, have: int, method: str) -> Any:
-    """Parts (built lazily) whose largest part, halo included, needs at most a third of ``have``."""
+    """Parts (built lazily) whose largest part, halo included, needs at most a third of ``have``
+    (the per-node and per-edge bytes; the fixed overhead is the process's either way)."""
     from meshops.graph.partition import partition
 
     n, n_e = int(data.num_nodes), int(data.edge_index.shape[1])
+    fixed = inference_bytes(trained.model, 0, 0)
     budget = max(have // 3, 1)
-    n_parts = max(2, -(-need // budget))
-    for _ in range(6):
-        plan = partition(data, hops, n_parts=int(n_parts), method=method, lazy=True)
-        worst = max(inference_bytes(trained.model, a, b) for a, b in plan.sizes())
+    n_parts = max(2, -(-(need - fixed) // budget))
+    for _ in range(8):
+        plan = partition(data, hops, n_parts=int(min(n_parts, n)), method=method, lazy=True)
+        worst = max(inference_bytes(trained.model, a, b) for a, b in plan.sizes()) - fixed
         log.info("graph of %d nodes / %d edges needs ~%.1f GB, %.1f GB available: %d parts, the largest with "
                  "its %d-hop halo ~%.1f GB", n, n_e, need / 1e9, have / 1e9, len(plan), hops, worst / 1e9)
         if worst <= budget or n_parts >= n:
