@@ -526,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="smoke size: 2 models, 16/8/4 samples, 2 epochs, one lr, 2 seeds, 10 physics cases")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1 by default: on a shared machine more threads can be far slower)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="no training: merge the Darcy results of earlier runs (other models or seeds) and report")
     p.add_argument("--out", default=None, help="JSON results")
     p.add_argument("--readme", default=None, help="Markdown file whose bench:darcy block is replaced")
     args = p.parse_args(argv)
@@ -553,6 +555,13 @@ def main(argv: list[str] | None = None) -> int:
                     replace_block(args.readme, f"<!-- bench:{tag}:begin -->", f"<!-- bench:{tag}:end -->",
                                   f"\n{partial}{tables(res, command, (part,))}\n")
 
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        res = {k: v for k, v in parts[0].items() if k not in ("darcy", "physics")}
+        res["darcy"] = protocol().merge_results([q["darcy"] for q in parts if "darcy" in q])
+        print("\n" + tables(res, command))
+        save()
+        return 0
     if not args.skip_darcy:
         print("Darcy (16x16 training, 32x32 zero-shot):", flush=True)
 

@@ -298,6 +298,42 @@ def run_protocol(models: dict[str, ModelSpec], seeds: Sequence[int], budget: Bud
     return out
 
 
+def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Protocol results of separate processes merged: other models are added; the same model run with
+    other seeds (the same selected configuration) gets those runs added and its spreads recomputed.
+    Budgets and split digests must agree (an error names the differing part)."""
+    if not parts:
+        raise ValueError("merge_results: nothing to merge")
+    out = json.loads(json.dumps(parts[0]))
+    for i, r in enumerate(parts[1:], 1):
+        if r["budget"] != out["budget"] or r.get("splits", {}).get("digest") != out.get("splits", {}).get("digest"):
+            raise ValueError(f"merge_results: part {i} has budget {r['budget']} / splits "
+                             f"{r.get('splits', {}).get('digest')}, the first {out['budget']} / "
+                             f"{out.get('splits', {}).get('digest')}")
+        for name, m in r["models"].items():
+            if name not in out["models"]:
+                out["models"][name] = json.loads(json.dumps(m))
+                continue
+            o = out["models"][name]
+            if {k: v for k, v in o["config"].items() if k != "label"} != \
+                    {k: v for k, v in m["config"].items() if k != "label"}:
+                raise ValueError(f"merge_results: {name} was run with {m['config']} in part {i}, {o['config']} before")
+            seen = {x["seed"] for x in o["runs"]}
+            o["runs"] += [x for x in m["runs"] if x["seed"] not in seen]
+            o["search"] += [x for x in m["search"] if x not in o["search"]]
+    seeds: set[int] = set()
+    for o in out["models"].values():
+        runs = sorted(o["runs"], key=lambda x: x["seed"])
+        o["runs"] = runs
+        o["summary"] = {k: spread([x["test"][k] for x in runs]) for k in runs[0]["test"]}
+        o["val"] = spread([x["val"] for x in runs])
+        o["epochs_used"] = spread([x["epochs_used"] for x in runs])
+        o["best_epoch"] = [x["best_epoch"] for x in runs]
+        seeds |= {x["seed"] for x in runs}
+    out["seeds"] = sorted(seeds)
+    return out
+
+
 # ----------------------------------------------------------------------------- report
 def fmt(s: dict[str, float], digits: int = 4) -> str:
     """'mean +- std [min, max]' (one number when there is one seed)."""

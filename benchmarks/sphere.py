@@ -403,6 +403,12 @@ def make_fit(key: str, d: dict[str, Any], a: argparse.Namespace) -> Any:
 
 def candidates_for(key: str, a: argparse.Namespace) -> list[dict[str, Any]]:
     P = protocol()
+    if a.no_search:  # the published default alone (when the CPU does not allow the search)
+        if key == "linear":
+            return [{"ridge": a.ridge, "label": "published default"}]
+        if key == "peer_grid":
+            return [{**PEER_DEFAULT, "width": a.peer_default_width, "label": "published default"}]
+        return [{"lr": 1e-3, "width": 32, "label": "published default"}]
     if key == "linear":
         return [{"ridge": r, "label": "grid"} for r in a.ridges]
     if key == "peer_grid":
@@ -425,25 +431,24 @@ def run_regime(regime: str, a: argparse.Namespace, on_model: Any = None) -> dict
 
 
 def merge(paths: Sequence[str]) -> list[dict[str, Any]]:
-    """Results of several runs (e.g. model subsets run as separate processes) merged per regime; the runs
-    must share the regime's budget, seeds and splits (checked)."""
-    by: dict[str, dict[str, Any]] = {}
+    """Results of several runs (model subsets, or seeds, run as separate processes) merged per regime
+    with :func:`protocol.merge_results` (budgets and splits must agree; amplitudes are checked here)."""
+    P = protocol()
+    by: dict[str, list[dict[str, Any]]] = {}
     for path in paths:
         for r in json.loads(Path(path).read_text())["results"]:
-            if r["regime"] not in by:
-                by[r["regime"]] = json.loads(json.dumps(r))
-                continue
-            m = by[r["regime"]]
-            for k in ("budget", "seeds", "amplitudes"):
-                if m[k] != r[k]:
-                    raise SystemExit(f"{path}: {k} {r[k]} differs from the other runs' {m[k]} ({r['regime']})")
-            if m["splits"]["digest"] != r["splits"]["digest"]:
-                raise SystemExit(f"{path}: splits digest {r['splits']['digest']} differs ({r['regime']})")
-            m["models"].update(r["models"])
-    order = list(MODEL_LABELS)
-    for r in by.values():
-        r["models"] = {k: r["models"][k] for k in order if k in r["models"]}
-    return list(by.values())
+            by.setdefault(r["regime"], []).append(r)
+    out = []
+    for regime, parts in by.items():
+        if any(p["amplitudes"] != parts[0]["amplitudes"] for p in parts):
+            raise SystemExit(f"--merge: the {regime} runs have different amplitudes")
+        try:
+            m = P.merge_results(parts)
+        except ValueError as err:
+            raise SystemExit(f"--merge: {err}") from None
+        m["models"] = {k: m["models"][k] for k in MODEL_LABELS if k in m["models"]}
+        out.append(m)
+    return out
 
 
 METRICS = [("one_step", "one-step rel L2"), ("rollout24", "rollout @24 h"), ("rollout120", "@120 h"),
@@ -515,6 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tiny", action="store_true", help="smoke size: 3+1+1 short trajectories, 4 steps, 2 seeds")
     ap.add_argument("--json", default=None, help="write results as JSON here (after every model)")
+    ap.add_argument("--no-search", action="store_true",
+                    help="no validation search: each model's published default only (early stopping and seeds stay)")
     ap.add_argument("--tag", default=None, help="README block name (default: the regimes joined by '-')")
     ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                     help="no training: merge the results of earlier runs (model subsets) and report them")

@@ -19,7 +19,7 @@ SHARED = Path(os.environ.get("MESHOPS_SHARED_DATA", ROOT.parent / "shared" / "da
 pytestmark = pytest.mark.slow
 
 
-def bench(name: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def bench(name: str, *args: str, timeout: float = 2400) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     code = "import sys; from meshops.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.run([sys.executable, "-c", code, "bench", name, *args], cwd=ROOT, env=env, capture_output=True,

@@ -159,3 +159,20 @@ def test_conclusion_from_the_numbers(P):
     assert "0.1100 ± 0.0100 [0.1000, 0.1200]" in table
     para = P.statement(res, "a task", "validation err", "lr x width")
     assert "seeds [0, 1, 2]" in para and "5 val, 20 train, 5 test" in para and "3 candidates" in para
+
+
+def test_merge_results_adds_seeds_and_models(P):
+    val_of = {(1e-3, 8): 0.5}
+    test_of = {(1e-3, 8): 0.1}
+    spec = P.ModelSpec(P.candidates([1e-3], [8]), fake_fit(P, val_of, test_of, []))
+    budget = P.Budget(3, 1)
+    rec = P.split_record(P.fixed_split(20, 4))
+    a = P.run_protocol({"m": spec}, [0], budget, splits=rec, min_seeds=1)
+    b = P.run_protocol({"m": spec, "n": spec}, [1, 2], budget, splits=rec, min_seeds=1)
+    merged = P.merge_results([a, b])
+    assert merged["seeds"] == [0, 1, 2] and [r["seed"] for r in merged["models"]["m"]["runs"]] == [0, 1, 2]
+    assert merged["models"]["m"]["summary"]["rel_l2"]["mean"] == pytest.approx(0.11)
+    assert merged["models"]["m"]["summary"]["rel_l2"]["n"] == 3 and len(merged["models"]["n"]["runs"]) == 2
+    other = P.run_protocol({"m": spec}, [3], P.Budget(5, 1), splits=rec, min_seeds=1)
+    with pytest.raises(ValueError, match="budget"):
+        P.merge_results([a, other])
