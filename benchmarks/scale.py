@@ -9,13 +9,18 @@ peak RSS reported is the stage's own (sampled every 5 ms above the process's RSS
 | read | ``meshops.read`` of a zlib appended ``.vtu`` written by VTK | ``pyvista.read``, ``meshio.read`` |
 | write | ``meshops.write`` ``.vtu`` | ``pyvista`` ``save``, ``meshio.write`` |
 | edges | ``meshops.graph.build(mesh, levels=1)`` (mesh edges + features) | |
-| neighbors | ``knn_graph(pos, 8)`` | ``cKDTree(pos).query(9, workers=1)`` |
-| hierarchy | ``graph.build(points, levels=3)`` | |
+| neighbors | ``knn_graph(pos, 8)``, random point order | ``cKDTree(pos).query(pos, 9, workers=1)`` |
+| neighbors-ordered | the same on points in a mesh's order | the same |
+| radius | ``radius_graph(pos, r, max_num_neighbors=None)`` (~14 a point) | ``cKDTree(pos).query_ball_point(pos, r, workers=1)`` |
+| radius-ordered | the same on points in a mesh's order | the same |
+| hierarchy | ``graph.build(points, levels=3, k=8)``; levels 1-2 alone (``add_levels``) | |
 | forward | ``mgn`` no-grad, per directed edge memory | today's (E, 3H) concatenation formula |
 | fwd+bwd | ``mgn`` forward + backward | PhysicsNeMo 2.2.2 ``MeshGraphNet`` (concat trick on/off), PyG ``MessagePassing`` stack, equal parameters |
 | predict | partitioned ``mgn`` inference (``max_nodes_per_part``) | |
 
-Growth exponents are least-squares slopes of log(time) against log(points). Results print as a
+Neighbor stages run ours and the peer alternately, three times each (once at 4e6), with one worker each
+(``$MESHOPS_WORKERS=1``); cells add each side's CPU time. Growth exponents are least-squares slopes of log(time) against log(points), of CPU time where the
+row has it. Results print as a
 table and, with ``--readme``, replace the block in ``benchmarks/README.md``.
 Model stages use ``--hidden`` (128) and ``--blocks`` (4; 15 is the MeshGraphNet default) and are
 capped at ``--model-max`` points (memory of the concatenating peers).
@@ -132,9 +137,18 @@ def stage_read(n: int, a: argparse.Namespace) -> dict[str, Any]:
     import meshops
 
     path = _vtu(n, Path(a.work))
-    out = {"meshops": _timed(lambda: meshops.read(str(path)))}
-    out["pyvista"] = _timed(lambda: pv.read(str(path)))
-    out["meshio"] = _timed(lambda: meshio.read(str(path)))
+    return _side_by_side({"meshops": lambda: meshops.read(str(path)), "pyvista": lambda: pv.read(str(path)),
+                          "meshio": lambda: meshio.read(str(path))}, 2 if n <= 1_000_000 else 1)
+
+
+def _side_by_side(fns: dict[str, Any], repeat: int) -> dict[str, Any]:
+    """Each implementation in turn, ``repeat`` rounds; best wall time, peak MB and best CPU time."""
+    runs: dict[str, list] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            runs[k].append(_timed_cpu(fn))
+    out: dict[str, Any] = {k: [min(r[0] for r in v), max(r[1] for r in v)] for k, v in runs.items()}
+    out["cpu"] = {k: min(r[2] for r in v) for k, v in runs.items()}
     return out
 
 
@@ -148,38 +162,112 @@ def stage_write(n: int, a: argparse.Namespace) -> dict[str, Any]:
     d = Path(tempfile.mkdtemp(dir=a.work))
     grid = pv.read(str(_vtu(n, Path(a.work))))
     mm = meshio.read(str(_vtu(n, Path(a.work))))
-    return {"meshops": _timed(lambda: meshops.write(mesh, d / "a.vtu")),
-            "pyvista": _timed(lambda: grid.save(str(d / "b.vtu"))),
-            "meshio": _timed(lambda: meshio.write(str(d / "c.vtu"), mm, compression="zlib"))}
+    return _side_by_side({"meshops": lambda: meshops.write(mesh, d / "a.vtu"),
+                          "pyvista": lambda: grid.save(str(d / "b.vtu")),
+                          "meshio": lambda: meshio.write(str(d / "c.vtu"), mm, compression="zlib")}, 1)
 
 
 def stage_edges(n: int, a: argparse.Namespace) -> dict[str, Any]:
     from meshops.graph import build
 
     mesh = tet_box(n)
-    return {"meshops": _timed(lambda: build(mesh, {"levels": 1}))}
+    return _side_by_side({"meshops": lambda: build(mesh, {"levels": 1})}, 1)
 
 
-def stage_neighbors(n: int, a: argparse.Namespace) -> dict[str, Any]:
+def _timed_cpu(fn, repeat: int = 1) -> tuple[float, float, float]:
+    """``(best wall s, peak MB, best CPU s of this process)``: CPU time is what one core spends,
+    less inflated than wall time on a shared, loaded machine."""
+    best, mb, cpu = math.inf, 0.0, math.inf
+    for _ in range(repeat):
+        with PeakRSS() as m:
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            best, cpu = min(best, time.perf_counter() - t), min(cpu, time.process_time() - c)
+        mb = max(mb, m.mb)
+    return best, mb, cpu
+
+
+def _neighbor_points(n: int, ordered: bool):
+    """Random points in a unit cube: in random order, or in a mesh's order (the jittered tet grid's)."""
     import numpy as np
+
+    if ordered:
+        return np.ascontiguousarray(tet_box(n).points)
+    return np.random.default_rng(0).random((n, 3))
+
+
+def _pair(ours, peer, n: int) -> dict[str, Any]:
+    """meshops and the peer back to back, alternating, 3 times each (once above 1e6 points); best of each."""
+    repeat = 3 if n <= 1_000_000 else 1
+    o, p = [], []
+    for _ in range(repeat):
+        o.append(_timed_cpu(ours))
+        p.append(_timed_cpu(peer))
+    best = lambda rs: [min(r[0] for r in rs), max(r[1] for r in rs)]  # noqa: E731
+    return {"meshops": best(o), "cKDTree": best(p),
+            "cpu": {"meshops": min(r[2] for r in o), "cKDTree": min(r[2] for r in p)}}
+
+
+def _knn_stage(n: int, ordered: bool) -> dict[str, Any]:
     import torch
     from scipy.spatial import cKDTree
 
     from meshops.graph.neighbors import knn_graph
 
-    x = np.random.default_rng(0).random((n, 3))
+    os.environ["MESHOPS_WORKERS"] = "1"  # the same worker count as the peer
+    x = _neighbor_points(n, ordered)
     xt = torch.from_numpy(x)
-    return {"meshops": _timed(lambda: knn_graph(xt, 8), 2),
-            "cKDTree": _timed(lambda: cKDTree(x).query(x, 9, workers=1), 2)}
+    return _pair(lambda: knn_graph(xt, 8), lambda: cKDTree(x).query(x, 9, workers=1), n)
+
+
+def _radius_stage(n: int, ordered: bool) -> dict[str, Any]:
+    import torch
+    from scipy.spatial import cKDTree
+
+    from meshops.graph.neighbors import radius_graph
+
+    os.environ["MESHOPS_WORKERS"] = "1"
+    x = _neighbor_points(n, ordered)
+    r = 1.2 * (8 / (n * 4 / 3 * math.pi)) ** (1 / 3)  # ~14 neighbors a point
+    xt = torch.from_numpy(x)
+    return _pair(lambda: radius_graph(xt, r, max_num_neighbors=None),
+                 lambda: cKDTree(x).query_ball_point(x, r, workers=1), n)
+
+
+def stage_neighbors(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    """``knn_graph(pos, 8)`` vs ``cKDTree(pos).query(pos, 9)``, random point order."""
+    return _knn_stage(n, False)
+
+
+def stage_neighbors_ordered(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    """As ``neighbors`` with the points in a mesh's order (spatially coherent already: our worst case)."""
+    return _knn_stage(n, True)
+
+
+def stage_radius(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    """``radius_graph(pos, r, max_num_neighbors=None)`` vs ``cKDTree(pos).query_ball_point(pos, r)``."""
+    return _radius_stage(n, False)
+
+
+def stage_radius_ordered(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    return _radius_stage(n, True)
 
 
 def stage_hierarchy(n: int, a: argparse.Namespace) -> dict[str, Any]:
+    """``graph.build(points, levels=3, k=8)``: the whole build, and levels 1-2 alone (``add_levels``)."""
     import numpy as np
 
     from meshops.graph import build
+    from meshops.graph.build import GraphSpec, add_levels
 
+    os.environ["MESHOPS_WORKERS"] = "1"
     x = np.random.default_rng(0).random((n, 3))
-    return {"meshops": _timed(lambda: build(x, {"levels": 3, "k": 8}))}
+    t, mb, cpu = _timed_cpu(lambda: build(x, {"levels": 3, "k": 8}))
+    g = build(x, {"levels": 1, "k": 8})
+    e = g.edge_index.numpy()
+    spec = GraphSpec(levels=3, k=8)
+    th, mbh, cpuh = _timed_cpu(lambda: add_levels(g, x, e, spec, symmetric=True))
+    return {"meshops": [t, mb], "meshops levels 1-2": [th, mbh], "cpu": {"meshops": cpu, "meshops levels 1-2": cpuh}}
 
 
 def _concat_forward(model, g):
@@ -247,6 +335,32 @@ def _pyg_stack(hidden: int, blocks: int):
     return Net()
 
 
+def _interleaved(fns: dict[str, Any], repeat: int) -> dict[str, Any]:
+    """Each implementation once per round, ``repeat`` rounds after a warm-up: CPU time (this process's
+    user + system time: robust to other processes on a shared machine) median, min and max, wall
+    median, peak RSS, and the per-round ratio of every peer to meshops."""
+    import statistics
+
+    for f in fns.values():
+        f()
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    mb: dict[str, float] = dict.fromkeys(fns, 0.0)
+    for _ in range(repeat):
+        for k, f in fns.items():
+            with PeakRSS() as m:
+                t, c = time.perf_counter(), time.process_time()
+                f()
+                cpu[k].append(time.process_time() - c)
+                wall[k].append(time.perf_counter() - t)
+            mb[k] = max(mb[k], m.mb)
+    out: dict[str, Any] = {k: [statistics.median(cpu[k]), mb[k]] for k in fns}
+    out["spread"] = {k: {"cpu_min": min(cpu[k]), "cpu_max": max(cpu[k]), "wall_median": statistics.median(wall[k])}
+                     for k in fns}
+    out["ratios"] = {k: [b / a for a, b in zip(cpu["meshops"], cpu[k], strict=True)] for k in fns if k != "meshops"}
+    return out
+
+
 def stage_fwdbwd(n: int, a: argparse.Namespace) -> dict[str, Any]:
     from meshops import models
 
@@ -258,14 +372,14 @@ def stage_fwdbwd(n: int, a: argparse.Namespace) -> dict[str, Any]:
         mod.zero_grad()
         call().pow(2).mean().backward()
 
-    out: dict[str, Any] = {"params": nparams(ours), "edges": int(g.edge_index.shape[1])}
-    out["meshops"] = _timed(lambda: step(ours, lambda: ours(g)), a.repeat)
+    out: dict[str, Any] = {"params": nparams(ours), "edges": int(g.edge_index.shape[1]), "time": "cpu median"}
+    fns: dict[str, Any] = {"meshops": lambda: step(ours, lambda: ours(g))}
     if a.checkpointing:
         ck = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks, checkpoint=True)
-        out["meshops checkpoint"] = _timed(lambda: step(ck, lambda: ck(g)), a.repeat)
+        fns["meshops checkpoint"] = lambda: step(ck, lambda: ck(g))
     pyg = _pyg_stack(a.hidden, a.blocks)
     assert nparams(pyg) == out["params"], (nparams(pyg), out["params"])
-    out["PyG MessagePassing"] = _timed(lambda: step(pyg, lambda: pyg(g)), a.repeat)
+    fns["PyG MessagePassing"] = lambda: step(pyg, lambda: pyg(g))
     sys.path.insert(0, str(HERE))
     import peers
 
@@ -273,11 +387,11 @@ def stage_fwdbwd(n: int, a: argparse.Namespace) -> dict[str, Any]:
         for trick in (True, False):
             pn = peers.physicsnemo_mgn(3, 4, 2, a.hidden, a.blocks, concat_trick=trick)
             assert nparams(pn) == out["params"], (nparams(pn), out["params"])
-            out[f"PhysicsNeMo trick={trick}"] = _timed(lambda pn=pn: step(pn, lambda: pn(g.x, g.edge_attr, g)),
-                                                        a.repeat)
+            fns[f"PhysicsNeMo trick={trick}"] = lambda pn=pn: step(pn, lambda: pn(g.x, g.edge_attr, g))
         out["stand-ins"] = peers.stubbed_modules()
     except peers.PeerUnavailable as exc:
         out["skipped"] = f"PhysicsNeMo: {exc}"
+    out.update(_interleaved(fns, a.repeat))
     return out
 
 
@@ -296,6 +410,7 @@ def stage_predict(n: int, a: argparse.Namespace) -> dict[str, Any]:
 
 
 STAGES = {"read": stage_read, "write": stage_write, "edges": stage_edges, "neighbors": stage_neighbors,
+          "neighbors-ordered": stage_neighbors_ordered, "radius": stage_radius, "radius-ordered": stage_radius_ordered,
           "hierarchy": stage_hierarchy, "forward": stage_forward, "fwd+bwd": stage_fwdbwd, "predict": stage_predict}
 MODEL_STAGES = {"forward", "fwd+bwd", "predict"}
 
@@ -328,7 +443,7 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> str:
     lines[1] = "|" + "---|" * (len(sizes) + 3)
     for stage, by_n in results.items():
         impls = [k for r in by_n.values() for k, v in r.items()
-                 if isinstance(v, list) and len(v) == 2 and all(isinstance(x, float) for x in v)]
+                 if k != "cpu" and isinstance(v, list) and len(v) == 2 and all(isinstance(x, float) for x in v)]
         for impl in dict.fromkeys(impls):
             cells, ns, ts = [], [], []
             for n in sizes:
@@ -340,13 +455,21 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> str:
                 t, mb = v
                 extra = ""
                 ref = by_n[n].get("meshops")
-                if impl != "meshops" and ref:
+                if not impl.startswith("meshops") and ref:
                     extra = f", {t / ref[0]:.2f}x ours"
                 e = by_n[n].get("edges")
                 per = f", {mb * 2**20 / e:.0f} B/edge" if e and stage == "forward" else ""
+                cpu = by_n[n].get("cpu") or {}
+                if isinstance(cpu, list):  # older runs: CPU times in the order of the row's entries
+                    cpu = dict(zip([k for k, x in by_n[n].items() if k != "cpu" and isinstance(x, list)], cpu,
+                                   strict=False))
+                if impl in cpu:
+                    c, c0 = cpu[impl], cpu.get("meshops")
+                    ratio = f" ({c / c0:.2f}x ours)" if c0 and not impl.startswith("meshops") else ""
+                    extra += f", CPU {c:.3g} s{ratio}"
                 cells.append(f"{t:.3g} s, {mb:.0f} MB{per}{extra}")
                 ns.append(n)
-                ts.append(t)
+                ts.append(cpu.get(impl, t))  # growth from CPU time where measured (less noisy)
             s = _slope(ns, ts)
             lines.append(f"| {stage} | {impl} | " + " | ".join(cells) + f" | {'' if s is None else f'{s:.2f}'} |")
     return "\n".join(lines)
@@ -369,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpointing", action="store_true")
     p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "meshops-bench-scale"))
     p.add_argument("--readme", action="store_true", help="write the table into benchmarks/README.md")
+    p.add_argument("--block", default="scale",
+                   help="README block to fill: 'scale' (all stages) or e.g. 'scale-graph-io' (I/O and graph rows)")
     p.add_argument("--json", default=None)
     p.add_argument("--from-json", default=None, help="print (and with --readme write) the table of a saved run")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -414,7 +539,7 @@ def _report(results: dict[str, dict[int, dict[str, Any]]], a: argparse.Namespace
 
         body = (f"Command: `{cmd}` ({a.threads} thread(s), hidden {a.hidden}, {a.blocks} blocks). Cells: best "
                 "time, peak RSS above the stage's start, ratio to meshops (> 1: the peer is slower).\n\n" + text)
-        replace_block(HERE / "README.md", "<!-- scale:begin -->\n", "\n<!-- scale:end -->", body,
+        replace_block(HERE / "README.md", f"<!-- {a.block}:begin -->\n", f"\n<!-- {a.block}:end -->", body,
                       prefix="## Real sizes, end to end (`meshops bench scale`, issue 16)\n\n")
     return 0
 

@@ -1,23 +1,30 @@
-"""Transient benchmark: learned time stepping on cylinder-flow, meshops models against persistence and PhysicsNeMo.
+"""Transient benchmark: learned time stepping on cylinder-flow, meshops models against PhysicsNeMo and baselines.
 
-``meshops bench transient --data runs/cylinder [--steps N] [--readme datasets/cylinder_flow/README.md]``
+``meshops bench transient --data runs/cylinder [--steps N] [--seeds 0,1,2] [--readme datasets/cylinder_flow/README.md]``
 trains every model on the ``train`` split of the cylinder-flow dataset (``datasets/cylinder_flow``,
-a folder written by ``meshops datasets generate cylinder-flow``) with the same recipe and budget
-(:func:`meshops.train.stepping.train_stepper`: increments, per-channel normalization, input noise,
-AdamW with a cosine schedule, ``--steps`` optimizer steps of ``--batch-size`` snapshots), then on
-the held-out ``test`` trajectories reports, per model:
+a folder written by ``meshops datasets generate cylinder-flow``) with one recipe and budget
+(:func:`meshops.train.stepping.train_stepper`: the last ``--history`` increments as inputs, the
+correction to linear extrapolation as the per-channel normalized target, input noise relative to
+the increments, AdamW with a cosine schedule, ``--steps`` optimizer steps of ``--batch-size``
+snapshots). One training-split trajectory is held out for validation (:func:`protocol.fixed_split`):
+its one-step error, measured every ``--val-every`` steps, picks the kept weights of every run
+(validation-chosen stopping point). Each model is trained once per seed in ``--seeds``; the
+held-out ``test`` trajectories then give, per model (mean over seeds, spread in the JSON):
 
-* one-step rel L2 of u, v, p (from every fifth true state, mean over those and the trajectories);
-* rollout rel L2 from the first snapshot: mean over the first 50 and 100 steps, and over the whole
-  trajectory; steps until the channel-mean error passes 1.0 (or the state blows up);
+* one-step rel L2 of u, v, p (from every fifth true state, mean over those and the trajectories)
+  and its ratio to persistence's;
+* rollout rel L2 from the first state every model can start from: mean over the first 50 and 100
+  steps and over the whole trajectory; steps until the channel-mean error passes 1.0 (or blows up);
 * shedding frequency: the FFT peak of ``v`` at a wake probe (3 diameters behind the first obstacle)
-  over the rollout, against the solver's, on the same samples;
+  over the rollout, against the solver's on the same samples;
 * time per step (one forward pass on CPU, batch of one) against OpenFOAM's wall time for the same
   ``snapshot_dt`` (its solver steps per snapshot times its measured seconds per step).
 
-Persistence (copy the last state) is the floor every model must beat. PhysicsNeMo 2.2.2's
-``MeshGraphNet`` runs through ``benchmarks/peers.py`` when that loader exists and can load it;
-otherwise the table says why it was skipped.
+Baselines: persistence (copy the last state) and linear extrapolation (``2 x_t - x_{t-1}``: what a
+history model outputs before training). PhysicsNeMo 2.2.2's ``MeshGraphNet`` (through
+``benchmarks/peers.py``, with the width, depth, activation and aggregation of meshops ``mgn``, so
+the same parameter count) is trained by the same recipe on the same inputs; when it cannot be
+loaded the table says why.
 """
 
 from __future__ import annotations
@@ -32,26 +39,37 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- transient-benchmark:begin -->", "<!-- transient-benchmark:end -->"
-MODELS = {
-    "mgn": ("mgn", {"hidden": 32, "n_blocks": 6}, {}),
-    "ugraph": ("ugraph", {"hidden": 32, "levels": 3, "blocks_per_level": 2}, {"levels": 3}),
-}
+PEER = "PhysicsNeMo MeshGraphNet"
+
+
+def model_specs(hidden: int, blocks: int) -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
+    """name -> (registry model, model options, graph options); ``physicsnemo`` is built by peers.py."""
+    return {"mgn": ("mgn", {"hidden": hidden, "n_blocks": blocks}, {}),
+            "ugraph": ("ugraph", {"hidden": hidden, "levels": 3, "blocks_per_level": max(1, blocks // 3)}, {"levels": 3}),
+            "physicsnemo": ("physicsnemo", {"hidden": hidden, "n_blocks": blocks}, {})}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="meshops bench transient", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT / "runs" / "cylinder"), help="generated cylinder-flow folder")
-    p.add_argument("--models", default="mgn,ugraph", help="comma-separated subset of " + ",".join(MODELS))
-    p.add_argument("--steps", type=int, default=300, help="optimizer steps per model")
+    p.add_argument("--models", default="mgn,ugraph,physicsnemo", help="comma-separated subset of mgn, ugraph, physicsnemo")
+    p.add_argument("--steps", type=int, default=300, help="optimizer steps per model and seed")
     p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--noise", type=float, default=0.02)
+    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--blocks", type=int, default=6, help="message-passing blocks (ugraph: blocks / 3 per level)")
+    p.add_argument("--history", type=int, default=1, help="past increments given to the models")
+    p.add_argument("--unroll", type=int, default=2, help="push-forward: the loss step's input is the model's own K-1 step prediction")
+    p.add_argument("--noise", type=float, default=0.1)
+    p.add_argument("--noise-ref", default="increment", choices=["state", "increment"])
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    p.add_argument("--val-every", type=int, default=50)
+    p.add_argument("--jobs", type=int, default=1, help="training runs at a time (worker processes)")
     p.add_argument("--max-test", type=int, default=None, help="test trajectories used (default all)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "transient_results.json"))
-    p.add_argument("--checkpoints", default=str(ROOT / "runs" / "bench_transient"))
+    p.add_argument("--out", default=str(HERE / "transient_results.json"))
     p.add_argument("--readme", default=None, help="card to update (between the transient-benchmark markers)")
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 
@@ -72,91 +90,254 @@ def shedding_frequency(times: np.ndarray, v: np.ndarray) -> float:
     return spec.spectrum_peak(times, v)
 
 
-def evaluate(step_fn: Any, graph: Any, traj: Any, card: dict[str, Any], fields: list[str],
+def _rollout(step_fn: Any, graph: Any, X: np.ndarray, start: int, H: int) -> tuple[np.ndarray, float]:
+    import torch
+
+    win = torch.from_numpy(X[start - H : start + 1])
+    R = [X[start]]
+    t0 = time.perf_counter()
+    for _ in range(len(X) - 1 - start):
+        s = step_fn(graph, win)
+        if not torch.isfinite(s).all():
+            R += [np.full_like(X[0], np.nan)] * (len(X) - start - len(R))
+            break
+        R.append(s.numpy())
+        win = torch.cat([win[1:], s[None]])
+    return np.stack(R), (time.perf_counter() - t0) / max(len(X) - 1 - start, 1)
+
+
+def evaluate(step_fn: Any, graph: Any, traj: Any, card: dict[str, Any], fields: list[str], start: int, H: int,
              one_step_stride: int = 5) -> dict[str, Any]:
-    """One-step and rollout errors, stability and shedding frequency of ``step_fn`` on ``traj``."""
+    """One-step and rollout errors, stability and shedding frequency of ``step_fn(graph, window)`` on
+    ``traj``; every model starts at state ``start`` (its window holds the ``H`` states before)."""
     import torch
 
     from meshops.train.stepping import rel_l2, rollout_errors, stability_steps
 
     X = traj.states(fields)
+    Xt = torch.from_numpy(X)
     with torch.no_grad():
-        ts = np.arange(0, len(X) - 1, one_step_stride)
-        one = np.stack([step_fn(graph, torch.from_numpy(X[t])).numpy() for t in ts])
-        s = torch.from_numpy(X[0])
-        R = [X[0]]
-        t0 = time.perf_counter()
-        for _ in range(len(X) - 1):
-            s = step_fn(graph, s)
-            if not torch.isfinite(s).all():
-                R += [np.full_like(X[0], np.nan)] * (len(X) - len(R))
-                break
-            R.append(s.numpy())
-        dt_step = (time.perf_counter() - t0) / (len(X) - 1)
-    R = np.stack(R)
+        ts = np.arange(start, len(X) - 1, one_step_stride)
+        one = np.stack([step_fn(graph, Xt[t - H : t + 1]).numpy() for t in ts])
+        R, dt_step = _rollout(step_fn, graph, X, start, H)
     e1 = rel_l2(one.astype(np.float64), X[ts + 1].astype(np.float64)).mean(axis=0)
-    er = rollout_errors(R, X)
+    er = rollout_errors(R, X[start:])
     k = probe_index(traj, card)
     iv = fields.index("v")
+    tt = traj.times[start:]
     return {"one_step": e1.tolist(), "rollout_50": np.nanmean(er[1:51], axis=0).tolist(),
             "rollout_100": np.nanmean(er[1:101], axis=0).tolist(), "rollout_full": np.nanmean(er[1:], axis=0).tolist(),
             "rollout_curve": np.nanmean(er, axis=1).tolist(), "stable_steps": stability_steps(er[1:].mean(axis=1, keepdims=True)),
-            "f_pred": shedding_frequency(traj.times, R[:, k, iv]), "f_true": shedding_frequency(traj.times, X[:, k, iv]),
+            "f_pred": shedding_frequency(tt, R[:, k, iv]), "f_true": shedding_frequency(tt, X[start:, k, iv]),
             "s_per_step": dt_step}
 
 
-def persistence(graph: Any, s: Any) -> Any:
-    return s
+def persistence(graph: Any, win: Any) -> Any:
+    return win[-1]
 
 
-def physicsnemo_peer() -> tuple[Any, str]:
-    """PhysicsNeMo's MeshGraphNet through benchmarks/peers.py, or None and the reason it is skipped."""
-    peers = ROOT / "benchmarks" / "peers.py"
-    if not peers.is_file():
-        return None, "benchmarks/peers.py (the PhysicsNeMo loader of the scale issue) is not on this branch"
-    import importlib.util
+def extrapolation(graph: Any, win: Any) -> Any:
+    """Linear extrapolation ``2 x_t - x_{t-1}``, Dirichlet entries held like the models hold them."""
+    import torch
 
-    spec = importlib.util.spec_from_file_location("meshops_bench_peers", peers)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
+    nxt = 2 * win[-1] - win[-2]
+    return torch.where(graph.fixed, win[-1], nxt)
+
+
+class PeerNet:
+    """Adapter: PhysicsNeMo's MeshGraphNet called on a meshops graph (``g.x``, ``g.edge_attr``, edges)."""
+
+    def __new__(cls, net: Any) -> Any:
+        import torch
+
+        class _Peer(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, g: Any) -> Any:
+                return self.inner(g.x, g.edge_attr, g)
+
+        return _Peer(net)
+
+
+def load_peers() -> tuple[Any, str]:
+    """benchmarks/peers.py as a module, or None and the reason PhysicsNeMo is skipped."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
     try:
-        spec.loader.exec_module(mod)
-        loader = getattr(mod, "physicsnemo_meshgraphnet", None)
-        if loader is None:
-            return None, "benchmarks/peers.py has no physicsnemo_meshgraphnet loader"
-        return loader, ""
+        import peers
+
+        peers.physicsnemo_meshgraphnet()
+        return peers, ""
     except Exception as e:  # noqa: BLE001 - a missing peer is reported, not fatal
-        return None, f"PhysicsNeMo could not be loaded: {type(e).__name__}: {e}"
+        return None, f"{type(e).__name__}: {e}"
 
 
 def fmt3(v: list[float]) -> str:
     return " / ".join(f"{x:.4f}" for x in v)
 
 
+def step_config(name: str, a: argparse.Namespace, seed: int) -> Any:
+    from meshops.train import stepping as S
+
+    model, mo, gr = model_specs(a.hidden, a.blocks)[name]
+    return S.StepConfig(fields=["u", "v", "p"], model=model, model_options=mo, graph=gr, steps=a.steps,
+                        batch_size=a.batch_size, lr=a.lr, noise=a.noise, noise_ref=a.noise_ref, history=a.history,
+                        seed=seed, val_every=a.val_every, unroll=a.unroll)
+
+
+def peer_net(peers: Any, stats: dict[str, Any], a: argparse.Namespace, seed: int) -> Any:
+    """PhysicsNeMo's MeshGraphNet for the stepping inputs (state, history increments, node type)."""
+    import torch
+
+    C, K = len(stats["x_mean"]), len(stats["node_types"])
+    torch.manual_seed(seed)
+    return PeerNet(peers.physicsnemo_mgn(C * (1 + a.history) + K, int(stats["dim"]) + 1, C, a.hidden, a.blocks))
+
+
+def train_model(name: str, train: list[Any], val: list[Any], a: argparse.Namespace, seed: int,
+                peers: Any) -> tuple[Any, dict[str, Any]]:
+    """Train one model (``name`` of :func:`model_specs`) with the shared recipe; return the stepper and info."""
+    from meshops.train import stepping as S
+
+    cfg = step_config(name, a, seed)
+    net = peer_net(peers, S.fit_stats(train, cfg), a, seed) if name == "physicsnemo" else None
+    return S.train_stepper(train, cfg, progress=True, val=val, model=net)
+
+
+_SHARED: dict[str, Any] = {}  # the parent's train / val trajectories, inherited by forked workers
+
+
+def _train_job(name: str, a: argparse.Namespace, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One training run in a worker process: the weights (CPU tensors) and the info."""
+    import torch
+
+    torch.set_num_threads(1)
+    train, val = _SHARED["train"], _SHARED["val"]
+    peers = load_peers()[0] if name == "physicsnemo" else None
+    st, info = train_model(name, train, val, a, seed, peers)
+    return {k: v.detach().cpu() for k, v in st.model.state_dict().items()}, info
+
+
+def train_all(names: list[str], seeds: list[int], a: argparse.Namespace, train: list[Any], val: list[Any],
+              peers: Any) -> dict[str, list[tuple[Any, dict[str, Any]]]]:
+    """Every (model, seed) run, ``--jobs`` at a time in worker processes; steppers rebuilt here."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from meshops.train import stepping as S
+
+    jobs = [(n, s) for n in names for s in seeds]
+    _SHARED.update(train=train, val=val)
+    with ProcessPoolExecutor(max_workers=a.jobs, mp_context=mp.get_context("fork")) as ex:
+        futs = [ex.submit(_train_job, n, a, s) for n, s in jobs]
+        done = [f.result() for f in futs]
+    out: dict[str, list[tuple[Any, dict[str, Any]]]] = {n: [] for n in names}
+    for (n, s), (state, info) in zip(jobs, done, strict=True):
+        cfg = step_config(n, a, s)
+        stats = S.fit_stats(train, cfg)
+        net = peer_net(peers, stats, a, s) if n == "physicsnemo" else S.build_model(cfg, stats)
+        net.load_state_dict(state)
+        out[n].append((S.Stepper(net, cfg, stats).eval(), info))
+    return out
+
+
+def _eval_job(key: tuple[str, int, int]) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    name, j, i = key
+    st, fn = _SHARED["fns"][name][j]
+    t, c = _SHARED["test"][i]
+    return {"name": t.name, **evaluate(fn, st.graph(t), t, c, ["u", "v", "p"], _SHARED["start"], _SHARED["H"])}
+
+
+def evaluate_all(fns: dict[str, list[tuple[Any, Any]]], test: list[tuple[Any, dict[str, Any]]], start: int, H: int,
+                 jobs: int) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """Every (model, seed, test case) evaluation, ``jobs`` at a time in forked workers (each times its
+    own rollout on one thread)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    _SHARED.update(fns=fns, test=test, start=start, H=H)
+    keys = [(n, j, i) for n, fs in fns.items() for j in range(len(fs)) for i in range(len(test))]
+    if jobs <= 1:
+        return {k: _eval_job(k) for k in keys}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork")) as ex:
+        return dict(zip(keys, ex.map(_eval_job, keys), strict=True))
+
+
+def summarize(runs: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Mean over test cases, then over seeds; per-seed values kept for the spread."""
+    keys = ("one_step", "rollout_50", "rollout_100", "rollout_full")
+    per_seed = [{k: np.mean([c[k] for c in cases], axis=0).tolist() for k in keys} for cases in runs]
+    r: dict[str, Any] = {k: np.mean([s[k] for s in per_seed], axis=0).tolist() for k in keys}
+    r["per_seed"] = per_seed
+    r["stable_steps"] = int(min(c["stable_steps"] for cases in runs for c in cases))
+    fr = np.array([c["f_pred"] / c["f_true"] for cases in runs for c in cases], dtype=np.float64)
+    r["f_ratio"] = fr.tolist()
+    r["s_per_step"] = float(np.median([c["s_per_step"] for cases in runs for c in cases]))
+    r["cases"] = runs[0]
+    return r
+
+
+def _freq_text(fr: list[float]) -> str:
+    f = np.asarray(fr, dtype=np.float64)
+    if not np.isfinite(f).any():
+        return "n/a (no shedding)"
+    return f"{np.nanmean(f):.3f} (worst {np.nanmax(np.abs(f - 1)):.1%})"
+
+
 def table(res: dict[str, Any]) -> str:
-    lines = ["", "", f"Command: `{res['command']}` ({res['n_train']} training, {res['n_test']} held-out test "
-             f"trajectories of {res['snapshots']} snapshots; {res['train_steps']} optimizer steps x batch "
-             f"{res['batch_size']} per model; CPU).", "",
-             "| model | params | train s | one-step rel L2 u / v / p | rollout 1-50 | rollout 1-100 | full rollout | "
-             "stable steps (min) | f_pred / f_solver | s per step |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    pers = np.array(res["models"]["persistence"]["one_step"])
+    lines = ["", "", f"Command: `{res['command']}` ({res['n_train']} training and {res['n_val']} validation "
+             f"trajectories, {res['n_test']} held-out test trajectories ({', '.join(res['test_cases'])}) of "
+             f"{res['snapshots']} snapshots; {res['train_steps']} optimizer steps x batch {res['batch_size']} per model "
+             f"and seed, seeds {res['seeds']}, weights chosen on the validation trajectory's one-step error; "
+             f"history {res['history']}, push-forward unroll {res['unroll']}, noise {res['noise']} x increment std; CPU).", "",
+             "| model | params | train s | best step | one-step rel L2 u / v / p | persistence / model | "
+             "rollout 1-50 | rollout 1-100 | full rollout | stable steps (min) | f_pred / f_solver | s per step |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in res["models"].items():
-        fr = np.array([x["f_pred"] / x["f_true"] for x in r["cases"]])
-        fr_s = "n/a (no shedding)" if not np.isfinite(fr).any() else f"{np.nanmean(fr):.3f} (worst {np.nanmax(np.abs(fr - 1)):.1%})"
-        lines.append(f"| {name} | {r.get('n_params', 0)} | {r.get('train_time_s', 0):.0f} | {fmt3(r['one_step'])} | "
-                     f"{fmt3(r['rollout_50'])} | {fmt3(r['rollout_100'])} | {fmt3(r['rollout_full'])} | "
-                     f"{r['stable_steps']} | {fr_s} | {r['s_per_step']:.4f} |")
+        ratio = pers / np.maximum(np.array(r["one_step"]), 1e-12)
+        lines.append(f"| {name} | {r.get('n_params', 0)} | {r.get('train_time_s', 0):.0f} | {r.get('best_step', '-')} | "
+                     f"{fmt3(r['one_step'])} | {' / '.join(f'{x:.2f}' for x in ratio)} | {fmt3(r['rollout_50'])} | "
+                     f"{fmt3(r['rollout_100'])} | {fmt3(r['rollout_full'])} | {r['stable_steps']} | "
+                     f"{_freq_text(r['f_ratio'])} | {r['s_per_step']:.4f} |")
     for name, why in res.get("skipped", {}).items():
-        lines.append(f"| {name} | skipped: {why} | | | | | | | | |")
+        lines.append(f"| {name} | skipped: {why} | | | | | | | | | | |")
     lines += ["", f"OpenFOAM (icoFoam, one core) takes {res['foam_s_per_snapshot']:.3f} s of wall time per snapshot "
-              f"interval ({res['foam_steps_per_snapshot']} solver steps); the ratios are in the JSON "
-              f"(`{Path(res['out']).name}`).", ""]
+              f"interval ({res['foam_steps_per_snapshot']} solver steps); per-seed numbers and the ratios are in "
+              f"`{Path(res['out']).name}`.", ""]
     return "\n".join(lines)
 
 
-def mean_over(cases: list[dict[str, Any]], key: str) -> list[float]:
-    return np.mean([c[key] for c in cases], axis=0).tolist()
+def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    from meshops.data import load_dataset
+
+    sys.path.insert(0, str(HERE))
+    import protocol as P
+
+    data = Path(a.data)
+    if not data.is_dir():
+        raise FileNotFoundError(f"{data}: no generated cylinder-flow folder; run `meshops datasets generate "
+                                f"cylinder-flow --n 24 --out {data}` first")
+    ds = load_dataset("cylinder_flow", root=str(data), split="train")
+    if len(ds) < 2:
+        raise FileNotFoundError(f"{data}: {len(ds)} training-split case(s); the benchmark needs 2 or more")
+    sp = P.fixed_split(len(ds), n_val=1, seed=0)
+    train, val = [ds[i] for i in sp["train"]], [ds[i] for i in sp["val"]]
+    cards = [ds.card(i) for i in range(len(ds))]
+    sps = [c["solver"]["wall_s_per_step"] for c in cards]
+    nsteps = int(round(cards[0]["solver"]["snapshot_dt"] / cards[0]["solver"]["dt"]))
+    res = {"command": "meshops bench transient " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "n_train": len(train), "n_val": len(val), "train_cases": [t.name for t in train],
+           "val_cases": [t.name for t in val], "splits": P.split_record(sp, "cylinder_flow train split: train / val"),
+           "snapshots": train[0].n_steps, "train_steps": a.steps, "batch_size": a.batch_size, "history": a.history,
+           "unroll": a.unroll, "noise": a.noise, "seeds": a.seeds, "models": {}, "skipped": {}, "foam_s_per_snapshot": float(np.median(sps)) * nsteps,
+           "foam_steps_per_snapshot": nsteps, "out": a.out, "channels": ["u", "v", "p"]}
+    return train, val, res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,57 +345,41 @@ def main(argv: list[str] | None = None) -> int:
 
     from meshops.atomic import replace_block, write_text_atomic
     from meshops.data import load_dataset
-    from meshops.train import stepping as S
 
     a = parse(argv)
     torch.set_num_threads(1)
-    data = Path(a.data)
-    if not data.is_dir():
-        raise FileNotFoundError(f"{data}: no generated cylinder-flow folder; run `meshops datasets generate "
-                                f"cylinder-flow --n 24 --out {data}` first")
-    tr_ds = load_dataset("cylinder_flow", root=str(data), split="train")
-    train = [tr_ds[i] for i in range(len(tr_ds))]
-    fields = ["u", "v", "p"]
-    cards = [tr_ds.card(i) for i in range(len(tr_ds))]
-    sps = [c["solver"]["wall_s_per_step"] for c in cards]
-    nsteps = int(round(cards[0]["solver"]["snapshot_dt"] / cards[0]["solver"]["dt"]))
-    res: dict[str, Any] = {"command": "meshops bench transient " + " ".join(argv or sys.argv[1:]),
-                           "n_train": len(train), "train_cases": tr_ds.case_names(), "snapshots": train[0].n_steps,
-                           "train_steps": a.steps, "batch_size": a.batch_size, "models": {}, "skipped": {},
-                           "foam_s_per_snapshot": float(np.median(sps)) * nsteps, "foam_steps_per_snapshot": nsteps,
-                           "out": a.out, "channels": fields}
-    runs: dict[str, tuple[Any, Any]] = {"persistence": (None, persistence)}
-    infos: dict[str, dict[str, Any]] = {}
-    for name in a.models.split(","):
-        model, mo, gr = MODELS[name]
-        cfg = S.StepConfig(fields=fields, model=model, model_options=mo, graph=gr, steps=a.steps,
-                           batch_size=a.batch_size, lr=a.lr, noise=a.noise, seed=a.seed)
-        st, info = S.train_stepper(train, cfg, out=Path(a.checkpoints) / name, progress=True)
-        infos[name] = info
-        runs[name] = (st, st.step)
+    train, val, res = _setup(a, argv)
+    peers, why = load_peers()
+    names = [n for n in a.models.split(",") if n]
+    if "physicsnemo" in names and peers is None:
+        names.remove("physicsnemo")
+        res["skipped"][PEER] = why
+        print(f"{PEER} skipped: {why}")
+    seeds = [int(s) for s in a.seeds.split(",")]
+    if a.jobs > 1:
+        trained = train_all(names, seeds, a, train, val, peers)
+    else:
+        trained = {n: [train_model(n, train, val, a, s, peers) for s in seeds] for n in names}
     # the test trajectories are read after training (cases finished meanwhile by the generator count)
-    te_ds = load_dataset("cylinder_flow", root=str(data), split="test", max_cases=a.max_test)
-    test = [(te_ds[i], te_ds.card(i)) for i in range(len(te_ds))]
-    res.update(n_test=len(test), test_cases=te_ds.case_names())
-    loader, why = physicsnemo_peer()
-    if loader is None:
-        res["skipped"]["PhysicsNeMo MeshGraphNet"] = why
-        print(f"PhysicsNeMo MeshGraphNet skipped: {why}")
-    ref = next(r[0] for r in runs.values() if r[0] is not None)
-    for name, (st, fn) in runs.items():
-        cases = []
-        for traj, card in test:
-            g = (st or ref).graph(traj)
-            cases.append({"name": traj.name, **evaluate(fn, g, traj, card, fields)})
-        r = {k: mean_over(cases, k) for k in ("one_step", "rollout_50", "rollout_100", "rollout_full")}
-        r.update(stable_steps=int(min(c["stable_steps"] for c in cases)), cases=cases,
-                 s_per_step=float(np.median([c["s_per_step"] for c in cases])))
-        if name in infos:
-            r.update(n_params=infos[name]["n_params"], train_time_s=infos[name]["train_time_s"])
+    te = load_dataset("cylinder_flow", root=a.data, split="test", max_cases=a.max_test)
+    test = [(te[i], te.card(i)) for i in range(len(te))]
+    res.update(n_test=len(test), test_cases=te.case_names())
+    ref = next(iter(trained.values()))[0][0]
+    H, start = a.history, max(a.history, 1)
+    fns = {"persistence": [(ref, persistence)], "linear extrapolation": [(ref, extrapolation)]}
+    fns.update({n: [(st, st.step_window) for st, _ in trained[n]] for n in names})
+    ev = evaluate_all(fns, test, start, max(H, 1), a.jobs)
+    for name, fs in fns.items():
+        runs = [[ev[(name, j, i)] for i in range(len(test))] for j in range(len(fs))]
+        r = summarize(runs)
+        if name in trained:
+            infos = [i for _, i in trained[name]]
+            r.update(n_params=infos[0]["n_params"], train_time_s=float(np.mean([i["train_time_s"] for i in infos])),
+                     best_step=",".join(str(i["best_step"]) for i in infos),
+                     val_one_step=[i["best_val_one_step"] for i in infos])
         r["speedup_vs_openfoam"] = res["foam_s_per_snapshot"] / max(r["s_per_step"], 1e-12)
-        res["models"][name] = r
-        print(f"{name}: one-step {fmt3(r['one_step'])}, rollout full {fmt3(r['rollout_full'])}, "
-              f"stable {r['stable_steps']}")
+        res["models"][PEER if name == "physicsnemo" else name] = r
+        print(f"{name}: one-step {fmt3(r['one_step'])}, rollout 1-100 {fmt3(r['rollout_100'])}, stable {r['stable_steps']}")
     write_text_atomic(json.dumps(res, indent=1, default=float), a.out)
     txt = table(res)
     print(txt)

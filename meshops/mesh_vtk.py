@@ -49,15 +49,18 @@ def _np(a: Any) -> np.ndarray:
     return np.asarray(vtk_to_numpy(a))
 
 
-def _blocks_from_runs(names: np.ndarray, offsets: np.ndarray, conn: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """Cell blocks from per-cell type names and offsets, split where the type or size changes."""
-    n = len(names)
+def _blocks_from_runs(types: np.ndarray, offsets: np.ndarray, conn: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Cell blocks from per-cell VTK type ids and offsets, split where the type or size changes.
+
+    Blocks are views into ``conn`` (no copy); types compare as small integers, not names.
+    """
+    n = len(types)
     if n == 0:
         return []
     sizes = np.diff(offsets)
-    change = np.flatnonzero((names[1:] != names[:-1]) | (sizes[1:] != sizes[:-1])) + 1
+    change = np.flatnonzero((types[1:] != types[:-1]) | (sizes[1:] != sizes[:-1])) + 1
     starts, ends = np.concatenate([[0], change]), np.concatenate([change, [n]])
-    return [(str(names[s]), conn[offsets[s]: offsets[e]].reshape(e - s, int(sizes[s])))
+    return [(str(_LUT[types[s]]), conn[offsets[s]: offsets[e]].reshape(e - s, int(sizes[s])))
             for s, e in zip(starts, ends, strict=True)]
 
 
@@ -165,8 +168,8 @@ def vtk_to_parts(ds: Any, source: str | Path | None = None) -> dict[str, Any]:
             ds = ds.cast_to_unstructured_grid()
         types = np.asarray(ds.celltypes, dtype=np.uint8)
         if len(types):
-            off = _np(ds.GetCells().GetOffsetsArray()).astype(np.int64)
-            conn = _np(ds.GetCells().GetConnectivityArray()).astype(np.int64)
+            off = _np(ds.GetCells().GetOffsetsArray()).astype(np.int64, copy=False)
+            conn = _np(ds.GetCells().GetConnectivityArray()).astype(np.int64, copy=False)
         else:
             off, conn = np.zeros(1, np.int64), np.zeros(0, np.int64)
         field_data.update(_polyhedron_faces(ds, types))
@@ -179,7 +182,7 @@ def vtk_to_parts(ds: Any, source: str | Path | None = None) -> dict[str, Any]:
         cell_data = {k: v[orig] for k, v in cell_data.items()}
         types = new_t
     _restore_shapes(field_data, point_data, cell_data)
-    return {"points": np.asarray(ds.points, dtype=np.float64), "cells": _blocks_from_runs(_LUT[types], off, conn),
+    return {"points": np.asarray(ds.points, dtype=np.float64), "cells": _blocks_from_runs(types, off, conn),
             "point_data": point_data, "cell_data": cell_data, "field_data": field_data}
 
 

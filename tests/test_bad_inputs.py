@@ -764,8 +764,8 @@ def test_generator_failures_keyed_by_configuration(tmp_path):
     (tmp_path / "failures.jsonl").write_text(
         json.dumps({"name": "case_00000", "reason": "bad", "config": f1}) + "\n"
         + json.dumps({"name": "case_00001", "reason": "old record without config"}) + "\n")
-    assert mod._failed(tmp_path, f1) == {"case_00000": "bad"}
-    assert mod._failed(tmp_path, mod._fingerprint(0, {"a": 2}, {"b": 2}, None)) == {}
+    assert mod.recorded_failures(tmp_path, f1) == {"case_00000": "bad"}
+    assert mod.recorded_failures(tmp_path, mod._fingerprint(0, {"a": 2}, {"b": 2}, None)) == {}
 
 
 def test_predict_finds_globals_in_the_training_globals_json(tiny, tmp_path):

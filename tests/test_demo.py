@@ -20,7 +20,14 @@ def test_demo_predicts_held_out_vessels(tmp_path: Path) -> None:
     summary = json.loads((out / "demo.json").read_text())
     test_names = json.loads((MODEL / "splits.json").read_text())["test"]
     train_names = set(json.loads((MODEL / "splits.json").read_text())["train"])
-    assert [r["case"] for r in summary["cases"]] == test_names[:2]
+    from meshops.cli.demo import interleave_trees
+    from meshops.data import load_dataset
+
+    known = set(load_dataset("coronary_mixed").case_names())
+    test_names = [n for n in test_names if n in known]  # trees packed later than this checkout are left out
+    assert [r["case"] for r in summary["cases"]] == interleave_trees(test_names)[:2]
+    if any(n.startswith("tree_") for n in test_names):  # a held-out tree is in the table and rendered
+        assert summary["cases"][1]["case"].startswith("tree_") and summary["cases"][1]["branches"] > 1
     assert not train_names & {r["case"] for r in summary["cases"]}
     for r in summary["cases"]:
         for name, err in r["rel_l2"].items():
@@ -33,4 +40,6 @@ def test_demo_predicts_held_out_vessels(tmp_path: Path) -> None:
             rel = np.linalg.norm(err) / np.linalg.norm(truth)
             assert abs(rel - r["rel_l2"][name]) < 1e-3
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == sorted(f"{test_names[0]}_{t}.png" for t in summary["mean_rel_l2"])
+    shown = [r["case"] for r in summary["cases"]]
+    want = [shown[0]] + [n for n in shown[1:] if n.startswith("tree_")][:1]
+    assert pngs == sorted(f"{n}_{t}.png" for n in want for t in summary["mean_rel_l2"])

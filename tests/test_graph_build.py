@@ -110,12 +110,15 @@ def _hier_mesh():
     return Mesh.from_trimesh(tm)
 
 
-@pytest.mark.parametrize("sampling", ["fps", "voxel"])
+@pytest.mark.parametrize("sampling", ["fps", "voxel", "grid", "auto"])
 def test_hierarchy_properties(sampling):
     m = _hier_mesh()
     g = build(m, {"levels": 4, "ratio": [0.25, 0.25, 0.5], "sampling": sampling})
     sizes = [g.level_size(lv) for lv in range(4)]
-    if sampling == "fps":
+    if sampling == "auto":  # small levels: exact FPS
+        ref = build(m, {"levels": 4, "ratio": [0.25, 0.25, 0.5], "sampling": "fps"})
+        assert all(torch.equal(g[f"pos_{lv}"], ref[f"pos_{lv}"]) for lv in range(1, 4))
+    if sampling in ("fps", "grid", "auto"):
         assert sizes == [2562, 641, 161, 81]
     else:
         assert all(abs(s - t) <= 0.35 * t for s, t in zip(sizes[1:], [641, 161, 81], strict=True))

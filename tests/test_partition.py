@@ -185,3 +185,26 @@ def test_ddp_parts_two_gloo_ranks_equal_one(tmp_path):
     assert a["losses"][-1] < a["losses"][0]  # it trains
     for k in a["model"]:
         assert torch.allclose(a["model"][k], b["model"][k], rtol=1e-4, atol=1e-6), k
+
+
+def test_auto_parts_fit_the_budget_with_their_halos_and_are_built_lazily(monkeypatch):
+    from types import SimpleNamespace
+
+    from meshops.graph.partition import PartPlan, partitioned_forward
+    from meshops.train import inference
+
+    g = _graph(900)
+    m = models.create("mgn", in_channels=3, out_channels=2, hidden=8, n_blocks=4).eval()
+    trained = SimpleNamespace(model=m, config={})
+    need = inference.inference_bytes(m, g.num_nodes, g.edge_index.shape[1])
+    have = need // 2  # the whole graph does not fit
+    plan = inference.plan_parts(trained, g, available=have)
+    assert isinstance(plan, PartPlan) and len(plan) >= 2
+    sizes = plan.sizes()
+    fixed = inference.inference_bytes(m, 0, 0)
+    assert max(inference.inference_bytes(m, a, b) - fixed for a, b in sizes) <= have // 3
+    parts = list(plan)
+    assert [p.nodes.size for p in parts] == [a for a, _ in sizes]
+    assert all(p.edges.size <= b for p, (_, b) in zip(parts, sizes, strict=True))
+    with torch.no_grad():
+        torch.testing.assert_close(partitioned_forward(m, g, plan), m(g), rtol=1e-5, atol=1e-5)

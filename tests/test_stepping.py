@@ -81,6 +81,10 @@ def test_rollout_cli_writes_series_errors_and_movie(trained, tmp_path):
     assert {"u", "u_pred", "u_error", "v_pred", "p_error"} <= set(series[-1].point_data)
     rep = json.loads((out / "rollout_errors.json").read_text())
     assert len(rep["rel_l2"]["v"]) == 13 and rep["rel_l2"]["v"][0] == 0.0
+    for c in ("u", "v", "p"):  # the written rollout tracks the truth: below persistence on average
+        assert np.mean(rep["rel_l2"][c][1:]) < 0.8 * np.mean(rep["persistence_rel_l2"][c][1:]), c
+    last = series[-1].point_data
+    assert np.allclose(last["v_error"], last["v_pred"] - last["v"], atol=1e-5)
     frames = imageio.mimread(out / "rollout.gif")
     assert len(frames) == 7 == rep.get("movie_frames", 7)
     for f in frames:
@@ -95,3 +99,52 @@ def test_rollout_cli_refuses_a_non_stepping_checkpoint(tmp_path):
 
     p = save_checkpoint(tmp_path / "x.pt", model_state={}, config={"model": {"name": "mgn"}}, normalization={})
     assert main(["rollout", str(p), "cylinder_flow:0", "--steps", "2", "--out", str(tmp_path / "o")]) == 1
+
+
+def test_meshops_train_trains_a_stepper_from_a_trajectory_config(tmp_path, capsys):
+    import yaml
+
+    from meshops.cli import main
+
+    cfg = {"dataset": "cylinder_flow", "dataset_options": {"max_steps": 14}, "model": "mgn",
+           "model_options": {"hidden": 16, "n_blocks": 2}, "epochs": 1, "max_steps": 60, "batch_size": 2,
+           "lr": 3e-3, "seed": 0, "split_fractions": [0.6, 0.4, 0.0], "out": str(tmp_path / "run"),
+           "progress": False, "stepping": {"history": 1, "noise": 0.05, "noise_ref": "increment", "val_every": 20}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "c.yaml")]) == 0
+    run = tmp_path / "run"
+    splits = json.loads((run / "splits.json").read_text())
+    assert len(splits["train"]) == 2 and len(splits["val"]) == 1 and not set(splits["train"]) & set(splits["val"])
+    assert S.is_stepping_checkpoint(run / "best.pt")
+    st = S.load_stepper(run / "best.pt")
+    assert st.history == 1 and st.cfg.steps == 60 and st.cfg.noise_ref == "increment"
+    metrics = json.loads((run / "metrics.json").read_text())
+    vals = [h["val_one_step"] for h in metrics["history"] if "val_one_step" in h]
+    assert len(vals) == 3 and metrics["best_val_one_step"] == min(vals)
+    losses = [h["loss"] for h in metrics["history"] if "loss" in h]
+    assert losses[-1] < losses[0]
+    ck = S.load_checkpoint(run / "best.pt")
+    assert set(ck["config"]["train_names"]) == set(splits["train"])
+    # a rollout of the trained model from its two-state window, through the CLI (starts at state 1)
+    assert main(["rollout", str(run / "best.pt"), "cylinder_flow:0", "--option", "max_steps=14", "--steps", "6",
+                 "--out", str(tmp_path / "ro"), "--no-movie"]) == 0
+    rep = json.loads((tmp_path / "ro" / "rollout_errors.json").read_text())
+    assert rep["start"] == 1 and len(rep["rel_l2"]["u"]) == 7 and all(np.isfinite(rep["rel_l2"]["u"]))
+    assert main(["evaluate", str(run / "best.pt"), "cylinder_flow", "--option", "max_steps=14",
+                 "--out", str(tmp_path / "ev.json")]) == 0
+    ev = json.loads((tmp_path / "ev.json").read_text())
+    assert len(ev["cases"]) == 3 and all(r["steps"] == 12 for r in ev["cases"].values())  # from state 1
+    assert set(ev["mean"]["one_step"]) == {"u", "v", "p"} and np.isfinite(list(ev["mean"]["full"].values())).all()
+    capsys.readouterr()
+    assert main(["rollout", str(run / "best.pt"), "cylinder_flow:0", "--option", "max_steps=14", "--steps", "2",
+                 "--start", "0", "--out", str(tmp_path / "ro0"), "--no-movie"]) != 0
+    assert "past state" in capsys.readouterr().err
+
+
+def test_meshops_train_names_an_unknown_stepping_key(tmp_path):
+    from meshops.train.config import ConfigError, TrainConfig
+    from meshops.train.stepping_run import step_config
+
+    cfg = TrainConfig(dataset="cylinder_flow", stepping={"histroy": 1})
+    with pytest.raises(ConfigError, match="stepping.histroy"):
+        step_config(cfg, 10)

@@ -1,63 +1,32 @@
-"""Write, run and read back a steady laminar simpleFoam case (OpenFOAM v1912, Debian package).
+"""The single-vessel simpleFoam case: the ``0/`` fields of an inlet / outlet / wall O-grid.
 
-Units inside the case are SI; OpenFOAM's incompressible solvers work with kinematic pressure
-``p / rho`` (m^2/s^2) and kinematic stresses, so :func:`read_wall_fields` multiplies by ``rho``.
+The generic OpenFOAM pieces (environment, ``system/`` files, running, reading fields) live in
+:mod:`meshops.cfd.foam` and are re-exported here for the recipes that use them through this file.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import re
-import shutil
-import subprocess
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from meshops.cfd.foam import (
+    FOAM_ROOT,
+    FoamError,
+    RunResult,
+    SolverSettings,
+    foam_env,
+    header,
+    openfoam_available,
+    read_field,
+    run_simplefoam,
+    write_system,
+)
 
-FOAM_ROOT = Path(os.environ.get("MESHOPS_OPENFOAM_DIR", "/usr/share/openfoam"))
+__all__ = ["FOAM_ROOT", "FoamError", "RunResult", "SolverSettings", "foam_env", "openfoam_available",
+           "read_field", "run_simplefoam", "write_case"]
 
-
-class FoamError(RuntimeError):
-    """OpenFOAM failed or diverged (the message names the case and the reason)."""
-
-
-def foam_env() -> dict[str, str]:
-    """The environment OpenFOAM's tools need (``FOAM_ETC``, ``WM_PROJECT_DIR``), single-threaded."""
-    env = dict(os.environ)
-    env.setdefault("FOAM_ETC", str(FOAM_ROOT / "etc"))
-    env.setdefault("WM_PROJECT_DIR", str(FOAM_ROOT))
-    env["OMP_NUM_THREADS"] = "1"
-    env.setdefault("FOAM_SIGFPE", "true")
-    return env
-
-
-def openfoam_available() -> bool:
-    """Whether ``simpleFoam`` is on PATH and the OpenFOAM etc folder exists."""
-    return shutil.which("simpleFoam") is not None and (FOAM_ROOT / "etc").is_dir()
-
-
-def _hdr(cls: str, obj: str, loc: str) -> str:
-    return ("FoamFile\n{\n    version     2.0;\n    format      ascii;\n"
-            f"    class       {cls};\n    location    \"{loc}\";\n    object      {obj};\n}}\n\n")
-
-
-@dataclass
-class SolverSettings:
-    """simpleFoam controls."""
-
-    max_iter: int = 600
-    tol_p: float = 1e-5  # residualControl (initial residuals)
-    tol_U: float = 1e-6
-    relax_U: float = 0.9
-    relax_p: float = 1.0  # SIMPLEC ('consistent yes') needs no pressure under-relaxation
-    div_scheme: str = "bounded Gauss linearUpwind grad(U)"
-    extra: dict[str, Any] = field(default_factory=dict)
+_hdr = header
 
 
 def write_case(case: Path, nu: float, inlet_U: np.ndarray, settings: SolverSettings) -> None:
@@ -67,96 +36,9 @@ def write_case(case: Path, nu: float, inlet_U: np.ndarray, settings: SolverSetti
     ------
     inlet_U : (n_inlet_faces, 3) m/s, in the inlet patch's face order.
     """
-    (case / "system").mkdir(parents=True, exist_ok=True)
-    (case / "constant").mkdir(parents=True, exist_ok=True)
-    (case / "0").mkdir(parents=True, exist_ok=True)
-    s = settings
-    (case / "system" / "controlDict").write_text(_hdr("dictionary", "controlDict", "system") + f"""
-application     simpleFoam;
-startFrom       startTime;
-startTime       0;
-stopAt          endTime;
-endTime         {s.max_iter};
-deltaT          1;
-writeControl    timeStep;
-writeInterval   {s.max_iter};
-purgeWrite      0;
-writeFormat     ascii;
-writePrecision  10;
-writeCompression off;
-timeFormat      general;
-timePrecision   8;
-runTimeModifiable false;
-
-functions
-{{
-    wallShearStress
-    {{
-        type            wallShearStress;
-        libs            ("libfieldFunctionObjects.so");
-        patches         (wall);
-        writeControl    writeTime;
-        log             false;
-    }}
-}}
-""")
-    (case / "system" / "fvSchemes").write_text(_hdr("dictionary", "fvSchemes", "system") + f"""
-ddtSchemes      {{ default steadyState; }}
-gradSchemes     {{ default Gauss linear; }}
-divSchemes
-{{
-    default         none;
-    div(phi,U)      {s.div_scheme};
-    div((nuEff*dev2(T(grad(U))))) Gauss linear;
-}}
-laplacianSchemes {{ default Gauss linear corrected; }}
-interpolationSchemes {{ default linear; }}
-snGradSchemes   {{ default corrected; }}
-wallDist        {{ method meshWave; }}
-""")
-    (case / "system" / "fvSolution").write_text(_hdr("dictionary", "fvSolution", "system") + f"""
-solvers
-{{
-    p
-    {{
-        solver          GAMG;
-        smoother        GaussSeidel;
-        tolerance       1e-8;
-        relTol          0.05;
-    }}
-    U
-    {{
-        solver          smoothSolver;
-        smoother        symGaussSeidel;
-        tolerance       1e-9;
-        relTol          0.1;
-    }}
-}}
-
-SIMPLE
-{{
-    nNonOrthogonalCorrectors 0;
-    consistent      yes;
-    residualControl
-    {{
-        p               {s.tol_p:g};
-        U               {s.tol_U:g};
-    }}
-}}
-
-relaxationFactors
-{{
-    fields      {{ p {s.relax_p:g}; }}
-    equations   {{ U {s.relax_U:g}; }}
-}}
-""")
-    (case / "constant" / "transportProperties").write_text(
-        _hdr("dictionary", "transportProperties", "constant")
-        + f"transportModel  Newtonian;\n\nnu              {nu:.10g};\n")
-    (case / "constant" / "turbulenceProperties").write_text(
-        _hdr("dictionary", "turbulenceProperties", "constant") + "simulationType  laminar;\n")
+    write_system(case, nu, settings)
     uin = "\n".join(f"({a:.10g} {b:.10g} {c:.10g})" for a, b, c in inlet_U)
-    (case / "0" / "U").write_text(_hdr("volVectorField", "U", "0") + f"""
+    (case / "0" / "U").write_text(header("volVectorField", "U", "0") + f"""
 dimensions      [0 1 -1 0 0 0 0];
 internalField   uniform (0 0 0);
 boundaryField
@@ -183,7 +65,7 @@ boundaryField
     }}
 }}
 """)
-    (case / "0" / "p").write_text(_hdr("volScalarField", "p", "0") + """
+    (case / "0" / "p").write_text(header("volScalarField", "p", "0") + """
 dimensions      [0 2 -2 0 0 0 0];
 internalField   uniform 0;
 boundaryField
@@ -195,113 +77,3 @@ boundaryField
 """)
 
 
-_RES = re.compile(r"Solving for (\w+), Initial residual = ([-+0-9.eE]+), Final residual = ([-+0-9.eE]+), No Iterations (\d+)")
-
-
-@dataclass
-class RunResult:
-    """What a simpleFoam run did."""
-
-    iterations: int
-    converged: bool
-    residuals: dict[str, float]  # initial residuals of the last iteration
-    wall_time_s: float  # wall clock of the simpleFoam process
-    execution_time_s: float  # OpenFOAM's own ExecutionTime (CPU)
-    time_dir: Path
-
-
-def run_simplefoam(case: Path, settings: SolverSettings, timeout: float = 1800.0, name: str = "") -> RunResult:
-    """Run ``simpleFoam`` in ``case`` (log in ``log.simpleFoam``); raise :class:`FoamError` on failure.
-
-    A run that crashes (floating-point exception), produces NaN or whose residuals exceed 1e-2 at
-    the end exceed 1e-3 is reported as diverged/stalled. A run that stops at ``max_iter`` with
-    residuals below that is kept and marked ``converged = False``.
-    """
-    name = name or case.name
-    logf = case / "log.simpleFoam"
-    t0 = time.perf_counter()
-    with open(logf, "w") as fh:
-        try:
-            rc = subprocess.run(["simpleFoam", "-case", str(case)], stdout=fh, stderr=subprocess.STDOUT,
-                                env=foam_env(), timeout=timeout).returncode
-        except subprocess.TimeoutExpired as e:
-            raise FoamError(f"{name}: simpleFoam timed out after {timeout:.0f} s") from e
-    wall = time.perf_counter() - t0
-    text = logf.read_text(errors="replace")
-    res: dict[str, float] = {}
-    for m in _RES.finditer(text):
-        res[m.group(1)] = float(m.group(2))
-    its = re.findall(r"^Time = (\d+)", text, flags=re.M)
-    niter = int(its[-1]) if its else 0
-    ex = re.findall(r"ExecutionTime = ([0-9.eE+-]+) s", text)
-    if rc != 0:
-        tail = " | ".join(text.strip().splitlines()[-6:])
-        why = "diverged (floating point exception)" if "sigFpe" in text or "Floating point" in text else f"exit code {rc}"
-        raise FoamError(f"{name}: simpleFoam {why} at iteration {niter}: {tail[-400:]}")
-    if any(not np.isfinite(v) for v in res.values()):
-        raise FoamError(f"{name}: simpleFoam diverged (NaN residuals) at iteration {niter}")
-    converged = "SIMPLE solution converged" in text
-    worst = max(res.values()) if res else float("inf")
-    if not converged and worst > 1e-3:
-        raise FoamError(f"{name}: simpleFoam diverged or stalled: initial residuals {res} after {niter} "
-                        "iterations (> 1e-3)")
-    tdirs = [d for d in case.iterdir() if d.is_dir() and re.fullmatch(r"\d+(\.\d+)?", d.name) and d.name != "0"]
-    if not tdirs:
-        raise FoamError(f"{name}: simpleFoam wrote no result time directory")
-    tdir = max(tdirs, key=lambda d: float(d.name))
-    return RunResult(niter, converged, res, wall, float(ex[-1]) if ex else float("nan"), tdir)
-
-
-# ----------------------------------------------------------------------------- reading fields
-
-
-def _parse_list(text: str, start: int, kind: str) -> tuple[np.ndarray, int]:
-    """Parse ``N ( ... )`` beginning at ``start``; return values and end offset."""
-    m = re.compile(r"\s*(\d+)\s*\(").match(text, start)
-    if not m:
-        raise FoamError(f"expected a counted list at offset {start}: {text[start:start + 60]!r}")
-    n = int(m.group(1))
-    end = text.find("\n)", m.end())
-    if end < 0:
-        end = text.find(")", m.end())
-    body = text[m.end():end]
-    if kind == "vector":
-        vals = np.array(body.replace("(", " ").replace(")", " ").split(), dtype=np.float64).reshape(-1, 3)
-    else:
-        vals = np.array(body.split(), dtype=np.float64)
-    if len(vals) != n:
-        raise FoamError(f"counted list says {n} values, read {len(vals)}")
-    return vals, end
-
-
-def read_field(path: Path, n_cells: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Read an ASCII volField: internal values and the nonuniform boundary ``value`` lists.
-
-    Shapes
-    ------
-    returns : internal (n_cells,) or (n_cells, 3), and {patch: (n_faces,) or (n_faces, 3)}
-    """
-    text = path.read_text()
-    cm = re.search(r"\bclass\s+(\w+);", text)
-    kind = "vector" if cm and "Vector" in cm.group(1) else "scalar"
-    m = re.search(r"internalField\s+(uniform|nonuniform List<\w+>)", text)
-    if not m:
-        raise FoamError(f"{path}: no internalField")
-    if m.group(1) == "uniform":
-        val = re.match(r"\s*\(?([^;]*?)\)?;", text[m.end():]).group(1)
-        v = np.array(val.split(), dtype=np.float64)
-        internal = np.tile(v, (n_cells, 1)) if kind == "vector" else np.full(n_cells, float(v[0]))
-    else:
-        internal, _ = _parse_list(text, m.end(), kind)
-    bnd: dict[str, np.ndarray] = {}
-    bf = text.find("boundaryField")
-    for pm in re.finditer(r"\n    (\w+)\n    \{", text[bf:]):
-        name = pm.group(1)
-        blk_start = bf + pm.end()
-        blk_end = text.find("\n    }", blk_start)
-        blk = text[blk_start:blk_end]
-        vm = re.search(r"\bvalue\s+nonuniform List<\w+>", blk)
-        if vm:
-            vals, _ = _parse_list(text, blk_start + vm.end(), kind)
-            bnd[name] = vals
-    return internal, bnd

@@ -282,7 +282,7 @@ def _worker(i: int, out: str, seed: int, ms: dict[str, Any], ss: dict[str, Any],
                 "reason": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}
 
 
-def _failed(out: Path, config: str) -> dict[str, str]:
+def recorded_failures(out: Path, config: str) -> dict[str, str]:
     """Recorded failures made with this ``config`` fingerprint (others are retried: the
     configuration changed, so a failure for a configuration reason may not repeat)."""
     f = out / "failures.jsonl"
@@ -328,7 +328,7 @@ def generate(out: str | os.PathLike[str], n: int, workers: int = 1, seed: int = 
     ms = asdict(MeshSettings(**(mesh or {})))
     ss = asdict(SolverSettings(**(solver or {})))
     config = _fingerprint(seed, ms, ss, n_stenoses)
-    failed = {} if retry_failed else _failed(outp, config)
+    failed = {} if retry_failed else recorded_failures(outp, config)
     finished = [i for i in range(start, start + n) if (outp / f"case_{i:05d}" / "case.json").is_file()]
     todo = [i for i in range(start, start + n) if i not in finished and f"case_{i:05d}" not in failed]
     skipped = n - len(todo)

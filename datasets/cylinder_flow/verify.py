@@ -2,7 +2,8 @@
 
 ``python datasets/cylinder_flow/verify.py [--data runs/cylinder] [--refine runs/cylinder_refine_1.4
 runs/cylinder runs/cylinder_refine_0.7] [--readme datasets/cylinder_flow/README.md]`` reads the
-cases' ``case.json`` (no solver run) and prints the tables; ``--readme`` writes them into the card.
+cases' ``case.json`` (no solver run) and prints the tables; ``--readme`` writes them into the card
+(``--refine`` with no folders: the Strouhal table only).
 """
 
 from __future__ import annotations
@@ -56,15 +57,16 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="runs/cylinder")
-    ap.add_argument("--refine", nargs="+", default=["runs/cylinder_refine_1.4", "runs/cylinder", "runs/cylinder_refine_0.7"])
+    ap.add_argument("--refine", nargs="*", default=["runs/cylinder_refine_1.4", "runs/cylinder", "runs/cylinder_refine_0.7"])
     ap.add_argument("--readme", default=None)
     a = ap.parse_args(argv)
     st, worst = strouhal_table(Path(a.data))
-    rf = refinement_table([Path(p) for p in a.refine])
+    rf = refinement_table([Path(p) for p in a.refine]) if a.refine else ""
     print(st, "\n\n", rf, sep="")
     if a.readme:
         replace_block(a.readme, "<!-- strouhal:begin -->", "<!-- strouhal:end -->", "\n" + st + "\n", required=True)
-        replace_block(a.readme, "<!-- refinement:begin -->", "<!-- refinement:end -->", "\n" + rf + "\n", required=True)
+        if rf:
+            replace_block(a.readme, "<!-- refinement:begin -->", "<!-- refinement:end -->", "\n" + rf + "\n", required=True)
     return 0
 
 

@@ -91,18 +91,46 @@ def predict_wall(trained: Any, mesh: Any, path: str, glob: dict[str, float], cen
     fields = {k: v for k, v in pred.point_data.items() if k.endswith("_pred")}
     proj = project_points(mesh.points, cl)
     fields.update(cl_s=proj.s, cl_angle=proj.angle, cl_branch=proj.branch.astype(np.int32), cl_distance=proj.distance)
-    warnings = _range_warnings(cl, used, scale, glob, ranges, proj, path)
+    warnings = _range_warnings(cl, used, scale, glob, ranges, proj, path, stored_range_warnings(trained, fd, glob))
     out = mesh.with_fields(fields)
     out.field_data = {k: v for k, v in (mesh.field_data or {}).items()}
     out.field_data["length_scale_to_model"] = np.array([scale])
     return WallPrediction(out, cl, scale, unit, warnings)
 
 
+def stored_range_warnings(trained: Any, field_data: dict[str, Any], glob: dict[str, float]) -> list[str] | None:
+    """Warnings from the training ranges stored in a tree-mode checkpoint (None for older checkpoints).
+
+    ``field_data`` holds the centerline in model units (``centerline_points``, ``_radius``, ``_branches``).
+    """
+    from meshops.models.coronary import range_warnings
+
+    model = trained.model
+    if not (hasattr(model, "stored_ranges") and model.stored_ranges()) or "Q" not in glob:
+        return None
+    import torch
+
+    from meshops.models.coronary import centerline_inputs
+
+    d = type("Attached", (), {})()
+    for k, v in centerline_inputs(field_data["centerline_points"], field_data["centerline_radius"], glob["Q"],
+                                  branches=field_data.get("centerline_branches")).items():
+        setattr(d, k, v)
+    d.cl_q = torch.tensor([float(glob["Q"])])
+    return range_warnings(model, d)
+
+
 def _range_warnings(cl: Any, used: np.ndarray, scale: float, glob: dict[str, float],
-                    ranges: dict[str, tuple[float, float]], proj: Any, path: str) -> list[str]:
+                    ranges: dict[str, tuple[float, float]], proj: Any, path: str,
+                    stored: list[str] | None = None) -> list[str]:
     """Lines naming each input outside the model's training ranges, and a badly fitting centerline."""
     from meshops.geometry.polyline import arc_length
 
+    far = proj.distance > 3.0 * float(np.max(cl.radius[used]))
+    fit = [f"{int(far.sum())} wall points lie more than 3 radii from the centerline (first: point "
+           f"{int(np.flatnonzero(far)[0])}); is it the centerline of this wall?"] if far.any() else []
+    if stored is not None:
+        return stored + fit
     out = []
     r = cl.radius[used] * scale
     lo, hi = ranges["radius"]
@@ -117,11 +145,7 @@ def _range_warnings(cl: Any, used: np.ndarray, scale: float, glob: dict[str, flo
     elif lengths and not (ranges["length"][0] <= lengths[0] <= ranges["length"][1]):
         out.append(f"vessel length {lengths[0]:.3g} mm is outside the training range "
                    f"{ranges['length'][0]:g}-{ranges['length'][1]:g} mm")
-    far = proj.distance > 3.0 * float(np.max(cl.radius[used]))
-    if far.any():
-        out.append(f"{int(far.sum())} wall points lie more than 3 radii from the centerline (first: point "
-                   f"{int(np.flatnonzero(far)[0])}); is it the centerline of this wall?")
-    return out
+    return out + fit
 
 
 def check_unique_outputs(paths: list[str], dests: list[Path]) -> None:
@@ -145,3 +169,35 @@ def report(res: WallPrediction, path: str) -> None:
             print(f"  {k}: min {float(np.min(v)):.4g} mean {float(np.mean(v)):.4g} max {float(np.max(v)):.4g}")
     for w in res.warnings:
         print(f"warning: {path}: {w}", file=sys.stderr)
+
+
+def centerline_warnings(trained: Any, field_data: dict[str, Any], glob: dict[str, float]) -> list[str]:
+    """Range warnings for a centerline given in model units (``meshops predict --centerline``).
+
+    The stored training ranges of a tree-mode checkpoint when present, else the default ranges of
+    :data:`meshops.models.coronary.DEFAULT_TRAINING_RANGES` (radius, inlet flow, single-vessel length).
+    """
+    from meshops.geometry.polyline import arc_length
+    from meshops.models.coronary import training_ranges
+
+    stored = stored_range_warnings(trained, field_data, glob)
+    if stored is not None:
+        return stored
+    ranges = training_ranges(trained.config)
+    r = np.asarray(field_data["centerline_radius"], dtype=np.float64)
+    out = []
+    if r.min() < ranges["radius"][0] or r.max() > ranges["radius"][1]:
+        out.append(f"radius {r.min():.3g}-{r.max():.3g} mm is outside the training range "
+                   f"{ranges['radius'][0]:g}-{ranges['radius'][1]:g} mm")
+    q = glob.get("Q")
+    if q is not None and not (ranges["Q"][0] <= q <= ranges["Q"][1]):
+        out.append(f"Q = {q:g} mL/s is outside the training range {ranges['Q'][0]:g}-{ranges['Q'][1]:g} mL/s")
+    paths = field_data.get("centerline_branches") or []
+    if len(paths) > 1:
+        out.append(f"the centerline has {len(paths)} branches; the model was trained on single vessels")
+    elif paths:
+        length = float(arc_length(np.asarray(field_data["centerline_points"])[paths[0]])[-1])
+        if not (ranges["length"][0] <= length <= ranges["length"][1]):
+            out.append(f"vessel length {length:.3g} mm is outside the training range "
+                       f"{ranges['length'][0]:g}-{ranges['length'][1]:g} mm")
+    return out

@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--radius", default=None, help="radius per level (comma list, 'auto' for automatic)")
     p.add_argument("--k", default=None, help="kNN per level (comma list, 'none' for radius edges)")
     p.add_argument("--edges", default="auto", choices=["auto", "mesh", "knn", "radius"], help="level-0 edges")
-    p.add_argument("--sampling", default="fps", choices=["fps", "voxel"], help="coarse-level sampling")
+    p.add_argument("--sampling", default="auto", choices=["auto", "fps", "grid", "voxel"],
+                   help="coarse-level sampling (auto: exact FPS up to 20,000 coarse nodes, linear-time grid above)")
     p.add_argument("--fields", default="", help="point fields for x, comma separated")
     p.add_argument("--time", default=None, help="time step to read (for time series)")
     p.add_argument("--centerline", action="store_true", help="read PATH as a branched centerline")

@@ -83,6 +83,7 @@ def _predict_centerline(trained, path: str, glob: dict[str, float], scale: float
 
     The model sees the wall and centerline multiplied by ``scale`` (its own length units).
     """
+    import sys
     import time
 
     import numpy as np
@@ -109,4 +110,8 @@ def _predict_centerline(trained, path: str, glob: dict[str, float], scale: float
           f"model units (scale {scale:g}), predicted in {dt:.2f} s")
     for k, v in fields.items():
         print(f"  {k}: min {float(np.min(v)):.4g} mean {float(np.mean(v)):.4g} max {float(np.max(v)):.4g}")
+    from meshops.cli._wall_predict import centerline_warnings
+
+    for w in centerline_warnings(trained, fd, glob):
+        print(f"warning: {path}: {w}", file=sys.stderr)
     return wall.with_fields(fields)

@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint")
     p.add_argument("case", help="series file, snapshot folder, or DATASET:NAME_OR_INDEX")
     p.add_argument("--steps", type=int, default=None, help="rollout steps (default: to the end of the case)")
-    p.add_argument("--start", type=int, default=0, help="initial snapshot index (default 0)")
+    p.add_argument("--start", type=int, default=None,
+                   help="initial snapshot index (default: the model's history, 0 for a model without one)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="dataset option (YAML value)")
     p.add_argument("--field", default=None, help="channel shown in the movie (default: the second, e.g. v)")
@@ -125,6 +126,11 @@ def run(args: argparse.Namespace) -> int:
         opts[k] = yaml.safe_load(v)
     traj = load_case(args.case, st.cfg.fields, opts)
     X = traj.states(st.cfg.fields)
+    if args.start is None:
+        args.start = st.history
+    elif args.start < st.history:
+        raise ValueError(f"rollout: --start {args.start}: the model reads {st.history} past state(s), "
+                         f"so the rollout starts at snapshot {st.history} or later")
     steps = len(X) - 1 - args.start if args.steps is None else args.steps
     if steps < 1:
         raise ValueError(f"rollout: --steps {steps} from --start {args.start}: need at least 1 step "

@@ -5,6 +5,7 @@ Examples::
     meshops train examples/cylinder_mgn.yaml
     meshops train --path 'results/*.vtu' --inputs inlet --targets pressure,wss --model ugraph --out runs/a
     meshops train examples/cylinder_mgn.yaml --set model_options.hidden=64 --epochs 50
+    meshops train examples/cylinder_flow_stepping.yaml     # a trajectory dataset (``stepping:`` section)
 
 Under ``torchrun --standalone --nproc_per_node=K --no-python meshops train ...`` the run is distributed
 (DDP; gloo on CPU, NCCL on GPU); ``--batch-size`` stays the global batch.
@@ -92,7 +93,12 @@ def run(args: argparse.Namespace) -> int:
     from meshops.train import train
 
     config = build_config(args)
-    result = train(config)
+    if config.stepping is not None:  # a trajectory dataset: learned time stepping
+        from meshops.train.stepping_run import train_from_config
+
+        result = train_from_config(config)
+    else:
+        result = train(config)
     import os
 
     if int(os.environ.get("RANK", "0")) == 0:

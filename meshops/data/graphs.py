@@ -30,7 +30,7 @@ import torch
 
 from meshops.atomic import atomic_path
 from meshops.data import Case, DatasetError
-from meshops.data.normalize import Normalizer, Stats
+from meshops.data.normalize import Normalizer, RunningStats
 from meshops.mesh import Mesh
 
 log = logging.getLogger(__name__)
@@ -272,32 +272,40 @@ class Pipeline:
 
     # ---------------------------------------------------------------- statistics
     def fit(self, cases: Iterable[Case]) -> Normalizer:
-        """Compute the normalization statistics from ``cases`` (the training split only)."""
-        ins, tgs, gls, pss, lens, ext = [], [], [], [], [], []
+        """Compute the normalization statistics from ``cases`` (the training split only).
+
+        One streaming pass: each case's arrays are merged into running statistics
+        (:class:`~meshops.data.normalize.RunningStats`) and dropped, so ``cases`` may be a lazy
+        sequence of a dataset bigger than memory.
+        """
         f = self.features
+        acc = {
+            "inputs": RunningStats(int(sum(f.input_channels)), groups=f.input_channels, names=f.inputs, what="input"),
+            "targets": RunningStats(f.out_channels, groups=f.target_channels, names=f.targets, what="target"),
+            "globals": RunningStats(f.global_channels, groups=[1] * len(f.globals), names=f.globals, what="global"),
+            "pos": RunningStats(3, groups=[3], names=["pos"], what="position"),
+        }
+        edge_sum, edge_n, ext, n_cases = 0.0, 0, [], 0
         for case in cases:
             g = self.graph(case)
             idx = self._node_index(case, g)
-            ins.append(self._check_fields(case, f.inputs, f.input_channels, "input")[idx])
-            tgs.append(self._check_fields(case, f.targets, f.target_channels, "target")[idx])
-            gls.append(case.global_vector(f.globals)[None, :])
-            pss.append(g.pos.cpu().numpy())
-            ext.append(float(np.linalg.norm(np.ptp(pss[-1], axis=0))) if len(pss[-1]) else 0.0)
+            acc["inputs"].update(self._check_fields(case, f.inputs, f.input_channels, "input")[idx])
+            acc["targets"].update(self._check_fields(case, f.targets, f.target_channels, "target")[idx])
+            acc["globals"].update(case.global_vector(f.globals)[None, :])
+            pos = g.pos.cpu().numpy()
+            acc["pos"].update(pos)
+            ext.append(float(np.linalg.norm(np.ptp(pos, axis=0))) if len(pos) else 0.0)
             ea = getattr(g, "edge_attr", None)
             if ea is not None and ea.shape[0]:
-                lens.append(ea[:, -1].cpu().numpy())
-        if not tgs:
+                edge_sum += float(ea[:, -1].double().sum())
+                edge_n += int(ea.shape[0])
+            n_cases += 1
+        if not n_cases:
             raise DatasetError("cannot fit normalization statistics on 0 training cases")
-        edge = float(np.concatenate(lens).mean()) if lens else 1.0
+        edge = edge_sum / edge_n if edge_n else 1.0
         self.normalizer = Normalizer(
-            inputs=Stats.fit(ins, int(sum(f.input_channels)), groups=f.input_channels, names=f.inputs,
-                             what="input"),
-            targets=Stats.fit(tgs, f.out_channels, groups=f.target_channels, names=f.targets, what="target",
-                              constant_std="floor"),
-            globals=Stats.fit(gls, f.global_channels, groups=[1] * len(f.globals), names=f.globals,
-                              what="global"),
-            pos=Stats.fit(pss, 3, groups=[3], names=["pos"], what="position"),
-            edge_scale=edge if edge > 0 else 1.0,
+            inputs=acc["inputs"].stats(), targets=acc["targets"].stats("floor"), globals=acc["globals"].stats(),
+            pos=acc["pos"].stats(), edge_scale=edge if edge > 0 else 1.0,
             extra={"extent": [float(min(ext)), float(max(ext))]},
         )
         return self.normalizer

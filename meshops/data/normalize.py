@@ -11,7 +11,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Stats", "Normalizer", "REL_FLOOR", "channel_name"]
+__all__ = ["Stats", "Normalizer", "REL_FLOOR", "RunningStats", "channel_name"]
 
 
 #: A channel whose std is below this fraction of its field's scale counts as constant.
@@ -37,7 +37,7 @@ class Stats:
     @classmethod
     def fit(cls, arrays: Iterable[np.ndarray], channels: int, *, groups: Sequence[int] | None = None,
             names: Sequence[str] | None = None, what: str = "data", constant_std: str = "scale") -> Stats:
-        """Mean, std and range over all rows of all arrays (float64 accumulation).
+        """Mean, std and range over all rows of all arrays, in one streaming pass (:class:`RunningStats`).
 
         The std floor is relative to the scale of the data: a channel whose std is below
         ``REL_FLOOR`` times its field's scale (the largest RMS over the field's channels, ``groups``
@@ -52,42 +52,36 @@ class Stats:
         ------
         arrays : each (n_i, channels)
         """
+        acc = RunningStats(channels, groups=groups, names=names, what=what)
+        for a in arrays:
+            acc.update(a)
+        return acc.stats(constant_std)
+
+    @classmethod
+    def _finish(cls, acc: RunningStats, constant_std: str) -> Stats:
+        channels, groups, names, what = acc.channels, acc.groups, acc.names, acc.what
+        if constant_std not in ("floor", "scale"):
+            raise ValueError(f"constant_std must be 'floor' or 'scale', got {constant_std!r}")
         if channels == 0:
             return cls(np.zeros(0), np.ones(0), np.zeros(0), np.zeros(0))
-        s, s2, n = np.zeros(channels), np.zeros(channels), 0
-        lo, hi = np.full(channels, np.inf), np.full(channels, -np.inf)
-        for a in arrays:
-            a = np.asarray(a, dtype=np.float64).reshape(-1, channels)
-            if not a.shape[0]:
-                continue
-            bad = ~np.isfinite(a)
-            if bad.any():
-                c = int(np.nonzero(bad.any(0))[0][0])
-                raise ValueError(f"normalization: {what} {channel_name(c, groups, names)} has "
-                                 f"{int(bad[:, c].sum())} non-finite value(s) in the training data")
-            s += a.sum(0)
-            s2 += (a * a).sum(0)
-            lo, hi = np.minimum(lo, a.min(0)), np.maximum(hi, a.max(0))
-            n += a.shape[0]
+        n = acc.count
         if n == 0:
             return cls(np.zeros(channels), np.ones(channels))
-        mean = s / n
-        std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
-        rms = np.sqrt(s2 / n)
+        mean = acc.mean.copy()
+        raw_std = np.sqrt(np.maximum(acc.m2 / n, 0.0))
+        rms = np.sqrt(mean * mean + raw_std * raw_std)
         scale = np.zeros(channels)
         for c0, c1 in _group_bounds(channels, groups):
             scale[c0:c1] = rms[c0:c1].max()
         floor = REL_FLOOR * scale
-        const = [int(c) for c in np.nonzero(std <= floor)[0]]
-        if constant_std not in ("floor", "scale"):
-            raise ValueError(f"constant_std must be 'floor' or 'scale', got {constant_std!r}")
+        const = [int(c) for c in np.nonzero(raw_std <= floor)[0]]
         fill = floor if constant_std == "floor" else scale
-        std = np.where(std > floor, std, np.where(scale > 0, fill, 1.0))
+        std = np.where(raw_std > floor, raw_std, np.where(scale > 0, fill, 1.0))
         for c in const:
             log.warning("normalization: %s %s is constant in the training data (value %.6g, std %.3g, its "
                         "field's scale %.3g); normalized with std %.3g", what, channel_name(c, groups, names),
-                        mean[c], np.sqrt(max(s2[c] / n - mean[c] ** 2, 0.0)), scale[c], std[c])
-        return cls(mean, std, lo, hi, const)
+                        mean[c], raw_std[c], scale[c], std[c])
+        return cls(mean, std, acc.lo.copy(), acc.hi.copy(), const)
 
     def encode(self, a: Any) -> Any:
         return (a - _like(self.mean, a)) / _like(self.std, a)
@@ -108,6 +102,65 @@ class Stats:
         rng = {k: np.asarray(d[k], dtype=np.float64) if k in d else None for k in ("min", "max")}
         return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64),
                    rng["min"], rng["max"], [int(c) for c in d.get("constant", [])])
+
+
+class RunningStats:
+    """Per-channel count, mean, sum of squared deviations (M2) and range, merged batch by batch.
+
+    Each batch's own mean and M2 come from two passes over the batch; batches merge with the
+    parallel formula of Chan, Golub and LeVeque (``delta = mean_b - mean_a``,
+    ``M2 = M2_a + M2_b + delta^2 n_a n_b / n``), which stays accurate where the sum of squares
+    cancels (a large offset, a small spread). Nothing of a batch is kept after :meth:`update`.
+
+    Shapes
+    ------
+    mean, m2, lo, hi : (channels,) float64
+    """
+
+    def __init__(self, channels: int, *, groups: Sequence[int] | None = None, names: Sequence[str] | None = None,
+                 what: str = "data") -> None:
+        self.channels, self.groups, self.names, self.what = channels, groups, names, what
+        self.count = 0
+        self.mean, self.m2 = np.zeros(channels), np.zeros(channels)
+        self.lo, self.hi = np.full(channels, np.inf), np.full(channels, -np.inf)
+
+    def update(self, a: np.ndarray) -> RunningStats:
+        """Add the rows of ``a`` (n, channels); non-finite values are an error naming the channel."""
+        if self.channels == 0:
+            return self
+        a = np.asarray(a, dtype=np.float64).reshape(-1, self.channels)
+        nb = a.shape[0]
+        if not nb:
+            return self
+        bad = ~np.isfinite(a)
+        if bad.any():
+            c = int(np.nonzero(bad.any(0))[0][0])
+            raise ValueError(f"normalization: {self.what} {channel_name(c, self.groups, self.names)} has "
+                             f"{int(bad[:, c].sum())} non-finite value(s) in the training data")
+        mb = a.mean(0)
+        m2b = ((a - mb) ** 2).sum(0)
+        self.lo, self.hi = np.minimum(self.lo, a.min(0)), np.maximum(self.hi, a.max(0))
+        return self.merge_moments(nb, mb, m2b)
+
+    def merge_moments(self, nb: int, mb: np.ndarray, m2b: np.ndarray) -> RunningStats:
+        """Merge another batch's count, mean and M2 (Chan et al.)."""
+        na, n = self.count, self.count + nb
+        delta = mb - self.mean
+        self.mean = self.mean + delta * (nb / n)
+        self.m2 = self.m2 + m2b + delta * delta * (na * nb / n)
+        self.count = n
+        return self
+
+    def merge(self, other: RunningStats) -> RunningStats:
+        """Merge another accumulator (e.g. of another process or shard)."""
+        if other.count:
+            self.lo, self.hi = np.minimum(self.lo, other.lo), np.maximum(self.hi, other.hi)
+            self.merge_moments(other.count, other.mean, other.m2)
+        return self
+
+    def stats(self, constant_std: str = "scale") -> Stats:
+        """The :class:`Stats` (std floors as in :meth:`Stats.fit`)."""
+        return Stats._finish(self, constant_std)
 
 
 def _group_bounds(channels: int, groups: Sequence[int] | None) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""Point subsampling for multi-scale hierarchies: farthest-point sampling and voxel clustering.
+"""Point subsampling for multi-scale hierarchies: farthest-point sampling, grid and voxel clustering.
 
 Both pick actual input points (never centroids), so coarse nodes lie on the geometry.
 """
@@ -6,13 +6,14 @@ Both pick actual input points (never centroids), so coarse nodes lie on the geom
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 log = logging.getLogger(__name__)
 
-__all__ = ["farthest_point_sampling", "voxel_sampling"]
+__all__ = ["farthest_point_sampling", "grid_sampling", "voxel_sampling"]
 
 
 def _check_points(points: np.ndarray, name: str = "points") -> np.ndarray:
@@ -144,3 +145,133 @@ def voxel_sampling(points: np.ndarray, m: int, iters: int = 40) -> np.ndarray:
     first = np.ones(n, dtype=bool)
     first[1:] = inv[order][1:] != inv[order][:-1]
     return np.sort(order[first])
+
+
+def _cell_keys(p: np.ndarray, lo: np.ndarray, h: float) -> tuple[np.ndarray, int, np.ndarray]:
+    """Row-major integer key of each point's cell of side ``h``, the key range and the cell coordinates."""
+    g = ((p - lo) / h).astype(np.int64)
+    dims = g.max(0) + 1
+    if float(np.prod(dims.astype(np.float64))) >= 2.0**62:
+        raise ValueError(f"grid sampling: cell size {h:.3g} is too small for the extent of the points")
+    key = g[:, 0].copy()
+    for j in range(1, p.shape[1]):
+        key *= dims[j]
+        key += g[:, j]
+    return key, int(np.prod(dims)), g
+
+
+def _occupied(p: np.ndarray, lo: np.ndarray, h: float) -> int:
+    key, span, _ = _cell_keys(p, lo, h)
+    if span <= 8 * len(p):  # a counting pass instead of a sort
+        return int(np.count_nonzero(np.bincount(key, minlength=span)))
+    key.sort()
+    return int(np.count_nonzero(key[1:] != key[:-1])) + 1
+
+
+def _grid_size(p: np.ndarray, m: int, iters: int = 12) -> tuple[float, int]:
+    """A cell size whose occupied-cell count is at least ``m`` and close to it (secant on log-log).
+
+    Returns ``(h, count)``; ``count < m`` only when no size tried reached ``m`` (duplicates).
+    """
+    lo, ext = p.min(0), p.max(0) - p.min(0)
+    big = float(ext.max())
+    live = ext[ext > 1e-9 * big]
+    dim = max(len(live), 1)
+    h = float(np.prod(live) / m) ** (1.0 / dim) if len(live) else big
+    best_ok, best_lo = None, None  # smallest count >= m (with its h), largest count < m
+    for _ in range(iters):
+        try:
+            c = _occupied(p, lo, h)
+        except ValueError:  # finer than the key range allows
+            break
+        log.debug("grid sampling: cell %.4g -> %d occupied (%d asked)", h, c, m)
+        if c >= m and (best_ok is None or c < best_ok[1]):
+            best_ok = (h, c)
+        if c < m and (best_lo is None or c > best_lo[1]):
+            best_lo = (h, c)
+        if best_ok is not None and best_ok[1] <= 1.04 * m:
+            break
+        if best_ok is not None and best_lo is not None:  # interpolate in log-log between the brackets
+            (h1, c1), (h2, c2) = best_ok, best_lo
+            s = math.log(c1 / c2) / math.log(h2 / h1) if c1 != c2 else dim
+            h = h1 * (c1 / (1.02 * m)) ** (1.0 / max(s, 1e-3))
+            if not min(h1, h2) < h < max(h1, h2):
+                h = math.sqrt(h1 * h2)
+        else:
+            h *= (c / (1.02 * m)) ** (1.0 / dim) * (0.98 if c < m else 1.0)
+    if best_ok is None:
+        assert best_lo is not None
+        return best_lo
+    return best_ok
+
+
+def grid_sampling(points: np.ndarray, m: int) -> tuple[np.ndarray, float]:
+    """Exactly ``m`` well-spread points in linear time: one per cell of a uniform grid, then thinned.
+
+    The cell size ``h`` is chosen so that a few per cent more than ``m`` cells are occupied; each
+    occupied cell keeps its point nearest the cell centre (to 2^-20 of the cell; ties: the lower
+    index) and the samples with the closest other sample are dropped down to ``m``. Every input
+    point lies within ``h * sqrt(d)`` of its cell's sample unless that cell was thinned. A
+    linear-time stand-in for farthest-point sampling: spatially uniform like FPS (not
+    density-following), actual input points, no Python loop per point. When duplicates leave
+    fewer than ``m`` cells at any size, the points farthest from the samples fill up.
+
+    Shapes
+    ------
+    points : (n, d) float64
+    returns : (idx (m,) int64 sorted, h) -- the indices of the samples and the cell size.
+    """
+    from scipy.spatial import cKDTree
+
+    p = _check_points(points)
+    n = len(p)
+    if n == 0:
+        raise ValueError("grid_sampling: no points")
+    m = int(min(max(m, 1), n))
+    if m == n:
+        return np.arange(n), 0.0
+    lo = p.min(0)
+    h, _ = _grid_size(p, m)
+    idx, count = _cell_representatives(p, lo, h)
+    if len(idx) > m:
+        idx = _thin(p, idx, count, len(idx) - m)
+    elif len(idx) < m:
+        d, _ = cKDTree(p[idx]).query(p)
+        d[idx] = -1.0
+        extra = np.lexsort((np.arange(n), -d))[: m - len(idx)]
+        if d[extra].min() <= 0:
+            log.warning("grid_sampling: fewer than %d distinct points; duplicates were sampled", m)
+        idx = np.concatenate([idx, extra])
+    return np.sort(idx), float(h)
+
+
+def _thin(p: np.ndarray, idx: np.ndarray, count: np.ndarray, extra: int) -> np.ndarray:
+    """Drop ``extra`` samples: among those of the sparsest cells (dropping them uncovers the
+    fewest points), the ones closest to another sample (of a close pair, the higher index)."""
+    from scipy.spatial import cKDTree
+
+    cand = np.lexsort((idx, count))[: min(len(idx), 4 * extra + 16)]
+    tree = cKDTree(p[idx], balanced_tree=False, compact_nodes=False)
+    d = tree.query(p[idx[cand]], k=2)[0][:, 1]
+    drop = cand[np.lexsort((-idx[cand], d))[:extra]]
+    return np.delete(idx, drop)
+
+
+def _cell_representatives(p: np.ndarray, lo: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per occupied cell, the index of its point nearest the cell centre (ties: the lower index),
+    and the number of points in the cell."""
+    n = len(p)
+    key, span, g = _cell_keys(p, lo, h)
+    ib, kb, db = max(1, int(n - 1).bit_length()), max(1, int(span - 1).bit_length()), 20
+    dist = ((p - lo) / h - g - 0.5) ** 2  # squared offset from the centre, in cell units
+    dist = dist.sum(1) if dist.ndim == 2 else dist
+    if kb + ib + db <= 63:  # one value sort of packed (cell, distance, index) keys
+        dq = np.minimum(dist * ((1 << db) / (0.25 * p.shape[1])), (1 << db) - 1).astype(np.int64)
+        packed = np.sort((key << (db + ib)) | (dq << ib) | np.arange(n))
+        cell = packed >> (db + ib)
+        first = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+        return packed[first] & ((1 << ib) - 1), np.diff(np.r_[first, n])
+    order = np.lexsort((np.arange(n), dist, key))
+    k = key[order]
+    first = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    return order[first], np.diff(np.r_[first, n])

@@ -183,6 +183,7 @@ def tube_wall(
             "centerline_points": np.concatenate(cl_pts),
             "centerline_radius": np.concatenate(cl_rad),
             "centerline_branches": [np.asarray(b, dtype=np.int64) for b in cl_paths],
+            "wall_branch_field": "branch",  # each ring belongs to one branch (its index in centerline_branches)
         },
         source=f"tube_wall({where})",
     )

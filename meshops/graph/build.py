@@ -59,13 +59,15 @@ class GraphSpec:
     sizes : explicit sizes of levels 1..L-1 (overrides ``ratio``).
     radius : per-level radius (scalar or ``levels`` values; ``None`` entries are automatic). Level 0
         uses it only when ``edges="radius"``; coarse levels use it for down-map balls and, unless
-        ``k`` is given for the level, for edges. Automatic: twice the FPS covering radius.
+        ``k`` is given for the level, for edges. Automatic: twice the FPS covering radius (FPS
+        levels), ``sqrt(3)`` grid cells (grid levels).
     k : per-level kNN (scalar or ``levels`` values). Level 0 uses it when ``edges="knn"``
         (default 8); a coarse level with ``k`` uses a symmetrized kNN graph instead of radius edges.
     edges : level-0 edges: ``"mesh"`` (cell edges), ``"knn"``, ``"radius"``, or ``"auto"`` (mesh edges
         if the mesh has cells of dimension >= 1, else kNN).
     max_num_neighbors : cap per node on radius edges (nearest kept).
-    sampling : ``"fps"`` (default, see :mod:`meshops.graph.hierarchy`) or ``"voxel"``.
+    sampling : ``"auto"`` (default: exact FPS up to 20,000 coarse nodes, grid sampling above),
+        ``"fps"``, ``"grid"`` (linear time) or ``"voxel"``; see :mod:`meshops.graph.hierarchy`.
     up_k : coarse nodes interpolated per fine node in the inverse-distance prolongation.
     interpolation : prolongation ``"idw"`` (inverse-distance over ``up_k`` nearest coarse nodes) or
         ``"linear"`` (barycentric on the coarse nodes' Delaunay triangulation on planar levels, exact
@@ -83,7 +85,7 @@ class GraphSpec:
     k: int | list[int | None] | None = None
     edges: str = "auto"
     max_num_neighbors: int = 32
-    sampling: str = "fps"
+    sampling: str = "auto"
     up_k: int = 3
     interpolation: str = "idw"
     boundary_order: list[str] | None = None
@@ -100,8 +102,8 @@ class GraphSpec:
             raise ValueError(f"GraphSpec: edges must be 'auto', 'mesh', 'knn' or 'radius', got {self.edges!r}")
         if self.interpolation not in ("idw", "linear"):
             raise ValueError(f"GraphSpec: interpolation must be 'idw' or 'linear', got {self.interpolation!r}")
-        if self.sampling not in ("fps", "voxel"):
-            raise ValueError(f"GraphSpec: sampling must be 'fps' or 'voxel', got {self.sampling!r}")
+        if self.sampling not in ("auto", "fps", "grid", "voxel"):
+            raise ValueError(f"GraphSpec: sampling must be 'auto', 'fps', 'grid' or 'voxel', got {self.sampling!r}")
         for r in self._per_level(self.ratio, self.levels - 1, "ratio"):
             if r is None or not (0 < float(r) <= 1):
                 raise ValueError(f"GraphSpec: ratio values must be in (0, 1], got {r}")
@@ -210,8 +212,20 @@ def edge_features(pos: np.ndarray, edges: np.ndarray) -> np.ndarray:
     edges : (2, E) int64 ``[src, dst]``
     returns : (E, 4) float64
     """
-    d = pos[edges[1]] - pos[edges[0]]
-    return np.concatenate([d, np.linalg.norm(d, axis=1, keepdims=True)], axis=1)
+    return _edge_features(pos, edges, np.float64)
+
+
+def _edge_features(pos: np.ndarray, edges: np.ndarray, dtype) -> np.ndarray:
+    """:func:`edge_features` computed in float64 and written straight into a ``dtype`` array."""
+    out = np.empty((edges.shape[1], 4), dtype=dtype)
+    d = pos[edges[1]]
+    d -= pos[edges[0]]
+    out[:, :3] = d
+    s = d[:, 0] * d[:, 0]
+    for j in range(1, d.shape[1]):
+        s += d[:, j] * d[:, j]
+    out[:, 3] = np.sqrt(s)  # the same bits as np.linalg.norm(d, axis=1)
+    return out
 
 
 def node_types(mesh: Mesh, order: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
@@ -357,28 +371,30 @@ def build(mesh: Mesh | np.ndarray | Tensor | Any, spec: GraphSpec | Mapping[str,
     if x is not None:
         data.x = torch.from_numpy(x.astype(np.float32))
     data.edge_index = torch.from_numpy(edges.astype(np.int64))
-    data.edge_attr = torch.from_numpy(edge_features(pts, edges).astype(np.float32))
+    data.edge_attr = torch.from_numpy(_edge_features(pts, edges, np.float32))
     data.node_type = torch.from_numpy(ntype)
     data.node_type_names = tnames
     data.point_index = torch.arange(n, dtype=torch.int64)
     data.num_nodes = n
 
-    add_levels(data, pts, edges, spec, where)
+    add_levels(data, pts, edges, spec, where, symmetric=True)
     return data
 
 
-def add_levels(data: MeshGraph, pts: np.ndarray, edges: np.ndarray, spec: GraphSpec, where: str = "<mesh>") -> MeshGraph:
+def add_levels(data: MeshGraph, pts: np.ndarray, edges: np.ndarray, spec: GraphSpec, where: str = "<mesh>",
+               symmetric: bool = False) -> MeshGraph:
     """Add hierarchy levels ``1..spec.levels-1`` (``pos_l``, ``edge_index_l``, maps, ...) to ``data`` in place.
 
     Shapes
     ------
     pts : (N, 3) float64 level-0 positions
-    edges : (2, E) int64 level-0 edges (for the connectivity check)
+    edges : (2, E) int64 level-0 edges (for the connectivity check); ``symmetric=True`` promises
+        both directions of each, sorted by source (as :func:`symmetric_edges` returns them).
     """
     n = len(pts)
     radii = [0.0]
     fine = pts
-    connected0 = spec.connect_levels and spec.levels > 1 and n_components(edges, n)[0] == 1
+    connected0 = spec.connect_levels and spec.levels > 1 and n_components(edges, n, symmetric=symmetric)[0] == 1
     for lv in range(1, spec.levels):
         nf = len(fine)
         m = int(spec.sizes[lv - 1]) if spec.sizes is not None else max(1, int(math.ceil(spec.ratio_at(lv) * nf)))
@@ -394,7 +410,7 @@ def add_levels(data: MeshGraph, pts: np.ndarray, edges: np.ndarray, spec: GraphS
             le = connect_components(L.pos, le)
         data[f"pos_{lv}"] = torch.from_numpy(L.pos.astype(np.float32))
         data[f"edge_index_{lv}"] = torch.from_numpy(le)
-        data[f"edge_attr_{lv}"] = torch.from_numpy(edge_features(L.pos, le).astype(np.float32))
+        data[f"edge_attr_{lv}"] = torch.from_numpy(_edge_features(L.pos, le, np.float32))
         data[f"down_{lv}"] = torch.from_numpy(L.down)
         data[f"down_w_{lv}"] = torch.from_numpy(L.down_w.astype(np.float32))
         data[f"up_{lv}"] = torch.from_numpy(L.up)

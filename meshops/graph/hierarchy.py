@@ -37,7 +37,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
-from meshops.geometry.sampling import farthest_point_sampling, voxel_sampling
+from meshops.geometry.sampling import farthest_point_sampling, grid_sampling, voxel_sampling
+from meshops.graph._neighbors_kdtree import spatial_order
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +70,39 @@ def symmetric_edges(pairs: np.ndarray, n: int) -> np.ndarray:
     """
     p = np.asarray(pairs, dtype=np.int64)
     if p.ndim == 2 and p.shape[0] == 2 and p.shape[1] != 2:
-        p = p.T
-    p = p.reshape(-1, 2)
-    p = p[p[:, 0] != p[:, 1]]
-    both = np.concatenate([p, p[:, ::-1]])
-    key = np.sort(both[:, 0] * max(n, 1) + both[:, 1])  # sort-based unique (faster than hashing)
+        a, b = p[0], p[1]
+    else:
+        p = p.reshape(-1, 2)
+        a, b = p[:, 0], p[:, 1]
+    keep = a != b
+    a, b = a[keep], b[keep]
+    sh = max(1, int(max(n, 1) - 1).bit_length())  # packed (a, b) keys: shifts, not divisions
+    key = np.concatenate([(a << sh) | b, (b << sh) | a])  # sort-based unique (faster than hashing)
+    del a, b, keep
+    key.sort()
     if len(key):
         key = key[np.concatenate([[True], key[1:] != key[:-1]])]
-    return np.stack([key // max(n, 1), key % max(n, 1)])
+    out = np.empty((2, len(key)), dtype=np.int64)
+    np.right_shift(key, sh, out=out[0])
+    np.bitwise_and(key, (1 << sh) - 1, out=out[1])
+    return out
 
 
-def n_components(edges: np.ndarray, n: int) -> tuple[int, np.ndarray]:
-    """Number of connected components and labels of an edge list over ``n`` nodes."""
+def n_components(edges: np.ndarray, n: int, symmetric: bool = False) -> tuple[int, np.ndarray]:
+    """Number of connected components and labels of an edge list over ``n`` nodes.
+
+    ``symmetric=True`` promises that ``edges`` holds both directions of every edge, sorted by
+    source (what :func:`symmetric_edges` returns): the CSR matrix is then built directly and no
+    transpose is needed (strong components of a symmetric graph are its components).
+    """
     e = np.asarray(edges, dtype=np.int64).reshape(2, -1)
+    if symmetric and (e.shape[1] < 2 or bool(np.all(e[0, 1:] >= e[0, :-1]))):
+        from scipy.sparse import csr_matrix
+
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(e[0], minlength=n))])
+        a = csr_matrix((np.ones(e.shape[1], dtype=np.int8), e[1], indptr), shape=(n, n))
+        k, lab = connected_components(a, directed=True, connection="strong")
+        return int(k), lab
     a = coo_matrix((np.ones(e.shape[1]), (e[0], e[1])), shape=(n, n))
     k, lab = connected_components(a, directed=False)
     return int(k), lab
@@ -172,9 +193,11 @@ def _down_map(fine: np.ndarray, coarse: np.ndarray, r: float, tree_c: cKDTree) -
     return np.stack([f_idx, c_idx]), w
 
 
-def _up_map(fine: np.ndarray, tree_c: cKDTree, n_coarse: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _up_map(fine: np.ndarray, tree_c: cKDTree, n_coarse: int, k: int,
+            dj: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-distance prolongation over the ``k`` nearest coarse nodes (``dj``: that query, done)."""
     k = int(min(max(k, 1), n_coarse))
-    d, j = tree_c.query(fine, k=k)
+    d, j = tree_c.query(fine, k=k) if dj is None else (dj[0][:, :k], dj[1][:, :k])
     d, j = d.reshape(len(fine), k), j.reshape(len(fine), k)
     exact = d[:, 0] <= 1e-12 * max(1.0, float(np.abs(fine).max()) if len(fine) else 1.0)
     w = 1.0 / np.maximum(d * d, 1e-300)
@@ -287,12 +310,17 @@ def build_level(
     n = len(fine)
     if m < 1:
         raise ValueError(f"build_level: a level needs at least 1 node, got {m}")
-    if sampling == "fps":
+    if interpolation not in ("idw", "linear"):
+        raise ValueError(f"build_level: interpolation must be 'idw' or 'linear', got {interpolation!r}")
+    if sampling == "grid" or (sampling == "auto" and min(m, n) > AUTO_FPS_MAX):
+        idx, h = grid_sampling(fine, m)
+        return _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation)
+    if sampling in ("fps", "auto"):
         idx, _ = farthest_point_sampling(fine, m, start=start)
     elif sampling == "voxel":
         idx = voxel_sampling(fine, m)
     else:
-        raise ValueError(f"unknown sampling '{sampling}' (use 'fps' or 'voxel')")
+        raise ValueError(f"unknown sampling '{sampling}' (use 'auto', 'fps', 'grid' or 'voxel')")
     coarse = fine[idx]
     tree_c = cKDTree(coarse)
     dn, _ = tree_c.query(fine)
@@ -302,24 +330,78 @@ def build_level(
     if not r > 0:
         raise ValueError(f"build_level: level radius must be > 0, got {radius}")
     down, down_w = _down_map(fine, coarse, r, tree_c)
-    if interpolation not in ("idw", "linear"):
-        raise ValueError(f"build_level: interpolation must be 'idw' or 'linear', got {interpolation!r}")
     lin = _linear_up_map(fine, coarse, 2.0 * r, tree_c, up_k) if interpolation == "linear" else None
     up, up_w = lin if lin is not None else _up_map(fine, tree_c, len(coarse), up_k)
-    mc = len(coarse)
-    if mc == 1:
-        edges = np.zeros((2, 0), dtype=np.int64)
-    elif k is not None:
-        kk = min(int(k) + 1, mc)
-        _, nb = tree_c.query(coarse, k=kk)
-        pairs = np.stack([np.repeat(np.arange(mc), kk), nb.reshape(-1)])
-        edges = symmetric_edges(pairs, mc)
-    else:
-        kk = min(max_num_neighbors + 1, mc)
-        d, nb = tree_c.query(coarse, k=kk, distance_upper_bound=r)
-        d, nb = d.reshape(mc, kk), nb.reshape(mc, kk)
-        valid = nb < mc
-        pairs = np.stack([np.broadcast_to(np.arange(mc)[:, None], nb.shape)[valid], nb[valid]])
-        edges = symmetric_edges(pairs, mc)
+    edges = _level_edges(coarse, tree_c, r, k, max_num_neighbors)
     return Level(index=np.asarray(idx, np.int64), pos=coarse, edges=edges, down=down, down_w=down_w,
                  up=up, up_w=up_w, radius=r, cover=cover)
+
+
+#: ``sampling="auto"`` uses exact FPS up to this many coarse nodes, grid sampling above.
+AUTO_FPS_MAX = 20_000
+DOWN_K = 3  # grid levels: a fine node restricts to at most its DOWN_K nearest coarse nodes within the radius
+
+
+def _self_knn(tree: cKDTree, pts: np.ndarray, k: int, bound: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """``tree.query(pts, k)`` with the queries in the tree's own order (cache-friendly), as ``(n, k)``."""
+    order = np.asarray(tree.indices, dtype=np.int64)
+    d, j = tree.query(pts[order], k=k, distance_upper_bound=bound)
+    dd, jj = np.empty((len(pts), k)), np.empty((len(pts), k), dtype=np.int64)
+    dd[order], jj[order] = d.reshape(-1, k), j.reshape(-1, k)
+    return dd, jj
+
+
+def _level_edges(coarse: np.ndarray, tree_c: cKDTree, r: float, k: int | None, cap: int) -> np.ndarray:
+    """Symmetrized kNN edges (with ``k``) or radius edges capped at ``cap`` nearest, both directions."""
+    mc = len(coarse)
+    if mc == 1:
+        return np.zeros((2, 0), dtype=np.int64)
+    rows = np.broadcast_to(np.arange(mc)[:, None], (mc, 1))
+    if k is not None:
+        kk = min(int(k) + 1, mc)
+        _, nb = _self_knn(tree_c, coarse, kk)
+        return symmetric_edges(np.stack([np.broadcast_to(rows, nb.shape).ravel(), nb.ravel()]), mc)
+    kk = min(cap + 1, mc)
+    _, nb = _self_knn(tree_c, coarse, kk, bound=r)
+    valid = nb < mc
+    return symmetric_edges(np.stack([np.broadcast_to(rows, nb.shape)[valid], nb[valid]]), mc)
+
+
+def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation) -> Level:
+    """A level from grid samples: one kNN query of the fine nodes gives the cover, down and up maps.
+
+    Automatic radius: ``sqrt(d) * h`` (twice the half-diagonal of a grid cell, the covering radius
+    of a sample at its cell centre), at least the covering radius. Down map: each fine node to its (at most ``DOWN_K``) nearest
+    coarse nodes within the radius, always including the nearest one; weights as on FPS levels.
+    """
+    n, dim = fine.shape
+    coarse = fine[idx]
+    mc = len(coarse)
+    tree_c = cKDTree(coarse, leafsize=24, balanced_tree=False, compact_nodes=False)
+    kq = int(min(max(DOWN_K, up_k, 1), mc))
+    order = spatial_order(fine)
+    d, j = tree_c.query(fine[order], k=kq)
+    dd, jj = np.empty((n, kq)), np.empty((n, kq), dtype=np.int64)
+    dd[order], jj[order] = d.reshape(-1, kq), j.reshape(-1, kq)
+    del d, j, order
+    cover = float(dd[:, 0].max())
+    ext = float(np.linalg.norm(fine.max(0) - fine.min(0)))
+    auto = max(np.sqrt(dim) * h, cover) if h > 0 else 2.0 * cover  # >= cover: every fine node has one
+    r = float(radius) if radius is not None else max(auto, 1e-9 * max(ext, 1e-300))
+    if not r > 0:
+        raise ValueError(f"build_level: level radius must be > 0, got {radius}")
+    keep = dd[:, : min(DOWN_K, kq)] <= r
+    keep[:, 0] = True
+    f_idx = np.broadcast_to(np.arange(n)[:, None], keep.shape)[keep]
+    c_idx, dist = jj[:, : keep.shape[1]][keep], dd[:, : keep.shape[1]][keep]
+    R = np.maximum(r, dist) * 1.05 + 1e-300
+    w = dist / R
+    w *= w
+    w = 1.0 - w
+    w *= w
+    w /= np.bincount(c_idx, weights=w, minlength=mc)[c_idx]
+    lin = _linear_up_map(fine, coarse, 2.0 * r, tree_c, up_k) if interpolation == "linear" else None
+    up, up_w = lin if lin is not None else _up_map(fine, tree_c, mc, up_k, dj=(dd, jj))
+    edges = _level_edges(coarse, tree_c, r, k, max_num_neighbors)
+    return Level(index=np.asarray(idx, np.int64), pos=coarse, edges=edges, down=np.stack([f_idx, c_idx]),
+                 down_w=w, up=up, up_w=up_w, radius=r, cover=cover)

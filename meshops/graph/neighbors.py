@@ -3,10 +3,10 @@
 Two routes, same results:
 
 * CPU (:mod:`meshops.graph._neighbors_kdtree`): scipy's ``cKDTree`` (``workers=-1`` uses every
-  core, override with ``$MESHOPS_WORKERS``; queries are chunked so memory stays bounded by
-  ``CHUNK * max_num_neighbors``). Measured on 2 busy cores, 1e5 points, k=16: 1.04 s with all
-  workers vs 1.27 s with one; the exact tie/cap handling costs 1.5x the bare ``cKDTree.query`` at
-  1e5 points and is at parity at 1e6.
+  core, override with ``$MESHOPS_WORKERS``), queried in a spatially coherent order; kNN as dense
+  rows (only tied rows re-sorted or re-queried), radius pairs from one dual-tree pass sorted by a
+  packed-key value sort. Faster than a bare ``cKDTree(x).query(x, k)`` / ``query_ball_point``
+  with the same workers (``meshops bench scale``, ``neighbors`` row).
 * CUDA (or ``backend="cell"`` anywhere; :mod:`meshops.graph._neighbors_cell`): a cell list in
   plain torch. Points are hashed into cubic cells of side ``r``; each query scans the 3^d
   surrounding cells found by ``searchsorted`` on the sorted cell keys. Queries are processed in
@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from meshops.graph._neighbors_cell import _cap, _cell_knn, _cell_radius
-from meshops.graph._neighbors_kdtree import CHUNK, _kdtree_knn, _kdtree_radius
+from meshops.graph._neighbors_kdtree import CHUNK, kdtree_knn, kdtree_radius
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def _check(x: Tensor, name: str) -> Tensor:
         raise ValueError(f"{name} must have shape (n, d), got {tuple(x.shape)}")
     if not x.is_floating_point():
         x = x.float()
-    if x.numel() and not bool(torch.isfinite(x).all()):
+    if x.numel() and not (np.isfinite(x.detach().numpy()).all() if x.device.type == "cpu" else bool(torch.isfinite(x).all())):
         bad = int(torch.nonzero(~torch.isfinite(x))[0, 0])
         raise ValueError(f"{name}: point {bad} has a non-finite coordinate {x[bad].tolist()}")
     return x
@@ -82,8 +82,9 @@ def _backend(x: Tensor, backend: str | None) -> str:
 
 # --------------------------------------------------------------------------- public API
 def _prep(x: Tensor, y: Tensor, batch_x: Tensor | None, batch_y: Tensor | None):
+    same = y is x
     x = _check(torch.as_tensor(x), "x")
-    y = _check(torch.as_tensor(y), "y")
+    y = x if same else _check(torch.as_tensor(y), "y")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x has dimension {x.shape[1]} but y has {y.shape[1]}")
     y = y.to(x.device, x.dtype)
@@ -102,8 +103,10 @@ def _gap(x: Tensor, y: Tensor, r: float) -> float:
 
 def _search(
     kind: str, x: Tensor, y: Tensor, param: float, cap: int | None, bx: Tensor | None, by: Tensor | None,
-    exclude_self: bool, backend: str | None, pair_budget: int,
+    exclude_self: bool, backend: str | None, pair_budget: int, same: bool = False, flip: bool = False,
 ) -> Tensor:
+    """``(2, E)`` ``[query, neighbor]`` sorted by (query, distance, index), ``[neighbor, query]`` with
+    ``flip``; ``same``: ``y`` is ``x``."""
     be = _backend(x, backend)
     dev = x.device
     if x.shape[0] == 0 or y.shape[0] == 0:
@@ -114,45 +117,60 @@ def _search(
         if kind == "knn":
             gap = gap * 1e3
         x = torch.cat([x.double(), bx[:, None].double() * gap], 1)
-        y = torch.cat([y.double(), by[:, None].double() * gap], 1)
+        y = x if same else torch.cat([y.double(), by[:, None].double() * gap], 1)
     if be == "kdtree":
-        xn = x.detach().cpu().double().numpy()
-        yn = y.detach().cpu().double().numpy()
-        if kind == "radius":
-            q, n, d = _kdtree_radius(xn, yn, param, cap, exclude_self)
-        else:
-            q, n, d = _kdtree_knn(xn, yn, int(param), exclude_self)
-        # already sorted by (query, distance, index) and capped
-        q, n, d = (torch.from_numpy(np.ascontiguousarray(a)) for a in (q, n, d))
-    elif be == "cell":
+        return _search_kdtree(kind, x, y, param, cap, exclude_self, same, flip)
+    if be == "cell":
         if kind == "radius":
             q, n, d = _cell_radius(x, y, param, exclude_self, pair_budget)
             q, n, d = _cap(q, n, d, cap)
         else:
             q, n, d = _cell_knn(x, y, int(param), exclude_self, pair_budget)
-    else:  # brute force: the reference, O(n m) memory in chunks
-        qs, ns, ds = [], [], []
-        step = max(1, pair_budget // max(x.shape[0], 1))
-        for s in range(0, y.shape[0], step):
-            dd = torch.cdist(y[s : s + step].double(), x.double(), compute_mode="donot_use_mm_for_euclid_dist")
-            qi = torch.arange(s, s + dd.shape[0], device=dev)
-            if exclude_self:
-                dd[torch.arange(dd.shape[0], device=dev), qi] = float("inf")
-            if kind == "radius":
-                qq, nn = torch.nonzero(dd <= param, as_tuple=True)
-                qs.append(qq + s)
-                ns.append(nn)
-                ds.append(dd[qq, nn])
-            else:
-                kk = min(int(param), x.shape[0] - (1 if exclude_self else 0))
-                # lower index among ties: sort by (distance, index) via a stable sort on distance
-                o = torch.sort(dd, dim=1, stable=True).indices[:, :kk]
-                qs.append(qi[:, None].expand_as(o).reshape(-1))
-                ns.append(o.reshape(-1))
-                ds.append(torch.gather(dd, 1, o).reshape(-1))
-        q, n, d = torch.cat(qs), torch.cat(ns), torch.cat(ds)
-        q, n, d = _cap(q, n, d, cap if kind == "radius" else None)
-    return torch.stack([q, n]).to(dev)
+    else:
+        q, n = _search_brute(kind, x, y, param, cap, exclude_self, pair_budget)
+    return torch.stack([n, q] if flip else [q, n])
+
+
+def _search_kdtree(kind, x, y, param, cap, exclude_self, same, flip) -> Tensor:
+    xn = x.detach().cpu().double().numpy()
+    yn = None if same else y.detach().cpu().double().numpy()
+    if kind == "radius":
+        q, n = kdtree_radius(xn, yn, param, cap, exclude_self)
+        e = np.stack([n, q] if flip else [q, n])
+    else:  # dense rows written straight into the (2, E) result
+        m, k = len(xn if yn is None else yn), int(param)
+        kc = max(0, min(k, len(xn) - (1 if exclude_self else 0)))
+        e = np.empty((2, m, kc), dtype=np.int64)
+        e[1 if flip else 0] = np.arange(m)[:, None]
+        kdtree_knn(xn, yn, k, exclude_self, out=e[0 if flip else 1])
+        e = e.reshape(2, -1)
+    return torch.from_numpy(e).to(x.device)
+
+
+def _search_brute(kind, x, y, param, cap, exclude_self, pair_budget) -> tuple[Tensor, Tensor]:
+    """Brute force: the reference, O(n m) memory in chunks."""
+    dev = x.device
+    qs, ns, ds = [], [], []
+    step = max(1, pair_budget // max(x.shape[0], 1))
+    for s in range(0, y.shape[0], step):
+        dd = torch.cdist(y[s : s + step].double(), x.double(), compute_mode="donot_use_mm_for_euclid_dist")
+        qi = torch.arange(s, s + dd.shape[0], device=dev)
+        if exclude_self:
+            dd[torch.arange(dd.shape[0], device=dev), qi] = float("inf")
+        if kind == "radius":
+            qq, nn = torch.nonzero(dd <= param, as_tuple=True)
+            qs.append(qq + s)
+            ns.append(nn)
+            ds.append(dd[qq, nn])
+        else:
+            kk = min(int(param), x.shape[0] - (1 if exclude_self else 0))
+            # lower index among ties: sort by (distance, index) via a stable sort on distance
+            o = torch.sort(dd, dim=1, stable=True).indices[:, :kk]
+            qs.append(qi[:, None].expand_as(o).reshape(-1))
+            ns.append(o.reshape(-1))
+            ds.append(torch.gather(dd, 1, o).reshape(-1))
+    q, n, d = _cap(torch.cat(qs), torch.cat(ns), torch.cat(ds), cap if kind == "radius" else None)
+    return q, n
 
 
 def radius(
@@ -216,7 +234,7 @@ def _knn_batched(x, y, k, bx, by, exclude_self, backend, pair_budget) -> Tensor:
         if ix.numel() == 0 or iy.numel() == 0:
             continue
         if exclude_self:
-            e = _search("knn", x[ix], x[ix], k, None, None, None, True, backend, pair_budget)
+            e = _search("knn", x[ix], x[ix], k, None, None, None, True, backend, pair_budget, same=True)
         else:
             e = _search("knn", x[ix], y[iy], k, None, None, None, False, backend, pair_budget)
         out.append(torch.stack([iy[e[0]] if not exclude_self else ix[e[0]], ix[e[1]]]))
@@ -247,8 +265,8 @@ def radius_graph(
     if flow not in ("source_to_target", "target_to_source"):
         raise ValueError(f"radius_graph: flow must be 'source_to_target' or 'target_to_source', got {flow!r}")
     x, _, bx, _ = _prep(x, x, batch, batch)
-    e = _search("radius", x, x, float(r), max_num_neighbors, bx, bx, not loop, backend, pair_budget)
-    return e.flip(0) if flow == "source_to_target" else e
+    return _search("radius", x, x, float(r), max_num_neighbors, bx, bx, not loop, backend, pair_budget, same=True,
+                   flip=flow == "source_to_target")
 
 
 def knn_graph(
@@ -273,5 +291,6 @@ def knn_graph(
     if bx is not None:
         e = _knn_batched(x, x, k, bx, bx, not loop, backend, pair_budget)
     else:
-        e = _search("knn", x, x, k, None, None, None, not loop, backend, pair_budget)
+        return _search("knn", x, x, k, None, None, None, not loop, backend, pair_budget, same=True,
+                       flip=flow == "source_to_target")
     return e.flip(0) if flow == "source_to_target" else e

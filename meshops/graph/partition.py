@@ -15,7 +15,7 @@ coordinate bisection of the node positions (always available, O(N log parts)).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GraphPart", "assign_parts", "coordinate_bisection", "make_parts", "partition", "subgraph",
+__all__ = ["GraphPart", "PartPlan", "assign_parts", "coordinate_bisection", "make_parts", "partition", "subgraph",
            "partitioned_forward", "partitioned_backward", "model_hops"]
 
 
@@ -133,6 +133,72 @@ def _rows(ptr: np.ndarray, order: np.ndarray, nodes: np.ndarray) -> np.ndarray:
     return order[offs]
 
 
+class _Upstream:
+    """In-edge CSR of a graph, for growing halos and collecting a part's edges."""
+
+    def __init__(self, edge_index: np.ndarray, num_nodes: int) -> None:
+        self.edge_index = np.asarray(edge_index, dtype=np.int64)
+        self.n = num_nodes
+        self.ptr, self.order = _csr_in(self.edge_index, num_nodes)
+        self.src = self.edge_index[0]
+
+    def nodes(self, owned: np.ndarray, hops: int) -> tuple[np.ndarray, np.ndarray]:
+        """``owned`` then the halo nodes (by hop), and the node mask."""
+        mask = np.zeros(self.n, dtype=bool)
+        mask[owned] = True
+        frontier, halo = owned, []
+        for _ in range(hops):
+            nb = self.src[_rows(self.ptr, self.order, frontier)]
+            nb = np.unique(nb[~mask[nb]])
+            if nb.size == 0:
+                break
+            mask[nb] = True
+            halo.append(nb)
+            frontier = nb
+        return np.concatenate([owned, *halo]), mask
+
+    def part(self, owned: np.ndarray, hops: int) -> GraphPart:
+        nodes, mask = self.nodes(owned, hops)
+        eids = _rows(self.ptr, self.order, nodes)
+        eids = np.sort(eids[mask[self.src[eids]]])
+        local = np.full(self.n, -1, dtype=np.int64)
+        local[nodes] = np.arange(nodes.size)
+        return GraphPart(nodes, owned.size, eids, local[self.edge_index[:, eids]])
+
+
+class PartPlan:
+    """Parts built one at a time when iterated (only one part's index arrays alive at once).
+
+    ``len(plan)`` is the part count; ``sizes()`` the (nodes, edges upper bound) of each part
+    without building the edge lists.
+    """
+
+    def __init__(self, edge_index: np.ndarray, num_nodes: int, assign: np.ndarray, hops: int) -> None:
+        assign = np.asarray(assign)
+        if assign.shape != (num_nodes,):
+            raise ValueError(f"make_parts: assign has shape {assign.shape}, expected ({num_nodes},)")
+        self.up = _Upstream(edge_index, num_nodes)
+        self.assign, self.hops = assign, int(hops)
+        order = np.argsort(assign, kind="stable")
+        bounds = np.searchsorted(assign[order], np.unique(assign))
+        self._owned = np.split(order, bounds[1:])
+
+    def __len__(self) -> int:
+        return len(self._owned)
+
+    def __iter__(self):
+        for owned in self._owned:
+            yield self.up.part(owned, self.hops)
+
+    def sizes(self) -> list[tuple[int, int]]:
+        deg = np.diff(self.up.ptr)
+        out = []
+        for owned in self._owned:
+            nodes, _ = self.up.nodes(owned, self.hops)
+            out.append((int(nodes.size), int(deg[nodes].sum())))
+        return out
+
+
 def make_parts(edge_index: np.ndarray, num_nodes: int, assign: np.ndarray, hops: int) -> list[GraphPart]:
     """Parts with ``hops``-hop upstream halos and every edge between their nodes.
 
@@ -140,39 +206,15 @@ def make_parts(edge_index: np.ndarray, num_nodes: int, assign: np.ndarray, hops:
     ------
     edge_index : (2, E) [src, dst]; assign : (N,) part ids -> list of :class:`GraphPart`
     """
-    edge_index = np.asarray(edge_index, dtype=np.int64)
-    assign = np.asarray(assign)
-    if assign.shape != (num_nodes,):
-        raise ValueError(f"make_parts: assign has shape {assign.shape}, expected ({num_nodes},)")
-    ptr, order = _csr_in(edge_index, num_nodes)
-    src = edge_index[0]
-    parts = []
-    local = np.full(num_nodes, -1, dtype=np.int64)
-    for p in np.unique(assign):
-        owned = np.flatnonzero(assign == p)
-        mask = np.zeros(num_nodes, dtype=bool)
-        mask[owned] = True
-        frontier, halo = owned, []
-        for _ in range(hops):
-            nb = src[_rows(ptr, order, frontier)]
-            nb = np.unique(nb[~mask[nb]])
-            if nb.size == 0:
-                break
-            mask[nb] = True
-            halo.append(nb)
-            frontier = nb
-        nodes = np.concatenate([owned, *halo])
-        eids = _rows(ptr, order, nodes)
-        eids = np.sort(eids[mask[src[eids]]])
-        local[nodes] = np.arange(nodes.size)
-        parts.append(GraphPart(nodes, owned.size, eids, local[edge_index[:, eids]]))
-        local[nodes] = -1
-    return parts
+    return list(PartPlan(edge_index, num_nodes, assign, hops))
 
 
 def partition(data: Any, hops: int, n_parts: int | None = None, max_nodes_per_part: int | None = None,
-              method: str = "auto") -> list[GraphPart]:
-    """Parts of a (PyG) graph: ``n_parts`` of them, or as many as keep owned nodes <= ``max_nodes_per_part``."""
+              method: str = "auto", lazy: bool = False) -> list[GraphPart] | PartPlan:
+    """Parts of a (PyG) graph: ``n_parts`` of them, or as many as keep owned nodes <= ``max_nodes_per_part``.
+
+    ``lazy=True`` returns a :class:`PartPlan` that builds each part when iterated.
+    """
     n = int(data.num_nodes)
     if n_parts is None:
         if not max_nodes_per_part or max_nodes_per_part < 1:
@@ -181,7 +223,11 @@ def partition(data: Any, hops: int, n_parts: int | None = None, max_nodes_per_pa
     ei = data.edge_index.cpu().numpy()
     pos = data.pos.detach().cpu().numpy() if getattr(data, "pos", None) is not None else None
     assign = assign_parts(n, n_parts, pos, ei, method)
-    parts = make_parts(ei, n, assign, hops)
+    plan = PartPlan(ei, n, assign, hops)
+    if lazy:
+        log.info("partition: %d nodes -> %d parts, halo %d hops (built one at a time)", n, len(plan), hops)
+        return plan
+    parts = list(plan)
     log.info("partition: %d nodes -> %d parts, halo %d hops, up to %d nodes a part", n, len(parts), hops,
              max(p.nodes.size for p in parts))
     return parts
@@ -222,16 +268,24 @@ def model_hops(model: torch.nn.Module) -> int:
     return hops
 
 
-def partitioned_forward(model: torch.nn.Module, data: Any, parts: list[GraphPart]) -> torch.Tensor:
+def partitioned_forward(model: torch.nn.Module, data: Any, parts: Iterable[GraphPart]) -> torch.Tensor:
     """``model(data)`` computed part by part; the owned rows stitched back in node order.
 
     Shapes
     ------
     returns : (N, C), equal to ``model(data)`` up to float summation order
     """
+    import time
+
+    from tqdm.auto import tqdm
+
     out: torch.Tensor | None = None
-    for part in parts:
+    total = len(parts) if hasattr(parts, "__len__") else None
+    for i, part in enumerate(tqdm(parts, total=total, desc="parts", disable=None, leave=False)):
+        t0 = time.perf_counter()
         y = model(subgraph(data, part))[: part.n_owned]
+        log.info("part %d/%s: %d nodes (%d owned), %d edges, %.1f s", i + 1, total, part.nodes.size, part.n_owned,
+                 part.edges.size, time.perf_counter() - t0)
         if out is None:
             out = y.new_empty(int(data.num_nodes), *y.shape[1:])
         out[torch.from_numpy(part.owned).to(y.device)] = y

@@ -60,10 +60,9 @@ def _read_msh2_ascii(path: Path) -> tuple[Any, ...]:
     points = np.zeros((0, 3))
     node_ids = np.zeros(0, np.int64)
     elem_ids: np.ndarray = np.zeros(0, np.int64)
-    types: list[str] = []
-    conn: list[list[int]] = []
-    phys: list[int] = []
-    geo: list[int] = []
+    types = np.zeros(0, dtype=object)
+    conn: tuple[np.ndarray, np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    phys = geo = np.zeros(0, np.int64)
     data: dict[str, dict[str, np.ndarray]] = {"point": {}, "cell": {}}
 
     def section_end(name: str, j: int) -> int:
@@ -98,19 +97,7 @@ def _read_msh2_ascii(path: Path) -> tuple[Any, ...]:
             n = int(body[0])
             if len(body) - 1 < n:
                 raise MeshError(f"{path}: $Elements announces {n} elements but holds {len(body) - 1}")
-            ids = np.empty(n, np.int64)
-            for k, row in enumerate(body[1:n + 1]):
-                v = [int(x) for x in row.split()]
-                nt = v[2]
-                t = from_type.get(v[1])
-                if t is None:
-                    raise MeshError(f"{path}: element {v[0]} has unknown Gmsh type {v[1]}")
-                ids[k] = v[0]
-                types.append(t)
-                phys.append(v[3] if nt >= 1 else 0)
-                geo.append(v[4] if nt >= 2 else 0)
-                conn.append(v[3 + nt:])
-            elem_ids = ids
+            elem_ids, types, conn, phys, geo = _msh2_elements(path, body[1 : n + 1], from_type)
         elif sec in ("NodeData", "ElementData"):
             ns = int(body[0])
             strs = [body[1 + q].strip().strip('"') for q in range(ns)]
@@ -126,33 +113,104 @@ def _read_msh2_ascii(path: Path) -> tuple[Any, ...]:
         i = end + 1
     if not len(points):
         raise MeshError(f"{path}: no $Nodes section")
-    lookup = {int(t): k for k, t in enumerate(node_ids)}
     blocks: list[CellBlock] = []
     ph_blocks: list[np.ndarray] = []
     ge_blocks: list[np.ndarray] = []
-    start = 0
-    for k in range(1, len(types) + 1):
-        if k == len(types) or types[k] != types[start] or len(conn[k]) != len(conn[start]):
-            try:
-                c = np.array([[lookup[x] for x in row] for row in conn[start:k]], dtype=np.int64)
-            except KeyError as e:
-                raise MeshError(f"{path}: an element uses node {e.args[0]}, which is not in $Nodes") from None
-            blocks.append(CellBlock(types[start], _reorder(types[start], common._gmsh_to_meshio_order(types[start], c))))
-            ph_blocks.append(np.array(phys[start:k], np.int64))
-            ge_blocks.append(np.array(geo[start:k], np.int64))
-            start = k
+    for name, nodes, sel in _runs(types, conn):  # one step per run of one type, not per element
+        c, ok = _id_positions(node_ids, nodes)
+        if not ok.all():
+            bad = int(nodes[~ok][0])
+            raise MeshError(f"{path}: an element uses node {bad}, which is not in $Nodes")
+        blocks.append(CellBlock(name, _reorder(name, common._gmsh_to_meshio_order(name, c))))
+        ph_blocks.append(phys[sel])
+        ge_blocks.append(geo[sel])
     out_data: dict[str, dict[str, np.ndarray]] = {"point": {}, "cell": {}}
-    for loc, ids, count in (("point", node_ids, len(points)), ("cell", elem_ids, len(types))):
-        pos = {int(t): k for k, t in enumerate(ids)}
+    for loc, ids, count in (("point", node_ids, len(points)), ("cell", elem_ids, len(elem_ids))):
         for name, arr in data[loc].items():
             vals = np.full((count, arr.shape[1] - 1), np.nan)
-            try:
-                rows = np.array([pos[int(t)] for t in arr[:, 0]], dtype=np.int64)
-            except KeyError as e:
-                raise MeshError(f"{path}: {loc} field '{name}' refers to unknown id {e.args[0]}") from None
+            rows, ok = _id_positions(ids, arr[:, 0].astype(np.int64))
+            if not ok.all():
+                raise MeshError(f"{path}: {loc} field '{name}' refers to unknown id {int(arr[~ok, 0][0])}")
             vals[rows] = arr[:, 1:]
             out_data[loc][name] = vals[:, 0] if vals.shape[1] == 1 else vals
     return points, blocks, ph_blocks, ge_blocks, names, out_data["point"], out_data["cell"]
+
+
+def _rows(lines: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whitespace-separated numbers of ``lines``: ``(values, index of each row's first value, values per row)``."""
+    if not lines:
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    raw = ("\n".join(lines) + "\n").encode()
+    b = np.frombuffer(raw, dtype=np.uint8)
+    starts = np.concatenate([[0], np.flatnonzero(b == 10)[:-1] + 1])
+    tok = b > 32
+    tok[1:] &= b[:-1] <= 32
+    per_row = np.add.reduceat(tok.view(np.uint8), starts).astype(np.int64)
+    try:
+        num = np.fromstring(raw, sep=" ")
+    except ValueError:
+        num = np.zeros(0)
+    if len(num) != int(per_row.sum()):
+        bad = next((t for t in raw.split() if not _is_number(t)), b"?").decode("utf-8", "replace")
+        raise ValueError(f"'{bad}' is not a number")
+    return num, np.cumsum(per_row) - per_row, per_row
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _msh2_elements(path: Path, rows: list[str], from_type: dict) -> tuple[np.ndarray, ...]:
+    """Gmsh 2 element rows ``id type ntags tags... nodes...`` parsed at once (no loop per element).
+
+    Returns ids, type names (object array), ``(values, first node index, node count)`` per element,
+    physical and geometrical tags.
+    """
+    try:
+        num, first, per_row = _rows(rows)
+    except ValueError as e:
+        raise MeshError(f"{path}: $Elements: {e}") from None
+    if len(rows) and int(per_row.min()) < 3:
+        raise MeshError(f"{path}: $Elements: element row {int(np.argmin(per_row)) + 1} is too short")
+    ids, code, nt = (num[first + j].astype(np.int64) for j in range(3))
+    names = np.empty(len(rows), dtype=object)
+    for c in np.unique(code).tolist():  # a handful of element types
+        t = from_type.get(int(c))
+        if t is None:
+            raise MeshError(f"{path}: element {int(ids[np.argmax(code == c)])} has unknown Gmsh type {c}")
+        names[code == c] = t
+    tag = lambda j: np.where(nt > j, num[np.minimum(first + 3 + j, len(num) - 1)], 0).astype(np.int64)  # noqa: E731
+    cnt = per_row - 3 - nt
+    return ids, names, (num, first + 3 + nt, cnt), tag(0), tag(1)
+
+
+def _runs(types: np.ndarray, conn: tuple[np.ndarray, np.ndarray, np.ndarray]):
+    """``(type, node ids (m, k), slice)`` per run of elements with one type and node count."""
+    num, start, cnt = conn
+    n = len(types)
+    if n == 0:
+        return
+    change = np.flatnonzero((types[1:] != types[:-1]) | (cnt[1:] != cnt[:-1])) + 1
+    for a, b in zip(np.concatenate([[0], change]), np.concatenate([change, [n]]), strict=True):
+        k = int(cnt[a])
+        yield types[a], num[start[a:b, None] + np.arange(k)].astype(np.int64), slice(int(a), int(b))
+
+
+def _id_positions(ids: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position in ``ids`` of each query id (the last one when repeated) and whether it was found."""
+    if len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):  # the usual 1..n numbering
+        pos = query - ids[0]
+        ok = (pos >= 0) & (pos < len(ids))
+        return np.where(ok, pos, 0), ok
+    order = np.argsort(ids, kind="stable")
+    s = ids[order]
+    pos = np.clip(np.searchsorted(s, query, side="right") - 1, 0, max(len(s) - 1, 0))
+    ok = s[pos] == query if len(s) else np.zeros(len(query), dtype=bool)
+    return order[pos], ok
 
 
 def _read_with_meshio(path: Path) -> tuple[Any, ...]:

@@ -8,6 +8,7 @@ before dropping any. Coordinates are written with the digits they need (15 or 17
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +25,39 @@ TYPE_TO_SU2 = {v: k for k, v in SU2_TO_TYPE.items()}
 
 
 class _Lines:
+    """The file's content lines (comments after ``%`` and blank lines dropped), found with numpy.
+
+    Keyword lines are decoded one by one; a block of ``n`` data rows is parsed in one go
+    (:meth:`table`), with no Python loop per row.
+    """
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        with open(path, encoding="utf-8", errors="replace") as f:
-            raw = f.read().splitlines()
-        self.lines = [ln.split("%", 1)[0].strip() for ln in raw]
+        b = np.frombuffer(path.read_bytes() + b"\n", dtype=np.uint8).copy()
+        nl = np.flatnonzero(b == 10)
+        starts = np.concatenate([[0], nl[:-1] + 1])
+        pct = np.flatnonzero(b == 37)  # '%': the rest of the line is a comment
+        if len(pct):
+            line_of = np.searchsorted(nl, pct)  # the line of each '%'
+            first = pct[np.concatenate([[True], line_of[1:] != line_of[:-1]])]
+            ends = nl[np.unique(line_of)]
+            mark = np.zeros(len(b) + 1, dtype=np.int8)
+            np.add.at(mark, first, 1)
+            np.add.at(mark, ends, -1)
+            b[np.cumsum(mark[:-1]) > 0] = 32
+        b[b < 32] = 32  # tabs, carriage returns: spaces (newlines restored below)
+        b[nl] = 10
+        count = np.add.reduceat((b > 32).view(np.uint8), starts) if len(starts) else starts
+        keep = np.flatnonzero(count > 0)
+        self.bytes, self.start, self.end = b, starts[keep], nl[keep]
         self.i = 0
 
     def next_content(self) -> str | None:
-        while self.i < len(self.lines):
-            ln = self.lines[self.i]
-            self.i += 1
-            if ln:
-                return ln
-        return None
+        if self.i >= len(self.start):
+            return None
+        s, e = self.start[self.i], self.end[self.i]
+        self.i += 1
+        return self.bytes[s:e].tobytes().decode("utf-8", errors="replace").strip()
 
     def keyword(self, key: str) -> str:
         ln = self.next_content()
@@ -55,40 +75,79 @@ class _Lines:
         except (ValueError, IndexError):
             raise MeshError(f"{self.path}: line {self.i}: '{key}=' has no count ('{v}')") from None
 
-    def rows(self, n: int, what: str) -> list[list[str]]:
-        out = []
-        while len(out) < n:
-            ln = self.next_content()
-            if ln is None:
-                raise MeshError(f"{self.path}: file ends after {len(out)} of {n} {what} (truncated?)")
-            out.append(ln.split())
-        return out
+    def table(self, n: int, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next ``n`` rows as numbers: ``(values, first token of each row, tokens per row)``.
 
-
-def _elements(rows: list[list[str]], path: Path, what: str) -> list[CellBlock]:
-    types, data = [], []
-    for r in rows:
-        try:
-            t = int(r[0])
-            name = SU2_TO_TYPE[t]
-        except (ValueError, KeyError):
-            raise MeshError(f"{path}: {what}: unknown SU2 element type '{r[0]}'") from None
-        k = CELL_NODES[name]
-        if len(r) < k + 1:
-            raise MeshError(f"{path}: {what}: element of type {name} needs {k} nodes, got {len(r) - 1}")
-        types.append(name)
-        data.append(r[1: k + 1])
-    blocks: list[CellBlock] = []
-    start = 0
-    for i in range(1, len(types) + 1):
-        if i == len(types) or types[i] != types[start]:
+        Raises :class:`MeshError` when the file ends early or a token is not a number.
+        """
+        have = len(self.start) - self.i
+        if have < n:
+            raise MeshError(f"{self.path}: file ends after {have} of {n} {what} (truncated?)")
+        if n == 0:
+            return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        s, e = self.start[self.i], self.end[self.i + n - 1]
+        lo = self.start[self.i : self.i + n] - s
+        self.i += n
+        b = self.bytes[s : e + 1]
+        tok = b > 32
+        tok[1:] &= b[:-1] <= 32  # first byte of each token
+        per_row = np.add.reduceat(tok.view(np.uint8), lo).astype(np.int64)
+        first = np.cumsum(per_row) - per_row  # tokens before each row
+        total = int(per_row.sum())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns, and stops, at the first token that is no number
             try:
-                arr = np.array(data[start:i], dtype=np.int64)
-            except ValueError as e:
-                raise MeshError(f"{path}: {what}: non-integer node index ({e})") from None
-            blocks.append(CellBlock(types[start], arr))
-            start = i
+                num = np.fromstring(b.tobytes(), sep=" ")
+            except ValueError:
+                num = np.zeros(0)
+        if len(num) != total:  # the error path only: find the offending token for the message
+            bad = next((t for t in b.tobytes().split() if not _is_number(t)), b"?").decode("utf-8", "replace")
+            raise MeshError(f"{self.path}: {what}: a value is not a number ('{bad}')")
+        return num, first, per_row
+
+
+def _elements(L: _Lines, n: int, path: Path, what: str) -> list[CellBlock]:
+    """``n`` element rows ``type node... [index]`` as cell blocks (runs of one type, file order)."""
+    num, first, per_row = L.table(n, what if what == "elements" else f"{what} elements")
+    if n == 0:
+        return []
+    t = num[first]
+    lut = np.full(256, -1, dtype=np.int64)
+    for code, name in SU2_TO_TYPE.items():
+        lut[code] = CELL_NODES[name]
+    ti = np.where((t == np.round(t)) & (t >= 0) & (t < 256), t, 255).astype(np.int64)
+    k = lut[ti]
+    bad = np.flatnonzero(k < 0)
+    if len(bad):
+        raise MeshError(f"{path}: {what}: unknown SU2 element type '{_fmt(t[bad[0]])}'")
+    short = np.flatnonzero(per_row < k + 1)
+    if len(short):
+        r = int(short[0])
+        raise MeshError(f"{path}: {what}: element of type {SU2_TO_TYPE[int(ti[r])]} needs {int(k[r])} nodes, "
+                        f"got {int(per_row[r]) - 1}")
+    change = np.flatnonzero(ti[1:] != ti[:-1]) + 1
+    blocks: list[CellBlock] = []
+    for a, b in zip(np.r_[0, change], np.r_[change, n], strict=True):  # one step per run of a type
+        kk = int(k[a])
+        cols = (first[a:b] + 1)[:, None] + np.arange(kk)
+        nodes = num[cols]
+        if not np.all(nodes == np.round(nodes)):
+            bad_v = nodes[nodes != np.round(nodes)][0]
+            raise MeshError(f"{path}: {what}: non-integer node index ({_fmt(bad_v)})")
+        blocks.append(CellBlock(SU2_TO_TYPE[int(ti[a])], nodes.astype(np.int64)))
     return blocks
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
 def read_su2(path: Path, time: Any = None, **kw: Any) -> Mesh:
@@ -110,15 +169,15 @@ def read_su2(path: Path, time: Any = None, **kw: Any) -> Mesh:
     if ndime not in (2, 3):
         raise MeshError(f"{path}: NDIME={ndime}, expected 2 or 3")
     nelem = L.count("NELEM")
-    cells = _elements(L.rows(nelem, "elements"), path, "elements")
+    cells = _elements(L, nelem, path, "elements")
     npoin = L.count("NPOIN")
-    prow = L.rows(npoin, "points")
     try:
-        pts = np.array([r[:ndime] for r in prow], dtype=np.float64)
-    except ValueError as e:
-        raise MeshError(f"{path}: points: a coordinate is not a number ({e})") from None
-    if pts.shape != (npoin, ndime):
+        num, first, per_row = L.table(npoin, "points")
+    except MeshError as e:
+        raise MeshError(str(e).replace("points: a value is not a number", "points: a coordinate is not a number")) from None
+    if npoin and int(per_row.min()) < ndime:
         raise MeshError(f"{path}: points: expected {ndime} coordinates per point")
+    pts = num[first[:, None] + np.arange(ndime)] if npoin else np.zeros((0, ndime))
     boundaries: dict[str, list[CellBlock]] = {}
     ln = L.next_content()
     if ln is not None:
@@ -127,7 +186,7 @@ def read_su2(path: Path, time: Any = None, **kw: Any) -> Mesh:
         for _ in range(nmark):
             tag = L.keyword("MARKER_TAG")
             ne = L.count("MARKER_ELEMS")
-            boundaries[tag] = _elements(L.rows(ne, f"marker '{tag}' elements"), path, f"marker '{tag}'")
+            boundaries[tag] = _elements(L, ne, path, f"marker '{tag}'")
     mesh = Mesh(points=pts, cells=cells, boundaries=boundaries, source=str(path))
     mesh.dim = ndime
     return mesh
@@ -165,7 +224,7 @@ def _write_elems(f: Any, b: CellBlock, start: int | None) -> None:
     cols = [np.full((len(b), 1), TYPE_TO_SU2[b.type]), b.data]
     if start is not None:
         cols.append(np.arange(start, start + len(b))[:, None])
-    np.savetxt(f, np.hstack(cols).astype(np.int64), fmt="%d", delimiter="\t")
+    write_rows(f, *cols)
 
 
 register_format("su2", [".su2"], read_su2, write_su2, stores=("mixed", "volume", "boundaries"),

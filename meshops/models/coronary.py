@@ -47,13 +47,22 @@ import torch
 from torch import Tensor, nn
 
 from meshops.geometry.centerline import curvature_torsion, resample, rotation_minimizing_frames, tangents
+from meshops.geometry.vessel_tree import vessel_tree
 from meshops.models import register
+from meshops.models.coronary_tree import (
+    RANGE_NAMES,
+    TREE_FEATURES,
+    PhysicalScales,
+    project_to_centerline,
+    tree_pressure,
+    tree_tensors,
+)
 from meshops.nn.centerline import CenterlineEncoder
 from meshops.nn.rbf import AnisotropicRBFDecoder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_TRAINING_RANGES", "detect_length_scale", "training_ranges", "CL_FEATURES", "N_FLOW_FEATURES", "CenterlineRBF", "point_features", "attach_case_centerline", "attach_centerline", "centerline_inputs", "validate_centerline"]
+__all__ = ["DEFAULT_TRAINING_RANGES", "input_ranges", "range_warnings", "detect_length_scale", "training_ranges", "CL_FEATURES", "N_FLOW_FEATURES", "CenterlineRBF", "point_features", "attach_case_centerline", "attach_centerline", "centerline_inputs", "validate_centerline"]
 
 #: Geometry and flow ranges of the coronary_synthetic training draw (``datasets/coronary_synthetic/
 #: vessel.py`` RANGES: inlet radius 1.5-2.0 mm tapering to >= 1 mm, stenosis throats down to
@@ -203,6 +212,7 @@ def centerline_inputs(
     total = sum(lengths)
     anchor = p.mean(0)
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("pos", "frame", "radius", "s", "branch", "feat")}
+    tree = vessel_tree(p, r, paths)
     r_max = float(r.max())
     for bi, (b, length) in enumerate(zip(paths, lengths, strict=False)):
         nb = max(3, int(round(n_points * length / total)))
@@ -237,7 +247,7 @@ def centerline_inputs(
         out["branch"].append(np.full(nb, bi, dtype=np.int64))
         out["feat"].append(np.stack([feats[k] for k in CL_FEATURES], 1))
     m = sum(len(x) for x in out["pos"])
-    return {
+    return tree_tensors(tree, out["s"], out["radius"], out["pos"]) | {
         "cl_pos": torch.from_numpy(np.concatenate(out["pos"])).float(),
         "cl_frame": torch.from_numpy(np.concatenate(out["frame"])).float(),
         "cl_radius": torch.from_numpy(np.concatenate(out["radius"])).float(),
@@ -295,6 +305,65 @@ def attach_case_centerline(data: Any, case: Any, n_points: int = 128, q_name: st
     )
 
 
+def input_ranges(data: Any) -> np.ndarray:
+    """(min, max) of the quantities in :data:`RANGE_NAMES` on one attached graph (model units).
+
+    Shapes
+    ------
+    -> (len(RANGE_NAMES), 2)
+    """
+    r = data.cl_radius.double().numpy()
+    q = float(data.cl_q.reshape(-1)[0])
+    qb = q * data.cl_qfrac.double().numpy() if getattr(data, "cl_qfrac", None) is not None else np.array([q])
+    br = data.cl_branch.numpy()
+    s = data.cl_arclength.double().numpy()
+    lengths = np.array([s[br == b].max() for b in np.unique(br)])
+    kr = data.cl_feat[:, list(CL_FEATURES).index("curvature")].double().numpy() * r
+    nb = float(len(lengths))
+    return np.array([[r.min(), r.max()], [q, q], [qb.min(), qb.max()], [lengths.min(), lengths.max()],
+                     [0.0, float(np.abs(kr).max())], [nb, nb]])
+
+
+def wall_branch_of(mesh: Any, data: Any) -> Tensor | None:
+    """The branch of each wall point of a swept tube wall (``field_data["wall_branch_field"]`` names it), else None.
+
+    :func:`meshops.geometry.tube.tube_wall` marks its walls so: every ring belongs to one branch, and
+    the model then projects a point only onto its own branch (no ambiguity where tubes overlap).
+    Used only when the graph's nodes are the mesh's points in order.
+    """
+    fd = getattr(mesh, "field_data", {}) or {}
+    name = fd.get("wall_branch_field")
+    name = str(np.asarray(name).reshape(-1)[0]) if name is not None else None
+    if not name or name not in mesh.point_data:
+        return None
+    pos = getattr(data, "pos", None)
+    pts = np.asarray(mesh.points, dtype=np.float64)
+    if pos is None or pos.shape[0] != len(pts) or not np.allclose(pos.double().numpy(), pts, rtol=1e-5, atol=1e-6):
+        return None
+    return torch.as_tensor(np.asarray(mesh.point_data[name]).astype(np.int64).reshape(-1))
+
+
+def range_warnings(model: Any, data: Any) -> list[str]:
+    """Lines naming each input of ``data`` (an attached graph) outside the model's stored training ranges."""
+    stored = model.stored_ranges() if hasattr(model, "stored_ranges") else {}
+    if not stored:
+        return []
+    units = {"radius": " mm", "Q": " mL/s", "Q_branch": " mL/s", "length": " mm", "curvature_r": "", "branches": ""}
+    what = {"radius": "radius", "Q": "inlet flow Q", "Q_branch": "branch flow (Murray split)",
+            "length": "branch length", "curvature_r": "curvature x radius", "branches": "branch count"}
+    got = input_ranges(data)
+    out = []
+    for i, k in enumerate(RANGE_NAMES):
+        lo, hi = stored[k]
+        tol = 0.05 * (hi - lo) if hi > lo else 0.05 * abs(hi)
+        a, b = float(got[i, 0]), float(got[i, 1])
+        if a < lo - tol or b > hi + tol:
+            seen = f"{a:.4g}" if a == b else f"{a:.4g}-{b:.4g}"
+            out.append(f"{what[k]} {seen}{units[k]} is outside the training range {lo:.4g}-{hi:.4g}{units[k]}; "
+                       "the prediction is an extrapolation")
+    return out
+
+
 #: Number of flow-dependent per-point features appended by :func:`point_features`.
 N_FLOW_FEATURES = 4
 
@@ -341,6 +410,14 @@ class CenterlineRBF(nn.Module):
         are not used (the model sees only the wall point positions) and the inlet flow comes from
         ``data.cl_q`` (raw) or column ``q_index`` of ``data.u``.
     chunk_size, max_elements : RBF evaluation chunking (see :func:`meshops.ops.rbf.rbf_eval`).
+    physics : ``"none"`` (the decoder's sums are the outputs) or ``"tree"`` (Murray flow split, pressure
+        as the tree integral of a positive gradient, positive |WSS|: :mod:`meshops.models.coronary_tree`;
+        targets exactly ``[p, wss_mag]`` in Pa).
+    mu, rho, length_unit_m, q_unit_m3s : tree mode: viscosity (Pa s), density (kg/m^3), metres per
+        length unit, m^3/s per flow unit (defaults: blood, mm, mL/s).
+    cl_spacing, cl_max_points : resample the centerline at this spacing (128 to ``cl_max_points``
+        points; default: 128 points whatever the length).
+    head_features : tree mode: the per-point input features also feed the pressure-gradient head.
 
     Shapes
     ------
@@ -364,18 +441,49 @@ class CenterlineRBF(nn.Module):
         global_channels: int | None = None,
         chunk_size: int | None = None,
         max_elements: int = 1 << 18,
+        physics: str = "none",
+        mu: float = 3.5e-3,
+        rho: float = 1060.0,
+        length_unit_m: float = 1e-3,
+        q_unit_m3s: float = 1e-6,
+        cl_spacing: float | None = None,
+        cl_max_points: int = 512,
+        head_features: bool = False,
     ) -> None:
         super().__init__()
         if q_scale <= 0 or length_scale <= 0:
             raise ValueError(f"centerline_rbf: q_scale={q_scale} and length_scale={length_scale} must be > 0")
+        if physics not in ("none", "tree"):
+            raise ValueError(f"centerline_rbf: physics must be 'none' or 'tree', got '{physics}'")
+        if physics == "tree" and (out_channels != 2 or vectors):
+            raise ValueError(f"centerline_rbf: physics='tree' predicts exactly [p, wss_mag] (2 scalar channels), "
+                             f"got out_channels={out_channels}, vectors={list(vectors)}")
         self.q_index, self.q_scale, self.length_scale = q_index, float(q_scale), float(length_scale)
-        n_feat = len(CL_FEATURES) + N_FLOW_FEATURES
+        self.physics = physics
+        if cl_spacing is not None and not cl_spacing > 0:
+            raise ValueError(f"centerline_rbf: cl_spacing must be > 0, got {cl_spacing}")
+        self.cl_spacing, self.cl_max_points = cl_spacing, int(cl_max_points)
+        tree = physics == "tree"
+        n_feat = len(CL_FEATURES) + N_FLOW_FEATURES + (len(TREE_FEATURES) if tree else 0)
         self.encoder = CenterlineEncoder(
             n_feat, n_globals=2, d_model=d_model, n_heads=n_heads, n_layers=n_layers, mlp_ratio=mlp_ratio, dist_max=dist_max
         )
+        if tree:
+            self.scales = PhysicalScales(mu, rho, length_unit_m, q_unit_m3s)
+            # per centerline point: log Poiseuille correction, inertial coefficient, 4 ring Fourier amplitudes
+            self.head_features = bool(head_features)  # the per-point features also feed the gradient head
+            n_head = 2 * d_model + (n_feat if head_features else 0)
+            self.tree_head = nn.Sequential(nn.Linear(n_head, d_model), nn.GELU(), nn.Linear(d_model, 6))
+            self.ref_head = nn.Linear(d_model, 1)
+            for lin in (self.tree_head[-1], self.ref_head):
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
+            self.register_buffer("target_mean", torch.zeros(2))
+            self.register_buffer("target_std", torch.ones(2))
+            self.register_buffer("train_ranges", torch.full((len(RANGE_NAMES), 2), float("nan")))
         self.decoder = AnisotropicRBFDecoder(
             d_model,
-            out_channels,
+            1 if tree else out_channels,
             num_centers,
             vectors=vectors,
             n_extra=N_FLOW_FEATURES,
@@ -383,9 +491,52 @@ class CenterlineRBF(nn.Module):
             max_elements=max_elements,
         )
 
+    def fit_training_data(self, samples: Sequence[Any], normalizer: Any) -> None:
+        """Training hook (called by the trainer before the first step): target statistics and input ranges.
+
+        Tree mode predicts in physical units and encodes with the training targets' mean and std
+        (buffers ``target_mean``, ``target_std``); the ranges of radius, inlet and branch flow,
+        branch length, curvature x radius and branch count over ``samples`` (prepared graphs) go to
+        the buffer ``train_ranges`` (rows :data:`RANGE_NAMES`), saved with the weights.
+        """
+        if self.physics != "tree":
+            return
+        st = normalizer.targets
+        self.target_mean.copy_(torch.as_tensor(np.asarray(st.mean[:2], dtype=np.float32)))
+        self.target_std.copy_(torch.as_tensor(np.asarray(st.std[:2], dtype=np.float32)))
+        vals = np.array([input_ranges(d) for d in samples])  # (n, R, 2)
+        if len(vals):
+            self.train_ranges.copy_(torch.as_tensor(np.stack([vals[:, :, 0].min(0), vals[:, :, 1].max(0)], 1)))
+
+    def stored_ranges(self) -> dict[str, tuple[float, float]]:
+        """The training ranges saved in a tree-mode checkpoint ({} for older ones)."""
+        tr = getattr(self, "train_ranges", None)
+        if tr is None or not bool(torch.isfinite(tr).all()):
+            return {}
+        return {k: (float(tr[i, 0]), float(tr[i, 1])) for i, k in enumerate(RANGE_NAMES)}
+
     def prepare_sample(self, data: Any, case: Any) -> Any:
-        """The model hook of :mod:`meshops.models`: attach the case's centerline and inlet flow."""
-        return attach_case_centerline(data, case)
+        """The model hook of :mod:`meshops.models`: attach the case's centerline and inlet flow.
+
+        The centerline is resampled at 128 points in all, or, with ``cl_spacing``, at that spacing
+        (model length units) between 128 and ``cl_max_points`` points (long trees get more).
+        """
+        out = attach_case_centerline(data, case, n_points=self._n_points(case))
+        if self.physics == "tree":
+            known = wall_branch_of(case.mesh, out)
+            if known is not None:
+                out.wall_branch = known
+        return out
+
+    def _n_points(self, case: Any) -> int:
+        if self.cl_spacing is None:
+            return 128
+        fd = getattr(case.mesh, "field_data", {}) or {}
+        pts = np.asarray(fd.get("centerline_points", np.zeros((0, 3))), dtype=np.float64)
+        paths = fd.get("centerline_branches") or [np.arange(len(pts))]
+        total = sum(float(np.linalg.norm(np.diff(pts[np.asarray(b, dtype=np.int64)], axis=0), axis=1).sum())
+                    for b in paths if len(b) > 1)
+        return int(np.clip(round(total / self.cl_spacing), 128, max(128, self.cl_max_points)))
 
     def _flow(self, data: Any, num_cases: int) -> Tensor:
         cq = getattr(data, "cl_q", None)
@@ -412,7 +563,8 @@ class CenterlineRBF(nn.Module):
             raise ValueError(f"centerline_rbf: case {i} has inlet flow Q = {float(q[i])}; it must be finite and > 0")
         return q
 
-    def forward(self, data: Any) -> Tensor:
+    def _checked(self, data: Any) -> tuple[Tensor, Tensor, Tensor, Tensor | None, int]:
+        """Validate the graph; return (cl_batch, inlet flow per case, query points, query batch, cases)."""
         for key in ("cl_pos", "cl_feat", "cl_frame", "cl_radius", "cl_arclength", "cl_branch"):
             if getattr(data, key, None) is None:
                 raise ValueError(
@@ -437,21 +589,69 @@ class CenterlineRBF(nn.Module):
         if bool((data.cl_radius <= 0).any()):
             i = int(torch.nonzero(data.cl_radius <= 0)[0, 0])
             raise ValueError(f"centerline_rbf: centerline radius at point {i} is {float(data.cl_radius[i])}; must be > 0")
+        return cl_batch, q, query, qb, num_cases
+
+    def forward(self, data: Any) -> Tensor:
+        cl_batch, q, query, qb, num_cases = self._checked(data)
+        if self.physics == "tree":
+            return self._forward_tree(data, cl_batch, q, query, qb, num_cases)
         qn = q / self.q_scale
         feat = point_features(data.cl_feat, data.cl_radius, qn[cl_batch], self.length_scale)
         globals_ = torch.stack([qn, torch.log(qn)], 1)
         pos_scaled = data.cl_pos / self.length_scale
         tokens, gtok = self.encoder(feat, pos_scaled, cl_batch, globals_)
-        return self.decoder(
-            query,
-            qb,
-            tokens,
-            gtok,
-            feat[:, -N_FLOW_FEATURES:],
-            data.cl_pos,
-            data.cl_frame,
-            data.cl_radius,
-            data.cl_arclength,
-            data.cl_branch,
-            cl_batch,
-        )
+        return self.decoder(query, qb, tokens, gtok, feat[:, -N_FLOW_FEATURES:], data.cl_pos, data.cl_frame,
+                            data.cl_radius, data.cl_arclength, data.cl_branch, cl_batch)
+
+    def _tree_features(self, data: Any, qn_point: Tensor) -> Tensor:
+        powers = torch.tensor([float(v) for v in TREE_FEATURES.values()], dtype=data.cl_tree.dtype,
+                              device=data.cl_tree.device)
+        flow = point_features(data.cl_feat, data.cl_radius, qn_point, self.length_scale)
+        return torch.cat([flow, data.cl_tree * self.length_scale ** (-powers)], 1)
+
+    def _forward_tree(self, data: Any, cl_batch: Tensor, q: Tensor, query: Tensor, qb: Tensor | None,
+                      num_cases: int) -> Tensor:
+        """Tree mode (see :mod:`meshops.models.coronary_tree`): outputs in the normalized target space."""
+        if qb is None:
+            if num_cases != 1:
+                raise ValueError(f"centerline_rbf: {num_cases} cases but no batch vector for the wall points")
+            qb = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
+        for key in ("cl_qfrac", "cl_up", "cl_up_lam", "cl_gen", "cl_outlet", "cl_tree"):
+            if getattr(data, key, None) is None:
+                raise ValueError(f"centerline_rbf: the graph has no '{key}'; attach the centerline with "
+                                 "meshops.models.coronary.attach_centerline")
+        qb_flow = q[cl_batch] * data.cl_qfrac.clamp_min(1e-6)  # Murray share of the inlet flow
+        qn = q / self.q_scale
+        feat = self._tree_features(data, qb_flow / self.q_scale)
+        tokens, gtok = self.encoder(feat, data.cl_pos / self.length_scale, cl_batch, torch.stack([qn, torch.log(qn)], 1))
+        h = self.tree_head(torch.cat([tokens, gtok[cl_batch]] + ([feat] if self.head_features else []), 1))
+        sc = self.scales(qb_flow, data.cl_radius)
+        g = sc["g_poiseuille"] * torch.exp(4.0 * torch.tanh(h[:, 0] / 4.0)) + sc["g_inertial"] * nn.functional.softplus(h[:, 1] - 2.0)
+        inside = getattr(data, "cl_inside", None)
+        if inside is not None:  # a child's start inside its parent's lumen carries no drop of its own
+            g = torch.where(inside, torch.zeros_like(g), g)
+        p_rel = tree_pressure(g, data.cl_arclength, data.cl_branch, cl_batch, data.cl_up, data.cl_up_lam, data.cl_gen)
+        out_w = data.cl_outlet.to(p_rel.dtype)
+        n_out = torch.zeros(num_cases, dtype=p_rel.dtype, device=p_rel.device).index_add(0, cl_batch, out_w).clamp_min(1)
+        p_outlet = torch.zeros_like(n_out).index_add(0, cl_batch, p_rel * out_w) / n_out  # mean outlet value (<= 0)
+        ref = -p_outlet * (1.0 + 0.5 * torch.tanh(self.ref_head(gtok)[:, 0]))  # mean outlet p = bounded share of drop
+        p_line = p_rel + ref[cl_batch]
+        known = getattr(data, "wall_branch", None)  # the swept tubes' own branch of each wall point, when known
+        if known is not None and (known.shape[0] != query.shape[0] or getattr(data, "query_pos", None) is not None):
+            known = None
+        i, lam, theta = project_to_centerline(query, qb, data.cl_pos, data.cl_frame, data.cl_radius, data.cl_branch,
+                                              cl_batch, num_cases, query_branch=known)
+        lw = lam.to(p_line.dtype)
+
+        def at(v: Tensor) -> Tensor:
+            w = lw if v.dim() == 1 else lw[:, None]
+            return v[i] * (1 - w) + v[i + 1] * w
+
+        # ring variation: zero mean over a ring, at most a quarter of the drop over one radius
+        amps = 0.25 * at(g * data.cl_radius)[:, None] * torch.tanh(at(h[:, 2:6]))
+        modes = torch.stack([torch.cos(theta), torch.sin(theta), torch.cos(2 * theta), torch.sin(2 * theta)], 1)
+        p = at(p_line) + (amps * modes).sum(1)
+        c = self.decoder(query, qb, tokens, gtok, feat[:, len(CL_FEATURES) : len(CL_FEATURES) + N_FLOW_FEATURES],
+                         data.cl_pos, data.cl_frame, data.cl_radius, data.cl_arclength, data.cl_branch, cl_batch)[:, 0]
+        wss = at(sc["tau"]) * torch.exp(4.0 * torch.tanh(c / 4.0))
+        return (torch.stack([p, wss], 1) - self.target_mean) / self.target_std

@@ -18,9 +18,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from meshops import ops
+from meshops.nn.fused_edge import edge_update_inplace, fusable, fused_edge_update, fused_mlp
 from meshops.nn.mlp import MLP
 
-__all__ = ["EdgeNodeBlock", "MessagePassingProcessor", "EncodeProcessDecode", "edge_chunk", "mlp_chunked"]
+__all__ = ["EdgeNodeBlock", "MessagePassingProcessor", "EncodeProcessDecode", "edge_chunk", "fast_mlp", "mlp_chunked"]
 
 _CHUNK_ELEMENTS = 1 << 22  # (chunk, H) temporaries of ~16 MB in float32
 
@@ -28,6 +29,15 @@ _CHUNK_ELEMENTS = 1 << 22  # (chunk, H) temporaries of ~16 MB in float32
 def edge_chunk(width: int, n: int) -> int:
     """Rows per chunk so that a (chunk, width) float32 temporary stays near 16 MB."""
     return max(1024, min(n, _CHUNK_ELEMENTS // max(width, 1)))
+
+
+def fast_mlp(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``mlp(x)``; in training through :func:`fused_mlp` when the MLP is the MeshGraphNet default
+    (float32/64, no autocast), which gives the same values with fewer passes and buffers."""
+    if (torch.is_grad_enabled() and x.dtype in (torch.float32, torch.float64)
+            and not torch.is_autocast_enabled(x.device.type) and fusable(mlp)):
+        return fused_mlp(mlp, x)
+    return mlp(x)
 
 
 def mlp_chunked(mlp: nn.Module, x: torch.Tensor, out_channels: int) -> torch.Tensor:
@@ -38,7 +48,7 @@ def mlp_chunked(mlp: nn.Module, x: torch.Tensor, out_channels: int) -> torch.Ten
     x : (E, C) -> (E, out_channels)
     """
     if torch.is_grad_enabled() or x.shape[0] <= edge_chunk(out_channels, x.shape[0]):
-        return mlp(x)
+        return fast_mlp(mlp, x)
     n = x.shape[0]
     step = edge_chunk(out_channels, n)
     first = mlp(x[:step])
@@ -69,11 +79,12 @@ class EdgeNodeBlock(nn.Module):
     x : (N, hidden); e : (E, hidden); edge_index : (2, E) [src, dst] -> ((N, hidden), (E, hidden))
     """
 
-    def __init__(self, hidden: int, aggregate: str = "sum", mlp_layers: int = 2) -> None:
+    def __init__(self, hidden: int, aggregate: str = "sum", mlp_layers: int = 2, fused: bool = True) -> None:
         super().__init__()
         if aggregate not in ("sum", "mean"):
             raise ValueError(f"EdgeNodeBlock: aggregate must be 'sum' or 'mean', got '{aggregate}'")
         self.aggregate = aggregate
+        self.fused = fused
         self.edge_mlp = MLP(3 * hidden, hidden, hidden, mlp_layers)
         self.node_mlp = MLP(2 * hidden, hidden, hidden, mlp_layers)
 
@@ -91,19 +102,49 @@ class EdgeNodeBlock(nn.Module):
         return e + self.edge_mlp.net[1:](y)
 
     def _node_update(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return x + self.node_mlp(torch.cat([x, m.to(x.dtype)], dim=-1))
+        return x + fast_mlp(self.node_mlp, torch.cat([x, m.to(x.dtype)], dim=-1))
 
     def forward(
         self, x: torch.Tensor, e: torch.Tensor, edge_index: torch.Tensor, inplace: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One round; ``inplace=True`` (only honoured without autograd) overwrites ``e``."""
         src, dst = edge_index[0], edge_index[1]
+        if self._fuses(e):
+            if torch.is_grad_enabled():
+                return self._forward_fused(x, e, src, dst)
+            return self._forward_inplace(x, e if inplace else e.clone(), src, dst)
         xs, xd = self._node_proj(x, e.shape[-1])
         if torch.is_grad_enabled():
             e = self._edge_update(e, xs, xd, src, dst)
             m = ops.scatter(e, dst, dim_size=x.shape[0], reduce=self.aggregate)
             return self._node_update(x, m), e
         return self._forward_chunked(x, e, xs, xd, src, dst, inplace)
+
+    def _fuses(self, e: torch.Tensor) -> bool:
+        """The fused kernels (same weights and arithmetic) serve float32/64 without autocast."""
+        return (self.fused and e.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled(e.device.type)
+                and fusable(self.edge_mlp))
+
+    def _fused_proj(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """``[W_s x + b, W_d x]`` (N, 2H): both node projections, the first layer's bias riding on the first."""
+        h = e.shape[-1]
+        lin = self.edge_mlp.net[0]
+        w = torch.cat([lin.weight[:, h : 2 * h], lin.weight[:, 2 * h :]], dim=0)  # (2H, H): [W_s; W_d]
+        return F.linear(x, w, torch.cat([lin.bias, torch.zeros_like(lin.bias)])).to(e.dtype)
+
+    def _forward_fused(self, x: torch.Tensor, e: torch.Tensor, src: torch.Tensor,
+                       dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        e, m = fused_edge_update(self.edge_mlp, e, self._fused_proj(x, e), src, dst)
+        if self.aggregate == "mean":
+            m = m / torch.bincount(dst, minlength=x.shape[0]).clamp_min(1).to(m.dtype)[:, None]
+        return self._node_update(x, m), e
+
+    def _forward_inplace(self, x: torch.Tensor, e: torch.Tensor, src: torch.Tensor,
+                         dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = edge_update_inplace(self.edge_mlp, e, self._fused_proj(x, e), src, dst)
+        if self.aggregate == "mean":
+            m /= torch.bincount(dst, minlength=x.shape[0]).clamp_min(1).to(m.dtype)[:, None]
+        return self._node_update(x, m), e
 
     def _forward_chunked(self, x: torch.Tensor, e: torch.Tensor, xs: torch.Tensor, xd: torch.Tensor,
                          src: torch.Tensor, dst: torch.Tensor, inplace: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,6 +242,6 @@ class EncodeProcessDecode(nn.Module):
         dtype = x.dtype
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             e = mlp_chunked(self.edge_encoder, edge_attr, self.hidden)
-            h, _ = self.processor(self.node_encoder(x), e, edge_index, inplace=True)
+            h, _ = self.processor(fast_mlp(self.node_encoder, x), e, edge_index, inplace=True)
             out = self.decoder(h)
         return out.to(dtype)

@@ -50,6 +50,17 @@ class TrainConfig:
         Stop after this many optimizer steps in total (the schedule still spans ``epochs``).
     resume : bool
         Continue from ``<out>/last.pt`` when it exists.
+    stepping : dict or None
+        Learned time stepping on a trajectory dataset (keys of ``meshops.train.stepping_run.STEPPING_KEYS``:
+        fields, noise, noise_ref, unroll, history, val_every); ``meshops train`` then trains a step
+        model (:func:`meshops.train.stepping_run.train_from_config`).
+    max_nodes_per_part, partitions : int or None
+        Train each case split into graph parts (owned nodes at most ``max_nodes_per_part``, or
+        ``partitions`` parts) with halos of the model's message-passing rounds: one part's
+        activations alive at a time, gradients equal to the whole-graph ones. Models without a
+        finite receptive field (ugraph, gino, amg) refuse with the reason.
+    partition_method : str
+        ``"auto"`` (METIS when pymetis is installed, else coordinate bisection), ``"metis"``, ``"rcb"``.
     """
 
     dataset: str = "folder"
@@ -78,6 +89,10 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
     val_every: int = 1
+    stepping: dict[str, Any] | None = None
+    max_nodes_per_part: int | None = None
+    partitions: int | None = None
+    partition_method: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -88,6 +103,16 @@ class TrainConfig:
             raise ConfigError(f"training config: 'amp' must be auto, on or off, got {self.amp!r}")
         if not (self.lr > 0):
             raise ConfigError(f"training config: 'lr' must be positive, got {self.lr!r}")
+        for name in ("max_nodes_per_part", "partitions"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ConfigError(f"training config: '{name}' must be a positive integer or null, got {v!r}")
+        if self.max_nodes_per_part is not None and self.partitions is not None:
+            raise ConfigError("training config: give 'max_nodes_per_part' or 'partitions', not both "
+                              f"(got {self.max_nodes_per_part} and {self.partitions})")
+        if self.partition_method not in ("auto", "metis", "rcb"):
+            raise ConfigError(f"training config: 'partition_method' must be auto, metis or rcb, got "
+                              f"{self.partition_method!r}")
         if self.splits is not None and not Path(os.path.expanduser(self.splits)).is_file():
             raise ConfigError(f"training config: 'splits' file {self.splits} does not exist (remove "
                               "'splits' to have the run make and save its own)")

@@ -128,13 +128,16 @@ def available_bytes() -> int:
         return 8 << 30
 
 
-def plan_parts(trained: Trained, data: Any, available: int | None = None) -> list | None:
+def plan_parts(trained: Trained, data: Any, available: int | None = None) -> Any:
     """Graph parts for prediction, or None to run the whole graph.
 
     The config's ``max_nodes_per_part`` or ``partitions`` (top level or under ``"partition"``) asks
     for parts explicitly; otherwise the graph is cut when :func:`inference_bytes` exceeds half the
-    available memory, into parts that each need at most a quarter of it. A model without a finite
-    receptive field (see :func:`meshops.graph.partition.model_hops`) runs whole, with a warning.
+    available memory, into parts whose nodes *with their halos* each need at most a third of it
+    (halos of many hops can be bigger than the owned nodes: the part count grows until the largest
+    part fits). Above a million nodes the automatic cut uses coordinate bisection (METIS' memory
+    grows with the edges). A model without a finite receptive field (see
+    :func:`meshops.graph.partition.model_hops`) runs whole, with a warning.
     """
     from meshops.graph.partition import model_hops, partition
 
@@ -153,13 +156,33 @@ def plan_parts(trained: Trained, data: Any, available: int | None = None) -> lis
     except ValueError as e:
         log.warning("%s; running the whole graph (estimated %.1f GB, %.1f GB available)", e, need / 1e9, have / 1e9)
         return None
-    n_parts = cfg.get("partitions")
-    if not asked:
-        n_parts = max(2, -(-need // max(have // 4, 1)))
-        log.info("graph of %d nodes / %d edges needs ~%.1f GB, %.1f GB available: %d parts", n, n_e,
-                 need / 1e9, have / 1e9, n_parts)
-    return partition(data, hops, n_parts=int(n_parts) if n_parts else None,
-                     max_nodes_per_part=cfg.get("max_nodes_per_part"), method=str(cfg.get("method", "auto")))
+    method = str(cfg.get("method", "auto"))
+    if asked:
+        n_parts = cfg.get("partitions")
+        return partition(data, hops, n_parts=int(n_parts) if n_parts else None,
+                         max_nodes_per_part=cfg.get("max_nodes_per_part"), method=method)
+    return _fitting_parts(trained, data, hops, need, have, "rcb" if method == "auto" and n > 1_000_000 else method)
+
+
+def _fitting_parts(trained: Trained, data: Any, hops: int, need: int, have: int, method: str) -> Any:
+    """Parts (built lazily) whose largest part, halo included, needs at most a third of ``have``
+    (the per-node and per-edge bytes; the fixed overhead is the process's either way)."""
+    from meshops.graph.partition import partition
+
+    n, n_e = int(data.num_nodes), int(data.edge_index.shape[1])
+    fixed = inference_bytes(trained.model, 0, 0)
+    budget = max(have // 3, 1)
+    n_parts = max(2, -(-(need - fixed) // budget))
+    for _ in range(8):
+        plan = partition(data, hops, n_parts=int(min(n_parts, n)), method=method, lazy=True)
+        worst = max(inference_bytes(trained.model, a, b) for a, b in plan.sizes()) - fixed
+        log.info("graph of %d nodes / %d edges needs ~%.1f GB, %.1f GB available: %d parts, the largest with "
+                 "its %d-hop halo ~%.1f GB", n, n_e, need / 1e9, have / 1e9, len(plan), hops, worst / 1e9)
+        if worst <= budget or n_parts >= n:
+            return plan
+        n_parts = min(n, int(n_parts * worst / budget * 1.2) + 1)
+    raise MemoryError(f"no partition of {n} nodes into up to {n_parts} parts fits {budget / 1e9:.1f} GB a part "
+                      f"with {hops}-hop halos")
 
 
 def case_for_mesh(trained: Trained, mesh: Mesh, name: str | None = None,

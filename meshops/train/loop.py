@@ -22,6 +22,7 @@ from meshops import ops
 from meshops.train import distributed as D
 from meshops.train.config import TrainConfig
 from meshops.train.metrics import mean_metrics
+from meshops.train.parts import parts_step
 from meshops.train.setup import TrainData, global_batches
 from meshops.train.state import Checkpoints, Run
 from meshops.train.validate import evaluate_samples, score
@@ -102,8 +103,11 @@ def train_epoch(config: TrainConfig, info: D.DistInfo, run: Run, data: TrainData
         if k < skip:
             continue
         local = gb[info.rank :: info.world]
-        batch = collate([data.train_samples[i] for i in local]).to(info.device)
-        lv = training_step(config, info, run, batch, len(local), len(gb))
+        if data.parts is not None:  # each case part by part (the config's max_nodes_per_part / partitions)
+            lv = parts_step(config, info, run, [data.train_samples[i] for i in local], local, len(gb), data.parts)
+        else:
+            batch = collate([data.train_samples[i] for i in local]).to(info.device)
+            lv = training_step(config, info, run, batch, len(local), len(gb))
         p.global_step += 1
         losses.append(lv)
         bar.update(1)
@@ -123,8 +127,14 @@ def validate(info: D.DistInfo, run: Run, data: TrainData, ckpts: Checkpoints, ep
              rec: dict[str, Any]) -> None:
     """Score the validation cases into ``rec``; a new best score (or no best.pt yet) writes best.pt."""
     p = run.progress
+    fwd = None
+    if data.parts is not None:
+        parts = data.parts
+
+        def fwd(model, d, i):  # validation cases part by part too (keys after the training cases)
+            return parts.forward(model, d, -1 - i)
     vloss, per_case = evaluate_samples(run.bare_model, data.pipeline, data.val_samples, data.val_names,
-                                       info.device, run.amp)
+                                       info.device, run.amp, forward=fwd)
     s = score(per_case)
     rec.update(val_loss=vloss, val_rel_l2=s, val_fields=mean_metrics(per_case))
     p.history.append(rec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,8 @@ from meshops.data.graphs import FeatureSpec, GraphCache, Pipeline
 from meshops.data.normalize import Normalizer
 from meshops.data.splits import load_or_make_splits
 from meshops.train import distributed as D
-from meshops.train.config import TrainConfig
+from meshops.train.config import ConfigError, TrainConfig
+from meshops.train.parts import PartCache, parts_requested
 from meshops.train.state import Run
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,12 @@ class TrainData:
     features: FeatureSpec
     pipeline: Pipeline
     cache: GraphCache
-    train_cases: list[Case]
-    val_cases: list[Case]
+    train_cases: LazyCases
+    val_cases: LazyCases
     val_names: list[str]
-    train_samples: list[Any]
-    val_samples: list[Any]
+    train_samples: Samples
+    val_samples: Samples
+    parts: Any = None  # a meshops.train.parts.PartCache when the config trains on graph parts
 
 
 def cosine_warmup(step: int, total: int, warmup_steps: int, min_ratio: float) -> float:
@@ -56,8 +59,52 @@ def global_batches(order: list[int], batch_size: int, world: int) -> list[list[i
     return [b for b in out if len(b) >= world]
 
 
-def _load_cases(ds: Any, names: Sequence[str], index: dict[str, int]) -> list[Case]:
-    return [check_case(ds[index[n]], where=f"dataset case '{n}'") for n in names]
+class LazyCases(Sequence):
+    """The named cases of a dataset, loaded (and checked) when indexed: none is kept."""
+
+    def __init__(self, ds: Any, names: Sequence[str], index: dict[str, int]) -> None:
+        self.ds, self.names, self.index = ds, list(names), index
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> Case:  # type: ignore[override]
+        n = self.names[i]
+        return check_case(self.ds[self.index[n]], where=f"dataset case '{n}'")
+
+
+class Samples(Sequence):
+    """Model-ready samples of lazy cases, made when indexed and kept in a byte-bounded LRU.
+
+    The bound is the graph cache's (``$MESHOPS_GRAPH_MEMO_MB``, 1024 MB by default); 0 keeps
+    nothing, so a dataset bigger than memory streams: each batch's cases are read, their graphs
+    come from the on-disk cache, and everything is dropped after the step.
+    """
+
+    def __init__(self, cases: LazyCases, pipeline: Pipeline, memo_bytes: int) -> None:
+        self.cases, self.pipeline, self.memo_bytes = cases, pipeline, int(memo_bytes)
+        self.prepare: Any = None  # a model's prepare_sample(data, case), set once the model exists
+        self._memo: OrderedDict[int, tuple[Any, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        if i in self._memo:
+            self._memo.move_to_end(i)
+            return self._memo[i][0]
+        case = self.cases[i]
+        d = self.pipeline.sample(case, targets=True)
+        if self.prepare is not None:
+            d = self.prepare(d, case)
+        size = sum(int(v.nbytes) for _, v in d.items() if torch.is_tensor(v))
+        if size <= self.memo_bytes:
+            self._memo[i] = (d, size)
+            total = sum(sz for _, sz in self._memo.values())
+            while total > self.memo_bytes:
+                _, (_, sz) = self._memo.popitem(last=False)
+                total -= sz
+        return d
 
 
 def _splits(config: TrainConfig, info: D.DistInfo, out: Path, names: list[str]) -> dict[str, list[str]]:
@@ -78,11 +125,11 @@ def prepare_data(config: TrainConfig, info: D.DistInfo, out: Path, normalization
     names = list(ds.case_names())
     index = {n: i for i, n in enumerate(names)}
     splits = _splits(config, info, out, names)
-    train_cases = _load_cases(ds, splits["train"], index)
+    train_cases = LazyCases(ds, splits["train"], index)
     val_names = splits["val"] or splits["train"]
     if not splits["val"]:
         log.warning("the validation split is empty; validating on the training cases")
-    val_cases = _load_cases(ds, val_names, index)
+    val_cases = LazyCases(ds, val_names, index)
     feats = FeatureSpec.from_case(
         train_cases[0], pos=bool(config.features.get("pos", True)), boundary=bool(config.features.get("boundary", True))
     )
@@ -91,9 +138,9 @@ def prepare_data(config: TrainConfig, info: D.DistInfo, out: Path, normalization
     if normalization is not None:
         pipeline.normalizer = Normalizer.from_dict(normalization)
     else:
-        pipeline.fit(train_cases)
-    train_samples = [pipeline.sample(c, targets=True) for c in train_cases]
-    val_samples = [pipeline.sample(c, targets=True) for c in val_cases]
+        pipeline.fit(iter(train_cases))  # one streaming pass
+    memo = cache.memo_bytes if cache.enabled else 0
+    train_samples, val_samples = Samples(train_cases, pipeline, memo), Samples(val_cases, pipeline, memo)
     log.info("graph cache %s: %d built, %d reused", cache.root, cache.builds, cache.hits)
     return TrainData(ds, feats, pipeline, cache, train_cases, val_cases, list(val_names), train_samples, val_samples)
 
@@ -110,9 +157,10 @@ def _amp(config: TrainConfig, device: torch.device) -> tuple[bool, torch.dtype]:
 def _model_inputs(model: torch.nn.Module, data: TrainData) -> None:
     """Models that need more than the mesh graph (a centerline, a boundary encoding) take it from the case."""
     prepare = getattr(model, "prepare_sample", None)
-    if prepare is not None:
-        data.train_samples = [prepare(d, c) for d, c in zip(data.train_samples, data.train_cases, strict=True)]
-        data.val_samples = [prepare(d, c) for d, c in zip(data.val_samples, data.val_cases, strict=True)]
+    data.train_samples.prepare = data.val_samples.prepare = prepare
+    fit = getattr(model, "fit_training_data", None)  # models that store training statistics / ranges
+    if fit is not None:
+        fit(data.train_samples, data.pipeline.normalizer)  # a lazy sequence: one pass over the samples
 
 
 def build_model_and_optimizer(config: TrainConfig, info: D.DistInfo, data: TrainData) -> Run:
@@ -126,6 +174,11 @@ def build_model_and_optimizer(config: TrainConfig, info: D.DistInfo, data: Train
                      global_channels=feats.global_channels)
     model = models.create(config.model, **model_cfg).to(info.device)
     _model_inputs(model, data)
+    if parts_requested(config):
+        try:
+            data.parts = PartCache(config, model)
+        except ValueError as e:
+            raise ConfigError(f"training config: max_nodes_per_part / partitions: {e}") from None
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n_train = len(data.train_samples)
     batches_per_epoch = len(global_batches(list(range(n_train)), config.batch_size, info.world))
@@ -143,9 +196,10 @@ def build_model_and_optimizer(config: TrainConfig, info: D.DistInfo, data: Train
     return Run(model, opt, sched, scaler, amp, dict(model.meshops_config), batches_per_epoch, total, total_run)
 
 
-def wrap_ddp(run: Run, info: D.DistInfo) -> None:
-    """Under ``torchrun`` (more than one process) the model becomes a ``DistributedDataParallel``."""
-    if info.world > 1:
+def wrap_ddp(run: Run, info: D.DistInfo, data_parts: Any = None) -> None:
+    """Under ``torchrun`` (more than one process) the model becomes a ``DistributedDataParallel``
+    (not when training on parts: :func:`meshops.train.parts.parts_step` sums the gradients itself)."""
+    if info.world > 1 and data_parts is None:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         dev = info.device

@@ -99,7 +99,8 @@ def read_resume_checkpoint(config: TrainConfig, out: Path) -> dict[str, Any] | N
     if not (config.resume and last_path.is_file()):
         return None
     ckpt = load_checkpoint(last_path)
-    check_resume(ckpt["config"].get("train", {}), config.to_dict(), str(last_path))  # only the budget may differ
+    check_resume(ckpt["config"].get("train", {}), config.to_dict(), str(last_path),  # only the budget may differ
+                 defaults=TrainConfig().to_dict())
     log.info("resuming from %s (epoch %d, step %d)", last_path, ckpt["progress"]["epoch"],
              ckpt["progress"]["global_step"])
     return ckpt

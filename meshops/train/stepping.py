@@ -3,10 +3,19 @@
 A step model maps the state ``x_t`` (the trajectory's fields, per node) plus one-hot node types
 to the increment ``x_{t+1} - x_t``; targets are increments normalized per channel by the training
 increments' mean and standard deviation, inputs are states normalized per channel. Training adds
-Gaussian noise to the input state (``noise`` standard deviations of each channel's state) and asks
-for the increment to the clean next state, so the model learns to correct its own drift; with
-``unroll = K > 1`` the input of the loss step is the model's own ``K - 1``-step prediction
-(gradient-free push-forward).
+Gaussian noise to the input state (``noise`` standard deviations of each channel's state, or of its
+increment with ``noise_ref="increment"``) and asks for the increment to the clean next state, so
+the model learns to correct its own drift; with ``unroll = K > 1`` the input of the loss step is the
+model's own ``K - 1``-step prediction (gradient-free push-forward).
+
+With ``history = H >= 1`` the model also reads the last ``H`` increments ``x_t - x_{t-1}, ...``
+(normalized like the targets) and predicts the change of the increment, ``x_{t+1} - 2 x_t +
+x_{t-1}``, normalized per channel by the training second differences: its zero output is linear
+extrapolation, and what it learns is the correction to it. Each state of the input window gets its
+own noise, or, with ``noise_shared``, one draw shifts the whole window (the increments stay clean,
+like the slowly drifting error of a rollout). With ``base="persistence"`` the history is an input
+only and the target stays the normalized increment (a bias of the output then integrates once in a
+rollout, not twice). A rollout starts from ``H + 1`` true states.
 
 Dirichlet boundary values are kept exact: a (node type, channel) pair whose value never changes in
 any training trajectory (inlet velocity, no-slip walls, outlet pressure) is held at its current
@@ -53,6 +62,19 @@ class StepConfig:
     unroll: int = 1
     seed: int = 0
     clip: float = 1.0
+    history: int = 0
+    noise_ref: str = "state"
+    val_every: int = 0
+    noise_shared: bool = False
+    base: str = "extrapolation"
+
+    def __post_init__(self) -> None:
+        if self.noise_ref not in ("state", "increment"):
+            raise ValueError(f"StepConfig: noise_ref must be 'state' or 'increment', got {self.noise_ref!r}")
+        if self.base not in ("extrapolation", "persistence"):
+            raise ValueError(f"StepConfig: base must be 'extrapolation' or 'persistence', got {self.base!r}")
+        if not isinstance(self.history, int) or self.history < 0:
+            raise ValueError(f"StepConfig: history must be a non-negative integer, got {self.history!r}")
 
 
 def rel_l2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -83,14 +105,21 @@ def _planar(g: Any, dim: int, scale: float) -> Any:
 
 
 class Stepper(torch.nn.Module):
-    """A step model with its normalization, node types and Dirichlet mask."""
+    """A step model with its normalization, node types and Dirichlet mask.
+
+    ``past`` arguments are the ``history`` states before ``state``, oldest first, shape (H, N, C).
+    """
 
     def __init__(self, model: torch.nn.Module, cfg: StepConfig, stats: dict[str, Any]) -> None:
         super().__init__()
         self.model, self.cfg = model, cfg
         self.stats = stats
+        self.history = int(cfg.history)
+        self.extrapolate = self.history > 0 and getattr(cfg, "base", "extrapolation") == "extrapolation"
         for k in ("x_mean", "x_std", "d_mean", "d_std"):
             self.register_buffer(k, torch.tensor(stats[k], dtype=torch.float32))
+        for k in ("r_mean", "r_std"):  # second differences (history >= 1)
+            self.register_buffer(k, torch.tensor(stats.get(k, stats["d" + k[1:]]), dtype=torch.float32))
         self.node_types: list[str] = list(stats["node_types"])
         self.fixed = torch.tensor(stats["fixed"], dtype=torch.bool)  # (K, C)
         self.dim = int(stats["dim"])
@@ -111,45 +140,82 @@ class Stepper(torch.nn.Module):
         g.fixed = self.fixed[torch.from_numpy(oh.argmax(1))]
         return _planar(g, self.dim, float(self.stats["edge_scale"]))
 
-    def delta(self, g: Any, state: torch.Tensor) -> torch.Tensor:
-        """Normalized predicted increment at ``state`` (physical units)."""
-        xn = (state - self.x_mean) / self.x_std
-        g.x = torch.cat([xn, g.onehot.to(xn)], dim=1)
+    def _check_past(self, past: torch.Tensor | None) -> None:
+        if self.history and (past is None or len(past) < self.history):
+            got = 0 if past is None else len(past)
+            raise ValueError(f"step: the model reads {self.history} past state(s) before the current one, got {got}")
+
+    def inputs(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
+        """Node features: normalized state, the last ``history`` normalized increments, one-hot node type."""
+        self._check_past(past)
+        feats = [(state - self.x_mean) / self.x_std]
+        prev = state
+        for k in range(self.history):
+            q = past[len(past) - 1 - k]
+            feats.append((prev - q - self.d_mean) / self.d_std)
+            prev = q
+        feats.append(g.onehot.to(state))
+        return torch.cat(feats, dim=1)
+
+    def raw(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's normalized output (increment, or change of increment with ``history``)."""
+        g.x = self.inputs(g, state, past)
         return self.model(g)
 
-    def step(self, g: Any, state: torch.Tensor) -> torch.Tensor:
+    def target(self, state: torch.Tensor, past: torch.Tensor | None, nxt: torch.Tensor) -> torch.Tensor:
+        """The normalized training target that turns ``state`` (and ``past``) into ``nxt``."""
+        if self.extrapolate:
+            return (nxt - 2 * state + past[-1] - self.r_mean) / self.r_std
+        return (nxt - state - self.d_mean) / self.d_std
+
+    def delta(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted increment ``x_{t+1} - x_t`` in physical units."""
+        out = self.raw(g, state, past)
+        if self.extrapolate:
+            return out * self.r_std + self.r_mean + (state - past[-1])
+        return out * self.d_std + self.d_mean
+
+    def step(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
         """The next state (physical units); Dirichlet entries are held.
 
         Shapes
         ------
-        state : (N, C) -> returns (N, C)
+        state : (N, C), past : (H, N, C) oldest first (``history`` H >= 1 only) -> returns (N, C)
         """
-        d = self.delta(g, state) * self.d_std + self.d_mean
+        d = self.delta(g, state, past)
         return torch.where(g.fixed.to(state.device), state, state + d)
 
+    def step_window(self, g: Any, window: torch.Tensor) -> torch.Tensor:
+        """The next state after ``window`` (the last ``history + 1`` states, oldest first, (H + 1, N, C))."""
+        return self.step(g, window[-1], window[:-1] if self.history else None)
+
     @torch.no_grad()
-    def rollout(self, traj: Trajectory, n_steps: int | None = None, start: int = 0) -> np.ndarray:
-        """Autoregressive rollout from ``traj`` state ``start`` for ``n_steps`` (default: to the end).
+    def rollout(self, traj: Trajectory, n_steps: int | None = None, start: int | None = None) -> np.ndarray:
+        """Autoregressive rollout from ``traj`` state ``start`` (default ``history``) for ``n_steps``
+        (default: to the end); the ``history`` true states before ``start`` seed the window.
 
         Shapes
         ------
-        returns : (n_steps + 1, n, C) float32, entry 0 the initial state
+        returns : (n_steps + 1, n, C) float32, entry 0 the state ``start``
         """
         self.eval()
         X = traj.states(self.cfg.fields)
+        start = self.history if start is None else int(start)
         n_steps = len(X) - 1 - start if n_steps is None else int(n_steps)
-        if n_steps < 0 or start < 0 or start >= len(X):
-            raise ValueError(f"rollout: start {start}, {n_steps} steps do not fit {len(X)} states of '{traj.name}'")
+        if n_steps < 0 or start < self.history or start >= len(X):
+            raise ValueError(f"rollout: start {start}, {n_steps} steps do not fit {len(X)} states of '{traj.name}'"
+                             f" (a model with history {self.history} starts at state {self.history} or later)")
         dev = self.x_mean.device
         g = self.graph(traj).to(dev)
-        s = torch.from_numpy(X[start]).to(dev)
-        out = [s.cpu().numpy()]
+        win = torch.from_numpy(X[start - self.history : start + 1]).to(dev)
+        out = [win[-1].cpu().numpy()]
         for k in range(n_steps):
-            s = self.step(g, s)
+            s = self.step_window(g, win)
             if not torch.isfinite(s).all():
                 log.warning("rollout of '%s' blew up (non-finite state) at step %d", traj.name, k + 1)
                 out += [np.full_like(out[0], np.nan)] * (n_steps - k)
                 break
+            win = torch.cat([win[1:], s[None]]) if self.history else s[None]
             out.append(s.cpu().numpy())
         return np.stack(out)
 
@@ -167,19 +233,21 @@ def fit_stats(trajs: Sequence[Trajectory], cfg: StepConfig) -> dict[str, Any]:
     names: list[str] = ["interior"]
     for t in trajs:
         names += [n for n in t.mesh.boundaries if n not in names]
-    xs, ds, var = [], [], []
+    xs, ds, rs, var = [], [], [], []
+    need = 2 + cfg.unroll + max(cfg.history, 1)
     for t in trajs:
         X = t.states(cfg.fields)
-        if len(X) < 2 + cfg.unroll:
-            raise DatasetError(f"trajectory '{t.name}' has {len(X)} steps; training needs {2 + cfg.unroll}")
+        if len(X) < need:
+            raise DatasetError(f"trajectory '{t.name}' has {len(X)} steps; training needs {need}")
         oh, _ = node_type_onehot(t.mesh, names)
         xs.append(X.reshape(-1, X.shape[2]))
         D = np.diff(X, axis=0)
         ds.append(D.reshape(-1, X.shape[2]))
+        rs.append(np.diff(D, axis=0).reshape(-1, X.shape[2]))
         ty = oh.argmax(1)
         var.append(np.stack([np.abs(X - X[:1])[:, ty == k].max(axis=(0, 1)) if (ty == k).any()
                              else np.zeros(X.shape[2]) for k in range(len(names))]))
-    xa, da = np.concatenate(xs), np.concatenate(ds)
+    xa, da, ra = np.concatenate(xs), np.concatenate(ds), np.concatenate(rs)
     scale = float(np.abs(xa).max(axis=0).max())
     fixed = (np.max(var, axis=0) <= 1e-6 * max(scale, 1e-30))
     fixed[0] = False  # interior nodes are always predicted
@@ -188,6 +256,7 @@ def fit_stats(trajs: Sequence[Trajectory], cfg: StepConfig) -> dict[str, Any]:
     g = build_graph(trajs[0].mesh, cfg.graph)
     return {"x_mean": xa.mean(0).tolist(), "x_std": np.maximum(xa.std(0), 1e-8).tolist(),
             "d_mean": da.mean(0).tolist(), "d_std": np.maximum(da.std(0), 1e-10).tolist(),
+            "r_mean": ra.mean(0).tolist(), "r_std": np.maximum(ra.std(0), 1e-10).tolist(),
             "node_types": names, "fixed": fixed.tolist(), "dim": int(trajs[0].dim),
             "edge_scale": _edge_scale(g), "channels": trajs[0].channel_names(cfg.fields),
             "dt": float(np.mean(np.diff(trajs[0].times)))}
@@ -198,42 +267,92 @@ def build_model(cfg: StepConfig, stats: dict[str, Any]) -> torch.nn.Module:
 
     C, K = len(stats["x_mean"]), len(stats["node_types"])
     opts = dict(cfg.model_options)
-    opts.update(in_channels=C + K, out_channels=C, global_channels=0, edge_channels=int(stats["dim"]) + 1)
+    opts.update(in_channels=C * (1 + int(cfg.history)) + K, out_channels=C, global_channels=0, edge_channels=int(stats["dim"]) + 1)
     return models.create(cfg.model, **opts)
 
 
 # ------------------------------------------------------------------ training
 
 
-def _batch(graphs: list[Any], states: list[torch.Tensor], targets: list[torch.Tensor]) -> Any:
+def _batch(graphs: list[Any], states: list[torch.Tensor], pasts: list[torch.Tensor | None],
+           targets: list[torch.Tensor]) -> Any:
     from torch_geometric.data import Batch
 
     items = []
-    for g, s, y in zip(graphs, states, targets, strict=True):
+    for g, s, q, y in zip(graphs, states, pasts, targets, strict=True):
         h = g.clone()
         h.state, h.y = s, y
+        if q is not None:
+            h.past = q.transpose(0, 1)  # (N, H, C): batched along nodes
         items.append(h)
     return Batch.from_data_list(items)
 
 
+def _noise_scale(cfg: StepConfig, stats: dict[str, Any]) -> torch.Tensor:
+    ref = stats["x_std"] if cfg.noise_ref == "state" else stats["d_std"]
+    return torch.tensor(ref, dtype=torch.float32) * cfg.noise
+
+
+def _sample(st: Stepper, g: Any, X: torch.Tensor, rng: np.random.Generator,
+            noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """A noisy input window of one trajectory (pushed forward ``unroll - 1`` steps) and its target."""
+    cfg, H = st.cfg, st.history
+    t = int(rng.integers(H, len(X) - cfg.unroll))
+    win = X[t - H : t + 1]
+    eps = noise * (torch.randn_like(win[-1]) if cfg.noise_shared else torch.randn_like(win))
+    win = torch.where(g.fixed, win, win + eps)
+    if cfg.unroll > 1:
+        with torch.no_grad():
+            for _ in range(cfg.unroll - 1):
+                nxt = st.step_window(g, win)
+                win = torch.cat([win[1:], nxt[None]])
+        t += cfg.unroll - 1
+    past = win[:-1] if H else None
+    return win[-1], past, st.target(win[-1], past, X[t + 1])
+
+
+def _loss(st: Stepper, b: Any) -> torch.Tensor:
+    past = b.past.transpose(0, 1) if st.history else None
+    pred = st.raw(b, b.state, past)
+    w = (~b.fixed).float()
+    return ((pred - b.y) ** 2 * w).sum() / w.sum().clamp_min(1.0)
+
+
+def one_step_error(st: Stepper, trajs: Sequence[Trajectory], n_states: int = 12) -> float:
+    """Mean one-step rel L2 (over channels, ``n_states`` evenly spaced states, trajectories)."""
+    errs = []
+    with torch.no_grad():
+        for t in trajs:
+            X = torch.from_numpy(t.states(st.cfg.fields))
+            g = st.graph(t)
+            for k in np.unique(np.linspace(st.history, len(X) - 2, n_states).astype(int)):
+                p = st.step_window(g, X[k - st.history : k + 1])
+                errs.append(rel_l2(p.numpy()[None], X[k + 1].numpy()[None]).mean())
+    return float(np.mean(errs))
+
+
 def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path | None = None,
-                  progress: bool = False) -> tuple[Stepper, dict[str, Any]]:
+                  progress: bool = False, val: Sequence[Trajectory] | None = None,
+                  model: torch.nn.Module | None = None) -> tuple[Stepper, dict[str, Any]]:
     """Train a step model on ``trajs``; save ``out/best.pt`` when ``out`` is given.
 
-    Returns the model and a history dict (loss per logged step, wall time).
+    With ``val`` trajectories and ``cfg.val_every > 0`` the one-step error on them is measured every
+    ``val_every`` steps and the weights with the lowest one are kept (validation-chosen stopping
+    point). ``model`` replaces the registry model (a peer's network taking the graph).
+    Returns the model and a history dict (loss per logged step, validation, wall time).
     """
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     stats = fit_stats(trajs, cfg)
-    model = build_model(cfg, stats)
-    st = Stepper(model, cfg, stats)
+    st = Stepper(model if model is not None else build_model(cfg, stats), cfg, stats)
     graphs = [st.graph(t) for t in trajs]
     X = [torch.from_numpy(t.states(cfg.fields)) for t in trajs]
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(st.model.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg.steps))))
-    noise = torch.tensor(stats["x_std"]) * cfg.noise
+    noise = _noise_scale(cfg, stats)
     hist: list[dict[str, float]] = []
+    best: dict[str, Any] = {"val": math.inf, "step": 0, "state": None}
     t0 = time.perf_counter()
     from tqdm.auto import tqdm
 
@@ -241,31 +360,13 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     st.train()
     run = 0.0
     for it in bar:
-        picks = [(int(rng.integers(len(trajs))),) for _ in range(cfg.batch_size)]
-        gs, ss, ys = [], [], []
-        for (i,) in picks:
-            T = len(X[i])
-            t = int(rng.integers(T - cfg.unroll))
-            s = X[i][t]
-            fx = graphs[i].fixed
-            s = torch.where(fx, s, s + noise * torch.randn_like(s))
-            if cfg.unroll > 1:
-                with torch.no_grad():
-                    for _ in range(cfg.unroll - 1):
-                        s = st.step(graphs[i], s)
-                t += cfg.unroll - 1
-            y = (X[i][t + 1] - s - st.d_mean) / st.d_std
-            gs.append(graphs[i])
-            ss.append(s)
-            ys.append(y)
-        b = _batch(gs, ss, ys)
-        pred = st.delta(b, b.state)
-        w = (~b.fixed).float()
-        loss = ((pred - b.y) ** 2 * w).sum() / w.sum().clamp_min(1.0)
+        picks = [int(rng.integers(len(trajs))) for _ in range(cfg.batch_size)]
+        smp = [_sample(st, graphs[i], X[i], rng, noise) for i in picks]
+        loss = _loss(st, _batch([graphs[i] for i in picks], *map(list, zip(*smp, strict=True))))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            torch.nn.utils.clip_grad_norm_(st.model.parameters(), cfg.clip)
         opt.step()
         sched.step()
         lv = float(loss.detach())
@@ -275,12 +376,28 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
         if (it + 1) % 50 == 0 or it + 1 == cfg.steps:
             hist.append({"step": it + 1, "loss": run, "time_s": time.perf_counter() - t0})
             bar.set_postfix(loss=f"{run:.4g}")
+        if val and cfg.val_every and ((it + 1) % cfg.val_every == 0 or it + 1 == cfg.steps):
+            _validate(st, val, it + 1, best, hist)
     bar.close()
+    if best["state"] is not None:
+        st.model.load_state_dict(best["state"])
     st.eval()
-    info = {"history": hist, "train_time_s": time.perf_counter() - t0, "n_params": sum(p.numel() for p in model.parameters())}
+    info = {"history": hist, "train_time_s": time.perf_counter() - t0,
+            "n_params": sum(p.numel() for p in st.model.parameters()),
+            "best_step": best["step"] or cfg.steps, "best_val_one_step": None if best["state"] is None else best["val"]}
     if out is not None:
         save_stepper(st, Path(out) / "best.pt", extra_config={"train_names": [t.name for t in trajs], **info})
     return st, info
+
+
+def _validate(st: Stepper, val: Sequence[Trajectory], step: int, best: dict[str, Any],
+              hist: list[dict[str, float]]) -> None:
+    st.eval()
+    e = one_step_error(st, val)
+    st.train()
+    hist.append({"step": step, "val_one_step": e})
+    if e < best["val"]:
+        best.update(val=e, step=step, state={k: v.detach().clone() for k, v in st.model.state_dict().items()})
 
 
 def save_stepper(st: Stepper, path: Path, extra_config: dict[str, Any] | None = None) -> Path:
@@ -329,17 +446,21 @@ def evaluate_trajectories(st: Stepper, trajs: Sequence[Trajectory], horizons: Se
     """1-step, ``horizons``-step and full-rollout rel L2 per trajectory and channel, and their means.
 
     The ``k``-step error is the mean rel L2 over the first ``k`` steps of the rollout from the first
-    snapshot (``1``: every true state stepped once, mean over the states); ``full`` over the whole
-    trajectory. Persistence (the initial state held) is reported beside each.
+    snapshot a model can start from (``history``; ``1``: every true state stepped once, mean over
+    the states); ``full`` over the whole trajectory. Persistence (the initial state held) is
+    reported beside each.
     """
     channels = list(st.stats["channels"])
     per: dict[str, Any] = {}
+    H = st.history
     for t in trajs:
         X = t.states(st.cfg.fields)
         g = st.graph(t)
+        Xt = torch.from_numpy(X)
         with torch.no_grad():
-            one = np.stack([st.step(g, torch.from_numpy(X[k])).numpy() for k in range(len(X) - 1)])
+            one = np.stack([st.step_window(g, Xt[k - H : k + 1]).numpy() for k in range(H, len(X) - 1)])
         R = st.rollout(t)
+        X = X[H:]
         er = rollout_errors(R, X)
         pr = rollout_errors(np.repeat(X[:1], len(X), 0), X)
         rec = {"one_step": dict(zip(channels, rel_l2(one, X[1:]).mean(0).tolist(), strict=True)),

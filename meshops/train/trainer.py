@@ -101,7 +101,7 @@ def _train(config: TrainConfig, info: D.DistInfo) -> TrainResult:
     run = build_model_and_optimizer(config, info, data)
     if ckpt is not None:
         restore(run, ckpt)
-    wrap_ddp(run, info)
+    wrap_ddp(run, info, data.parts)
     full_config = run_config(config, run, data)
     if info.is_main:
         write_json_atomic(full_config, out / "config.json")

@@ -4,7 +4,7 @@ best-checkpoint rule (the lowest mean relative L2 over the target fields)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,17 +26,21 @@ def evaluate_samples(
     names: Sequence[str],
     device: torch.device,
     amp: tuple[bool, torch.dtype] = (False, torch.float32),
+    forward: Callable[[torch.nn.Module, Any, int], torch.Tensor] | None = None,
 ) -> tuple[float, dict[str, dict[str, dict[str, float]]]]:
-    """Mean normalized MSE and per-case per-field metrics in physical units (at the graph nodes)."""
+    """Mean normalized MSE and per-case per-field metrics in physical units (at the graph nodes).
+
+    ``forward(model, sample, i)`` replaces ``model(sample)`` (e.g. part by part).
+    """
     assert pipeline.normalizer is not None
     model.eval()
     losses = []
     per_case: dict[str, dict[str, dict[str, float]]] = {}
     f = pipeline.features
-    for name, s in zip(names, samples, strict=True):
+    for i, (name, s) in enumerate(zip(names, samples, strict=True)):
         d = s.to(device)
         with torch.autocast(device_type=device.type, dtype=amp[1], enabled=amp[0]):
-            pred = model(d)
+            pred = model(d) if forward is None else forward(model, d, i)
         pred = pred.float()
         losses.append(float((pred - d.y).pow(2).mean()))
         p = pipeline.normalizer.targets.decode(pred.cpu().double().numpy())

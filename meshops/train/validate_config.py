@@ -184,8 +184,9 @@ def graph_problems(options: Any) -> list[str]:
 
 
 #: Training-config keys that may differ when resuming a run (the budget, and how the run is driven).
+#: The partition keys only split the work: training on parts gives the whole-graph gradient.
 RESUMABLE_KEYS = frozenset({"epochs", "max_steps", "resume", "progress", "device", "cache", "checkpoint_every",
-                            "val_every", "out"})
+                            "val_every", "out", "max_nodes_per_part", "partitions", "partition_method"})
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -197,29 +198,34 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def resume_problems(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def resume_problems(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[str]:
     """Differences between the training config a run folder was made with and the new one.
 
     Only the epoch budget (and keys that do not change what is learned: device, cache, progress,
-    checkpointing, the folder itself) may differ; anything else means another task.
+    checkpointing, the folder itself) may differ; anything else means another task. A key the old
+    config lacks (added to the schema since) counts as its value in ``defaults``.
 
     Shapes
     ------
     old, new : TrainConfig.to_dict() mappings -> list of "key: old -> new"
     """
     a, b = _flat(old), _flat(new)
+    for k, v in _flat(defaults or {}).items():
+        a.setdefault(k, v)
     diffs = []
     for k in sorted(set(a) | set(b)):
         if k.split(".")[0] in RESUMABLE_KEYS:
+            continue
+        if k not in a and b.get(k) is None:  # a key added after the run was made, left at its default
             continue
         if a.get(k, "<unset>") != b.get(k, "<unset>"):
             diffs.append(f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}")
     return diffs
 
 
-def check_resume(old: dict[str, Any], new: dict[str, Any], where: str) -> None:
+def check_resume(old: dict[str, Any], new: dict[str, Any], where: str, defaults: dict[str, Any] | None = None) -> None:
     """Raise :class:`~meshops.train.config.ConfigError` when a run folder holds another task."""
-    diffs = resume_problems(old, new)
+    diffs = resume_problems(old, new, defaults)
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
         raise ConfigError(f"{where}: the run folder was trained with another config ({shown}); only the epoch "
