@@ -88,3 +88,13 @@ def select_times(path: Path | str, available: Sequence[float], time: Any) -> lis
 
 def dtype_name(a: np.ndarray) -> str:
     return str(np.asarray(a).dtype)
+
+
+def first_non_number(raw: bytes) -> str:
+    """The first whitespace-separated token of ``raw`` that is not a number (for error messages), or '?'."""
+    for token in raw.split():
+        try:
+            float(token)
+        except ValueError:
+            return token.decode("utf-8", "replace")
+    return "?"

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from meshops.io._util import lazy_import, select_times, write_rows
+from meshops.io._util import first_non_number, lazy_import, select_times, write_rows
 from meshops.io.meshio_formats import _reorder, mesh_from_meshio
 from meshops.io.registry import register_format
 from meshops.mesh import CELL_DIM, CellBlock, Mesh, MeshError
@@ -151,17 +151,9 @@ def _rows(lines: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     except ValueError:
         num = np.zeros(0)
     if len(num) != int(per_row.sum()):
-        bad = next((t for t in raw.split() if not _is_number(t)), b"?").decode("utf-8", "replace")
+        bad = first_non_number(raw)
         raise ValueError(f"'{bad}' is not a number")
     return num, np.cumsum(per_row) - per_row, per_row
-
-
-def _is_number(token: bytes) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def _msh2_elements(path: Path, rows: list[str], from_type: dict) -> tuple[np.ndarray, ...]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from meshops.io._util import select_times, write_rows
+from meshops.io._util import first_non_number, select_times, write_rows
 from meshops.io.registry import register_format
 from meshops.mesh import CELL_NODES, CellBlock, Mesh, MeshError
 
@@ -101,7 +101,7 @@ class _Lines:
             except ValueError:
                 num = np.zeros(0)
         if len(num) != total:  # the error path only: find the offending token for the message
-            bad = next((t for t in b.tobytes().split() if not _is_number(t)), b"?").decode("utf-8", "replace")
+            bad = first_non_number(b.tobytes())
             raise MeshError(f"{self.path}: {what}: a value is not a number ('{bad}')")
         return num, first, per_row
 
@@ -136,14 +136,6 @@ def _elements(L: _Lines, n: int, path: Path, what: str) -> list[CellBlock]:
             raise MeshError(f"{path}: {what}: non-integer node index ({_fmt(bad_v)})")
         blocks.append(CellBlock(SU2_TO_TYPE[int(ti[a])], nodes.astype(np.int64)))
     return blocks
-
-
-def _is_number(token: bytes) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def _fmt(v: float) -> str:
