@@ -216,8 +216,6 @@ def resume_problems(old: dict[str, Any], new: dict[str, Any], defaults: dict[str
     for k in sorted(set(a) | set(b)):
         if k.split(".")[0] in RESUMABLE_KEYS:
             continue
-        if k not in a and b.get(k) is None:  # a key added after the run was made, left at its default
-            continue
         if a.get(k, "<unset>") != b.get(k, "<unset>"):
             diffs.append(f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}")
     return diffs
