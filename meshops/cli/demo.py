@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 HELP = "predict p and WSS on shipped test vessels with the shipped model; print errors and timings"
@@ -57,16 +58,7 @@ def run(args: argparse.Namespace) -> int:
     extra = {"trees_path": args.trees_path} if (args.trees_path and ds_name == "coronary_mixed") else {}
     ds = load_dataset(ds_name, targets=list(trained.features.targets), **extra)
     index = {n: i for i, n in enumerate(ds.case_names())}
-    missing = [n for n in test_names if n not in index]
-    if [n for n in missing if not n.startswith("tree_")]:
-        raise KeyError(f"{splits_path}: test cases {missing[:5]} are not in the shipped dataset")
-    if missing:  # trees packed after this checkout's datasets/coronary_trees npz: said, then left out
-        print(f"warning: {len(missing)} held-out tree(s) of {splits_path} are not in this checkout's "
-              f"coronary_trees data ({', '.join(missing[:5])}); they are left out of the table", file=sys.stderr)
-        test_names = [n for n in test_names if n in index]
-    test_names = interleave_trees(test_names)
-    if args.cases:
-        test_names = test_names[: args.cases]
+    test_names = _held_out(test_names, index, splits_path, args.cases)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     targets = trained.features.targets
@@ -106,10 +98,7 @@ def run(args: argparse.Namespace) -> int:
             tree_rendered = tree_rendered or n_br > 1
             for t in targets:
                 render_comparison(pred, t, out / f"{name}_{t}.png")
-    for kind, sel in (("vessels", [r for r in rows if r["branches"] <= 1]), ("trees", [r for r in rows if r["branches"] > 1])):
-        if sel:
-            print(f"held-out {kind} ({len(sel)}): mean relative L2 "
-                  + ", ".join(f"{t} {np.mean([r['rel_l2'][t] for r in sel]):.4f}" for t in targets))
+    _print_kind_means(rows, targets)
     mean = {t: float(np.mean([r["rel_l2"][t] for r in rows])) for t in targets}
     model_ms = 1e3 * float(np.median([r["model_s"] for r in rows]))
     foam_s = float(np.nanmedian([r["openfoam_s"] for r in rows]))
@@ -121,6 +110,30 @@ def run(args: argparse.Namespace) -> int:
     n_png = len(list(out.glob("*.png")))
     print(f"wrote {len(rows)} predicted walls (.vtp), {n_png} renders (.png) and demo.json to {out}/")
     return 0
+
+
+def _held_out(test_names: list[str], index: dict[str, int], splits_path: Path, cases: int | None) -> list[str]:
+    """The held-out cases to show: all must be in the data but trees packed after this checkout's npz
+    (said on stderr, then left out); vessels and trees interleaved, the first ``cases`` of them."""
+    missing = [n for n in test_names if n not in index]
+    if [n for n in missing if not n.startswith("tree_")]:
+        raise KeyError(f"{splits_path}: test cases {missing[:5]} are not in the shipped dataset")
+    if missing:
+        print(f"warning: {len(missing)} held-out tree(s) of {splits_path} are not in this checkout's "
+              f"coronary_trees data ({', '.join(missing[:5])}); they are left out of the table", file=sys.stderr)
+        test_names = [n for n in test_names if n in index]
+    test_names = interleave_trees(test_names)
+    return test_names[:cases] if cases else test_names
+
+
+def _print_kind_means(rows: list[dict], targets: Sequence[str]) -> None:
+    """Mean relative L2 of the held-out single vessels and of the held-out trees, each on a line."""
+    import numpy as np
+
+    for kind, sel in (("vessels", [r for r in rows if r["branches"] <= 1]), ("trees", [r for r in rows if r["branches"] > 1])):
+        if sel:
+            print(f"held-out {kind} ({len(sel)}): mean relative L2 "
+                  + ", ".join(f"{t} {np.mean([r['rel_l2'][t] for r in sel]):.4f}" for t in targets))
 
 
 def interleave_trees(names: list[str]) -> list[str]:
