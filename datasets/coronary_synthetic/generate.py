@@ -282,6 +282,13 @@ def _worker(i: int, out: str, seed: int, ms: dict[str, Any], ss: dict[str, Any],
                 "reason": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}
 
 
+def record_failure(out: Path, r: dict[str, Any], config: Any) -> None:
+    """Append a failed case (name, index, reason, generator config, time) to ``out/failures.jsonl``."""
+    with open(out / "failures.jsonl", "a") as fh:
+        fh.write(json.dumps({"name": r["name"], "index": r["index"], "reason": r["reason"], "config": config,
+                             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+
+
 def recorded_failures(out: Path, config: str) -> dict[str, str]:
     """Recorded failures made with this ``config`` fingerprint (others are retried: the
     configuration changed, so a failure for a configuration reason may not repeat)."""
@@ -345,9 +352,7 @@ def generate(out: str | os.PathLike[str], n: int, workers: int = 1, seed: int = 
         else:
             stats["failed"] += 1
             log.warning("%s failed: %s", r["name"], r["reason"])
-            with open(outp / "failures.jsonl", "a") as fh:
-                fh.write(json.dumps({"name": r["name"], "index": r["index"], "reason": r["reason"], "config": config,
-                                     "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+            record_failure(outp, r, config)
         bar.update(1)
 
     if workers == 1:

@@ -161,9 +161,7 @@ def generate(out: str | os.PathLike[str], n: int, workers: int = 1, seed: int = 
         else:
             stats["failed"] += 1
             log.warning("%s failed: %s", r["name"], r["reason"])
-            with open(outp / "failures.jsonl", "a") as fh:
-                fh.write(json.dumps({"name": r["name"], "index": r["index"], "reason": r["reason"], "config": config,
-                                     "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+            single.record_failure(outp, r, config)
         bar.update(1)
 
     os.environ["OMP_NUM_THREADS"] = "1"
