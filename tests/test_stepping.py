@@ -120,7 +120,7 @@ def test_meshops_train_trains_a_stepper_from_a_trajectory_config(tmp_path, capsy
     assert st.history == 1 and st.cfg.steps == 60 and st.cfg.noise_ref == "increment"
     metrics = json.loads((run / "metrics.json").read_text())
     vals = [h["val_one_step"] for h in metrics["history"] if "val_one_step" in h]
-    assert len(vals) == 3 and metrics["best_val_one_step"] == min(vals)
+    assert len(vals) == 3 and metrics["best_val"] == min(vals) and metrics["val_metric"] == "one_step"
     losses = [h["loss"] for h in metrics["history"] if "loss" in h]
     assert losses[-1] < losses[0]
     ck = S.load_checkpoint(run / "best.pt")

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 __all__ = ["STEPPING_KEYS", "step_config", "split_trajectories", "train_from_config"]
 
 #: Keys of the ``stepping`` section (the rest of StepConfig comes from the TrainConfig).
-STEPPING_KEYS = ("fields", "noise", "noise_ref", "noise_shared", "base", "unroll", "history", "val_every")
+STEPPING_KEYS = ("fields", "noise", "noise_ref", "noise_shared", "base", "unroll", "history", "val_every", "globals",
+                 "val_rollout")
 
 
 def step_config(config: TrainConfig, n_samples: int) -> Any:
@@ -98,6 +99,6 @@ def train_from_config(config: TrainConfig) -> Any:
     st, info = train_stepper(train, cfg, out=out, progress=config.progress, val=val or None)
     write_text_atomic(json.dumps(info, indent=1, default=float), out / "metrics.json")
     best = out / "best.pt"
-    v = info.get("best_val_one_step")
+    v = info.get("best_val")
     return TrainResult(out=out, best_checkpoint=best, last_checkpoint=best, steps=cfg.steps,
                        best_val_rel_l2=float("nan") if v is None else float(v), history=info["history"])
