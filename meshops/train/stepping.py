@@ -69,6 +69,7 @@ class StepConfig:
     base: str = "extrapolation"
     globals: list[str] = field(default_factory=list)
     val_rollout: int = 0
+    diagnosed: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.noise_ref not in ("state", "increment"):
@@ -127,6 +128,12 @@ class Stepper(torch.nn.Module):
         self.node_types: list[str] = list(stats["node_types"])
         self.fixed = torch.tensor(stats["fixed"], dtype=torch.bool)  # (K, C)
         self.dim = int(stats["dim"])
+        chans = list(stats["channels"])
+        bad = [c for c in cfg.diagnosed if c not in chans]
+        if bad:
+            raise ValueError(f"StepConfig: diagnosed channel '{bad[0]}' is not one of the channels {chans}")
+        self.register_buffer("diag", torch.tensor([c in cfg.diagnosed for c in chans], dtype=torch.bool))
+        self.prog = [i for i, c in enumerate(chans) if c not in cfg.diagnosed]  # channels read as inputs
 
     # ------------------------------------------------------------ graphs
     def graph(self, traj: Trajectory) -> Any:
@@ -156,11 +163,12 @@ class Stepper(torch.nn.Module):
         """Node features: normalized state, the last ``history`` normalized increments, one-hot node type,
         the normalized ``globals`` of the case."""
         self._check_past(past)
-        feats = [(state - self.x_mean) / self.x_std]
+        pr = self.prog
+        feats = [((state - self.x_mean) / self.x_std)[:, pr]]
         prev = state
         for k in range(self.history):
             q = past[len(past) - 1 - k]
-            feats.append((prev - q - self.d_mean) / self.d_std)
+            feats.append(((prev - q - self.d_mean) / self.d_std)[:, pr])
             prev = q
         feats += [g.onehot.to(state), g.glob.to(state)]
         return torch.cat(feats, dim=1)
@@ -171,17 +179,22 @@ class Stepper(torch.nn.Module):
         return self.model(g)
 
     def target(self, state: torch.Tensor, past: torch.Tensor | None, nxt: torch.Tensor) -> torch.Tensor:
-        """The normalized training target that turns ``state`` (and ``past``) into ``nxt``."""
+        """The normalized training target that turns ``state`` (and ``past``) into ``nxt`` (the
+        normalized next value itself for ``diagnosed`` channels)."""
         if self.extrapolate:
-            return (nxt - 2 * state + past[-1] - self.r_mean) / self.r_std
-        return (nxt - state - self.d_mean) / self.d_std
+            y = (nxt - 2 * state + past[-1] - self.r_mean) / self.r_std
+        else:
+            y = (nxt - state - self.d_mean) / self.d_std
+        return torch.where(self.diag, (nxt - self.x_mean) / self.x_std, y)
 
     def delta(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted increment ``x_{t+1} - x_t`` in physical units."""
         out = self.raw(g, state, past)
         if self.extrapolate:
-            return out * self.r_std + self.r_mean + (state - past[-1])
-        return out * self.d_std + self.d_mean
+            d = out * self.r_std + self.r_mean + (state - past[-1])
+        else:
+            d = out * self.d_std + self.d_mean
+        return torch.where(self.diag, out * self.x_std + self.x_mean - state, d)
 
     def step(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
         """The next state (physical units); Dirichlet entries are held.
@@ -288,7 +301,8 @@ def fit_stats(trajs: Sequence[Trajectory], cfg: StepConfig) -> dict[str, Any]:
 
 def in_channels(cfg: StepConfig, stats: dict[str, Any]) -> int:
     """Node input size of a step model: state, ``history`` increments, node types, globals."""
-    return len(stats["x_mean"]) * (1 + int(cfg.history)) + len(stats["node_types"]) + len(cfg.globals)
+    n_read = len(stats["x_mean"]) - len(cfg.diagnosed)
+    return n_read * (1 + int(cfg.history)) + len(stats["node_types"]) + len(cfg.globals)
 
 
 def build_model(cfg: StepConfig, stats: dict[str, Any]) -> torch.nn.Module:
