@@ -21,6 +21,11 @@ Dirichlet boundary values are kept exact: a (node type, channel) pair whose valu
 any training trajectory (inlet velocity, no-slip walls, outlet pressure) is held at its current
 value and left out of the loss.
 
+Known case parameters (``globals``, e.g. ``["Re", "D"]`` from ``Trajectory.globals``) are node inputs,
+normalized by the training cases. ``diagnosed`` channels (e.g. ``["p"]``) are predicted directly
+(their normalized next value) from the other channels and are not read as inputs, as MeshGraphNets
+does for the pressure: they cannot drift on their own in a rollout.
+
 2D trajectories (``Trajectory.dim == 2``) get in-plane edge features ``(dx, dy, |d|)``.
 """
 

@@ -5,7 +5,8 @@ The config's ``dataset`` / ``dataset_options`` name a trajectory dataset (``ds[i
 :class:`~meshops.data.trajectory.Trajectory`, e.g. ``cylinder_flow``); ``model``,
 ``model_options``, ``graph``, ``lr``, ``min_lr_ratio``, ``clip``, ``seed`` and ``batch_size`` carry
 over; ``stepping`` holds the keys of :class:`~meshops.train.stepping.StepConfig` that are about time
-stepping (``fields``, ``noise``, ``noise_ref``, ``unroll``, ``history``, ``val_every``). The number
+stepping (``fields``, ``noise``, ``noise_ref``, ``unroll``, ``history``, ``val_every``, ``val_rollout``,
+``globals``, ``diagnosed``). The number
 of optimizer steps is ``max_steps`` or ``epochs`` passes over every (trajectory, time) pair.
 Trajectories are split by ``split_fractions`` (train / val / test, shuffled by ``split_seed`` or
 ``seed``; written to ``OUT/splits.json``); the validation trajectories choose the kept weights.
