@@ -328,19 +328,21 @@ def table(res: dict[str, Any]) -> str:
              f"and seed, seeds {res['seeds']}, weights chosen on the validation trajectory's {_val_text(res)}; "
              f"history {res['history']}, push-forward unroll {res['unroll']}, noise {res['noise']} x {res['noise_ref']} std"
              f"{_globals_text(res)}; CPU).", "",
-             "| model | params | train s | best step | one-step rel L2 u / v / p | persistence / model | "
-             "rollout 1-50 | rollout 1-100 | full rollout | stable steps (min) | f_pred / f_solver | s per step |",
+             "| model | params | train CPU s | best step | one-step rel L2 u / v / p | persistence / model | "
+             "rollout 1-50 | rollout 1-100 | full rollout | stable steps (min) | f_pred / f_solver | CPU s per step |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in res["models"].items():
         ratio = pers / np.maximum(np.array(r["one_step"]), 1e-12)
-        lines.append(f"| {name} | {r.get('n_params', 0)} | {r.get('train_time_s', 0):.0f} | {r.get('best_step', '-')} | "
+        lines.append(f"| {name} | {r.get('n_params', 0)} | {r.get('train_cpu_s', 0):.0f} | {r.get('best_step', '-')} | "
                      f"{fmt3(r['one_step'])} | {' / '.join(f'{x:.2f}' for x in ratio)} | {fmt3(r['rollout_50'])} | "
                      f"{fmt3(r['rollout_100'])} | {fmt3(r['rollout_full'])} | {r['stable_steps']} | "
                      f"{_freq_text(r['f_ratio'])} | {r['s_per_step']:.4f} |")
     for name, why in res.get("skipped", {}).items():
         lines.append(f"| {name} | skipped: {why} | | | | | | | | | | |")
-    lines += ["", f"OpenFOAM (icoFoam, one core) takes {res['foam_s_per_snapshot']:.3f} s of wall time per snapshot "
-              f"interval ({res['foam_steps_per_snapshot']} solver steps); per-seed numbers and the ratios are in "
+    lines += ["", "Train CPU s and CPU s per step are CPU times of one-thread processes (the machine's load does not "
+              f"count). OpenFOAM (icoFoam, one core) took {res['foam_s_per_snapshot']:.3f} s of wall time per snapshot "
+              f"interval ({res['foam_steps_per_snapshot']} solver steps, median over the training cases, on the shared "
+              "machine: an upper bound of its CPU time); per-seed numbers and the ratios are in "
               f"`{Path(res['out']).name}`.", ""]
     return "\n".join(lines)
 
@@ -410,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in trained:
             infos = [i for _, i in trained[name]]
             r.update(n_params=infos[0]["n_params"], train_time_s=float(np.mean([i["train_time_s"] for i in infos])),
+                     train_cpu_s=float(np.mean([i["train_cpu_s"] for i in infos])),
                      best_step=",".join(str(i["best_step"]) for i in infos),
                      val_score=[i["best_val"] for i in infos])
         r["speedup_vs_openfoam"] = res["foam_s_per_snapshot"] / max(r["s_per_step"], 1e-12)

@@ -402,7 +402,7 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     noise = _noise_scale(cfg, stats)
     hist: list[dict[str, float]] = []
     best: dict[str, Any] = {"val": math.inf, "step": 0, "state": None}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     from tqdm.auto import tqdm
 
     bar = tqdm(range(cfg.steps), disable=not progress, desc=f"train {cfg.model}", dynamic_ncols=True)
@@ -431,7 +431,7 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     if best["state"] is not None:
         st.model.load_state_dict(best["state"])
     st.eval()
-    info = {"history": hist, "train_time_s": time.perf_counter() - t0,
+    info = {"history": hist, "train_time_s": time.perf_counter() - t0, "train_cpu_s": time.process_time() - c0,
             "n_params": sum(p.numel() for p in st.model.parameters()),
             "best_step": best["step"] or cfg.steps, "best_val": None if best["state"] is None else best["val"],
             "val_metric": f"rollout_{cfg.val_rollout}" if cfg.val_rollout else "one_step"}
