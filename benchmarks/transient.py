@@ -69,6 +69,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--val-rollout", type=int, default=0,
                    help="weights chosen on the validation error over the first N rollout steps (0: one-step error)")
     p.add_argument("--diagnosed", default="", help="comma-separated channels predicted directly, not read as inputs (e.g. p)")
+    p.add_argument("--zero-mean", default="", help="comma-separated channels whose increment keeps the training mean over the free nodes (e.g. p)")
     p.add_argument("--globals", default="", help="comma-separated case parameters given to the models (e.g. Re)")
     p.add_argument("--checkpoints", default=None, help="folder for each trained model's best.pt (NAME_seedS/)")
     p.add_argument("--jobs", type=int, default=1, help="training runs at a time (worker processes)")
@@ -190,7 +191,8 @@ def step_config(name: str, a: argparse.Namespace, seed: int) -> Any:
     return S.StepConfig(fields=["u", "v", "p"], model=model, model_options=mo, graph=gr, steps=a.steps,
                         batch_size=a.batch_size, lr=a.lr, noise=a.noise, noise_ref=a.noise_ref, history=a.history,
                         seed=seed, val_every=a.val_every, unroll=a.unroll, val_rollout=a.val_rollout,
-                        globals=[g for g in a.globals.split(",") if g], diagnosed=[c for c in a.diagnosed.split(",") if c])
+                        globals=[g for g in a.globals.split(",") if g], diagnosed=[c for c in a.diagnosed.split(",") if c],
+                        zero_mean=[c for c in a.zero_mean.split(",") if c])
 
 
 def peer_net(peers: Any, cfg: Any, stats: dict[str, Any], a: argparse.Namespace, seed: int) -> Any:
@@ -317,7 +319,9 @@ def _val_text(res: dict[str, Any]) -> str:
 def _globals_text(res: dict[str, Any]) -> str:
     g, d = res.get("globals") or [], res.get("diagnosed") or []
     return ((f"; case parameters {', '.join(g)} as inputs" if g else "")
-            + (f"; {', '.join(d)} predicted directly (not an input)" if d else ""))
+            + (f"; {', '.join(d)} predicted directly (not an input)" if d else "")
+            + (f"; the mean increment of {', '.join(res['zero_mean'])} over the free nodes held at the training mean"
+               if res.get("zero_mean") else ""))
 
 
 def table(res: dict[str, Any]) -> str:
@@ -370,7 +374,8 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
            "val_cases": [t.name for t in val], "splits": P.split_record(sp, "cylinder_flow train split: train / val"),
            "snapshots": train[0].n_steps, "train_steps": a.steps, "batch_size": a.batch_size, "history": a.history,
            "unroll": a.unroll, "noise": a.noise, "noise_ref": a.noise_ref, "val_rollout": a.val_rollout,
-           "globals": [g for g in a.globals.split(",") if g], "diagnosed": [c for c in a.diagnosed.split(",") if c], "seeds": a.seeds, "models": {}, "skipped": {}, "foam_s_per_snapshot": float(np.median(sps)) * nsteps,
+           "globals": [g for g in a.globals.split(",") if g], "diagnosed": [c for c in a.diagnosed.split(",") if c],
+           "zero_mean": [c for c in a.zero_mean.split(",") if c], "seeds": a.seeds, "models": {}, "skipped": {}, "foam_s_per_snapshot": float(np.median(sps)) * nsteps,
            "foam_steps_per_snapshot": nsteps, "out": a.out, "channels": ["u", "v", "p"]}
     return train, val, res
 

@@ -192,3 +192,23 @@ def test_validation_on_rollout_error_keeps_the_best_scored_weights(short_traj):
     vals = [h["val_rollout_5"] for h in info["history"] if "val_rollout_5" in h]
     assert len(vals) == 3 and info["best_val"] == min(vals) and info["val_metric"] == "rollout_5"
     assert np.isclose(S.rollout_score(st, [ds[1]], 5), info["best_val"], rtol=1e-5)
+
+
+def test_zero_mean_channel_increment_keeps_the_training_mean(short_traj):
+    torch.manual_seed(0)
+    plain = _untrained(S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, history=1), [short_traj])
+    cfg = S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, history=1, zero_mean=["p"])
+    st = S.Stepper(plain.model, cfg, plain.stats).eval()
+    g = st.graph(short_traj)
+    X = torch.from_numpy(short_traj.states(["u", "v", "p"]))
+    with torch.no_grad():
+        a, b = plain.step_window(g, X[:2]), st.step_window(g, X[:2])
+    free = ~g.fixed[:, 2]
+    assert abs(float((a[free, 2] - X[1, free, 2]).mean()) - float(st.d_mean[2])) > 1e-4  # the untrained model drifts
+    assert np.isclose(float((b[free, 2] - X[1, free, 2]).mean()), float(st.d_mean[2]), atol=1e-6)
+    assert torch.equal(a[:, :2], b[:, :2])  # other channels untouched
+    assert torch.equal(b[~free, 2], X[1, ~free, 2])  # Dirichlet p (outlet) held
+    d = (b[free, 2] - a[free, 2])
+    assert torch.allclose(d, d[:1].expand_as(d), atol=1e-6)  # one uniform shift
+    with pytest.raises(ValueError, match="zero_mean channel 'q'"):
+        S.Stepper(plain.model, S.StepConfig(zero_mean=["q"]), plain.stats)

@@ -24,7 +24,10 @@ value and left out of the loss.
 Known case parameters (``globals``, e.g. ``["Re", "D"]`` from ``Trajectory.globals``) are node inputs,
 normalized by the training cases. ``diagnosed`` channels (e.g. ``["p"]``) are predicted directly
 (their normalized next value) from the other channels and are not read as inputs, as MeshGraphNets
-does for the pressure: they cannot drift on their own in a rollout.
+does for the pressure: they cannot drift on their own in a rollout. ``zero_mean`` channels (e.g.
+``["p"]``, whose level only the outlet nodes anchor) have their increment shifted, at every step, so
+that its mean over the free nodes is the training increments' mean: a bias of the predicted increment
+then cannot move the whole field in a rollout.
 
 2D trajectories (``Trajectory.dim == 2``) get in-plane edge features ``(dx, dy, |d|)``.
 """
@@ -75,6 +78,7 @@ class StepConfig:
     globals: list[str] = field(default_factory=list)
     val_rollout: int = 0
     diagnosed: list[str] = field(default_factory=list)
+    zero_mean: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.noise_ref not in ("state", "increment"):
@@ -138,6 +142,10 @@ class Stepper(torch.nn.Module):
         if bad:
             raise ValueError(f"StepConfig: diagnosed channel '{bad[0]}' is not one of the channels {chans}")
         self.register_buffer("diag", torch.tensor([c in cfg.diagnosed for c in chans], dtype=torch.bool))
+        bad = [c for c in cfg.zero_mean if c not in chans]
+        if bad:
+            raise ValueError(f"StepConfig: zero_mean channel '{bad[0]}' is not one of the channels {chans}")
+        self.zm = [i for i, c in enumerate(chans) if c in cfg.zero_mean]
         self.prog = [i for i, c in enumerate(chans) if c not in cfg.diagnosed]  # channels read as inputs
 
     # ------------------------------------------------------------ graphs
@@ -202,14 +210,32 @@ class Stepper(torch.nn.Module):
         return torch.where(self.diag, out * self.x_std + self.x_mean - state, d)
 
     def step(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
-        """The next state (physical units); Dirichlet entries are held.
+        """The next state (physical units); Dirichlet entries are held; the ``zero_mean`` channels'
+        increment over the free nodes of each graph has the training increments' mean.
 
         Shapes
         ------
         state : (N, C), past : (H, N, C) oldest first (``history`` H >= 1 only) -> returns (N, C)
         """
-        d = self.delta(g, state, past)
-        return torch.where(g.fixed.to(state.device), state, state + d)
+        fixed = g.fixed.to(state.device)
+        d = torch.where(fixed, torch.zeros_like(state), self.delta(g, state, past))
+        if self.zm:
+            d = self._hold_mean(g, d, fixed)
+        return state + d
+
+    def _hold_mean(self, g: Any, d: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        """Shift the free entries of the ``zero_mean`` channels of ``d`` so that their mean per graph is ``d_mean``."""
+        from meshops.models._common import batch_vector
+
+        b = batch_vector(g, d.device)
+        nb = int(b.max()) + 1 if len(b) else 1
+        free = (~fixed[:, self.zm]).to(d.dtype)
+        cnt = torch.zeros(nb, len(self.zm), dtype=d.dtype, device=d.device).index_add_(0, b, free)
+        tot = torch.zeros_like(cnt).index_add_(0, b, d[:, self.zm] * free)
+        shift = tot / cnt.clamp_min(1.0) - self.d_mean[self.zm]
+        out = d.clone()
+        out[:, self.zm] = d[:, self.zm] - shift[b] * free
+        return out
 
     def step_window(self, g: Any, window: torch.Tensor) -> torch.Tensor:
         """The next state after ``window`` (the last ``history + 1`` states, oldest first, (H + 1, N, C))."""
