@@ -172,11 +172,7 @@ def pack(gen_dir: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_
         "n_around": np.array(n_around), "spacing": np.array(spacing), "format_version": np.array(1),
         "cards": np.array(json.dumps([_slim_card(c["card"]) for c in cases], separators=(",", ":"))),
     }
-    outp = Path(out)
-    outp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = outp.with_name(outp.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, outp)
+    outp = single_pack.save_npz_atomic(arrays, out)
     summary = {"cases": len(cases), "branches": int(sum(nb)), "stations": int(sum(ns)), "points": int(len(p)),
                "bytes": outp.stat().st_size, "split_counts": np.bincount(arrays["split"], minlength=3).tolist(),
                "max_gap_over_r": max(c["card"]["pack"]["max_gap_over_r"] for c in cases)}
@@ -186,16 +182,10 @@ def pack(gen_dir: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_
 
 def summarize(gen_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Statistics of a generated folder for the dataset card."""
-    gen = Path(gen_dir)
-    cards = [json.loads((d / "case.json").read_text()) for d in sorted(gen.glob("case_*")) if (d / "case.json").is_file()]
-    fails = [json.loads(x) for x in (gen / "failures.jsonl").read_text().splitlines()] if (gen / "failures.jsonl").is_file() else []
+    cards, fails = single_pack.generated_cards(Path(gen_dir))
     if not cards:
         return {"cases": 0, "failed": len(fails)}
-
-    def q(vals: list[float]) -> dict[str, float]:
-        a = np.asarray(vals, dtype=float)
-        return {"min": float(a.min()), "median": float(np.median(a)), "max": float(a.max())}
-
+    q = single_pack.quantiles
     nst = [len(c["stenoses"]) for c in cards]
     nbr = [len(c["topology"]["parent"]) for c in cards]
     return {
