@@ -158,7 +158,7 @@ FLAVOURS = {
 }
 
 
-def _vtk_grid(n: int, surface: bool):
+def _vtk_grid(n: int, surface: bool, work: Path):
     """The tet box as a pyvista grid, or for ``.vtp`` a triangulated plane of ~n points."""
     import pyvista as pv
 
@@ -167,11 +167,7 @@ def _vtk_grid(n: int, surface: bool):
         grid = pv.Plane(i_resolution=k - 1, j_resolution=k - 1).triangulate()
         grid.point_data["p"] = grid.points[:, 0].copy()
         return grid
-    mesh = tet_box(n)
-    grid = pv.UnstructuredGrid({pv.CellType.TETRA: mesh.cells[0].data}, mesh.points)
-    for k, val in mesh.point_data.items():
-        grid.point_data[k] = val
-    return grid
+    return pv.read(str(_vtu(n, work)))  # the tet box, built and written once per size
 
 
 def _write_flavour(grid: Any, path: Path, setup: dict[str, Any]) -> None:
@@ -216,7 +212,7 @@ def stage_read_flavour(flavour: str, n: int, a: argparse.Namespace) -> dict[str,
     suffix, setup = FLAVOURS[flavour]
     path = Path(a.work) / f"box_{n}_{flavour}{suffix}"
     if not path.is_file():
-        _write_flavour(_vtk_grid(n, suffix == ".vtp"), path, setup)
+        _write_flavour(_vtk_grid(n, suffix == ".vtp", Path(a.work)), path, setup)
     if suffix == ".pvd":
         def ours():
             return meshops.read(str(path), time="all")
