@@ -208,6 +208,36 @@ def summarize(gen_dir: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
+_ROWS = (("CFD cells (polyhedral dual)", "cells", "{:,.0f}"), ("CFD wall points", "wall_points", "{:,.0f}"),
+         ("simpleFoam iterations", "iterations", "{:.0f}"),
+         ("solver CPU time (OpenFOAM ExecutionTime), s", "solver_cpu_s", "{:.1f}"),
+         ("case wall time on the shared machine, s", "case_total_wall_s", "{:.0f}"), ("Q, mL/s", "Q_mL_s", "{:.2f}"),
+         ("inlet Reynolds number", "Re_inlet", "{:.0f}"),
+         ("inlet wall pressure (reference outlet = 0), Pa", "inlet_p_Pa", "{:.1f}"),
+         ("largest final initial residual", "max_residual", "{:.1e}"),
+         ("mass imbalance (sum of outflows - inflow) / inflow", "mass_imbalance_rel", "{:.1e}"),
+         ("outlet flow vs Murray target, max rel. error", "outlet_split_error_rel", "{:.1e}"))
+
+
+def card_block(st: dict[str, Any], packed: dict[str, Any], command: str) -> str:
+    """The card's "Shipped data" statistics, from ``summarize`` of the folder and ``pack``'s summary."""
+    sc = packed["split_counts"]
+    lines = [f"{st['cases']} tree cases ({command}), **{st['failed']} failures** (logged in `failures.jsonl`, "
+             f"not shipped); all {st['converged']} shipped cases converged (residualControl met). Split by a hash "
+             f"of the case name: {sc[0]} train / {sc[1]} val / {sc[2]} test. File size {packed['bytes'] / 1e6:.1f} MB "
+             f"({packed['branches']} branches, {packed['stations']:,} stations, {packed['points']:,} wall points).",
+             "", "| quantity | min | median | max |", "|---|---|---|---|"]
+    for label, key, fmt in _ROWS:
+        lines.append(f"| {label} | " + " | ".join(fmt.format(st[key][k]) for k in ("min", "median", "max")) + " |")
+    kinds = ", ".join(f"{k} {v}" for k, v in st["stenosis_kinds"].items())
+    ar = st["area_reduction"]
+    lines += ["", "Branches per tree: " + ", ".join(f"{k}: {v}" for k, v in st["branches_per_case"].items())
+              + ". Stenoses per tree: " + ", ".join(f"{k}: {v}" for k, v in st["stenoses_per_case"].items())
+              + f"; kinds: {kinds}; area reductions {ar['min']:.0%}-{ar['max']:.0%} (median {ar['median']:.0%}).",
+              "", "Failures: " + "; ".join(st["failure_reasons"]) + "."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="pack a generated coronary-trees folder into the shipped npz")
     ap.add_argument("gen_dir")
@@ -215,12 +245,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spacing", type=float, default=0.5, help="station spacing in local radii")
     ap.add_argument("--n-around", type=int, default=24)
     ap.add_argument("--stats", action="store_true", help="only print the folder's statistics (for the card)")
+    ap.add_argument("--card", help="after packing, rewrite the statistics block (shipped:begin/end) of this card")
+    ap.add_argument("--command", default="`meshops datasets generate coronary-trees ...`",
+                    help="the generating command, as the card states it")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     if a.stats:
         print(json.dumps(summarize(a.gen_dir), indent=1))
         return 0
-    print(json.dumps(pack(a.gen_dir, a.out, a.spacing, a.n_around)))
+    packed = pack(a.gen_dir, a.out, a.spacing, a.n_around)
+    print(json.dumps(packed))
+    if a.card:
+        from meshops.atomic import replace_block
+
+        replace_block(a.card, "<!-- shipped:begin -->\n", "\n<!-- shipped:end -->",
+                      card_block(summarize(a.gen_dir), packed, a.command), required=True)
     return 0
 
 
