@@ -175,14 +175,18 @@ def pack(gen_dir: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_
     outp = single_pack.save_npz_atomic(arrays, out)
     summary = {"cases": len(cases), "branches": int(sum(nb)), "stations": int(sum(ns)), "points": int(len(p)),
                "bytes": outp.stat().st_size, "split_counts": np.bincount(arrays["split"], minlength=3).tolist(),
-               "max_gap_over_r": max(c["card"]["pack"]["max_gap_over_r"] for c in cases)}
+               "max_gap_over_r": max(c["card"]["pack"]["max_gap_over_r"] for c in cases),
+               "names": [c["name"] for c in cases]}
     log.info("packed %s", summary)
     return summary
 
 
-def summarize(gen_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Statistics of a generated folder for the dataset card."""
+def summarize(gen_dir: str | os.PathLike[str], names: list[str] | None = None) -> dict[str, Any]:
+    """Statistics of a generated folder for the dataset card (only the cases ``names`` when given)."""
     cards, fails = single_pack.generated_cards(Path(gen_dir))
+    if names is not None:  # the cases of a pack (the folder may have grown since)
+        keep = set(names)
+        cards = [c for c in cards if c["name"] in keep]
     if not cards:
         return {"cases": 0, "failed": len(fails)}
     q = single_pack.quantiles
@@ -254,12 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summarize(a.gen_dir), indent=1))
         return 0
     packed = pack(a.gen_dir, a.out, a.spacing, a.n_around)
-    print(json.dumps(packed))
+    print(json.dumps({k: v for k, v in packed.items() if k != "names"}))
     if a.card:
         from meshops.atomic import replace_block
 
         replace_block(a.card, "<!-- shipped:begin -->\n", "\n<!-- shipped:end -->",
-                      card_block(summarize(a.gen_dir), packed, a.command), required=True)
+                      card_block(summarize(a.gen_dir, packed["names"]), packed, a.command), required=True)
     return 0
 
 
