@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from meshops.geometry.vessel_tree import VesselTree
 
-__all__ = ["RANGE_NAMES", "TREE_FEATURES", "project_to_centerline", "ring_coherence", "tree_pressure",
+__all__ = ["RANGE_NAMES", "TREE_FEATURES", "group_starts", "project_to_centerline", "ring_coherence", "tree_pressure",
            "tree_tensors", "PhysicalScales"]
 
 #: Per-point tree features: name -> power of length in its unit.
@@ -126,7 +126,7 @@ def tree_tensors(tree: VesselTree, s_list: list[np.ndarray], r_list: list[np.nda
     }
 
 
-def _group_starts(cl_branch: Tensor, cl_batch: Tensor) -> tuple[Tensor, Tensor]:
+def group_starts(cl_branch: Tensor, cl_batch: Tensor) -> tuple[Tensor, Tensor]:
     """Mask of the first point of every (case, branch) run and each point's run start index."""
     m = cl_branch.shape[0]
     start = torch.ones(m, dtype=torch.bool, device=cl_branch.device)
@@ -147,7 +147,7 @@ def tree_pressure(g: Tensor, cl_arclength: Tensor, cl_branch: Tensor, cl_batch: 
     ------
     g, cl_arclength, cl_branch, cl_batch, cl_up, cl_up_lam, cl_gen : (M,) -> (M,)
     """
-    start, gs = _group_starts(cl_branch, cl_batch)
+    start, gs = group_starts(cl_branch, cl_batch)
     ds = torch.zeros_like(g)
     ds[1:] = (cl_arclength[1:] - cl_arclength[:-1]).clamp_min(0)
     drop = torch.zeros_like(g)
@@ -239,7 +239,7 @@ def project_to_centerline(query: Tensor, query_batch: Tensor, cl_pos: Tensor, cl
 
 
 class PhysicalScales(nn.Module):
-    """Poiseuille and inertial scales of a branch flow in SI, per model length unit.
+    """Poiseuille, stenosis and inertial scales of a branch flow in SI, per model length unit.
 
     Parameters
     ----------
@@ -251,12 +251,19 @@ class PhysicalScales(nn.Module):
         super().__init__()
         self.mu, self.rho, self.lu, self.qu = float(mu), float(rho), float(length_unit_m), float(q_unit_m3s)
 
-    def forward(self, q: Tensor, r: Tensor) -> dict[str, Tensor]:
-        """Flow ``q`` (flow units), radius ``r`` (length units) -> scales in Pa and Pa per length unit."""
+    def forward(self, q: Tensor, r: Tensor, r_healthy: Tensor | None = None) -> dict[str, Tensor]:
+        """Flow ``q`` (flow units), radius ``r`` and healthy radius ``r_healthy`` (length units) -> scales in Pa.
+
+        ``stenosis_loss`` (Pa; 0 without ``r_healthy``) is the Borda-Carnot loss of an expansion from ``r``
+        to ``r_healthy``; gradients are in Pa per length unit.
+        """
         qs, rs = q * self.qu, r * self.lu
+        rh = r if r_healthy is None else torch.maximum(r_healthy, r)
+        u_h = qs / (math.pi * (rh * self.lu) ** 2)
         return {
             "g_poiseuille": 8 * self.mu * qs / (math.pi * rs**4) * self.lu,
             "g_inertial": self.rho * qs**2 / (math.pi**2 * rs**5) * self.lu,
+            "stenosis_loss": 0.5 * self.rho * u_h**2 * ((rh / r) ** 2 - 1) ** 2,
             "tau": 4 * self.mu * qs / (math.pi * rs**3),
             "dynamic": self.rho * (qs / (math.pi * rs**2)) ** 2,
         }
