@@ -64,10 +64,20 @@ def _blocks_from_runs(types: np.ndarray, offsets: np.ndarray, conn: np.ndarray) 
             for s, e in zip(starts, ends, strict=True)]
 
 
+def _decode_name(raw: bytes) -> str:
+    """A field name that is not valid UTF-8, read as Latin-1 (every byte string is), with a warning."""
+    name = raw.decode("latin-1")
+    log.warning("field name %r is not UTF-8; read as Latin-1: %r", raw, name)
+    return name
+
+
 def _arrays(attrs: Any) -> dict[str, np.ndarray]:
     """Every array of a pyvista attribute set, numeric or string, by name."""
     out = {}
-    for k in attrs.keys():
+    for i, k in enumerate(attrs.keys()):
+        if isinstance(k, bytes):  # VTK hands back a name that is not UTF-8 as bytes
+            k = _decode_name(k)
+            attrs.VTKObject.GetAbstractArray(i).SetName(k)
         a = np.asarray(attrs[k])
         if a.dtype.kind == "O":
             a = a.astype(str)

@@ -75,11 +75,21 @@ def write_system(case: Path, nu: float, settings: SolverSettings, wall_patches: 
     ``wall_patches`` get the ``wallShearStress`` function object; the ``0/`` fields are the
     caller's (they carry the boundary conditions).
     """
-    (case / "system").mkdir(parents=True, exist_ok=True)
-    (case / "constant").mkdir(parents=True, exist_ok=True)
-    (case / "0").mkdir(parents=True, exist_ok=True)
-    s = settings
-    (case / "system" / "controlDict").write_text(header("dictionary", "controlDict", "system") + f"""
+    for sub in ("system", "constant", "0"):
+        (case / sub).mkdir(parents=True, exist_ok=True)
+    files = {
+        ("system", "controlDict"): _control_dict(settings, wall_patches),
+        ("system", "fvSchemes"): _fv_schemes(settings, laplacian, sn_grad, grad),
+        ("system", "fvSolution"): _fv_solution(settings, non_orthogonal_correctors),
+        ("constant", "transportProperties"): f"transportModel  Newtonian;\n\nnu              {nu:.10g};\n",
+        ("constant", "turbulenceProperties"): "simulationType  laminar;\n",
+    }
+    for (where, name), text in files.items():
+        (case / where / name).write_text(header("dictionary", name, where) + text)
+
+
+def _control_dict(s: SolverSettings, wall_patches: tuple[str, ...]) -> str:
+    return f"""
 application     simpleFoam;
 startFrom       startTime;
 startTime       0;
@@ -107,8 +117,11 @@ functions
         log             false;
     }}
 }}
-""")
-    (case / "system" / "fvSchemes").write_text(header("dictionary", "fvSchemes", "system") + f"""
+"""
+
+
+def _fv_schemes(s: SolverSettings, laplacian: str, sn_grad: str, grad: str) -> str:
+    return f"""
 ddtSchemes      {{ default steadyState; }}
 gradSchemes     {{ default {grad}; }}
 divSchemes
@@ -121,8 +134,11 @@ laplacianSchemes {{ default {laplacian}; }}
 interpolationSchemes {{ default linear; }}
 snGradSchemes   {{ default {sn_grad}; }}
 wallDist        {{ method meshWave; }}
-""")
-    (case / "system" / "fvSolution").write_text(header("dictionary", "fvSolution", "system") + f"""
+"""
+
+
+def _fv_solution(s: SolverSettings, non_orthogonal_correctors: int) -> str:
+    return f"""
 solvers
 {{
     p
@@ -157,12 +173,7 @@ relaxationFactors
     fields      {{ p {s.relax_p:g}; }}
     equations   {{ U {s.relax_U:g}; }}
 }}
-""")
-    (case / "constant" / "transportProperties").write_text(
-        header("dictionary", "transportProperties", "constant")
-        + f"transportModel  Newtonian;\n\nnu              {nu:.10g};\n")
-    (case / "constant" / "turbulenceProperties").write_text(
-        header("dictionary", "turbulenceProperties", "constant") + "simulationType  laminar;\n")
+"""
 
 
 _RES = re.compile(r"Solving for (\w+), Initial residual = ([-+0-9.eE]+), Final residual = ([-+0-9.eE]+), No Iterations (\d+)")
