@@ -6,13 +6,13 @@ outputs so that, on any tree, whatever the weights:
 * every branch carries its Murray share of the inlet flow (:mod:`meshops.geometry.vessel_tree`),
   fed to the encoder and to the physical scales below;
 * the pressure along the centerline is ``p(s) = p_ref - int g ds`` integrated from the inlet along
-  the tree with a positive gradient ``g = g_P exp(a) + g_C softplus(b)`` (``g_P = 8 mu Q_b /
-  (pi r^4)`` Poiseuille, ``g_C = rho Q_b^2 / (pi^2 r^5)`` a convective scale, ``a`` and ``b``
-  learned and bounded), so it is non-increasing along every root-to-outlet path and a child
-  starts at its parent's pressure at the junction (continuous); ``p_ref`` makes the mean outlet
-  pressure a learned, bounded fraction of the case's pressure drop;
+  the tree with a positive gradient ``g`` (Poiseuille, Borda-Carnot stenosis and inertial terms,
+  each times a learned positive factor: :mod:`meshops.models.coronary_prior`), so it is
+  non-increasing along every root-to-outlet path and a child starts at its parent's pressure at
+  the junction (continuous); ``p_ref`` makes the reference outlet's pressure a learned, bounded
+  fraction of the case's pressure drop;
 * the wall pressure adds a ring-wise variation made of the first two angular Fourier modes
-  (zero mean over a ring), with an amplitude bounded by the local dynamic pressure;
+  (zero mean over a ring), with an amplitude of at most a quarter of the drop over one radius;
 * ``|WSS| = tau_P exp(c)`` with ``tau_P = 4 mu Q_b / (pi r^3)`` and ``c`` the bounded RBF output:
   positive everywhere.
 
