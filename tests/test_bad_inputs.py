@@ -453,6 +453,7 @@ def test_train_dataset_path_missing(capsys, tmp_path):
     y = tmp_path / "t.yaml"
     y.write_text(BASE + f"out: {tmp_path / 'run'}\n")
     run_cli(capsys, ["train", y], 1, r"data", [])
+    assert not (tmp_path / "run").exists()
 
 
 def test_splits_resolve_against_yaml_folder(tiny, tmp_path, monkeypatch):
@@ -585,6 +586,29 @@ def test_mean_metrics_refuse_no_cases():
 
     with pytest.raises(MetricError, match="over nothing"):
         mean_metrics({})
+
+
+def test_field_metrics_zero_truth_is_undefined_not_infinite(caplog):
+    from meshops.train.metrics import field_metrics, mean_metrics
+
+    t = np.zeros((4, 1))
+    with caplog.at_level("WARNING"):
+        m = field_metrics(np.full((4, 1), 0.5), t, ["p"], [1], where="case 'a'")
+    assert m["p"]["rel_l2"] is None and m["p"]["max_abs"] == 0.5
+    assert "case 'a'" in caplog.text and "'p' is zero everywhere" in caplog.text
+    good = field_metrics(np.array([[1.0], [2.0]]), np.array([[1.0], [1.0]]), ["p"], [1])
+    mean = mean_metrics({"a": m, "b": good})["p"]
+    assert mean["rel_l2"] == pytest.approx(1 / np.sqrt(2)) and mean["rel_l2_cases"] == 1
+    assert mean_metrics({"a": m})["p"]["rel_l2"] is None
+
+
+def test_emit_report_refuses_non_finite(tmp_path):
+    from meshops.cli._outputs import emit_report
+
+    out = tmp_path / "r.json"
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        emit_report({"mean": {"p": float("inf")}}, out)
+    assert not out.exists()
 
 
 def test_field_metrics_exact_values():
@@ -794,6 +818,7 @@ def test_train_out_or_cache_is_a_file(flag, tiny, capsys, tmp_path):
         argv += ["--out", tmp_path / "run"]
     run_cli(capsys, argv, 1, r"f: file exists|f: not a directory", [tiny["data"]])
     assert (tmp_path / "f").read_text() == "a file"
+    assert not (tmp_path / "run").exists()  # a run that never started leaves no folder
 
 
 @pytest.mark.parametrize("change,match", [

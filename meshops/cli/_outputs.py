@@ -126,9 +126,14 @@ def emit_report(report: dict, out: str | os.PathLike[str] | None) -> None:
 
     from meshops.atomic import write_json_atomic
 
+    try:
+        json.dumps(report, allow_nan=False)
+    except ValueError:
+        raise ValueError("the report holds a NaN or infinite number, which JSON cannot hold; "
+                         "refusing to write it") from None
     if out:
         write_json_atomic(report, out)
         print(out)
     else:
-        json.dump(report, sys.stdout, indent=2)
+        json.dump(report, sys.stdout, indent=2, allow_nan=False)
         print()

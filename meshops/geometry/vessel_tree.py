@@ -9,9 +9,10 @@ of the inlet flow it carries at every arc length.
 
 Flow split: at every junction the flow arriving in the parent divides between the parent's
 downstream segment and the child as ``r^3`` (Murray's law, the rule of the coronary tree dataset's
-outlet flows and of ``meshops cfd``), with ``r`` the radius of each two junction radii downstream
-of the junction (before the next junction): the proximal radius, past the inflated
-inscribed-sphere radius at the junction itself.
+outlet flows and of ``meshops cfd``), with ``r`` the healthy radius of each two junction radii downstream
+of the junction (before the next junction): past the inflated inscribed-sphere radius at the
+junction itself, and estimated as the segment's largest radius from there on, so that a stenosis
+next to the junction does not shift the split (the dataset splits by the healthy radii).
 """
 
 from __future__ import annotations
@@ -88,12 +89,18 @@ def _segment_radius(s: np.ndarray, r: np.ndarray, s0: float, s1: float) -> float
 
 
 def _window_radius(s: np.ndarray, r: np.ndarray, s0: float, r_j: float, s_end: float) -> float:
-    """Radius two junction radii downstream of ``s0`` (interpolated; at most ``s_end``, the next junction).
+    """Healthy radius of the segment from two junction radii downstream of ``s0`` to ``s_end`` (the next junction).
 
-    The rule of the coronary tree dataset and of ``meshops cfd`` (:func:`meshops.cfd.tree.flow_split`):
-    past the inflated inscribed sphere of the junction, before the branch tapers away.
+    The rule of the coronary tree dataset and of ``meshops cfd`` (:func:`meshops.cfd.tree.flow_split`)
+    takes the radius ``2 r_j`` downstream (past the inflated inscribed sphere of the junction), of the
+    *healthy* vessel: a stenosis there does not change the split its bed demands. A stenosis only
+    narrows the lumen and a healthy segment tapers away from the junction, so the largest radius
+    over the segment from ``2 r_j`` on estimates that healthy value from the narrowed lumen.
     """
-    return float(np.interp(min(s0 + 2.0 * r_j, max(s_end, s0), float(s[-1])), s, r))
+    a = min(s0 + 2.0 * r_j, max(s_end, s0), float(s[-1]))
+    b = min(max(s_end, a), float(s[-1]))
+    inside = r[(s > a) & (s <= b)]
+    return float(max(np.interp(a, s, r), inside.max() if len(inside) else 0.0))
 
 
 def _first_junction(s_j: np.ndarray, kids: list[int], length: float) -> float:

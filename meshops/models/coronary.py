@@ -49,10 +49,18 @@ from torch import Tensor, nn
 from meshops.geometry.centerline import curvature_torsion, resample, rotation_minimizing_frames, tangents
 from meshops.geometry.vessel_tree import vessel_tree
 from meshops.models import register
+from meshops.models.coronary_prior import (
+    HEAD_CHANNELS,
+    healthy_radius,
+    pressure_gradient,
+    stenosis_gradient,
+    wss_magnitude,
+)
 from meshops.models.coronary_tree import (
     RANGE_NAMES,
     TREE_FEATURES,
     PhysicalScales,
+    group_starts,
     project_to_centerline,
     tree_pressure,
     tree_tensors,
@@ -473,7 +481,7 @@ class CenterlineRBF(nn.Module):
             # per centerline point: log Poiseuille correction, inertial coefficient, 4 ring Fourier amplitudes
             self.head_features = bool(head_features)  # the per-point features also feed the gradient head
             n_head = 2 * d_model + (n_feat if head_features else 0)
-            self.tree_head = nn.Sequential(nn.Linear(n_head, d_model), nn.GELU(), nn.Linear(d_model, 6))
+            self.tree_head = nn.Sequential(nn.Linear(n_head, d_model), nn.GELU(), nn.Linear(d_model, HEAD_CHANNELS))
             self.ref_head = nn.Linear(d_model, 1)
             for lin in (self.tree_head[-1], self.ref_head):
                 nn.init.zeros_(lin.weight)
@@ -625,8 +633,10 @@ class CenterlineRBF(nn.Module):
         feat = self._tree_features(data, qb_flow / self.q_scale)
         tokens, gtok = self.encoder(feat, data.cl_pos / self.length_scale, cl_batch, torch.stack([qn, torch.log(qn)], 1))
         h = self.tree_head(torch.cat([tokens, gtok[cl_batch]] + ([feat] if self.head_features else []), 1))
-        sc = self.scales(qb_flow, data.cl_radius)
-        g = sc["g_poiseuille"] * torch.exp(4.0 * torch.tanh(h[:, 0] / 4.0)) + sc["g_inertial"] * nn.functional.softplus(h[:, 1] - 2.0)
+        start, _ = group_starts(data.cl_branch, cl_batch)
+        sc = self.scales(qb_flow, data.cl_radius, healthy_radius(data.cl_radius, start))
+        sc["g_stenosis"] = stenosis_gradient(sc["stenosis_loss"], data.cl_arclength, start)
+        g = pressure_gradient(h, sc)
         inside = getattr(data, "cl_inside", None)
         if inside is not None:  # a child's start inside its parent's lumen carries no drop of its own
             g = torch.where(inside, torch.zeros_like(g), g)
@@ -648,10 +658,10 @@ class CenterlineRBF(nn.Module):
             return v[i] * (1 - w) + v[i + 1] * w
 
         # ring variation: zero mean over a ring, at most a quarter of the drop over one radius
-        amps = 0.25 * at(g * data.cl_radius)[:, None] * torch.tanh(at(h[:, 2:6]))
+        amps = 0.25 * at(g * data.cl_radius)[:, None] * torch.tanh(at(h[:, 3:7]))
         modes = torch.stack([torch.cos(theta), torch.sin(theta), torch.cos(2 * theta), torch.sin(2 * theta)], 1)
         p = at(p_line) + (amps * modes).sum(1)
         c = self.decoder(query, qb, tokens, gtok, feat[:, len(CL_FEATURES) : len(CL_FEATURES) + N_FLOW_FEATURES],
                          data.cl_pos, data.cl_frame, data.cl_radius, data.cl_arclength, data.cl_branch, cl_batch)[:, 0]
-        wss = at(sc["tau"]) * torch.exp(4.0 * torch.tanh(c / 4.0))
+        wss = wss_magnitude(c, at(sc["tau"]))
         return (torch.stack([p, wss], 1) - self.target_mean) / self.target_std

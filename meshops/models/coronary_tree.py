@@ -6,13 +6,13 @@ outputs so that, on any tree, whatever the weights:
 * every branch carries its Murray share of the inlet flow (:mod:`meshops.geometry.vessel_tree`),
   fed to the encoder and to the physical scales below;
 * the pressure along the centerline is ``p(s) = p_ref - int g ds`` integrated from the inlet along
-  the tree with a positive gradient ``g = g_P exp(a) + g_C softplus(b)`` (``g_P = 8 mu Q_b /
-  (pi r^4)`` Poiseuille, ``g_C = rho Q_b^2 / (pi^2 r^5)`` a convective scale, ``a`` and ``b``
-  learned and bounded), so it is non-increasing along every root-to-outlet path and a child
-  starts at its parent's pressure at the junction (continuous); ``p_ref`` makes the mean outlet
-  pressure a learned, bounded fraction of the case's pressure drop;
+  the tree with a positive gradient ``g`` (Poiseuille, Borda-Carnot stenosis and inertial terms,
+  each times a learned positive factor: :mod:`meshops.models.coronary_prior`), so it is
+  non-increasing along every root-to-outlet path and a child starts at its parent's pressure at
+  the junction (continuous); ``p_ref`` makes the reference outlet's pressure a learned, bounded
+  fraction of the case's pressure drop;
 * the wall pressure adds a ring-wise variation made of the first two angular Fourier modes
-  (zero mean over a ring), with an amplitude bounded by the local dynamic pressure;
+  (zero mean over a ring), with an amplitude of at most a quarter of the drop over one radius;
 * ``|WSS| = tau_P exp(c)`` with ``tau_P = 4 mu Q_b / (pi r^3)`` and ``c`` the bounded RBF output:
   positive everywhere.
 
@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from meshops.geometry.vessel_tree import VesselTree
 
-__all__ = ["RANGE_NAMES", "TREE_FEATURES", "project_to_centerline", "ring_coherence", "tree_pressure",
+__all__ = ["RANGE_NAMES", "TREE_FEATURES", "group_starts", "project_to_centerline", "ring_coherence", "tree_pressure",
            "tree_tensors", "PhysicalScales"]
 
 #: Per-point tree features: name -> power of length in its unit.
@@ -126,7 +126,7 @@ def tree_tensors(tree: VesselTree, s_list: list[np.ndarray], r_list: list[np.nda
     }
 
 
-def _group_starts(cl_branch: Tensor, cl_batch: Tensor) -> tuple[Tensor, Tensor]:
+def group_starts(cl_branch: Tensor, cl_batch: Tensor) -> tuple[Tensor, Tensor]:
     """Mask of the first point of every (case, branch) run and each point's run start index."""
     m = cl_branch.shape[0]
     start = torch.ones(m, dtype=torch.bool, device=cl_branch.device)
@@ -147,7 +147,7 @@ def tree_pressure(g: Tensor, cl_arclength: Tensor, cl_branch: Tensor, cl_batch: 
     ------
     g, cl_arclength, cl_branch, cl_batch, cl_up, cl_up_lam, cl_gen : (M,) -> (M,)
     """
-    start, gs = _group_starts(cl_branch, cl_batch)
+    start, gs = group_starts(cl_branch, cl_batch)
     ds = torch.zeros_like(g)
     ds[1:] = (cl_arclength[1:] - cl_arclength[:-1]).clamp_min(0)
     drop = torch.zeros_like(g)
@@ -239,7 +239,7 @@ def project_to_centerline(query: Tensor, query_batch: Tensor, cl_pos: Tensor, cl
 
 
 class PhysicalScales(nn.Module):
-    """Poiseuille and inertial scales of a branch flow in SI, per model length unit.
+    """Poiseuille, stenosis and inertial scales of a branch flow in SI, per model length unit.
 
     Parameters
     ----------
@@ -251,12 +251,19 @@ class PhysicalScales(nn.Module):
         super().__init__()
         self.mu, self.rho, self.lu, self.qu = float(mu), float(rho), float(length_unit_m), float(q_unit_m3s)
 
-    def forward(self, q: Tensor, r: Tensor) -> dict[str, Tensor]:
-        """Flow ``q`` (flow units), radius ``r`` (length units) -> scales in Pa and Pa per length unit."""
+    def forward(self, q: Tensor, r: Tensor, r_healthy: Tensor | None = None) -> dict[str, Tensor]:
+        """Flow ``q`` (flow units), radius ``r`` and healthy radius ``r_healthy`` (length units) -> scales in Pa.
+
+        ``stenosis_loss`` (Pa; 0 without ``r_healthy``) is the Borda-Carnot loss of an expansion from ``r``
+        to ``r_healthy``; gradients are in Pa per length unit.
+        """
         qs, rs = q * self.qu, r * self.lu
+        rh = r if r_healthy is None else torch.maximum(r_healthy, r)
+        u_h = qs / (math.pi * (rh * self.lu) ** 2)
         return {
             "g_poiseuille": 8 * self.mu * qs / (math.pi * rs**4) * self.lu,
             "g_inertial": self.rho * qs**2 / (math.pi**2 * rs**5) * self.lu,
+            "stenosis_loss": 0.5 * self.rho * u_h**2 * ((rh / r) ** 2 - 1) ** 2,
             "tau": 4 * self.mu * qs / (math.pi * rs**3),
             "dynamic": self.rho * (qs / (math.pi * rs**2)) ** 2,
         }

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = ["MetricError", "field_metrics", "mean_metrics"]
+
+log = logging.getLogger(__name__)
 
 
 class MetricError(ValueError):
@@ -20,7 +23,8 @@ def field_metrics(
 
     A metric over nothing (no points) or over non-finite values is refused: non-finite predictions
     are never dropped silently. The caller selects the points to score (e.g. those the graph covers).
-    A field whose truth is zero everywhere has rel_l2 0 when the prediction is exact, else inf.
+    A field whose truth is zero everywhere has no relative error: its ``rel_l2`` is ``None`` (JSON
+    ``null``; ``max_abs`` and ``rmse`` still score it) and a warning names the field.
 
     Shapes
     ------
@@ -52,7 +56,7 @@ def field_metrics(
         d = p - t
         nt, nd = float(np.linalg.norm(t)), float(np.linalg.norm(d))
         out[name] = {
-            "rel_l2": nd / nt if nt > 0 else (0.0 if nd == 0 else float("inf")),
+            "rel_l2": nd / nt if nt > 0 else _undefined_rel_l2(where, name),
             "max_abs": float(np.abs(d).max()),
             "rmse": float(np.sqrt((d * d).mean())),
         }
@@ -60,15 +64,27 @@ def field_metrics(
     return out
 
 
+def _undefined_rel_l2(where: str, name: str) -> None:
+    log.warning("%s: the truth of '%s' is zero everywhere: its relative L2 is undefined (reported as null)",
+                where, name)
+    return None
+
+
 def mean_metrics(per_case: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """Average of each field's metrics over cases; ``max_abs`` is the maximum over cases."""
+    """Average of each field's metrics over cases; ``max_abs`` is the maximum over cases.
+
+    The mean ``rel_l2`` is over the cases where it is defined (``rel_l2_cases`` says how many);
+    ``None`` when it is defined in none.
+    """
     out: dict[str, dict[str, float]] = {}
     cases = list(per_case.values())
     if not cases:
         raise MetricError("no cases: a mean metric over nothing is not a result")
     for name in cases[0]:
+        rel = [c[name]["rel_l2"] for c in cases if c[name]["rel_l2"] is not None]
         out[name] = {
-            "rel_l2": float(np.mean([c[name]["rel_l2"] for c in cases])),
+            "rel_l2": float(np.mean(rel)) if rel else None,
+            "rel_l2_cases": len(rel),
             "rmse": float(np.mean([c[name]["rmse"] for c in cases])),
             "max_abs": float(np.max([c[name]["max_abs"] for c in cases])),
         }

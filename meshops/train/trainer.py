@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from meshops.train import distributed as D
 from meshops.train.config import TrainConfig
 from meshops.train.loop import collate, epoch_order, fit_loop, per_graph_mse
 from meshops.train.setup import (
+    TrainData,
     build_model_and_optimizer,
     cosine_warmup,
     global_batches,
@@ -91,7 +93,23 @@ def _seed_everything(seed: int) -> None:
 
 def _train(config: TrainConfig, info: D.DistInfo) -> TrainResult:
     out = Path(config.out)
+    fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        run, data, full_config = _set_up(config, info, out)
+    except BaseException:
+        if fresh and info.is_main:  # a run that never started leaves no folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    ckpts = Checkpoints(out, full_config, data.pipeline)
+    fit_loop(config, info, run, data, ckpts)
+    finish(info, run, out)
+    return TrainResult(out, ckpts.best, ckpts.last, run.progress.global_step, run.progress.best,
+                       run.progress.history)
+
+
+def _set_up(config: TrainConfig, info: D.DistInfo, out: Path) -> tuple[Run, TrainData, dict[str, Any]]:
+    """Data, model and optimizer (resumed from ``out/last.pt`` when asked); writes ``config.json``."""
     if info.is_main:
         for stale in remove_stale(out):
             log.info("removed %s left by an interrupted run", stale)
@@ -105,11 +123,7 @@ def _train(config: TrainConfig, info: D.DistInfo) -> TrainResult:
     full_config = run_config(config, run, data)
     if info.is_main:
         write_json_atomic(full_config, out / "config.json")
-    ckpts = Checkpoints(out, full_config, data.pipeline)
-    fit_loop(config, info, run, data, ckpts)
-    finish(info, run, out)
-    return TrainResult(out, ckpts.best, ckpts.last, run.progress.global_step, run.progress.best,
-                       run.progress.history)
+    return run, data, full_config
 
 
 def finish(info: D.DistInfo, run: Run, out: Path) -> None:

@@ -53,4 +53,5 @@ def evaluate_samples(
 def score(per_case: dict[str, dict[str, dict[str, float]]]) -> float:
     """The number the best checkpoint minimizes: the mean over target fields of the mean rel L2."""
     m = mean_metrics(per_case)
-    return float(np.mean([v["rel_l2"] for v in m.values()])) if m else float("inf")
+    rel = [v["rel_l2"] for v in m.values() if v["rel_l2"] is not None]
+    return float(np.mean(rel)) if rel else float("inf")
