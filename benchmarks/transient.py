@@ -66,6 +66,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seeds", default="0", help="comma-separated training seeds")
     p.add_argument("--val-every", type=int, default=50)
+    p.add_argument("--val-rollout", type=int, default=0,
+                   help="weights chosen on the validation error over the first N rollout steps (0: one-step error)")
+    p.add_argument("--diagnosed", default="", help="comma-separated channels predicted directly, not read as inputs (e.g. p)")
+    p.add_argument("--zero-mean", default="", help="comma-separated channels whose increment keeps the training mean over the free nodes (e.g. p)")
+    p.add_argument("--globals", default="", help="comma-separated case parameters given to the models (e.g. Re)")
+    p.add_argument("--checkpoints", default=None, help="folder for each trained model's best.pt (NAME_seedS/)")
     p.add_argument("--jobs", type=int, default=1, help="training runs at a time (worker processes)")
     p.add_argument("--max-test", type=int, default=None, help="test trajectories used (default all)")
     p.add_argument("--out", default=str(HERE / "transient_results.json"))
@@ -95,7 +101,7 @@ def _rollout(step_fn: Any, graph: Any, X: np.ndarray, start: int, H: int) -> tup
 
     win = torch.from_numpy(X[start - H : start + 1])
     R = [X[start]]
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time of this (one-thread) process: the shared machine's load does not count
     for _ in range(len(X) - 1 - start):
         s = step_fn(graph, win)
         if not torch.isfinite(s).all():
@@ -103,7 +109,7 @@ def _rollout(step_fn: Any, graph: Any, X: np.ndarray, start: int, H: int) -> tup
             break
         R.append(s.numpy())
         win = torch.cat([win[1:], s[None]])
-    return np.stack(R), (time.perf_counter() - t0) / max(len(X) - 1 - start, 1)
+    return np.stack(R), (time.process_time() - t0) / max(len(X) - 1 - start, 1)
 
 
 def evaluate(step_fn: Any, graph: Any, traj: Any, card: dict[str, Any], fields: list[str], start: int, H: int,
@@ -184,16 +190,20 @@ def step_config(name: str, a: argparse.Namespace, seed: int) -> Any:
     model, mo, gr = model_specs(a.hidden, a.blocks)[name]
     return S.StepConfig(fields=["u", "v", "p"], model=model, model_options=mo, graph=gr, steps=a.steps,
                         batch_size=a.batch_size, lr=a.lr, noise=a.noise, noise_ref=a.noise_ref, history=a.history,
-                        seed=seed, val_every=a.val_every, unroll=a.unroll)
+                        seed=seed, val_every=a.val_every, unroll=a.unroll, val_rollout=a.val_rollout,
+                        globals=[g for g in a.globals.split(",") if g], diagnosed=[c for c in a.diagnosed.split(",") if c],
+                        zero_mean=[c for c in a.zero_mean.split(",") if c])
 
 
-def peer_net(peers: Any, stats: dict[str, Any], a: argparse.Namespace, seed: int) -> Any:
-    """PhysicsNeMo's MeshGraphNet for the stepping inputs (state, history increments, node type)."""
+def peer_net(peers: Any, cfg: Any, stats: dict[str, Any], a: argparse.Namespace, seed: int) -> Any:
+    """PhysicsNeMo's MeshGraphNet for the stepping inputs (state, history increments, node type, globals)."""
     import torch
 
-    C, K = len(stats["x_mean"]), len(stats["node_types"])
+    from meshops.train import stepping as S
+
     torch.manual_seed(seed)
-    return PeerNet(peers.physicsnemo_mgn(C * (1 + a.history) + K, int(stats["dim"]) + 1, C, a.hidden, a.blocks))
+    C = len(stats["x_mean"])
+    return PeerNet(peers.physicsnemo_mgn(S.in_channels(cfg, stats), int(stats["dim"]) + 1, C, a.hidden, a.blocks))
 
 
 def train_model(name: str, train: list[Any], val: list[Any], a: argparse.Namespace, seed: int,
@@ -202,7 +212,7 @@ def train_model(name: str, train: list[Any], val: list[Any], a: argparse.Namespa
     from meshops.train import stepping as S
 
     cfg = step_config(name, a, seed)
-    net = peer_net(peers, S.fit_stats(train, cfg), a, seed) if name == "physicsnemo" else None
+    net = peer_net(peers, cfg, S.fit_stats(train, cfg), a, seed) if name == "physicsnemo" else None
     return S.train_stepper(train, cfg, progress=True, val=val, model=net)
 
 
@@ -237,10 +247,22 @@ def train_all(names: list[str], seeds: list[int], a: argparse.Namespace, train: 
     for (n, s), (state, info) in zip(jobs, done, strict=True):
         cfg = step_config(n, a, s)
         stats = S.fit_stats(train, cfg)
-        net = peer_net(peers, stats, a, s) if n == "physicsnemo" else S.build_model(cfg, stats)
+        net = peer_net(peers, cfg, stats, a, s) if n == "physicsnemo" else S.build_model(cfg, stats)
         net.load_state_dict(state)
         out[n].append((S.Stepper(net, cfg, stats).eval(), info))
     return out
+
+
+def save_checkpoints(trained: dict[str, list[tuple[Any, dict[str, Any]]]], seeds: list[int], root: Path) -> None:
+    """``root/NAME_seedS/best.pt`` for every meshops model (``meshops rollout`` reads them; the peer's
+    network is not a registry model, so it has none)."""
+    from meshops.train.stepping import save_stepper
+
+    for name, runs in trained.items():
+        if name == "physicsnemo":
+            continue
+        for s, (st, info) in zip(seeds, runs, strict=True):
+            save_stepper(st, root / f"{name}_seed{s}" / "best.pt", extra_config=info)
 
 
 def _eval_job(key: tuple[str, int, int]) -> dict[str, Any]:
@@ -289,26 +311,42 @@ def _freq_text(fr: list[float]) -> str:
     return f"{np.nanmean(f):.3f} (worst {np.nanmax(np.abs(f - 1)):.1%})"
 
 
+def _val_text(res: dict[str, Any]) -> str:
+    n = res.get("val_rollout", 0)
+    return f"error over the first {n} rollout steps" if n else "one-step error"
+
+
+def _globals_text(res: dict[str, Any]) -> str:
+    g, d = res.get("globals") or [], res.get("diagnosed") or []
+    return ((f"; case parameters {', '.join(g)} as inputs" if g else "")
+            + (f"; {', '.join(d)} predicted directly (not an input)" if d else "")
+            + (f"; the mean increment of {', '.join(res['zero_mean'])} over the free nodes held at the training mean"
+               if res.get("zero_mean") else ""))
+
+
 def table(res: dict[str, Any]) -> str:
     pers = np.array(res["models"]["persistence"]["one_step"])
     lines = ["", "", f"Command: `{res['command']}` ({res['n_train']} training and {res['n_val']} validation "
              f"trajectories, {res['n_test']} held-out test trajectories ({', '.join(res['test_cases'])}) of "
              f"{res['snapshots']} snapshots; {res['train_steps']} optimizer steps x batch {res['batch_size']} per model "
-             f"and seed, seeds {res['seeds']}, weights chosen on the validation trajectory's one-step error; "
-             f"history {res['history']}, push-forward unroll {res['unroll']}, noise {res['noise']} x increment std; CPU).", "",
-             "| model | params | train s | best step | one-step rel L2 u / v / p | persistence / model | "
-             "rollout 1-50 | rollout 1-100 | full rollout | stable steps (min) | f_pred / f_solver | s per step |",
+             f"and seed, seeds {res['seeds']}, weights chosen on the validation trajectory's {_val_text(res)}; "
+             f"history {res['history']}, push-forward unroll {res['unroll']}, noise {res['noise']} x {res['noise_ref']} std"
+             f"{_globals_text(res)}; CPU).", "",
+             "| model | params | train CPU s | best step | one-step rel L2 u / v / p | persistence / model | "
+             "rollout 1-50 | rollout 1-100 | full rollout | stable steps (min) | f_pred / f_solver | CPU s per step |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in res["models"].items():
         ratio = pers / np.maximum(np.array(r["one_step"]), 1e-12)
-        lines.append(f"| {name} | {r.get('n_params', 0)} | {r.get('train_time_s', 0):.0f} | {r.get('best_step', '-')} | "
+        lines.append(f"| {name} | {r.get('n_params', 0)} | {r.get('train_cpu_s', 0):.0f} | {r.get('best_step', '-')} | "
                      f"{fmt3(r['one_step'])} | {' / '.join(f'{x:.2f}' for x in ratio)} | {fmt3(r['rollout_50'])} | "
                      f"{fmt3(r['rollout_100'])} | {fmt3(r['rollout_full'])} | {r['stable_steps']} | "
                      f"{_freq_text(r['f_ratio'])} | {r['s_per_step']:.4f} |")
     for name, why in res.get("skipped", {}).items():
         lines.append(f"| {name} | skipped: {why} | | | | | | | | | | |")
-    lines += ["", f"OpenFOAM (icoFoam, one core) takes {res['foam_s_per_snapshot']:.3f} s of wall time per snapshot "
-              f"interval ({res['foam_steps_per_snapshot']} solver steps); per-seed numbers and the ratios are in "
+    lines += ["", "Train CPU s and CPU s per step are CPU times of one-thread processes (the machine's load does not "
+              f"count). OpenFOAM (icoFoam, one core) took {res['foam_s_per_snapshot']:.3f} s of wall time per snapshot "
+              f"interval ({res['foam_steps_per_snapshot']} solver steps, median over the training cases, on the shared "
+              "machine: an upper bound of its CPU time); per-seed numbers and the ratios are in "
               f"`{Path(res['out']).name}`.", ""]
     return "\n".join(lines)
 
@@ -335,7 +373,9 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
            "n_train": len(train), "n_val": len(val), "train_cases": [t.name for t in train],
            "val_cases": [t.name for t in val], "splits": P.split_record(sp, "cylinder_flow train split: train / val"),
            "snapshots": train[0].n_steps, "train_steps": a.steps, "batch_size": a.batch_size, "history": a.history,
-           "unroll": a.unroll, "noise": a.noise, "seeds": a.seeds, "models": {}, "skipped": {}, "foam_s_per_snapshot": float(np.median(sps)) * nsteps,
+           "unroll": a.unroll, "noise": a.noise, "noise_ref": a.noise_ref, "val_rollout": a.val_rollout,
+           "globals": [g for g in a.globals.split(",") if g], "diagnosed": [c for c in a.diagnosed.split(",") if c],
+           "zero_mean": [c for c in a.zero_mean.split(",") if c], "seeds": a.seeds, "models": {}, "skipped": {}, "foam_s_per_snapshot": float(np.median(sps)) * nsteps,
            "foam_steps_per_snapshot": nsteps, "out": a.out, "channels": ["u", "v", "p"]}
     return train, val, res
 
@@ -360,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         trained = train_all(names, seeds, a, train, val, peers)
     else:
         trained = {n: [train_model(n, train, val, a, s, peers) for s in seeds] for n in names}
+    if a.checkpoints:
+        save_checkpoints(trained, seeds, Path(a.checkpoints))
     # the test trajectories are read after training (cases finished meanwhile by the generator count)
     te = load_dataset("cylinder_flow", root=a.data, split="test", max_cases=a.max_test)
     test = [(te[i], te.card(i)) for i in range(len(te))]
@@ -375,8 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         if name in trained:
             infos = [i for _, i in trained[name]]
             r.update(n_params=infos[0]["n_params"], train_time_s=float(np.mean([i["train_time_s"] for i in infos])),
+                     train_cpu_s=float(np.mean([i["train_cpu_s"] for i in infos])),
                      best_step=",".join(str(i["best_step"]) for i in infos),
-                     val_one_step=[i["best_val_one_step"] for i in infos])
+                     val_score=[i["best_val"] for i in infos])
         r["speedup_vs_openfoam"] = res["foam_s_per_snapshot"] / max(r["s_per_step"], 1e-12)
         res["models"][PEER if name == "physicsnemo" else name] = r
         print(f"{name}: one-step {fmt3(r['one_step'])}, rollout 1-100 {fmt3(r['rollout_100'])}, stable {r['stable_steps']}")

@@ -85,6 +85,20 @@ def _arrays(attrs: Any) -> dict[str, np.ndarray]:
     return out
 
 
+# VTK type id of a poly-data cell by its kind and node count: {kind: ({count: type}, otherwise)}
+_POLY_TYPES = {"verts": ({1: 1}, 2), "lines": ({2: 3}, 4), "polys": ({3: 5, 4: 9}, 7), "strips": ({}, 6)}
+
+
+def _poly_types(kind: str, sizes: np.ndarray) -> np.ndarray:
+    """VTK type ids (uint8) of one poly-data cell array from its cells' node counts (a table lookup)."""
+    exact, other = _POLY_TYPES[kind]
+    lut = np.full(int(sizes.max()) + 1 if len(sizes) else 1, other, dtype=np.uint8)
+    for k, t in exact.items():
+        if k < len(lut):
+            lut[k] = t
+    return lut[sizes]
+
+
 def _poly_cells(ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(VTK type ids, offsets, connectivity) of poly data, in VTK's verts, lines, polys, strips order."""
     types, offs, conns, base = [], [], [], 0
@@ -93,17 +107,15 @@ def _poly_cells(ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ca = get()
         if ca is None or ca.GetNumberOfCells() == 0:
             continue
-        off = _np(ca.GetOffsetsArray()).astype(np.int64)
-        sizes = np.diff(off)
-        t = {"verts": np.where(sizes == 1, 1, 2), "lines": np.where(sizes == 2, 3, 4),
-             "polys": np.where(sizes == 3, 5, np.where(sizes == 4, 9, 7)),
-             "strips": np.full(len(sizes), 6)}[kind]
-        types.append(t.astype(np.uint8))
-        offs.append(off[:-1] + base)
-        conns.append(_np(ca.GetConnectivityArray()).astype(np.int64))
+        off = _np(ca.GetOffsetsArray()).astype(np.int64, copy=False)
+        types.append(_poly_types(kind, np.diff(off)))
+        offs.append(off[:-1] + base if base else off[:-1])
+        conns.append(_np(ca.GetConnectivityArray()).astype(np.int64, copy=False))
         base += int(off[-1])
     if not types:
         return np.zeros(0, np.uint8), np.zeros(1, np.int64), np.zeros(0, np.int64)
+    if len(types) == 1:  # the common case: no copies beyond VTK's arrays
+        return types[0], np.append(offs[0], base), conns[0]
     return np.concatenate(types), np.append(np.concatenate(offs), base), np.concatenate(conns)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from meshops.data import load_dataset
+from meshops.data import DatasetError, load_dataset
 from meshops.train import stepping as S
 
 
@@ -120,7 +120,7 @@ def test_meshops_train_trains_a_stepper_from_a_trajectory_config(tmp_path, capsy
     assert st.history == 1 and st.cfg.steps == 60 and st.cfg.noise_ref == "increment"
     metrics = json.loads((run / "metrics.json").read_text())
     vals = [h["val_one_step"] for h in metrics["history"] if "val_one_step" in h]
-    assert len(vals) == 3 and metrics["best_val_one_step"] == min(vals)
+    assert len(vals) == 3 and metrics["best_val"] == min(vals) and metrics["val_metric"] == "one_step"
     losses = [h["loss"] for h in metrics["history"] if "loss" in h]
     assert losses[-1] < losses[0]
     ck = S.load_checkpoint(run / "best.pt")
@@ -148,3 +148,67 @@ def test_meshops_train_names_an_unknown_stepping_key(tmp_path):
     cfg = TrainConfig(dataset="cylinder_flow", stepping={"histroy": 1})
     with pytest.raises(ConfigError, match="stepping.histroy"):
         step_config(cfg, 10)
+
+
+def _untrained(cfg, trajs):
+    stats = S.fit_stats(trajs, cfg)
+    return S.Stepper(S.build_model(cfg, stats), cfg, stats).eval()
+
+
+def test_diagnosed_channel_is_predicted_directly_and_not_read(short_traj):
+    torch.manual_seed(0)
+    cfg = S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, history=1, diagnosed=["p"])
+    st = _untrained(cfg, [short_traj])
+    g = st.graph(short_traj)
+    X = torch.from_numpy(short_traj.states(["u", "v", "p"]))
+    assert st.inputs(g, X[1], X[:1]).shape[1] == S.in_channels(cfg, st.stats) == 2 * 2 + len(st.node_types)
+    shifted = X[:2].clone()
+    shifted[:, :, 2] += torch.randn_like(shifted[:, :, 2])
+    a, b = st.step_window(g, X[:2]), st.step_window(g, shifted)
+    free = ~g.fixed
+    assert torch.allclose(a[free], b[free], atol=1e-5)  # p is not an input
+    y = st.target(X[1], X[:1], X[2])  # p's target: the normalized next p itself
+    assert torch.allclose(y[:, 2] * st.x_std[2] + st.x_mean[2], X[2, :, 2], atol=1e-5)
+    with pytest.raises(ValueError, match="diagnosed channel 'w'"):
+        _untrained(S.StepConfig(diagnosed=["w"]), [short_traj])
+
+
+def test_case_globals_are_inputs_and_a_missing_one_is_named(short_traj):
+    cfg = S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, globals=["Re"])
+    ds = load_dataset("cylinder_flow", max_steps=6)
+    st = _untrained(cfg, [ds[0], ds[1]])
+    g0, g1 = st.graph(ds[0]), st.graph(ds[1])
+    re = np.array([ds[0].globals["Re"], ds[1].globals["Re"]])
+    assert np.allclose([g0.glob[0, 0], g1.glob[0, 0]], (re - re.mean()) / re.std(), atol=1e-5)
+    assert st.inputs(g0, torch.zeros(ds[0].mesh.n_points, 3)).shape[1] == S.in_channels(cfg, st.stats)
+    with pytest.raises(DatasetError, match="has no global 'Mach'"):
+        S.fit_stats([short_traj], S.StepConfig(globals=["Mach"]))
+
+
+def test_validation_on_rollout_error_keeps_the_best_scored_weights(short_traj):
+    ds = load_dataset("cylinder_flow", max_steps=14)
+    cfg = S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, steps=6, val_every=2, val_rollout=5, history=1)
+    st, info = S.train_stepper([ds[0]], cfg, val=[ds[1]])
+    vals = [h["val_rollout_5"] for h in info["history"] if "val_rollout_5" in h]
+    assert len(vals) == 3 and info["best_val"] == min(vals) and info["val_metric"] == "rollout_5"
+    assert np.isclose(S.rollout_score(st, [ds[1]], 5), info["best_val"], rtol=1e-5)
+
+
+def test_zero_mean_channel_increment_keeps_the_training_mean(short_traj):
+    torch.manual_seed(0)
+    plain = _untrained(S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, history=1), [short_traj])
+    cfg = S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, history=1, zero_mean=["p"])
+    st = S.Stepper(plain.model, cfg, plain.stats).eval()
+    g = st.graph(short_traj)
+    X = torch.from_numpy(short_traj.states(["u", "v", "p"]))
+    with torch.no_grad():
+        a, b = plain.step_window(g, X[:2]), st.step_window(g, X[:2])
+    free = ~g.fixed[:, 2]
+    assert abs(float((a[free, 2] - X[1, free, 2]).mean()) - float(st.d_mean[2])) > 1e-4  # the untrained model drifts
+    assert np.isclose(float((b[free, 2] - X[1, free, 2]).mean()), float(st.d_mean[2]), atol=1e-6)
+    assert torch.equal(a[:, :2], b[:, :2])  # other channels untouched
+    assert torch.equal(b[~free, 2], X[1, ~free, 2])  # Dirichlet p (outlet) held
+    d = (b[free, 2] - a[free, 2])
+    assert torch.allclose(d, d[:1].expand_as(d), atol=1e-6)  # one uniform shift
+    with pytest.raises(ValueError, match="zero_mean channel 'q'"):
+        S.Stepper(plain.model, S.StepConfig(zero_mean=["q"]), plain.stats)

@@ -63,7 +63,11 @@ def load_trained(
     try:
         model.load_state_dict(ck["model"])
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit model '{name}' ({str(e).splitlines()[0]})") from e
+        lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
+        first = lines[0] if lines else str(e).splitlines()[0]
+        more = f"; {len(lines) - 1} more" if len(lines) > 1 else ""
+        raise CheckpointError(f"{path}: weights do not fit model '{name}' as this version of meshops builds it "
+                              f"({first}{more}); was it trained with another version?") from e
     dev = torch.device(device)
     model.to(dev).eval()
     pipe = Pipeline(feats, cfg.get("graph", {}), normalizer=norm, cache=cache or GraphCache(enabled=False))

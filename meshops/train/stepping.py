@@ -21,6 +21,14 @@ Dirichlet boundary values are kept exact: a (node type, channel) pair whose valu
 any training trajectory (inlet velocity, no-slip walls, outlet pressure) is held at its current
 value and left out of the loss.
 
+Known case parameters (``globals``, e.g. ``["Re", "D"]`` from ``Trajectory.globals``) are node inputs,
+normalized by the training cases. ``diagnosed`` channels (e.g. ``["p"]``) are predicted directly
+(their normalized next value) from the other channels and are not read as inputs, as MeshGraphNets
+does for the pressure: they cannot drift on their own in a rollout. ``zero_mean`` channels (e.g.
+``["p"]``, whose level only the outlet nodes anchor) have their increment shifted, at every step, so
+that its mean over the free nodes is the training increments' mean: a bias of the predicted increment
+then cannot move the whole field in a rollout.
+
 2D trajectories (``Trajectory.dim == 2``) get in-plane edge features ``(dx, dy, |d|)``.
 """
 
@@ -67,6 +75,10 @@ class StepConfig:
     val_every: int = 0
     noise_shared: bool = False
     base: str = "extrapolation"
+    globals: list[str] = field(default_factory=list)
+    val_rollout: int = 0
+    diagnosed: list[str] = field(default_factory=list)
+    zero_mean: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.noise_ref not in ("state", "increment"):
@@ -75,6 +87,8 @@ class StepConfig:
             raise ValueError(f"StepConfig: base must be 'extrapolation' or 'persistence', got {self.base!r}")
         if not isinstance(self.history, int) or self.history < 0:
             raise ValueError(f"StepConfig: history must be a non-negative integer, got {self.history!r}")
+        if not isinstance(self.val_rollout, int) or self.val_rollout < 0:
+            raise ValueError(f"StepConfig: val_rollout must be a non-negative integer, got {self.val_rollout!r}")
 
 
 def rel_l2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -123,6 +137,16 @@ class Stepper(torch.nn.Module):
         self.node_types: list[str] = list(stats["node_types"])
         self.fixed = torch.tensor(stats["fixed"], dtype=torch.bool)  # (K, C)
         self.dim = int(stats["dim"])
+        chans = list(stats["channels"])
+        bad = [c for c in cfg.diagnosed if c not in chans]
+        if bad:
+            raise ValueError(f"StepConfig: diagnosed channel '{bad[0]}' is not one of the channels {chans}")
+        self.register_buffer("diag", torch.tensor([c in cfg.diagnosed for c in chans], dtype=torch.bool))
+        bad = [c for c in cfg.zero_mean if c not in chans]
+        if bad:
+            raise ValueError(f"StepConfig: zero_mean channel '{bad[0]}' is not one of the channels {chans}")
+        self.zm = [i for i, c in enumerate(chans) if c in cfg.zero_mean]
+        self.prog = [i for i, c in enumerate(chans) if c not in cfg.diagnosed]  # channels read as inputs
 
     # ------------------------------------------------------------ graphs
     def graph(self, traj: Trajectory) -> Any:
@@ -138,6 +162,9 @@ class Stepper(torch.nn.Module):
         oh, _ = node_type_onehot(traj.mesh, self.node_types)
         g.onehot = torch.from_numpy(oh)
         g.fixed = self.fixed[torch.from_numpy(oh.argmax(1))]
+        glob = (trajectory_globals(traj, self.cfg.globals) - np.asarray(self.stats.get("g_mean", []))) / np.asarray(
+            self.stats.get("g_std", []))
+        g.glob = torch.from_numpy(np.repeat(glob[None].astype(np.float32), traj.mesh.n_points, axis=0))
         return _planar(g, self.dim, float(self.stats["edge_scale"]))
 
     def _check_past(self, past: torch.Tensor | None) -> None:
@@ -146,15 +173,17 @@ class Stepper(torch.nn.Module):
             raise ValueError(f"step: the model reads {self.history} past state(s) before the current one, got {got}")
 
     def inputs(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
-        """Node features: normalized state, the last ``history`` normalized increments, one-hot node type."""
+        """Node features: normalized state, the last ``history`` normalized increments, one-hot node type,
+        the normalized ``globals`` of the case."""
         self._check_past(past)
-        feats = [(state - self.x_mean) / self.x_std]
+        pr = self.prog
+        feats = [((state - self.x_mean) / self.x_std)[:, pr]]
         prev = state
         for k in range(self.history):
             q = past[len(past) - 1 - k]
-            feats.append((prev - q - self.d_mean) / self.d_std)
+            feats.append(((prev - q - self.d_mean) / self.d_std)[:, pr])
             prev = q
-        feats.append(g.onehot.to(state))
+        feats += [g.onehot.to(state), g.glob.to(state)]
         return torch.cat(feats, dim=1)
 
     def raw(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
@@ -163,27 +192,50 @@ class Stepper(torch.nn.Module):
         return self.model(g)
 
     def target(self, state: torch.Tensor, past: torch.Tensor | None, nxt: torch.Tensor) -> torch.Tensor:
-        """The normalized training target that turns ``state`` (and ``past``) into ``nxt``."""
+        """The normalized training target that turns ``state`` (and ``past``) into ``nxt`` (the
+        normalized next value itself for ``diagnosed`` channels)."""
         if self.extrapolate:
-            return (nxt - 2 * state + past[-1] - self.r_mean) / self.r_std
-        return (nxt - state - self.d_mean) / self.d_std
+            y = (nxt - 2 * state + past[-1] - self.r_mean) / self.r_std
+        else:
+            y = (nxt - state - self.d_mean) / self.d_std
+        return torch.where(self.diag, (nxt - self.x_mean) / self.x_std, y)
 
     def delta(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted increment ``x_{t+1} - x_t`` in physical units."""
         out = self.raw(g, state, past)
         if self.extrapolate:
-            return out * self.r_std + self.r_mean + (state - past[-1])
-        return out * self.d_std + self.d_mean
+            d = out * self.r_std + self.r_mean + (state - past[-1])
+        else:
+            d = out * self.d_std + self.d_mean
+        return torch.where(self.diag, out * self.x_std + self.x_mean - state, d)
 
     def step(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
-        """The next state (physical units); Dirichlet entries are held.
+        """The next state (physical units); Dirichlet entries are held; the ``zero_mean`` channels'
+        increment over the free nodes of each graph has the training increments' mean.
 
         Shapes
         ------
         state : (N, C), past : (H, N, C) oldest first (``history`` H >= 1 only) -> returns (N, C)
         """
-        d = self.delta(g, state, past)
-        return torch.where(g.fixed.to(state.device), state, state + d)
+        fixed = g.fixed.to(state.device)
+        d = torch.where(fixed, torch.zeros_like(state), self.delta(g, state, past))
+        if self.zm:
+            d = self._hold_mean(g, d, fixed)
+        return state + d
+
+    def _hold_mean(self, g: Any, d: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
+        """Shift the free entries of the ``zero_mean`` channels of ``d`` so that their mean per graph is ``d_mean``."""
+        from meshops.models._common import batch_vector
+
+        b = batch_vector(g, d.device)
+        nb = int(b.max()) + 1 if len(b) else 1
+        free = (~fixed[:, self.zm]).to(d.dtype)
+        cnt = torch.zeros(nb, len(self.zm), dtype=d.dtype, device=d.device).index_add_(0, b, free)
+        tot = torch.zeros_like(cnt).index_add_(0, b, d[:, self.zm] * free)
+        shift = tot / cnt.clamp_min(1.0) - self.d_mean[self.zm]
+        out = d.clone()
+        out[:, self.zm] = d[:, self.zm] - shift[b] * free
+        return out
 
     def step_window(self, g: Any, window: torch.Tensor) -> torch.Tensor:
         """The next state after ``window`` (the last ``history + 1`` states, oldest first, (H + 1, N, C))."""
@@ -223,6 +275,20 @@ class Stepper(torch.nn.Module):
 # ------------------------------------------------------------------ statistics
 
 
+def trajectory_globals(traj: Trajectory, names: Sequence[str]) -> np.ndarray:
+    """The case parameters ``names`` of ``traj`` (e.g. ``Re``) as a float64 vector; raises naming a missing one.
+
+    Shapes
+    ------
+    returns : (len(names),)
+    """
+    missing = [k for k in names if k not in traj.globals]
+    if missing:
+        raise DatasetError(f"trajectory '{traj.name}' has no global '{missing[0]}' (its globals: "
+                           f"{sorted(traj.globals) or 'none'})")
+    return np.asarray([float(traj.globals[k]) for k in names], dtype=np.float64)
+
+
 def fit_stats(trajs: Sequence[Trajectory], cfg: StepConfig) -> dict[str, Any]:
     """Per-channel state and increment statistics, node type names and the Dirichlet mask."""
     if not trajs:
@@ -254,7 +320,9 @@ def fit_stats(trajs: Sequence[Trajectory], cfg: StepConfig) -> dict[str, Any]:
     from meshops.data.graphs import build_graph
 
     g = build_graph(trajs[0].mesh, cfg.graph)
-    return {"x_mean": xa.mean(0).tolist(), "x_std": np.maximum(xa.std(0), 1e-8).tolist(),
+    ga = np.stack([trajectory_globals(t, cfg.globals) for t in trajs])
+    g_std = np.where(ga.std(0) > 0, ga.std(0), np.maximum(np.abs(ga.mean(0)), 1.0))  # one case: its own scale
+    return {"g_mean": ga.mean(0).tolist(), "g_std": g_std.tolist(), "x_mean": xa.mean(0).tolist(), "x_std": np.maximum(xa.std(0), 1e-8).tolist(),
             "d_mean": da.mean(0).tolist(), "d_std": np.maximum(da.std(0), 1e-10).tolist(),
             "r_mean": ra.mean(0).tolist(), "r_std": np.maximum(ra.std(0), 1e-10).tolist(),
             "node_types": names, "fixed": fixed.tolist(), "dim": int(trajs[0].dim),
@@ -262,12 +330,18 @@ def fit_stats(trajs: Sequence[Trajectory], cfg: StepConfig) -> dict[str, Any]:
             "dt": float(np.mean(np.diff(trajs[0].times)))}
 
 
+def in_channels(cfg: StepConfig, stats: dict[str, Any]) -> int:
+    """Node input size of a step model: state, ``history`` increments, node types, globals."""
+    n_read = len(stats["x_mean"]) - len(cfg.diagnosed)
+    return n_read * (1 + int(cfg.history)) + len(stats["node_types"]) + len(cfg.globals)
+
+
 def build_model(cfg: StepConfig, stats: dict[str, Any]) -> torch.nn.Module:
     from meshops import models
 
-    C, K = len(stats["x_mean"]), len(stats["node_types"])
+    C = len(stats["x_mean"])
     opts = dict(cfg.model_options)
-    opts.update(in_channels=C * (1 + int(cfg.history)) + K, out_channels=C, global_channels=0, edge_channels=int(stats["dim"]) + 1)
+    opts.update(in_channels=in_channels(cfg, stats), out_channels=C, global_channels=0, edge_channels=int(stats["dim"]) + 1)
     return models.create(cfg.model, **opts)
 
 
@@ -336,7 +410,8 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
                   model: torch.nn.Module | None = None) -> tuple[Stepper, dict[str, Any]]:
     """Train a step model on ``trajs``; save ``out/best.pt`` when ``out`` is given.
 
-    With ``val`` trajectories and ``cfg.val_every > 0`` the one-step error on them is measured every
+    With ``val`` trajectories and ``cfg.val_every > 0`` their one-step error (or, with
+    ``cfg.val_rollout = n``, their error over the first ``n`` steps of a rollout) is measured every
     ``val_every`` steps and the weights with the lowest one are kept (validation-chosen stopping
     point). ``model`` replaces the registry model (a peer's network taking the graph).
     Returns the model and a history dict (loss per logged step, validation, wall time).
@@ -353,7 +428,7 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     noise = _noise_scale(cfg, stats)
     hist: list[dict[str, float]] = []
     best: dict[str, Any] = {"val": math.inf, "step": 0, "state": None}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     from tqdm.auto import tqdm
 
     bar = tqdm(range(cfg.steps), disable=not progress, desc=f"train {cfg.model}", dynamic_ncols=True)
@@ -382,20 +457,34 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     if best["state"] is not None:
         st.model.load_state_dict(best["state"])
     st.eval()
-    info = {"history": hist, "train_time_s": time.perf_counter() - t0,
+    info = {"history": hist, "train_time_s": time.perf_counter() - t0, "train_cpu_s": time.process_time() - c0,
             "n_params": sum(p.numel() for p in st.model.parameters()),
-            "best_step": best["step"] or cfg.steps, "best_val_one_step": None if best["state"] is None else best["val"]}
+            "best_step": best["step"] or cfg.steps, "best_val": None if best["state"] is None else best["val"],
+            "val_metric": f"rollout_{cfg.val_rollout}" if cfg.val_rollout else "one_step"}
     if out is not None:
         save_stepper(st, Path(out) / "best.pt", extra_config={"train_names": [t.name for t in trajs], **info})
     return st, info
 
 
+def rollout_score(st: Stepper, trajs: Sequence[Trajectory], n_steps: int) -> float:
+    """Mean rel L2 (over channels, the first ``n_steps`` rollout steps, trajectories) of rollouts from
+    state ``history``; a blown-up rollout scores infinity."""
+    errs = []
+    for t in trajs:
+        X = t.states(st.cfg.fields)
+        n = min(n_steps, len(X) - 1 - st.history)
+        e = rollout_errors(st.rollout(t, n), X[st.history : st.history + n + 1])[1:]
+        errs.append(float(e.mean()) if np.isfinite(e).all() else math.inf)
+    return float(np.mean(errs))
+
+
 def _validate(st: Stepper, val: Sequence[Trajectory], step: int, best: dict[str, Any],
               hist: list[dict[str, float]]) -> None:
     st.eval()
-    e = one_step_error(st, val)
+    n = st.cfg.val_rollout
+    e = rollout_score(st, val, n) if n else one_step_error(st, val)
     st.train()
-    hist.append({"step": step, "val_one_step": e})
+    hist.append({"step": step, f"val_rollout_{n}" if n else "val_one_step": e})
     if e < best["val"]:
         best.update(val=e, step=step, state={k: v.detach().clone() for k, v in st.model.state_dict().items()})
 

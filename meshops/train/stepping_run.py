@@ -5,7 +5,8 @@ The config's ``dataset`` / ``dataset_options`` name a trajectory dataset (``ds[i
 :class:`~meshops.data.trajectory.Trajectory`, e.g. ``cylinder_flow``); ``model``,
 ``model_options``, ``graph``, ``lr``, ``min_lr_ratio``, ``clip``, ``seed`` and ``batch_size`` carry
 over; ``stepping`` holds the keys of :class:`~meshops.train.stepping.StepConfig` that are about time
-stepping (``fields``, ``noise``, ``noise_ref``, ``unroll``, ``history``, ``val_every``). The number
+stepping (``fields``, ``noise``, ``noise_ref``, ``unroll``, ``history``, ``val_every``, ``val_rollout``,
+``globals``, ``diagnosed``, ``zero_mean``). The number
 of optimizer steps is ``max_steps`` or ``epochs`` passes over every (trajectory, time) pair.
 Trajectories are split by ``split_fractions`` (train / val / test, shuffled by ``split_seed`` or
 ``seed``; written to ``OUT/splits.json``); the validation trajectories choose the kept weights.
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 __all__ = ["STEPPING_KEYS", "step_config", "split_trajectories", "train_from_config"]
 
 #: Keys of the ``stepping`` section (the rest of StepConfig comes from the TrainConfig).
-STEPPING_KEYS = ("fields", "noise", "noise_ref", "noise_shared", "base", "unroll", "history", "val_every")
+STEPPING_KEYS = ("fields", "noise", "noise_ref", "noise_shared", "base", "unroll", "history", "val_every", "globals",
+                 "val_rollout", "diagnosed", "zero_mean")
 
 
 def step_config(config: TrainConfig, n_samples: int) -> Any:
@@ -98,6 +100,6 @@ def train_from_config(config: TrainConfig) -> Any:
     st, info = train_stepper(train, cfg, out=out, progress=config.progress, val=val or None)
     write_text_atomic(json.dumps(info, indent=1, default=float), out / "metrics.json")
     best = out / "best.pt"
-    v = info.get("best_val_one_step")
+    v = info.get("best_val")
     return TrainResult(out=out, best_checkpoint=best, last_checkpoint=best, steps=cfg.steps,
                        best_val_rel_l2=float("nan") if v is None else float(v), history=info["history"])
