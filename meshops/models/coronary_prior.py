@@ -11,8 +11,8 @@ and the local radius ``r`` times a positive factor the network predicts per cent
   narrows it locally), the area ratio ``x = (r / r_h)^2`` and the healthy velocity
   ``u_h = Q_b / (pi r_h^2)``, the unrecovered loss of an expansion from the throat is
   ``L = rho/2 u_h^2 (1/x - 1)^2``; its rise toward the throat (``max(dL/ds, 0)``) is the gradient,
-  so a stenosis costs ``L`` at its throat in all; factor ``softplus(b)``, :data:`STENOSIS_INIT` at
-  initialization. A monotone pressure cannot follow the partial recovery behind the throat;
+  so a stenosis costs ``L`` at its throat in all; factor :data:`STENOSIS_INIT` ``exp(b)``,
+  ``|b| <= 2`` (Borda-Carnot times 0.14-7.4; measured stenosis loss coefficients are ~1-1.5). A monotone pressure cannot follow the partial recovery behind the throat;
 * **inertial** ``rho Q_b^2 / (pi^2 r^5)`` (developing flow, curvature, junction losses), factor
   ``softplus(b')``, starting small (:data:`INERTIAL_INIT`).
 
@@ -78,7 +78,7 @@ def pressure_gradient(h: Tensor, sc: dict[str, Tensor]) -> Tensor:
     h (M, HEAD_CHANNELS); sc: ``g_poiseuille``, ``g_stenosis``, ``g_inertial`` (M,) -> (M,)
     """
     a = torch.exp(4.0 * torch.tanh(h[:, 0] / 4.0))
-    b = F.softplus(h[:, 1] + _softplus_inverse(STENOSIS_INIT))
+    b = STENOSIS_INIT * torch.exp(2.0 * torch.tanh(h[:, 1] / 2.0))
     c = F.softplus(h[:, 2] + _softplus_inverse(INERTIAL_INIT))
     return sc["g_poiseuille"] * a + sc["g_stenosis"] * b + sc["g_inertial"] * c
 
