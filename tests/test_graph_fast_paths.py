@@ -32,6 +32,8 @@ def test_symmetric_edges_equal_sorted_unique(n):
         out = symmetric_edges(p, n)
         assert out.dtype == np.int64 and np.array_equal(out, _sym_ref(p[0], p[1], n)), (n, e)
         assert np.array_equal(symmetric_edges(p.T.copy(), n), out) or e == 2  # (E, 2) layout too
+        grouped = p[:, np.argsort(p[1], kind="stable")]  # grouped by target, as kNN rows are
+        assert np.array_equal(symmetric_edges(grouped, n), out)
 
 
 def test_components_csr_and_edges_equal_undirected_reference():

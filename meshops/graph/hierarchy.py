@@ -78,7 +78,12 @@ def symmetric_csr(pairs: np.ndarray, n: int) -> csr_matrix:
     keep = a != b
     if not keep.all():
         a, b = a[keep], b[keep]
-    m = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
+    if len(b) > 1 and bool(np.all(b[1:] >= b[:-1])):  # grouped by b already (kNN rows): CSR as is
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(b, minlength=n))])
+        m = csr_matrix((np.ones(len(a), dtype=np.int8), a, indptr), shape=(n, n))
+        m.sum_duplicates()
+    else:
+        m = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
     m = m + m.T.tocsr()  # csr + csr: linear, keeps the union pattern (values 1 or 2)
     m.sort_indices()
     return m
