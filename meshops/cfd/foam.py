@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["FOAM_ROOT", "FoamError", "RunResult", "SolverSettings", "foam_env", "header", "openfoam_available",
-           "read_field", "read_polymesh", "run_simplefoam", "write_system"]
+           "read_field", "read_polymesh", "run_simplefoam", "write_flow_fields", "write_system"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,57 @@ def write_system(case: Path, nu: float, settings: SolverSettings, wall_patches: 
     }
     for (where, name), text in files.items():
         (case / where / name).write_text(header("dictionary", name, where) + text)
+
+
+def write_flow_fields(case: Path, inlet_U: np.ndarray, outlets: dict[str, float | None]) -> None:
+    """``0/U`` and ``0/p``: a fixed inlet profile, no-slip ``wall``, and per outlet patch either a flow rate
+    (m^3/s: ``flowRateOutletVelocity``, zero-gradient p) or ``None``: the pressure reference (p = 0,
+    ``inletOutlet`` velocity).
+
+    Shapes
+    ------
+    inlet_U : (n_inlet_faces, 3) m/s, in the inlet patch's face order.
+    """
+    body = "\n".join(f"({a:.10g} {b:.10g} {c:.10g})" for a, b, c in inlet_U)
+    u_out, p_out = [], []
+    for name, q in outlets.items():
+        if q is None:
+            u_out.append(f"    {name} {{ type inletOutlet; inletValue uniform (0 0 0); value uniform (0 0 0); }}")
+            p_out.append(f"    {name} {{ type fixedValue; value uniform 0; }}")
+        else:
+            u_out.append(f"    {name} {{ type flowRateOutletVelocity; volumetricFlowRate constant {q:.10g}; "
+                         "value uniform (0 0 0); }")
+            p_out.append(f"    {name} {{ type zeroGradient; }}")
+    nl = "\n"
+    (case / "0" / "U").write_text(header("volVectorField", "U", "0") + f"""
+dimensions      [0 1 -1 0 0 0 0];
+internalField   uniform (0 0 0);
+boundaryField
+{{
+    inlet
+    {{
+        type            fixedValue;
+        value           nonuniform List<vector>
+{len(inlet_U)}
+(
+{body}
+)
+;
+    }}
+{nl.join(u_out)}
+    wall {{ type noSlip; }}
+}}
+""")
+    (case / "0" / "p").write_text(header("volScalarField", "p", "0") + f"""
+dimensions      [0 2 -2 0 0 0 0];
+internalField   uniform 0;
+boundaryField
+{{
+    inlet {{ type zeroGradient; }}
+{nl.join(p_out)}
+    wall {{ type zeroGradient; }}
+}}
+""")
 
 
 def _control_dict(s: SolverSettings, wall_patches: tuple[str, ...]) -> str:
