@@ -3,12 +3,16 @@
 ``workers=-1`` uses every core (override with ``$MESHOPS_WORKERS``). What makes it faster than a
 plain ``cKDTree(x).query(x, k)``:
 
-* queries run in a spatially coherent order (the tree's own leaf order for a graph, a Morton
-  order for a separate query set) and are put back in query order at the end: consecutive queries
-  then walk the same tree nodes, which at 1e6 random points is 3-4x fewer cache misses;
+* the kNN tree is built over the points in Morton order (unless they already come in a coherent
+  order, e.g. a mesh's: :func:`coherent`), so a leaf is one block of memory, and queries run in a
+  spatially coherent order (the tree's leaf order for a graph, a Morton order for a separate query
+  set), put back in query order at the end: consecutive queries walk the same tree nodes;
+* queries run in blocks searched within a guessed bound (the block before's largest distance),
+  rows that find too few within it searched again: the same result, 15-25% less search;
 * the tree is built unbalanced and without node compaction (half the build time, same queries);
 * kNN rows are dense ``(m, k)`` arrays: only rows holding an exact distance tie are re-sorted, and
-  only rows with a tie at the k-th distance (or a duplicate of the query point) are queried again;
+  only rows with a tie at the k-th distance (or a duplicate of the query point) are queried again,
+  within the largest such k-th distance;
 * radius pairs come from one dual-tree pass (``query_pairs`` / ``sparse_distance_matrix``, no
   Python lists) and are ordered by one value sort of packed ``(query, distance, index)`` keys, with
   the few pairs whose quantized distances collide re-sorted exactly.

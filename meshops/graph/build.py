@@ -397,8 +397,10 @@ def add_levels(data: MeshGraph, pts: np.ndarray, edges: np.ndarray, spec: GraphS
     Shapes
     ------
     pts : (N, 3) float64 level-0 positions
-    edges : (2, E) int64 level-0 edges (for the connectivity check); ``symmetric=True`` promises
-        both directions of each, sorted by source (as :func:`symmetric_edges` returns them).
+    edges : (2, E) int64 level-0 edges (for the connectivity check, which runs only when a coarse
+        level comes out disconnected: a connected coarse level needs no joining either way);
+        ``symmetric=True`` promises both directions of each, sorted by source (as
+        :func:`symmetric_edges` returns them).
     """
     n = len(pts)
     radii = [0.0]
