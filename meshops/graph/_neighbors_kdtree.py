@@ -3,12 +3,16 @@
 ``workers=-1`` uses every core (override with ``$MESHOPS_WORKERS``). What makes it faster than a
 plain ``cKDTree(x).query(x, k)``:
 
-* queries run in a spatially coherent order (the tree's own leaf order for a graph, a Morton
-  order for a separate query set) and are put back in query order at the end: consecutive queries
-  then walk the same tree nodes, which at 1e6 random points is 3-4x fewer cache misses;
+* the kNN tree is built over the points in Morton order (unless they already come in a coherent
+  order, e.g. a mesh's: :func:`coherent`), so a leaf is one block of memory, and queries run in a
+  spatially coherent order (the tree's leaf order for a graph, a Morton order for a separate query
+  set), put back in query order at the end: consecutive queries walk the same tree nodes;
+* queries run in blocks searched within a guessed bound (the block before's largest distance),
+  rows that find too few within it searched again: the same result, 15-25% less search;
 * the tree is built unbalanced and without node compaction (half the build time, same queries);
 * kNN rows are dense ``(m, k)`` arrays: only rows holding an exact distance tie are re-sorted, and
-  only rows with a tie at the k-th distance (or a duplicate of the query point) are queried again;
+  only rows with a tie at the k-th distance (or a duplicate of the query point) are queried again,
+  within the largest such k-th distance;
 * radius pairs come from one dual-tree pass (``query_pairs`` / ``sparse_distance_matrix``, no
   Python lists) and are ordered by one value sort of packed ``(query, distance, index)`` keys, with
   the few pairs whose quantized distances collide re-sorted exactly.
@@ -81,15 +85,120 @@ def spatial_order(p: np.ndarray, bits: int = 10) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ kNN
-def _query(tree: cKDTree, yq: np.ndarray, kk: int, r: float | None):
+def coherent(p: np.ndarray, sample: int = 2048) -> bool:
+    """Whether the points are already in a spatially coherent order (a mesh's, say).
+
+    Judged from a sample: consecutive points closer than a tenth of the distance between random
+    pairs (random orders: about the same). Only decides how a search is laid out, never its result.
+    """
+    n = len(p)
+    if n < 4 * sample:
+        return False
+    rng = np.random.default_rng(0)
+    i = rng.integers(0, n - 1, sample)
+    j = rng.integers(0, n, sample)
+    step = np.median(_dist(p[i + 1], p[i]))
+    return bool(step < 0.1 * np.median(_dist(p[j], p[i])))
+
+
+class _SortedTree:
+    """A k-d tree over the points in Morton order that answers with the caller's indices.
+
+    Building it on spatially sorted points makes every leaf a nearly contiguous block of memory,
+    so a query touches few cache lines (1e6 random points: 25-30% less query time than a tree over
+    the points in their own order). Points already in a coherent order (:func:`coherent`) are
+    used as they are. ``n`` marks a missing neighbour, as in ``cKDTree.query``.
+    """
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.n = len(x)
+        self.perm = None if coherent(x) else spatial_order(x)
+        self.xp = x if self.perm is None else x[self.perm]
+        self.tree = _tree(self.xp)
+        self._map = None if self.perm is None else np.append(self.perm, self.n)
+
+    def to_caller(self, j: np.ndarray) -> np.ndarray:
+        """Tree indices (``n`` for none) as the caller's indices."""
+        return j if self._map is None else self._map[j]
+
+    def plan(self, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """A coherent order for the queries ``y`` (``None``: the tree's own points):
+        ``(caller's query indices in that order, source array, positions in it or None for as is)``."""
+        if y is None:
+            if self.perm is None:
+                return np.arange(self.n), self.xp, None
+            leaf = np.asarray(self.tree.indices, dtype=np.int64)
+            return self.perm[leaf], self.xp, leaf
+        if coherent(y):
+            return np.arange(len(y)), y, None
+        o = spatial_order(y)
+        return o, y, o
+
+
+def _rows(src: np.ndarray, pos: np.ndarray | None, s: int, e: int) -> np.ndarray:
+    return src[s:e] if pos is None else src[pos[s:e]]
+
+
+#: Queries per block of a guessed search bound (see :func:`_query_blocks`).
+BLOCK = 4096
+
+
+def _query_blocks(tree: cKDTree, yq: np.ndarray, kk: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """``tree.query(yq, kk, distance_upper_bound=bound)`` for spatially coherent queries, faster.
+
+    Blocks of ``BLOCK`` queries are searched within a guessed bound, the largest ``kk``-th
+    distance of the block before (neighbouring queries have similar ones): the search then
+    prunes from the start (15-25% less query time). A row that finds fewer than ``kk`` points
+    within the guess is searched again within ``bound``, so the result is the same as one query.
+    """
+    m = len(yq)
+    d_out, j_out = np.empty((m, kk)), np.empty((m, kk), dtype=np.int64)
+    guess = bound
+    for s in range(0, m, BLOCK):
+        q = yq[s : s + BLOCK]
+        d, j = tree.query(q, k=kk, distance_upper_bound=guess, workers=_workers())
+        d, j = d.reshape(len(q), kk), j.reshape(len(q), kk)
+        if guess < bound:
+            short = np.flatnonzero(~(d[:, -1] < guess))
+            if len(short):
+                d2, j2 = tree.query(q[short], k=kk, distance_upper_bound=bound, workers=_workers())
+                d[short], j[short] = d2.reshape(len(short), kk), j2.reshape(len(short), kk)
+        d_out[s : s + len(q)], j_out[s : s + len(q)] = d, j
+        last = d[:, -1]
+        top = float(last.max()) if len(last) else np.inf
+        guess = min(bound, top * _TIE) if np.isfinite(top) and top > 0 else bound
+    return d_out, j_out
+
+
+def _query(tree: _SortedTree, yq: np.ndarray, kk: int, r: float | None):
     """``(m, kk)`` distances and indices, sorted by distance; beyond ``r``: ``inf`` and ``n``."""
     bound = np.inf if r is None else r * _TIE
-    d, nb = tree.query(yq, k=kk, distance_upper_bound=bound, workers=_workers())
-    d, nb = d.reshape(len(yq), kk), nb.reshape(len(yq), kk)
+    d, nb = _query_blocks(tree.tree, yq, kk, bound)
+    nb = tree.to_caller(nb)
     if r is not None:
         out = d > r
         d[out], nb[out] = np.inf, tree.n
     return d, nb
+
+
+def nearest(x: np.ndarray, y: np.ndarray | None, k: int, bound: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """``cKDTree(x).query(y, k, distance_upper_bound=bound)`` as ``(m, k)`` arrays, faster.
+
+    The tree is built over ``x`` in Morton order and the queries run in a spatially coherent
+    order (``y=None``: ``x`` itself, in the tree's leaf order), then are put back in query order.
+    Same distances; among neighbours at exactly equal distance the tree may pick another one than
+    a tree over ``x`` in its own order would (no tie rule: use :func:`kdtree_knn` for one).
+    Missing neighbours: distance ``inf``, index ``len(x)``.
+    """
+    tree = _SortedTree(x)
+    order, src, pos = tree.plan(y)
+    m = len(order)
+    d_out, j_out = np.empty((m, k)), np.empty((m, k), dtype=np.int64)
+    for start in range(0, m, CHUNK):
+        d, j = _query_blocks(tree.tree, _rows(src, pos, start, start + CHUNK), k, bound)
+        q = order[start : start + CHUNK]
+        d_out[q], j_out[q] = d, tree.to_caller(j)
+    return d_out, j_out
 
 
 def _exact_rows(tree, x, yq, qid, k, exclude_self, radius, r):
@@ -103,7 +212,8 @@ def _exact_rows(tree, x, yq, qid, k, exclude_self, radius, r):
     todo = np.arange(len(qid))
     kk = min(2 * k + 2, n_x)
     while len(todo):
-        d, nb = _query(tree, yq[todo], kk, r)
+        top = float(radius[todo].max())  # nothing beyond the largest row radius is needed: prune there
+        d, nb = _query(tree, yq[todo], kk, top if np.isfinite(top) and top > 0 else r)
         inside = d <= radius[todo, None]
         complete = ~inside[:, -1] | (kk >= n_x)
         rows, nb, inside = todo[complete], nb[complete], inside[complete]
@@ -161,11 +271,10 @@ def kdtree_knn(
         out = np.empty((len(y_), kc), dtype=np.int64)
     if kc == 0 or len(y_) == 0:
         return out
-    tree = _tree(x)
-    order = np.asarray(tree.indices, dtype=np.int64) if y is None else spatial_order(y)
+    tree = _SortedTree(x)
+    order, src, pos = tree.plan(y)
     for start in range(0, len(y_), CHUNK):
-        qid = order[start : start + CHUNK]
-        _knn_chunk(tree, x, y_[qid], qid, k, exclude_self, r, out)
+        _knn_chunk(tree, x, _rows(src, pos, start, start + CHUNK), order[start : start + CHUNK], k, exclude_self, r, out)
     return out
 
 

@@ -33,12 +33,12 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
 from meshops.geometry.sampling import farthest_point_sampling, grid_sampling, voxel_sampling
-from meshops.graph._neighbors_kdtree import spatial_order
+from meshops.graph._neighbors_kdtree import nearest
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,44 @@ class Level:
     cover: float  # largest distance from a fine node to its nearest coarse node
 
 
+def symmetric_csr(pairs: np.ndarray, n: int) -> csr_matrix:
+    """The adjacency of the unique undirected edges in ``pairs`` (self-loops dropped) as a CSR
+    matrix with sorted column indices, in linear time (scipy's counting-sort conversions).
+
+    Shapes
+    ------
+    pairs : (2, E) or (E, 2) int
+    returns : (n, n) ``csr_matrix``, symmetric, ``indices`` sorted within each row.
+    """
+    p = np.asarray(pairs)
+    if p.ndim == 2 and p.shape[0] == 2 and p.shape[1] != 2:
+        a, b = p[0], p[1]
+    else:
+        p = p.reshape(-1, 2)
+        a, b = p[:, 0], p[:, 1]
+    keep = a != b
+    if not keep.all():
+        a, b = a[keep], b[keep]
+    if len(b) > 1 and bool(np.all(b[1:] >= b[:-1])):  # grouped by b already (kNN rows): CSR as is
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(b, minlength=n))])
+        m = csr_matrix((np.ones(len(a), dtype=np.int8), a, indptr), shape=(n, n))
+        m.sum_duplicates()
+    else:
+        m = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
+    m = m + m.T.tocsr()  # csr + csr: linear, keeps the union pattern (values 1 or 2)
+    m.sort_indices()
+    return m
+
+
+def csr_edges(m: csr_matrix) -> np.ndarray:
+    """``(2, nnz)`` int64 ``[row, column]`` of a CSR matrix (sorted by row, then column if sorted)."""
+    n = m.shape[0]
+    out = np.empty((2, m.nnz), dtype=np.int64)
+    out[0] = np.repeat(np.arange(n, dtype=np.int64), np.diff(m.indptr))
+    out[1] = m.indices
+    return out
+
+
 def symmetric_edges(pairs: np.ndarray, n: int) -> np.ndarray:
     """Both directions of the unique undirected edges in ``pairs`` (self-loops dropped).
 
@@ -68,37 +106,22 @@ def symmetric_edges(pairs: np.ndarray, n: int) -> np.ndarray:
     pairs : (2, E) or (E, 2) int
     returns : (2, E') int64 sorted by (source, target).
     """
-    p = np.asarray(pairs, dtype=np.int64)
-    if p.ndim == 2 and p.shape[0] == 2 and p.shape[1] != 2:
-        a, b = p[0], p[1]
-    else:
-        p = p.reshape(-1, 2)
-        a, b = p[:, 0], p[:, 1]
-    keep = a != b
-    a, b = a[keep], b[keep]
-    sh = max(1, int(max(n, 1) - 1).bit_length())  # packed (a, b) keys: shifts, not divisions
-    key = np.concatenate([(a << sh) | b, (b << sh) | a])  # sort-based unique (faster than hashing)
-    del a, b, keep
-    key.sort()
-    if len(key):
-        key = key[np.concatenate([[True], key[1:] != key[:-1]])]
-    out = np.empty((2, len(key)), dtype=np.int64)
-    np.right_shift(key, sh, out=out[0])
-    np.bitwise_and(key, (1 << sh) - 1, out=out[1])
-    return out
+    return csr_edges(symmetric_csr(pairs, n))
 
 
-def n_components(edges: np.ndarray, n: int, symmetric: bool = False) -> tuple[int, np.ndarray]:
-    """Number of connected components and labels of an edge list over ``n`` nodes.
+def n_components(edges: np.ndarray | csr_matrix, n: int, symmetric: bool = False) -> tuple[int, np.ndarray]:
+    """Number of connected components and labels of an edge list (or a CSR adjacency) over ``n`` nodes.
 
     ``symmetric=True`` promises that ``edges`` holds both directions of every edge, sorted by
-    source (what :func:`symmetric_edges` returns): the CSR matrix is then built directly and no
-    transpose is needed (strong components of a symmetric graph are its components).
+    source (what :func:`symmetric_edges` returns), or is a symmetric CSR matrix (what
+    :func:`symmetric_csr` returns): no transpose is then needed (strong components of a symmetric
+    graph are its components).
     """
+    if isinstance(edges, csr_matrix) and symmetric:
+        k, lab = connected_components(edges, directed=True, connection="strong")
+        return int(k), lab
     e = np.asarray(edges, dtype=np.int64).reshape(2, -1)
     if symmetric and (e.shape[1] < 2 or bool(np.all(e[0, 1:] >= e[0, :-1]))):
-        from scipy.sparse import csr_matrix
-
         indptr = np.concatenate([[0], np.cumsum(np.bincount(e[0], minlength=n))])
         a = csr_matrix((np.ones(e.shape[1], dtype=np.int8), e[1], indptr), shape=(n, n))
         k, lab = connected_components(a, directed=True, connection="strong")
@@ -193,7 +216,7 @@ def _down_map(fine: np.ndarray, coarse: np.ndarray, r: float, tree_c: cKDTree) -
     return np.stack([f_idx, c_idx]), w
 
 
-def _up_map(fine: np.ndarray, tree_c: cKDTree, n_coarse: int, k: int,
+def _up_map(fine: np.ndarray, tree_c: cKDTree | None, n_coarse: int, k: int,
             dj: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Inverse-distance prolongation over the ``k`` nearest coarse nodes (``dj``: that query, done)."""
     k = int(min(max(k, 1), n_coarse))
@@ -332,7 +355,7 @@ def build_level(
     down, down_w = _down_map(fine, coarse, r, tree_c)
     lin = _linear_up_map(fine, coarse, 2.0 * r, tree_c, up_k) if interpolation == "linear" else None
     up, up_w = lin if lin is not None else _up_map(fine, tree_c, len(coarse), up_k)
-    edges = _level_edges(coarse, tree_c, r, k, max_num_neighbors)
+    edges = _level_edges(coarse, r, k, max_num_neighbors)
     return Level(index=np.asarray(idx, np.int64), pos=coarse, edges=edges, down=down, down_w=down_w,
                  up=up, up_w=up_w, radius=r, cover=cover)
 
@@ -342,29 +365,16 @@ AUTO_FPS_MAX = 20_000
 DOWN_K = 3  # grid levels: a fine node restricts to at most its DOWN_K nearest coarse nodes within the radius
 
 
-def _self_knn(tree: cKDTree, pts: np.ndarray, k: int, bound: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
-    """``tree.query(pts, k)`` with the queries in the tree's own order (cache-friendly), as ``(n, k)``."""
-    order = np.asarray(tree.indices, dtype=np.int64)
-    d, j = tree.query(pts[order], k=k, distance_upper_bound=bound)
-    dd, jj = np.empty((len(pts), k)), np.empty((len(pts), k), dtype=np.int64)
-    dd[order], jj[order] = d.reshape(-1, k), j.reshape(-1, k)
-    return dd, jj
-
-
-def _level_edges(coarse: np.ndarray, tree_c: cKDTree, r: float, k: int | None, cap: int) -> np.ndarray:
+def _level_edges(coarse: np.ndarray, r: float, k: int | None, cap: int) -> np.ndarray:
     """Symmetrized kNN edges (with ``k``) or radius edges capped at ``cap`` nearest, both directions."""
     mc = len(coarse)
     if mc == 1:
         return np.zeros((2, 0), dtype=np.int64)
-    rows = np.broadcast_to(np.arange(mc)[:, None], (mc, 1))
-    if k is not None:
-        kk = min(int(k) + 1, mc)
-        _, nb = _self_knn(tree_c, coarse, kk)
-        return symmetric_edges(np.stack([np.broadcast_to(rows, nb.shape).ravel(), nb.ravel()]), mc)
-    kk = min(cap + 1, mc)
-    _, nb = _self_knn(tree_c, coarse, kk, bound=r)
+    kk = min(int(k) + 1, mc) if k is not None else min(cap + 1, mc)
+    _, nb = nearest(coarse, None, kk, bound=np.inf if k is not None else r)
+    rows = np.broadcast_to(np.arange(mc)[:, None], nb.shape)
     valid = nb < mc
-    return symmetric_edges(np.stack([np.broadcast_to(rows, nb.shape)[valid], nb[valid]]), mc)
+    return symmetric_edges(np.stack([rows[valid], nb[valid]]), mc)
 
 
 def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation) -> Level:
@@ -377,13 +387,8 @@ def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation)
     n, dim = fine.shape
     coarse = fine[idx]
     mc = len(coarse)
-    tree_c = cKDTree(coarse, leafsize=24, balanced_tree=False, compact_nodes=False)
     kq = int(min(max(DOWN_K, up_k, 1), mc))
-    order = spatial_order(fine)
-    d, j = tree_c.query(fine[order], k=kq)
-    dd, jj = np.empty((n, kq)), np.empty((n, kq), dtype=np.int64)
-    dd[order], jj[order] = d.reshape(-1, kq), j.reshape(-1, kq)
-    del d, j, order
+    dd, jj = nearest(coarse, fine, kq)
     cover = float(dd[:, 0].max())
     ext = float(np.linalg.norm(fine.max(0) - fine.min(0)))
     auto = max(np.sqrt(dim) * h, cover) if h > 0 else 2.0 * cover  # >= cover: every fine node has one
@@ -400,8 +405,8 @@ def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation)
     w = 1.0 - w
     w *= w
     w /= np.bincount(c_idx, weights=w, minlength=mc)[c_idx]
-    lin = _linear_up_map(fine, coarse, 2.0 * r, tree_c, up_k) if interpolation == "linear" else None
-    up, up_w = lin if lin is not None else _up_map(fine, tree_c, mc, up_k, dj=(dd, jj))
-    edges = _level_edges(coarse, tree_c, r, k, max_num_neighbors)
+    lin = _linear_up_map(fine, coarse, 2.0 * r, cKDTree(coarse), up_k) if interpolation == "linear" else None
+    up, up_w = lin if lin is not None else _up_map(fine, None, mc, up_k, dj=(dd, jj))
+    edges = _level_edges(coarse, r, k, max_num_neighbors)
     return Level(index=np.asarray(idx, np.int64), pos=coarse, edges=edges, down=np.stack([f_idx, c_idx]),
                  down_w=w, up=up, up_w=up_w, radius=r, cover=cover)

@@ -3,7 +3,8 @@
 Two routes, same results:
 
 * CPU (:mod:`meshops.graph._neighbors_kdtree`): scipy's ``cKDTree`` (``workers=-1`` uses every
-  core, override with ``$MESHOPS_WORKERS``), queried in a spatially coherent order; kNN as dense
+  core, override with ``$MESHOPS_WORKERS``) over Morton-sorted points, queried in a spatially
+  coherent order within guessed bounds; kNN as dense
   rows (only tied rows re-sorted or re-queried), radius pairs from one dual-tree pass sorted by a
   packed-key value sort. Faster than a bare ``cKDTree(x).query(x, k)`` / ``query_ball_point``
   with the same workers (``meshops bench scale``, ``neighbors`` row).
