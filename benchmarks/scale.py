@@ -29,6 +29,7 @@ capped at ``--model-max`` points (memory of the concatenating peers).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -128,6 +129,93 @@ def stage_read(n: int, a: argparse.Namespace) -> dict[str, Any]:
     path = _vtu(n, Path(a.work))
     return _side_by_side({"meshops": lambda: meshops.read(str(path)), "pyvista": lambda: pv.read(str(path)),
                           "meshio": lambda: meshio.read(str(path))}, 2 if n <= 1_000_000 else 1)
+
+
+# every VTK flavour meshops reads, written by VTK's own writers: (suffix, writer setup)
+FLAVOURS = {
+    "vtu-appended-raw-zlib": (".vtu", {"mode": "Appended", "encode": False, "compressor": "ZLib"}),
+    "vtu-appended-base64-zlib": (".vtu", {"mode": "Appended", "encode": True, "compressor": "ZLib"}),
+    "vtu-appended-raw-lz4": (".vtu", {"mode": "Appended", "encode": False, "compressor": "LZ4"}),
+    "vtu-appended-raw-none": (".vtu", {"mode": "Appended", "encode": False, "compressor": None}),
+    "vtu-inline-base64-zlib": (".vtu", {"mode": "Binary", "encode": True, "compressor": "ZLib"}),
+    "vtu-ascii": (".vtu", {"mode": "Ascii", "encode": False, "compressor": None}),
+    "vtp-appended-raw-zlib": (".vtp", {"mode": "Appended", "encode": False, "compressor": "ZLib"}),
+    "pvtu-4-pieces": (".pvtu", {"pieces": 4}),
+    "pvd-2-steps": (".pvd", {}),
+    "legacy-binary": (".vtk", {"binary": True}),
+    "legacy-ascii": (".vtk", {"binary": False}),
+}
+
+
+def _vtk_grid(n: int, surface: bool, work: Path):
+    """The tet box as a pyvista grid, or for ``.vtp`` a triangulated plane of ~n points."""
+    import pyvista as pv
+
+    if surface:
+        k = max(2, int(round(n ** 0.5)))
+        grid = pv.Plane(i_resolution=k - 1, j_resolution=k - 1).triangulate()
+        grid.point_data["p"] = grid.points[:, 0].copy()
+        return grid
+    return pv.read(str(_vtu(n, work)))  # the tet box, built and written once per size
+
+
+def _write_flavour(grid: Any, path: Path, setup: dict[str, Any]) -> None:
+    import vtk
+
+    suffix = path.suffix
+    if suffix == ".vtk":
+        grid.save(str(path), binary=setup["binary"])
+        return
+    if suffix == ".pvd":
+        for i in range(2):
+            _write_flavour(grid, path.with_name(f"{path.stem}_{i}.vtu"), FLAVOURS["vtu-appended-raw-zlib"][1])
+        items = "".join(f'<DataSet timestep="{i}" file="{path.stem}_{i}.vtu"/>' for i in range(2))
+        path.write_text(f'<?xml version="1.0"?><VTKFile type="Collection" version="0.1"><Collection>{items}'
+                        "</Collection></VTKFile>")
+        return
+    w = {".vtu": vtk.vtkXMLUnstructuredGridWriter, ".vtp": vtk.vtkXMLPolyDataWriter,
+         ".pvtu": vtk.vtkXMLPUnstructuredGridWriter}[suffix]()
+    w.SetFileName(str(path))
+    w.SetInputData(grid)
+    if suffix == ".pvtu":
+        w.SetNumberOfPieces(setup["pieces"])
+        w.SetStartPiece(0)
+        w.SetEndPiece(setup["pieces"] - 1)
+    else:
+        getattr(w, f"SetDataModeTo{setup['mode']}")()
+        w.SetEncodeAppendedData(setup["encode"])
+        if setup["compressor"] is None:
+            w.SetCompressorTypeToNone()
+        else:
+            getattr(w, f"SetCompressorTypeTo{setup['compressor']}")()
+    if not w.Write():
+        raise RuntimeError(f"{path}: VTK's writer failed")
+
+
+def stage_read_flavour(flavour: str, n: int, a: argparse.Namespace) -> dict[str, Any]:
+    """``meshops.read`` against ``pyvista.read`` on one VTK flavour (``.pvd``: every step)."""
+    import pyvista as pv
+
+    import meshops
+
+    suffix, setup = FLAVOURS[flavour]
+    path = Path(a.work) / f"box_{n}_{flavour}{suffix}"
+    if not path.is_file():
+        _write_flavour(_vtk_grid(n, suffix == ".vtp", Path(a.work)), path, setup)
+    if suffix == ".pvd":
+        def ours():
+            return meshops.read(str(path), time="all")
+
+        def peer():  # every step, as ours does
+            r = pv.get_reader(str(path))
+            return [(r.set_active_time_value(t), r.read()) for t in r.time_values]
+    else:
+        def ours():
+            return meshops.read(str(path))
+
+        def peer():
+            return pv.read(str(path))
+    return _side_by_side({"meshops": ours, "pyvista": peer}, 2 if n <= 1_000_000 else 1)
 
 
 def _side_by_side(fns: dict[str, Any], repeat: int) -> dict[str, Any]:
@@ -402,6 +490,8 @@ def stage_predict(n: int, a: argparse.Namespace) -> dict[str, Any]:
 STAGES = {"read": stage_read, "write": stage_write, "edges": stage_edges, "neighbors": stage_neighbors,
           "neighbors-ordered": stage_neighbors_ordered, "radius": stage_radius, "radius-ordered": stage_radius_ordered,
           "hierarchy": stage_hierarchy, "forward": stage_forward, "fwd+bwd": stage_fwdbwd, "predict": stage_predict}
+DEFAULT_STAGES = list(STAGES)
+STAGES.update({f"read:{f}": functools.partial(stage_read_flavour, f) for f in FLAVOURS})
 MODEL_STAGES = {"forward", "fwd+bwd", "predict"}
 
 
@@ -469,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="meshops bench scale", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1e4,1e5,1e6,4e6")
     p.add_argument("--huge", action="store_true", help="add 1e7 points")
-    p.add_argument("--stages", default=",".join(STAGES))
+    p.add_argument("--stages", default=",".join(DEFAULT_STAGES),
+                   help="comma-separated; 'read-formats' = read:FLAVOUR for every VTK flavour (" + ", ".join(FLAVOURS) + ")")
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--blocks", type=int, default=4)
     p.add_argument("--model-max", type=float, default=1e6, help="largest size for the model stages")
@@ -504,7 +595,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(float(s)) for s in a.sizes.split(",")] + ([10_000_000] if a.huge else [])
     caps = {k: float(v) for k, v in (c.split("=") for c in a.cap.split(",") if c)}
     results: dict[str, dict[int, dict[str, Any]]] = {}
-    for stage in a.stages.split(","):
+    stages = [x for st in a.stages.split(",") for x in ([f"read:{f}" for f in FLAVOURS] if st == "read-formats" else [st])]
+    unknown = [st for st in stages if st not in STAGES]
+    if unknown:
+        raise SystemExit(f"meshops bench scale: unknown stage(s) {unknown}; known: {list(STAGES)} and read-formats")
+    for stage in stages:
         for n in sizes:
             if (stage in MODEL_STAGES and n > a.model_max) or n > caps.get(stage, math.inf):
                 continue

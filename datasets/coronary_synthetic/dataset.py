@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from meshops.data import Case, Dataset, DatasetError, recipe_module, register_dataset
+from meshops.data import CardDataset, Case, DatasetError, recipe_module, register_dataset
 from meshops.mesh import CellBlock, Mesh
 
 log = logging.getLogger("meshops.datasets.coronary_synthetic")
@@ -101,9 +101,10 @@ def _make_case(name: str, points: np.ndarray, ns: int, nw: int, fields: dict[str
 
 
 @register_dataset("coronary_synthetic")
-class CoronarySynthetic(Dataset):
+class CoronarySynthetic(CardDataset):
     """Synthetic coronary vessels with OpenFOAM wall pressure and wall shear stress (see the module doc)."""
 
+    label = "coronary_synthetic"
     inputs: list[str] = []
     targets: list[str] = list(TARGETS)
     globals: list[str] = ["Q"]
@@ -111,18 +112,9 @@ class CoronarySynthetic(Dataset):
     def __init__(self, path: str | None = None, root: str | None = None, split: str | None = None,
                  inputs: list[str] | None = None, targets: list[str] | None = None,
                  max_cases: int | None = None, converged_only: bool = False) -> None:
-        self.inputs = list(inputs or [])
-        self.targets = list(targets or TARGETS)
-        for f in self.inputs:
-            if f not in DERIVED:
-                raise DatasetError(f"coronary_synthetic: input field '{f}' unknown; available: {list(DERIVED)}")
-        for f in self.targets:
-            if f not in TARGETS:
-                raise DatasetError(f"coronary_synthetic: target field '{f}' unknown; available: {list(TARGETS)}")
+        self._set_fields(inputs, targets, DERIVED, TARGETS)
         splits = _pack_module().SPLITS
-        if split is not None and split not in splits:
-            raise DatasetError(f"coronary_synthetic: split '{split}' unknown; use one of {list(splits)} or None")
-        self.split = split
+        self._check_split(split, splits)
         self.root = Path(root) if root else None
         if self.root is not None:
             if not self.root.is_dir():
@@ -153,25 +145,8 @@ class CoronarySynthetic(Dataset):
             keep = keep[: int(max_cases)]
         self._keep = keep
 
-    def __len__(self) -> int:
-        return len(self._keep)
-
-    def _check(self, i: int) -> int:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"coronary_synthetic: case index {i} out of range for {len(self)} cases")
-        return int(self._keep[i])
-
-    def card(self, i: int) -> dict[str, Any]:
-        """The CFD card of case ``i`` (parameters, mesh size, solver iterations/time/residuals)."""
-        return self._cards[self._check(i)]
-
     def case_names(self) -> list[str]:
         return [self._cards[k]["name"] for k in self._keep]
-
-    def centerline(self, i: int) -> dict[str, np.ndarray]:
-        """Centerline of case ``i``: ``points`` (m, 3) mm, ``radius`` (m,), ``s``, ``normal``, ``binormal``."""
-        fd = self[i].mesh.field_data
-        return {k[len("centerline_"):]: v for k, v in fd.items() if k.startswith("centerline_")}
 
     def __getitem__(self, i: int) -> Case:
         k = self._check(i)

@@ -20,6 +20,7 @@ from meshops.cfd.foam import (
     openfoam_available,
     read_field,
     run_simplefoam,
+    write_flow_fields,
     write_system,
 )
 
@@ -37,43 +38,6 @@ def write_case(case: Path, nu: float, inlet_U: np.ndarray, settings: SolverSetti
     inlet_U : (n_inlet_faces, 3) m/s, in the inlet patch's face order.
     """
     write_system(case, nu, settings)
-    uin = "\n".join(f"({a:.10g} {b:.10g} {c:.10g})" for a, b, c in inlet_U)
-    (case / "0" / "U").write_text(header("volVectorField", "U", "0") + f"""
-dimensions      [0 1 -1 0 0 0 0];
-internalField   uniform (0 0 0);
-boundaryField
-{{
-    inlet
-    {{
-        type            fixedValue;
-        value           nonuniform List<vector>
-{len(inlet_U)}
-(
-{uin}
-)
-;
-    }}
-    outlet
-    {{
-        type            inletOutlet;
-        inletValue      uniform (0 0 0);
-        value           uniform (0 0 0);
-    }}
-    wall
-    {{
-        type            noSlip;
-    }}
-}}
-""")
-    (case / "0" / "p").write_text(header("volScalarField", "p", "0") + """
-dimensions      [0 2 -2 0 0 0 0];
-internalField   uniform 0;
-boundaryField
-{
-    inlet   { type zeroGradient; }
-    outlet  { type fixedValue; value uniform 0; }
-    wall    { type zeroGradient; }
-}
-""")
+    write_flow_fields(case, inlet_U, {"outlet": None})
 
 

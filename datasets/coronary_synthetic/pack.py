@@ -138,29 +138,43 @@ def pack(gen_dir: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_
     }
     if np.abs(np.concatenate([c["p"] for c in cases])).max() > 6e4:
         raise ValueError(f"{gen}: |p| exceeds the float16 range; refusing to pack")
-    outp = Path(out)
-    outp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = outp.with_name(outp.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, outp)
+    outp = save_npz_atomic(arrays, out)
     summary = {"cases": C, "points": int(pt_ptr[-1]), "stations": int(sec_ptr[-1]),
                "bytes": outp.stat().st_size, "split_counts": np.bincount(arrays["split"], minlength=3).tolist()}
     log.info("packed %s", summary)
     return summary
 
 
+def save_npz_atomic(arrays: dict[str, np.ndarray], out: str | os.PathLike[str]) -> Path:
+    """``np.savez_compressed`` to a temporary name beside ``out``, then renamed (never a partial pack)."""
+    outp = Path(out)
+    outp.parent.mkdir(parents=True, exist_ok=True)
+    tmp = outp.with_name(outp.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, outp)
+    return outp
+
+
+def generated_cards(gen: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The cards of a generated folder's finished cases (name order) and its logged failures."""
+    cards = [json.loads((d / "case.json").read_text()) for d in sorted(gen.glob("case_*")) if (d / "case.json").is_file()]
+    log_file = gen / "failures.jsonl"
+    fails = [json.loads(ln) for ln in log_file.read_text().splitlines()] if log_file.is_file() else []
+    return cards, fails
+
+
+def quantiles(vals: list[float]) -> dict[str, float]:
+    """min / median / max, for the card's statistics tables."""
+    a = np.asarray(vals, dtype=float)
+    return {"min": float(a.min()), "median": float(np.median(a)), "max": float(a.max())}
+
+
 def summarize(gen_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Statistics of a generated folder for the dataset card (mesh sizes, solver times, flow ranges)."""
-    gen = Path(gen_dir)
-    cards = [json.loads((d / "case.json").read_text()) for d in sorted(gen.glob("case_*")) if (d / "case.json").is_file()]
-    fails = [json.loads(ln) for ln in (gen / "failures.jsonl").read_text().splitlines()] if (gen / "failures.jsonl").is_file() else []
+    cards, fails = generated_cards(Path(gen_dir))
     if not cards:
         return {"cases": 0, "failed": len(fails)}
-
-    def q(vals: list[float]) -> dict[str, float]:
-        a = np.asarray(vals, dtype=float)
-        return {"min": float(a.min()), "median": float(np.median(a)), "max": float(a.max())}
-
+    q = quantiles
     nst = [len(c["stenoses"]) for c in cards]
     return {
         "cases": len(cards), "failed": len(fails),

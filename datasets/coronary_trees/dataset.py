@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from meshops.data import Case, Dataset, DatasetError, recipe_module, register_dataset
+from meshops.data import CardDataset, Case, DatasetError, recipe_module, register_dataset
 from meshops.mesh import CellBlock, Mesh
 
 log = logging.getLogger("meshops.datasets.coronary_trees")
@@ -107,27 +107,19 @@ def build_case(name: str, cl: dict[str, Any], mask: np.ndarray, n_around: int, f
 
 
 @register_dataset("coronary_trees")
-class CoronaryTrees(Dataset):
+class CoronaryTrees(CardDataset):
     """Synthetic coronary trees with OpenFOAM wall pressure and WSS (see the module doc)."""
 
+    label = "coronary_trees"
     inputs: list[str] = []
     targets: list[str] = list(TARGETS)
     globals: list[str] = ["Q"]
 
     def __init__(self, path: str | None = None, split: str | None = None, inputs: list[str] | None = None,
                  targets: list[str] | None = None, max_cases: int | None = None) -> None:
-        self.inputs = list(inputs or [])
-        self.targets = list(targets or TARGETS)
-        for f in self.inputs:
-            if f not in DERIVED:
-                raise DatasetError(f"coronary_trees: input field '{f}' unknown; available: {list(DERIVED)}")
-        for f in self.targets:
-            if f not in TARGETS:
-                raise DatasetError(f"coronary_trees: target field '{f}' unknown; available: {list(TARGETS)}")
+        self._set_fields(inputs, targets, DERIVED, TARGETS)
         splits = recipe_module(HERE, "pack").SPLITS
-        if split is not None and split not in splits:
-            raise DatasetError(f"coronary_trees: split '{split}' unknown; use one of {list(splits)} or None")
-        self.split = split
+        self._check_split(split, splits)
         self.path = Path(path) if path else DEFAULT_PATH
         if not self.path.is_file():
             raise DatasetError(f"coronary_trees: {self.path} not found (generate with `meshops datasets generate "
@@ -146,18 +138,6 @@ class CoronaryTrees(Dataset):
             keep = keep[: int(max_cases)]
         self._keep = keep
 
-    def __len__(self) -> int:
-        return len(self._keep)
-
-    def _check(self, i: int) -> int:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"coronary_trees: case index {i} out of range for {len(self)} cases")
-        return int(self._keep[i])
-
-    def card(self, i: int) -> dict[str, Any]:
-        """The CFD card of case ``i``."""
-        return self._cards[self._check(i)]
-
     def case_names(self) -> list[str]:
         return [str(self._z["names"][k]) for k in self._keep]
 
@@ -171,11 +151,6 @@ class CoronaryTrees(Dataset):
         cl.update(ptr=(sp - a).astype(np.int64), parent=z["br_parent"][b0:b1].astype(int),
                   attach=z["br_attach"][b0:b1].astype(int), outlet=z["br_outlet"][b0:b1].astype(bool), rows=(a, b))
         return cl
-
-    def centerline(self, i: int) -> dict[str, Any]:
-        """The centerline tree of case ``i`` (see the module doc; keys without the ``centerline_`` prefix)."""
-        fd = self[i].mesh.field_data
-        return {k[len("centerline_"):]: v for k, v in fd.items() if k.startswith("centerline_")}
 
     def __getitem__(self, i: int) -> Case:
         k = self._check(i)

@@ -172,11 +172,7 @@ def pack(gen_dir: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_
         "n_around": np.array(n_around), "spacing": np.array(spacing), "format_version": np.array(1),
         "cards": np.array(json.dumps([_slim_card(c["card"]) for c in cases], separators=(",", ":"))),
     }
-    outp = Path(out)
-    outp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = outp.with_name(outp.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, outp)
+    outp = single_pack.save_npz_atomic(arrays, out)
     summary = {"cases": len(cases), "branches": int(sum(nb)), "stations": int(sum(ns)), "points": int(len(p)),
                "bytes": outp.stat().st_size, "split_counts": np.bincount(arrays["split"], minlength=3).tolist(),
                "max_gap_over_r": max(c["card"]["pack"]["max_gap_over_r"] for c in cases)}
@@ -186,16 +182,10 @@ def pack(gen_dir: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_
 
 def summarize(gen_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Statistics of a generated folder for the dataset card."""
-    gen = Path(gen_dir)
-    cards = [json.loads((d / "case.json").read_text()) for d in sorted(gen.glob("case_*")) if (d / "case.json").is_file()]
-    fails = [json.loads(x) for x in (gen / "failures.jsonl").read_text().splitlines()] if (gen / "failures.jsonl").is_file() else []
+    cards, fails = single_pack.generated_cards(Path(gen_dir))
     if not cards:
         return {"cases": 0, "failed": len(fails)}
-
-    def q(vals: list[float]) -> dict[str, float]:
-        a = np.asarray(vals, dtype=float)
-        return {"min": float(a.min()), "median": float(np.median(a)), "max": float(a.max())}
-
+    q = single_pack.quantiles
     nst = [len(c["stenoses"]) for c in cards]
     nbr = [len(c["topology"]["parent"]) for c in cards]
     return {
@@ -218,6 +208,36 @@ def summarize(gen_dir: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
+_ROWS = (("CFD cells (polyhedral dual)", "cells", "{:,.0f}"), ("CFD wall points", "wall_points", "{:,.0f}"),
+         ("simpleFoam iterations", "iterations", "{:.0f}"),
+         ("solver CPU time (OpenFOAM ExecutionTime), s", "solver_cpu_s", "{:.1f}"),
+         ("case wall time on the shared machine, s", "case_total_wall_s", "{:.0f}"), ("Q, mL/s", "Q_mL_s", "{:.2f}"),
+         ("inlet Reynolds number", "Re_inlet", "{:.0f}"),
+         ("inlet wall pressure (reference outlet = 0), Pa", "inlet_p_Pa", "{:.1f}"),
+         ("largest final initial residual", "max_residual", "{:.1e}"),
+         ("mass imbalance (sum of outflows - inflow) / inflow", "mass_imbalance_rel", "{:.1e}"),
+         ("outlet flow vs Murray target, max rel. error", "outlet_split_error_rel", "{:.1e}"))
+
+
+def card_block(st: dict[str, Any], packed: dict[str, Any], command: str) -> str:
+    """The card's "Shipped data" statistics, from ``summarize`` of the folder and ``pack``'s summary."""
+    sc = packed["split_counts"]
+    lines = [f"{st['cases']} tree cases ({command}), **{st['failed']} failures** (logged in `failures.jsonl`, "
+             f"not shipped); all {st['converged']} shipped cases converged (residualControl met). Split by a hash "
+             f"of the case name: {sc[0]} train / {sc[1]} val / {sc[2]} test. File size {packed['bytes'] / 1e6:.1f} MB "
+             f"({packed['branches']} branches, {packed['stations']:,} stations, {packed['points']:,} wall points).",
+             "", "| quantity | min | median | max |", "|---|---|---|---|"]
+    for label, key, fmt in _ROWS:
+        lines.append(f"| {label} | " + " | ".join(fmt.format(st[key][k]) for k in ("min", "median", "max")) + " |")
+    kinds = ", ".join(f"{k} {v}" for k, v in st["stenosis_kinds"].items())
+    ar = st["area_reduction"]
+    lines += ["", "Branches per tree: " + ", ".join(f"{k}: {v}" for k, v in st["branches_per_case"].items())
+              + ". Stenoses per tree: " + ", ".join(f"{k}: {v}" for k, v in st["stenoses_per_case"].items())
+              + f"; kinds: {kinds}; area reductions {ar['min']:.0%}-{ar['max']:.0%} (median {ar['median']:.0%}).",
+              "", "Failures: " + "; ".join(st["failure_reasons"]) + "."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="pack a generated coronary-trees folder into the shipped npz")
     ap.add_argument("gen_dir")
@@ -225,12 +245,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spacing", type=float, default=0.5, help="station spacing in local radii")
     ap.add_argument("--n-around", type=int, default=24)
     ap.add_argument("--stats", action="store_true", help="only print the folder's statistics (for the card)")
+    ap.add_argument("--card", help="after packing, rewrite the statistics block (shipped:begin/end) of this card")
+    ap.add_argument("--command", default="`meshops datasets generate coronary-trees ...`",
+                    help="the generating command, as the card states it")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     if a.stats:
         print(json.dumps(summarize(a.gen_dir), indent=1))
         return 0
-    print(json.dumps(pack(a.gen_dir, a.out, a.spacing, a.n_around)))
+    packed = pack(a.gen_dir, a.out, a.spacing, a.n_around)
+    print(json.dumps(packed))
+    if a.card:
+        from meshops.atomic import replace_block
+
+        replace_block(a.card, "<!-- shipped:begin -->\n", "\n<!-- shipped:end -->",
+                      card_block(summarize(a.gen_dir), packed, a.command), required=True)
     return 0
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["FOAM_ROOT", "FoamError", "RunResult", "SolverSettings", "foam_env", "header", "openfoam_available",
-           "read_field", "read_polymesh", "run_simplefoam", "write_system"]
+           "read_field", "read_polymesh", "run_simplefoam", "write_flow_fields", "write_system"]
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,72 @@ def write_system(case: Path, nu: float, settings: SolverSettings, wall_patches: 
     ``wall_patches`` get the ``wallShearStress`` function object; the ``0/`` fields are the
     caller's (they carry the boundary conditions).
     """
-    (case / "system").mkdir(parents=True, exist_ok=True)
-    (case / "constant").mkdir(parents=True, exist_ok=True)
-    (case / "0").mkdir(parents=True, exist_ok=True)
-    s = settings
-    (case / "system" / "controlDict").write_text(header("dictionary", "controlDict", "system") + f"""
+    for sub in ("system", "constant", "0"):
+        (case / sub).mkdir(parents=True, exist_ok=True)
+    files = {
+        ("system", "controlDict"): _control_dict(settings, wall_patches),
+        ("system", "fvSchemes"): _fv_schemes(settings, laplacian, sn_grad, grad),
+        ("system", "fvSolution"): _fv_solution(settings, non_orthogonal_correctors),
+        ("constant", "transportProperties"): f"transportModel  Newtonian;\n\nnu              {nu:.10g};\n",
+        ("constant", "turbulenceProperties"): "simulationType  laminar;\n",
+    }
+    for (where, name), text in files.items():
+        (case / where / name).write_text(header("dictionary", name, where) + text)
+
+
+def write_flow_fields(case: Path, inlet_U: np.ndarray, outlets: dict[str, float | None]) -> None:
+    """``0/U`` and ``0/p``: a fixed inlet profile, no-slip ``wall``, and per outlet patch either a flow rate
+    (m^3/s: ``flowRateOutletVelocity``, zero-gradient p) or ``None``: the pressure reference (p = 0,
+    ``inletOutlet`` velocity).
+
+    Shapes
+    ------
+    inlet_U : (n_inlet_faces, 3) m/s, in the inlet patch's face order.
+    """
+    body = "\n".join(f"({a:.10g} {b:.10g} {c:.10g})" for a, b, c in inlet_U)
+    u_out, p_out = [], []
+    for name, q in outlets.items():
+        if q is None:
+            u_out.append(f"    {name} {{ type inletOutlet; inletValue uniform (0 0 0); value uniform (0 0 0); }}")
+            p_out.append(f"    {name} {{ type fixedValue; value uniform 0; }}")
+        else:
+            u_out.append(f"    {name} {{ type flowRateOutletVelocity; volumetricFlowRate constant {q:.10g}; "
+                         "value uniform (0 0 0); }")
+            p_out.append(f"    {name} {{ type zeroGradient; }}")
+    nl = "\n"
+    (case / "0" / "U").write_text(header("volVectorField", "U", "0") + f"""
+dimensions      [0 1 -1 0 0 0 0];
+internalField   uniform (0 0 0);
+boundaryField
+{{
+    inlet
+    {{
+        type            fixedValue;
+        value           nonuniform List<vector>
+{len(inlet_U)}
+(
+{body}
+)
+;
+    }}
+{nl.join(u_out)}
+    wall {{ type noSlip; }}
+}}
+""")
+    (case / "0" / "p").write_text(header("volScalarField", "p", "0") + f"""
+dimensions      [0 2 -2 0 0 0 0];
+internalField   uniform 0;
+boundaryField
+{{
+    inlet {{ type zeroGradient; }}
+{nl.join(p_out)}
+    wall {{ type zeroGradient; }}
+}}
+""")
+
+
+def _control_dict(s: SolverSettings, wall_patches: tuple[str, ...]) -> str:
+    return f"""
 application     simpleFoam;
 startFrom       startTime;
 startTime       0;
@@ -107,8 +168,11 @@ functions
         log             false;
     }}
 }}
-""")
-    (case / "system" / "fvSchemes").write_text(header("dictionary", "fvSchemes", "system") + f"""
+"""
+
+
+def _fv_schemes(s: SolverSettings, laplacian: str, sn_grad: str, grad: str) -> str:
+    return f"""
 ddtSchemes      {{ default steadyState; }}
 gradSchemes     {{ default {grad}; }}
 divSchemes
@@ -121,8 +185,11 @@ laplacianSchemes {{ default {laplacian}; }}
 interpolationSchemes {{ default linear; }}
 snGradSchemes   {{ default {sn_grad}; }}
 wallDist        {{ method meshWave; }}
-""")
-    (case / "system" / "fvSolution").write_text(header("dictionary", "fvSolution", "system") + f"""
+"""
+
+
+def _fv_solution(s: SolverSettings, non_orthogonal_correctors: int) -> str:
+    return f"""
 solvers
 {{
     p
@@ -157,12 +224,7 @@ relaxationFactors
     fields      {{ p {s.relax_p:g}; }}
     equations   {{ U {s.relax_U:g}; }}
 }}
-""")
-    (case / "constant" / "transportProperties").write_text(
-        header("dictionary", "transportProperties", "constant")
-        + f"transportModel  Newtonian;\n\nnu              {nu:.10g};\n")
-    (case / "constant" / "turbulenceProperties").write_text(
-        header("dictionary", "turbulenceProperties", "constant") + "simulationType  laminar;\n")
+"""
 
 
 _RES = re.compile(r"Solving for (\w+), Initial residual = ([-+0-9.eE]+), Final residual = ([-+0-9.eE]+), No Iterations (\d+)")

@@ -31,10 +31,10 @@ import numpy as np
 from meshops.cfd.foam import (
     FoamError,
     SolverSettings,
-    header,
     read_field,
     read_polymesh,
     run_simplefoam,
+    write_flow_fields,
     write_system,
 )
 from meshops.cfd.tree import Tree, flow_split
@@ -93,49 +93,6 @@ def _inlet_velocity(pm: dict[str, Any], tree: Tree, Q_m3s: float, unit_m: float)
     return (prof * Q_m3s / flux)[:, None] * t[None, :]
 
 
-def _write_fields(case: Path, uin: np.ndarray, outflow: dict[int, float], ref: int) -> None:
-    body = "\n".join(f"({a:.10g} {b:.10g} {c:.10g})" for a, b, c in uin)
-    u_out, p_out = [], []
-    for b, q in outflow.items():
-        if b == ref:
-            u_out.append(f"    outlet_{b} {{ type inletOutlet; inletValue uniform (0 0 0); value uniform (0 0 0); }}")
-            p_out.append(f"    outlet_{b} {{ type fixedValue; value uniform 0; }}")
-        else:
-            u_out.append(f"    outlet_{b} {{ type flowRateOutletVelocity; volumetricFlowRate constant {q * 1e-6:.10g}; "
-                         "value uniform (0 0 0); }")
-            p_out.append(f"    outlet_{b} {{ type zeroGradient; }}")
-    nl = "\n"
-    (case / "0" / "U").write_text(header("volVectorField", "U", "0") + f"""
-dimensions      [0 1 -1 0 0 0 0];
-internalField   uniform (0 0 0);
-boundaryField
-{{
-    inlet
-    {{
-        type            fixedValue;
-        value           nonuniform List<vector>
-{len(uin)}
-(
-{body}
-)
-;
-    }}
-{nl.join(u_out)}
-    wall {{ type noSlip; }}
-}}
-""")
-    (case / "0" / "p").write_text(header("volScalarField", "p", "0") + f"""
-dimensions      [0 2 -2 0 0 0 0];
-internalField   uniform 0;
-boundaryField
-{{
-    inlet {{ type zeroGradient; }}
-{nl.join(p_out)}
-    wall {{ type zeroGradient; }}
-}}
-""")
-
-
 def _face_to_point(n: int, tris: np.ndarray, area: np.ndarray, values: np.ndarray) -> np.ndarray:
     v = values.reshape(len(values), -1)
     acc = np.zeros((n, v.shape[1]))
@@ -174,7 +131,8 @@ def solve_tree(tree: Tree, Q: float, case: Path, ms: TreeMeshSettings | None = N
     pm = read_polymesh(case)
     outflow, inflow = flow_split(tree, Q)
     ref = max(outflow, key=outflow.get)
-    _write_fields(case, _inlet_velocity(pm, tree, Q * 1e-6, unit_m), outflow, ref)
+    outlets = {f"outlet_{b}": (None if b == ref else q * 1e-6) for b, q in outflow.items()}
+    write_flow_fields(case, _inlet_velocity(pm, tree, Q * 1e-6, unit_m), outlets)
     t_prep = time.perf_counter() - t0
     try:
         rr = run_simplefoam(case, ss, timeout=timeout, name=where)

@@ -41,7 +41,7 @@ or glob of mesh files plus the names of the input, target and global fields.
 from __future__ import annotations
 
 from meshops.data.case import Case, DatasetError
-from meshops.data.dataset import Dataset, check_case
+from meshops.data.dataset import CardDataset, Dataset, check_case
 from meshops.data.registry import (
     available_datasets,
     cache_root,
@@ -55,6 +55,7 @@ from meshops.mesh import MeshError
 
 __all__ = [
     "Case",
+    "CardDataset",
     "Dataset",
     "DatasetError",
     "register_dataset",

@@ -8,7 +8,7 @@ from typing import Any
 from meshops.data.case import Case, DatasetError
 from meshops.mesh import Mesh
 
-__all__ = ["Dataset", "check_case"]
+__all__ = ["CardDataset", "Dataset", "check_case"]
 
 
 class Dataset:
@@ -37,6 +37,51 @@ class Dataset:
     def case_names(self) -> list[str]:
         """Names of all cases (loads each case unless a subclass overrides this)."""
         return [self[i].name for i in range(len(self))]
+
+
+class CardDataset(Dataset):
+    """A dataset whose cases are rows of a pack (or folders), each with a card, kept by index.
+
+    A subclass sets ``label`` (its name in messages), ``_cards`` (one dict per stored case) and
+    ``_keep`` (the stored indices this instance serves, after split and ``max_cases``).
+    """
+
+    label: str = "dataset"
+    _cards: list[dict[str, Any]]
+    _keep: Any
+
+    def _set_fields(self, inputs: Sequence[str] | None, targets: Sequence[str] | None,
+                    derived: Sequence[str], all_targets: Sequence[str]) -> None:
+        """``self.inputs`` / ``self.targets`` (default: no inputs, every target), each name checked."""
+        self.inputs = list(inputs or [])
+        self.targets = list(targets or all_targets)
+        for kind, names, known in (("input", self.inputs, derived), ("target", self.targets, all_targets)):
+            for f in names:
+                if f not in known:
+                    raise DatasetError(f"{self.label}: {kind} field '{f}' unknown; available: {list(known)}")
+
+    def _check_split(self, split: str | None, splits: dict[str, int]) -> None:
+        if split is not None and split not in splits:
+            raise DatasetError(f"{self.label}: split '{split}' unknown; use one of {list(splits)} or None")
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self._keep)
+
+    def _check(self, i: int) -> int:
+        """The stored index of case ``i`` (negative ``i`` counts from the end)."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"{self.label}: case index {i} out of range for {len(self)} cases")
+        return int(self._keep[i])
+
+    def card(self, i: int) -> dict[str, Any]:
+        """The CFD card of case ``i`` (parameters, mesh size, solver iterations/time/residuals)."""
+        return self._cards[self._check(i)]
+
+    def centerline(self, i: int) -> dict[str, Any]:
+        """The centerline of case ``i``: its mesh's ``centerline_*`` field data, without the prefix."""
+        fd = self[i].mesh.field_data
+        return {k[len("centerline_"):]: v for k, v in fd.items() if k.startswith("centerline_")}
 
 
 def check_case(case: Any, where: str = "dataset") -> Case:

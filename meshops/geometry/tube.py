@@ -92,6 +92,35 @@ def tube_wall(
         no radius, a non-positive or non-finite radius, ``n_around < 3``, ``spacing <= 0``, or no
         branch with length.
     """
+    paths, r_all = _checked_paths(centerline, n_around, spacing, where)
+    stations, cl_pts, cl_rad, cl_paths = _stations(centerline.points, r_all, paths, spacing)
+    anchor = centerline.points[np.unique(np.concatenate(paths))].mean(0)
+    tubes, offset = [], 0
+    for bi, (p, r) in enumerate(stations):
+        tubes.append(_sweep(p, r, n_around, anchor, bi, offset))
+        offset += len(p) * n_around
+    if len(stations) > 1:
+        log.info("%s: %d branch tubes built separately; they overlap around the junctions", where, len(stations))
+    point_data = {k: np.concatenate([t[2][k] for t in tubes]) for k in ("radius", "s", "theta", "branch")}
+    quads = np.concatenate([t[1] for t in tubes])
+    return Mesh(
+        points=np.concatenate([t[0] for t in tubes]),
+        cells=[CellBlock("quad", quads)],
+        point_data=point_data,
+        cell_data={"branch": np.concatenate([np.full(len(t[1]), bi, dtype=np.int64) for bi, t in enumerate(tubes)])},
+        field_data={
+            "centerline_points": np.concatenate(cl_pts),
+            "centerline_radius": np.concatenate(cl_rad),
+            "centerline_branches": [np.asarray(b, dtype=np.int64) for b in cl_paths],
+            "wall_branch_field": "branch",  # each ring belongs to one branch (its index in centerline_branches)
+        },
+        source=f"tube_wall({where})",
+    )
+
+
+def _checked_paths(centerline: Centerline, n_around: int, spacing: float | None,
+                   where: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """The branch paths and the radii (float64), after the checks ``tube_wall`` documents."""
     if n_around < 3:
         raise ValueError(f"{where}: n_around must be >= 3, got {n_around}")
     if spacing is not None and not spacing > 0:
@@ -107,83 +136,60 @@ def tube_wall(
     if len(bad):
         i = int(bad[0])
         raise ValueError(f"{where}: radius at centerline point {i} is {r_all[i]}; radii must be finite and > 0")
+    return paths, r_all
 
-    # stations per branch: (points, radius); resampled branches share their end points
-    cl_pts: list[np.ndarray] = []
-    cl_rad: list[np.ndarray] = []
-    cl_paths: list[np.ndarray] = []
+
+def _stations(points: np.ndarray, r_all: np.ndarray, paths: list[np.ndarray], spacing: float | None) -> tuple:
+    """Stations per branch ``[(points, radius)]`` and the swept centerline (points, radii, paths).
+
+    Without ``spacing`` the stations are the centerline's own points; resampled branches share
+    their end points (one swept point per junction).
+    """
     if spacing is None:
-        cl_pts.append(centerline.points)
-        cl_rad.append(r_all)
-        cl_paths = paths
-        stations = [(centerline.points[b], r_all[b]) for b in paths]
-    else:
-        end_index: dict[int, int] = {}
-        count = 0
-        stations = []
-        for b in paths:
-            pts, _, rad = resample(centerline.points[b], spacing=spacing, values=r_all[b])
-            assert rad is not None
-            stations.append((pts, rad))
-            ids = np.empty(len(pts), dtype=np.int64)
-            for k, old in ((0, int(b[0])), (len(pts) - 1, int(b[-1]))):
-                if old not in end_index:
-                    end_index[old] = count
-                    cl_pts.append(pts[k : k + 1])
-                    cl_rad.append(rad[k : k + 1])
-                    count += 1
-                ids[k] = end_index[old]
-            inner = len(pts) - 2
-            ids[1:-1] = np.arange(count, count + inner)
-            cl_pts.append(pts[1:-1])
-            cl_rad.append(rad[1:-1])
-            count += inner
-            cl_paths.append(ids)
+        return [(points[b], r_all[b]) for b in paths], [points], [r_all], paths
+    end_index: dict[int, int] = {}
+    count, stations, cl_pts, cl_rad, cl_paths = 0, [], [], [], []
+    for b in paths:
+        pts, _, rad = resample(points[b], spacing=spacing, values=r_all[b])
+        assert rad is not None
+        stations.append((pts, rad))
+        ids = np.empty(len(pts), dtype=np.int64)
+        for k, old in ((0, int(b[0])), (len(pts) - 1, int(b[-1]))):
+            if old not in end_index:
+                end_index[old] = count
+                cl_pts.append(pts[k : k + 1])
+                cl_rad.append(rad[k : k + 1])
+                count += 1
+            ids[k] = end_index[old]
+        inner = len(pts) - 2
+        ids[1:-1] = np.arange(count, count + inner)
+        cl_pts.append(pts[1:-1])
+        cl_rad.append(rad[1:-1])
+        count += inner
+        cl_paths.append(ids)
+    return stations, cl_pts, cl_rad, cl_paths
 
-    anchor = centerline.points[used].mean(0)
-    wall_pts, quads, fields = [], [], {"radius": [], "s": [], "theta": [], "branch": []}
-    cell_branch = []
+
+def _sweep(p: np.ndarray, r: np.ndarray, n_around: int, anchor: np.ndarray, bi: int,
+           offset: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """One branch's tube: ring points (m * n_around, 3), quads (numbered from ``offset``), point fields."""
     ang = 2.0 * np.pi * np.arange(n_around) / n_around
     ca, sa = np.cos(ang), np.sin(ang)
-    offset = 0
-    for bi, (p, r) in enumerate(stations):
-        t = tangents(p)
-        # the first normal points away from the vessel's centroid when it can (stable, reproducible)
-        v = p[0] - anchor
-        v = v - np.dot(v, t[0]) * t[0]
-        n0 = v / np.linalg.norm(v) if np.linalg.norm(v) > 1e-9 * max(1.0, np.linalg.norm(p[0])) else None
-        _, N, B = rotation_minimizing_frames(p, t, n0)
-        m = len(p)
-        d = ca[None, :, None] * N[:, None, :] + sa[None, :, None] * B[:, None, :]  # (m, k, 3)
-        x = p[:, None, :] + r[:, None, None] * d
-        wall_pts.append(x.reshape(-1, 3))
-        s = arc_length(p)
-        fields["radius"].append(np.repeat(r, n_around))
-        fields["s"].append(np.repeat(s, n_around))
-        fields["theta"].append(np.tile(np.arctan2(sa, ca), m))
-        fields["branch"].append(np.full(m * n_around, bi, dtype=np.int64))
-        i = np.arange(m - 1)[:, None]
-        j = np.arange(n_around)[None, :]
-        jn = (j + 1) % n_around
-        a = offset + i * n_around + j
-        q = np.stack([a, offset + i * n_around + jn, offset + (i + 1) * n_around + jn,
-                      offset + (i + 1) * n_around + j], axis=-1).reshape(-1, 4)
-        quads.append(q)
-        cell_branch.append(np.full(len(q), bi, dtype=np.int64))
-        offset += m * n_around
-    if len(stations) > 1:
-        log.info("%s: %d branch tubes built separately; they overlap around the junctions", where, len(stations))
-    point_data = {k: np.concatenate(v) for k, v in fields.items()}
-    return Mesh(
-        points=np.concatenate(wall_pts),
-        cells=[CellBlock("quad", np.concatenate(quads))],
-        point_data=point_data,
-        cell_data={"branch": np.concatenate(cell_branch)},
-        field_data={
-            "centerline_points": np.concatenate(cl_pts),
-            "centerline_radius": np.concatenate(cl_rad),
-            "centerline_branches": [np.asarray(b, dtype=np.int64) for b in cl_paths],
-            "wall_branch_field": "branch",  # each ring belongs to one branch (its index in centerline_branches)
-        },
-        source=f"tube_wall({where})",
-    )
+    t = tangents(p)
+    # the first normal points away from the vessel's centroid when it can (stable, reproducible)
+    v = p[0] - anchor
+    v = v - np.dot(v, t[0]) * t[0]
+    n0 = v / np.linalg.norm(v) if np.linalg.norm(v) > 1e-9 * max(1.0, np.linalg.norm(p[0])) else None
+    _, N, B = rotation_minimizing_frames(p, t, n0)
+    m = len(p)
+    d = ca[None, :, None] * N[:, None, :] + sa[None, :, None] * B[:, None, :]  # (m, k, 3)
+    x = p[:, None, :] + r[:, None, None] * d
+    fields = {"radius": np.repeat(r, n_around), "s": np.repeat(arc_length(p), n_around),
+              "theta": np.tile(np.arctan2(sa, ca), m), "branch": np.full(m * n_around, bi, dtype=np.int64)}
+    i = np.arange(m - 1)[:, None]
+    j = np.arange(n_around)[None, :]
+    jn = (j + 1) % n_around
+    a = offset + i * n_around + j
+    q = np.stack([a, offset + i * n_around + jn, offset + (i + 1) * n_around + jn,
+                  offset + (i + 1) * n_around + j], axis=-1).reshape(-1, 4)
+    return x.reshape(-1, 3), q, fields

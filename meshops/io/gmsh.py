@@ -17,6 +17,7 @@ import io
 import logging
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,65 +53,28 @@ def _dtype_section(path: Path) -> dict[tuple[str, str], tuple[str, list[int]]]:
 def _read_msh2_ascii(path: Path) -> tuple[Any, ...]:
     """Own parser for Gmsh 2.x ASCII: keeps elements in file order, any mix of types."""
     common = lazy_import("meshio.gmsh.common", "reading .msh")
-    from_type = common._gmsh_to_meshio_type
-    with open(path, encoding="utf-8", errors="replace") as f:
-        lines = f.read().splitlines()
-    i, n_lines = 0, len(lines)
     names: dict[tuple[int, int], str] = {}
     points = np.zeros((0, 3))
-    node_ids = np.zeros(0, np.int64)
-    elem_ids: np.ndarray = np.zeros(0, np.int64)
+    node_ids = elem_ids = phys = geo = np.zeros(0, np.int64)
     types = np.zeros(0, dtype=object)
     conn: tuple[np.ndarray, np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    phys = geo = np.zeros(0, np.int64)
     data: dict[str, dict[str, np.ndarray]] = {"point": {}, "cell": {}}
-
-    def section_end(name: str, j: int) -> int:
-        while j < n_lines and lines[j].strip() != f"$End{name}":
-            j += 1
-        if j >= n_lines:
-            raise MeshError(f"{path}: section ${name} is not closed by $End{name} (truncated?)")
-        return j
-
-    while i < n_lines:
-        ln = lines[i].strip()
-        i += 1
-        if not ln:
-            continue
-        if not ln.startswith("$"):
-            raise MeshError(f"{path}: line {i}: expected a $Section, found '{ln[:40]}'")
-        sec = ln[1:]
-        end = section_end(sec, i)
-        body = lines[i:end]
+    for sec, body in _msh2_sections(path):
         if sec == "PhysicalNames":
             for row in body[1:]:
                 d, t, nm = row.split(maxsplit=2)
                 names[(int(d), int(t))] = nm.strip().strip('"')
         elif sec == "Nodes":
-            n = int(body[0])
-            arr = np.array(" ".join(body[1:n + 1]).split(), dtype=np.float64)
-            if arr.size != 4 * n:
-                raise MeshError(f"{path}: $Nodes announces {n} nodes but holds {arr.size // 4}")
-            arr = arr.reshape(n, 4)
-            node_ids, points = arr[:, 0].astype(np.int64), arr[:, 1:]
+            node_ids, points = _msh2_nodes(path, body)
         elif sec == "Elements":
             n = int(body[0])
             if len(body) - 1 < n:
                 raise MeshError(f"{path}: $Elements announces {n} elements but holds {len(body) - 1}")
-            elem_ids, types, conn, phys, geo = _msh2_elements(path, body[1 : n + 1], from_type)
+            elem_ids, types, conn, phys, geo = _msh2_elements(path, body[1 : n + 1], common._gmsh_to_meshio_type)
         elif sec in ("NodeData", "ElementData"):
-            ns = int(body[0])
-            strs = [body[1 + q].strip().strip('"') for q in range(ns)]
-            j = 1 + ns
-            nr = int(body[j])
-            j += 1 + nr
-            ni = int(body[j])
-            ints = [int(body[j + 1 + q]) for q in range(ni)]
-            j += 1 + ni
-            ncomp, nitems = ints[1], ints[2]
-            arr = np.array(" ".join(body[j:j + nitems]).split(), dtype=np.float64).reshape(nitems, 1 + ncomp)
-            data["point" if sec == "NodeData" else "cell"][strs[0] if strs else f"field{len(data)}"] = arr
-        i = end + 1
+            name, arr = _msh2_data(body)
+            loc = data["point" if sec == "NodeData" else "cell"]
+            loc[name or f"field{len(loc)}"] = arr  # unnamed fields numbered, never overwriting each other
     if not len(points):
         raise MeshError(f"{path}: no $Nodes section")
     blocks: list[CellBlock] = []
@@ -119,21 +83,73 @@ def _read_msh2_ascii(path: Path) -> tuple[Any, ...]:
     for name, nodes, sel in _runs(types, conn):  # one step per run of one type, not per element
         c, ok = _id_positions(node_ids, nodes)
         if not ok.all():
-            bad = int(nodes[~ok][0])
-            raise MeshError(f"{path}: an element uses node {bad}, which is not in $Nodes")
+            raise MeshError(f"{path}: an element uses node {int(nodes[~ok][0])}, which is not in $Nodes")
         blocks.append(CellBlock(name, _reorder(name, common._gmsh_to_meshio_order(name, c))))
         ph_blocks.append(phys[sel])
         ge_blocks.append(geo[sel])
-    out_data: dict[str, dict[str, np.ndarray]] = {"point": {}, "cell": {}}
-    for loc, ids, count in (("point", node_ids, len(points)), ("cell", elem_ids, len(elem_ids))):
-        for name, arr in data[loc].items():
-            vals = np.full((count, arr.shape[1] - 1), np.nan)
-            rows, ok = _id_positions(ids, arr[:, 0].astype(np.int64))
-            if not ok.all():
-                raise MeshError(f"{path}: {loc} field '{name}' refers to unknown id {int(arr[~ok, 0][0])}")
-            vals[rows] = arr[:, 1:]
-            out_data[loc][name] = vals[:, 0] if vals.shape[1] == 1 else vals
-    return points, blocks, ph_blocks, ge_blocks, names, out_data["point"], out_data["cell"]
+    pdata = _msh2_by_id(path, "point", data["point"], node_ids, len(points))
+    cdata = _msh2_by_id(path, "cell", data["cell"], elem_ids, len(elem_ids))
+    return points, blocks, ph_blocks, ge_blocks, names, pdata, cdata
+
+
+def _msh2_sections(path: Path) -> Iterator[tuple[str, list[str]]]:
+    """``(name, body lines)`` of each ``$Name ... $EndName`` section, in file order."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines()
+    i, n_lines = 0, len(lines)
+    while i < n_lines:
+        ln = lines[i].strip()
+        i += 1
+        if not ln:
+            continue
+        if not ln.startswith("$"):
+            raise MeshError(f"{path}: line {i}: expected a $Section, found '{ln[:40]}'")
+        sec = ln[1:]
+        end = i
+        while end < n_lines and lines[end].strip() != f"$End{sec}":
+            end += 1
+        if end >= n_lines:
+            raise MeshError(f"{path}: section ${sec} is not closed by $End{sec} (truncated?)")
+        yield sec, lines[i:end]
+        i = end + 1
+
+
+def _msh2_nodes(path: Path, body: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Node ids (n,) and coordinates (n, 3) of a ``$Nodes`` section."""
+    n = int(body[0])
+    arr = np.array(" ".join(body[1:n + 1]).split(), dtype=np.float64)
+    if arr.size != 4 * n:
+        raise MeshError(f"{path}: $Nodes announces {n} nodes but holds {arr.size // 4}")
+    arr = arr.reshape(n, 4)
+    return arr[:, 0].astype(np.int64), arr[:, 1:]
+
+
+def _msh2_data(body: list[str]) -> tuple[str, np.ndarray]:
+    """The name (first string tag, '' if none) and the rows ``[id, values...]`` of a ``$NodeData`` / ``$ElementData``."""
+    ns = int(body[0])
+    strs = [body[1 + q].strip().strip('"') for q in range(ns)]
+    j = 1 + ns
+    j += 1 + int(body[j])  # the real tags
+    ni = int(body[j])
+    ints = [int(body[j + 1 + q]) for q in range(ni)]
+    j += 1 + ni
+    ncomp, nitems = ints[1], ints[2]
+    arr = np.array(" ".join(body[j:j + nitems]).split(), dtype=np.float64).reshape(nitems, 1 + ncomp)
+    return (strs[0] if strs else ""), arr
+
+
+def _msh2_by_id(path: Path, loc: str, fields: dict[str, np.ndarray], ids: np.ndarray,
+                count: int) -> dict[str, np.ndarray]:
+    """Data rows ``[id, values...]`` placed at the positions of their ids (NaN where a row is missing)."""
+    out: dict[str, np.ndarray] = {}
+    for name, arr in fields.items():
+        vals = np.full((count, arr.shape[1] - 1), np.nan)
+        rows, ok = _id_positions(ids, arr[:, 0].astype(np.int64))
+        if not ok.all():
+            raise MeshError(f"{path}: {loc} field '{name}' refers to unknown id {int(arr[~ok, 0][0])}")
+        vals[rows] = arr[:, 1:]
+        out[name] = vals[:, 0] if vals.shape[1] == 1 else vals
+    return out
 
 
 def _rows(lines: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
