@@ -137,14 +137,17 @@ def test_linear_fast_path_equals_f_linear():
         assert torch.equal(_linear(x64, w64), torch.nn.functional.linear(x64, w64))  # float64: F.linear itself
 
 
-def test_fused_block_float32_several_chunks_close_to_float64():
+def test_fused_block_float32_several_chunks_as_accurate_as_plain_float32():
+    """The float32 fast path (oneDNN products, chunked sums) is as close to float64 as plain float32 autograd."""
     torch.manual_seed(6)
     block = EdgeNodeBlock(16)
     ei = _graph(300, 9000)  # three chunks of edges
     x, e = torch.randn(300, 16), torch.randn(9000, 16)
     fast = _grads(block, x, e, ei)
-    block.double()
     block.fused = False
-    plain = _grads(block, x.double(), e.double(), ei)
-    for a, b in zip(fast, plain, strict=True):
-        torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4)
+    plain = _grads(block, x, e, ei)
+    block.double()
+    ref = _grads(block, x.double(), e.double(), ei)
+    for f, p, r in zip(fast, plain, ref, strict=True):
+        err_fast, err_plain = (f.double() - r).abs().max(), (p.double() - r).abs().max()
+        assert err_fast <= 4 * err_plain + 1e-6 * r.abs().max(), (err_fast, err_plain)
