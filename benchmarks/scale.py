@@ -118,17 +118,6 @@ def _graph(n: int):
     return g
 
 
-def _timed(fn, repeat: int = 1) -> tuple[float, float]:
-    best, mb = math.inf, 0.0
-    for _ in range(repeat):
-        with PeakRSS() as m:
-            t = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - t)
-        mb = max(mb, m.mb)
-    return best, mb
-
-
 # ---------------------------------------------------------------- stages (one process each)
 
 def stage_read(n: int, a: argparse.Namespace) -> dict[str, Any]:
@@ -379,10 +368,11 @@ def stage_forward(n: int, a: argparse.Namespace) -> dict[str, Any]:
 
     g = _graph(n)
     m = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks).eval()
+    fns = {"meshops": lambda: m(g)}
+    if n <= a.concat_max:
+        fns["concat (main)"] = lambda: _concat_forward(m, g)
     with torch.no_grad():
-        out = {"meshops": _timed(lambda: m(g))}
-        if n <= a.concat_max:
-            out["concat (main)"] = _timed(lambda: _concat_forward(m, g))
+        out = _side_by_side(fns, 1)
     out["edges"] = int(g.edge_index.shape[1])
     return out
 
@@ -493,8 +483,8 @@ def stage_predict(n: int, a: argparse.Namespace) -> dict[str, Any]:
     m = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks).eval()
     per = max(1000, n // a.parts)
     with torch.no_grad():
-        t, mb = _timed(lambda: partitioned_forward(m, g, partition(g, m.hops, max_nodes_per_part=per)))
-    return {"meshops": (t, mb), "parts": -(-n // per)}
+        t, mb, cpu = _timed_cpu(lambda: partitioned_forward(m, g, partition(g, m.hops, max_nodes_per_part=per)))
+    return {"meshops": [t, mb], "cpu": {"meshops": cpu}, "parts": -(-n // per)}
 
 
 STAGES = {"read": stage_read, "write": stage_write, "edges": stage_edges, "neighbors": stage_neighbors,

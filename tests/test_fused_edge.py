@@ -122,3 +122,32 @@ def test_fused_mlp_equals_the_module(width):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
     small = torch.randn(5, width, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: fused_mlp(mlp, v), (small,))
+
+
+def test_linear_fast_path_equals_f_linear():
+    from meshops.nn.fused_edge import _linear
+
+    torch.manual_seed(5)
+    x, w, b = torch.randn(300, 40), torch.randn(24, 40), torch.randn(24)
+    for bias in (b, None):
+        ref = torch.nn.functional.linear(x.double(), w.double(), None if bias is None else bias.double())
+        torch.testing.assert_close(_linear(x, w, bias).double(), ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(_linear(x.t().contiguous().t(), w, bias).double(), ref, rtol=1e-5, atol=1e-5)
+        x64, w64 = x.double(), w.double()
+        assert torch.equal(_linear(x64, w64), torch.nn.functional.linear(x64, w64))  # float64: F.linear itself
+
+
+def test_fused_block_float32_several_chunks_as_accurate_as_plain_float32():
+    """The float32 fast path (oneDNN products, chunked sums) is as close to float64 as plain float32 autograd."""
+    torch.manual_seed(6)
+    block = EdgeNodeBlock(16)
+    ei = _graph(300, 9000)  # three chunks of edges
+    x, e = torch.randn(300, 16), torch.randn(9000, 16)
+    fast = _grads(block, x, e, ei)
+    block.fused = False
+    plain = _grads(block, x, e, ei)
+    block.double()
+    ref = _grads(block, x.double(), e.double(), ei)
+    for f, p, r in zip(fast, plain, ref, strict=True):
+        err_fast, err_plain = (f.double() - r).abs().max(), (p.double() - r).abs().max()
+        assert err_fast <= 4 * err_plain + 1e-6 * r.abs().max(), (err_fast, err_plain)
