@@ -104,6 +104,10 @@ def test_scale_small(tmp_path):
     bench("scale", "--sizes", "2e3", "--model-max", "2e3", "--concat-max", "2e3", "--hidden", "8", "--blocks", "1",
           "--work", str(tmp_path / "work"), "--json", str(out))
     assert json.loads(out.read_text())
+    fmt = tmp_path / "formats.json"
+    bench("scale", "--sizes", "2e3", "--stages", "read-formats", "--work", str(tmp_path / "work"), "--json", str(fmt))
+    rows = json.loads(fmt.read_text())["results"]
+    assert len(rows) == 11 and all("cpu" in r["2000"] for r in rows.values())  # every flavour read by both
 
 
 def test_protocol_statement():
