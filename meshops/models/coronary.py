@@ -205,6 +205,35 @@ def centerline_inputs(
     points (m, 3), radius (m,) -> cl_pos (M, 3), cl_frame (M, 3, 3), cl_feat (M, len(CL_FEATURES)), ...
     """
     p, r = validate_centerline(points, radius, Q, where)
+    paths, lengths = _branch_paths(p, branches, where)
+    total = sum(lengths)
+    anchor = p.mean(0)
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("pos", "frame", "radius", "s", "branch", "feat")}
+    tree = vessel_tree(p, r, paths)
+    r_max = float(r.max())
+    for bi, (b, length) in enumerate(zip(paths, lengths, strict=False)):
+        nb = max(3, int(round(n_points * length / total)))
+        pts, frame, rad, s, feat = _branch_stations(p[b], r[b], nb, length, bi > 0, anchor, r_max)
+        out["pos"].append(pts)
+        out["frame"].append(frame)
+        out["radius"].append(rad)
+        out["s"].append(s)
+        out["branch"].append(np.full(nb, bi, dtype=np.int64))
+        out["feat"].append(feat)
+    m = sum(len(x) for x in out["pos"])
+    return tree_tensors(tree, out["s"], out["radius"], out["pos"]) | {
+        "cl_pos": torch.from_numpy(np.concatenate(out["pos"])).float(),
+        "cl_frame": torch.from_numpy(np.concatenate(out["frame"])).float(),
+        "cl_radius": torch.from_numpy(np.concatenate(out["radius"])).float(),
+        "cl_arclength": torch.from_numpy(np.concatenate(out["s"])).float(),
+        "cl_branch": torch.from_numpy(np.concatenate(out["branch"])),
+        "cl_feat": torch.from_numpy(np.concatenate(out["feat"])).float(),
+        "cl_batch": torch.zeros(m, dtype=torch.long),
+    }
+
+
+def _branch_paths(p: np.ndarray, branches: Sequence[Any] | None, where: str) -> tuple[list[np.ndarray], list[float]]:
+    """The branches as point-index paths (default: one, the points in order) and their lengths, checked."""
     if branches is None:
         branches = [np.arange(len(p))]
     paths = [np.asarray(b, dtype=np.int64).ravel() for b in branches]
@@ -217,53 +246,36 @@ def centerline_inputs(
     for i, length in enumerate(lengths):
         if length <= 0:
             raise ValueError(f"{where}: branch {i} has zero length")
-    total = sum(lengths)
-    anchor = p.mean(0)
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("pos", "frame", "radius", "s", "branch", "feat")}
-    tree = vessel_tree(p, r, paths)
-    r_max = float(r.max())
-    for bi, (b, length) in enumerate(zip(paths, lengths, strict=False)):
-        nb = max(3, int(round(n_points * length / total)))
-        pts, s, rad = resample(p[b], n=nb, values=r[b])
-        assert rad is not None
-        t = tangents(pts)
-        T, N, B = rotation_minimizing_frames(pts, t, _normal0(t, pts, anchor))
-        kappa, tau = curvature_torsion(pts)
-        dt = np.gradient(T, s, axis=0, edge_order=2)
-        drds = np.gradient(rad, s, edge_order=2)
-        inv_r4 = rad**-4.0
-        seg = 0.5 * (inv_r4[1:] + inv_r4[:-1]) * np.diff(s)
-        res_end = np.concatenate([np.cumsum(seg[::-1])[::-1], [0.0]])
-        feats = {
-            "radius": rad,
-            "curvature": kappa,
-            "torsion": np.clip(tau, -1.0 / max(rad.min(), 1e-12), 1.0 / max(rad.min(), 1e-12)),
-            "s_norm": s / length,
-            "s": s,
-            "s_to_end": length - s,
-            "side_branch": np.full(nb, float(bi > 0)),
-            "dr_ds": drds,
-            "kappa_n": np.einsum("ij,ij->i", dt, N),
-            "kappa_b": np.einsum("ij,ij->i", dt, B),
-            "r_rel": rad / r_max,
-            "resistance_to_end": res_end,
-        }
-        out["pos"].append(pts)
-        out["frame"].append(np.stack([T, N, B], 1))
-        out["radius"].append(rad)
-        out["s"].append(s)
-        out["branch"].append(np.full(nb, bi, dtype=np.int64))
-        out["feat"].append(np.stack([feats[k] for k in CL_FEATURES], 1))
-    m = sum(len(x) for x in out["pos"])
-    return tree_tensors(tree, out["s"], out["radius"], out["pos"]) | {
-        "cl_pos": torch.from_numpy(np.concatenate(out["pos"])).float(),
-        "cl_frame": torch.from_numpy(np.concatenate(out["frame"])).float(),
-        "cl_radius": torch.from_numpy(np.concatenate(out["radius"])).float(),
-        "cl_arclength": torch.from_numpy(np.concatenate(out["s"])).float(),
-        "cl_branch": torch.from_numpy(np.concatenate(out["branch"])),
-        "cl_feat": torch.from_numpy(np.concatenate(out["feat"])).float(),
-        "cl_batch": torch.zeros(m, dtype=torch.long),
+    return paths, lengths
+
+
+def _branch_stations(points: np.ndarray, radius: np.ndarray, nb: int, length: float, side: bool,
+                     anchor: np.ndarray, r_max: float) -> tuple[np.ndarray, ...]:
+    """One branch resampled at ``nb`` stations: points, frames (nb, 3, 3), radius, arc length, features."""
+    pts, s, rad = resample(points, n=nb, values=radius)
+    assert rad is not None
+    t = tangents(pts)
+    T, N, B = rotation_minimizing_frames(pts, t, _normal0(t, pts, anchor))
+    kappa, tau = curvature_torsion(pts)
+    dt = np.gradient(T, s, axis=0, edge_order=2)
+    inv_r4 = rad**-4.0
+    seg = 0.5 * (inv_r4[1:] + inv_r4[:-1]) * np.diff(s)
+    r_min = max(rad.min(), 1e-12)
+    feats = {
+        "radius": rad,
+        "curvature": kappa,
+        "torsion": np.clip(tau, -1.0 / r_min, 1.0 / r_min),
+        "s_norm": s / length,
+        "s": s,
+        "s_to_end": length - s,
+        "side_branch": np.full(nb, float(side)),
+        "dr_ds": np.gradient(rad, s, edge_order=2),
+        "kappa_n": np.einsum("ij,ij->i", dt, N),
+        "kappa_b": np.einsum("ij,ij->i", dt, B),
+        "r_rel": rad / r_max,
+        "resistance_to_end": np.concatenate([np.cumsum(seg[::-1])[::-1], [0.0]]),
     }
+    return pts, np.stack([T, N, B], 1), rad, s, np.stack([feats[k] for k in CL_FEATURES], 1)
 
 
 def attach_centerline(
