@@ -79,14 +79,19 @@ def symmetric_csr(pairs: np.ndarray, n: int) -> csr_matrix:
     if not keep.all():
         a, b = a[keep], b[keep]
     if len(b) > 1 and bool(np.all(b[1:] >= b[:-1])):  # grouped by b already (kNN rows): CSR as is
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(b, minlength=n))])
-        m = csr_matrix((np.ones(len(a), dtype=np.int8), a, indptr), shape=(n, n))
+        m = _grouped_csr(b, a, n)
         m.sum_duplicates()
     else:
         m = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
     m = m + m.T.tocsr()  # csr + csr: linear, keeps the union pattern (values 1 or 2)
     m.sort_indices()
     return m
+
+
+def _grouped_csr(rows: np.ndarray, cols: np.ndarray, n: int) -> csr_matrix:
+    """The (n, n) int8 CSR matrix of ones at ``(rows, cols)`` when ``rows`` is non-decreasing (no sort)."""
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+    return csr_matrix((np.ones(len(cols), dtype=np.int8), cols, indptr), shape=(n, n))
 
 
 def csr_edges(m: csr_matrix) -> np.ndarray:
@@ -122,9 +127,7 @@ def n_components(edges: np.ndarray | csr_matrix, n: int, symmetric: bool = False
         return int(k), lab
     e = np.asarray(edges, dtype=np.int64).reshape(2, -1)
     if symmetric and (e.shape[1] < 2 or bool(np.all(e[0, 1:] >= e[0, :-1]))):
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(e[0], minlength=n))])
-        a = csr_matrix((np.ones(e.shape[1], dtype=np.int8), e[1], indptr), shape=(n, n))
-        k, lab = connected_components(a, directed=True, connection="strong")
+        k, lab = connected_components(_grouped_csr(e[0], e[1], n), directed=True, connection="strong")
         return int(k), lab
     a = coo_matrix((np.ones(e.shape[1]), (e[0], e[1])), shape=(n, n))
     k, lab = connected_components(a, directed=False)
