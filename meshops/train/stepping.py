@@ -48,10 +48,19 @@ import torch
 from meshops.data import DatasetError
 from meshops.data.trajectory import Trajectory, node_type_onehot
 from meshops.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from meshops.train.stepping_eval import (
+    evaluate_trajectories,
+    one_step_error,
+    rel_l2,
+    rollout_errors,
+    rollout_score,
+    stability_steps,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StepConfig", "Stepper", "train_stepper", "rel_l2", "load_stepper", "rollout_errors"]
+__all__ = ["StepConfig", "Stepper", "evaluate_trajectories", "load_stepper", "one_step_error", "rel_l2",
+           "rollout_errors", "rollout_score", "stability_steps", "train_stepper"]
 
 
 @dataclass
@@ -89,18 +98,6 @@ class StepConfig:
             raise ValueError(f"StepConfig: history must be a non-negative integer, got {self.history!r}")
         if not isinstance(self.val_rollout, int) or self.val_rollout < 0:
             raise ValueError(f"StepConfig: val_rollout must be a non-negative integer, got {self.val_rollout!r}")
-
-
-def rel_l2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """Per-channel relative L2 error over the nodes, ``||pred - true|| / ||true||``.
-
-    Shapes
-    ------
-    pred, true : (..., n, C) -> returns (..., C)
-    """
-    num = np.sqrt(((pred - true) ** 2).sum(axis=-2))
-    den = np.sqrt((true**2).sum(axis=-2))
-    return num / np.maximum(den, 1e-12)
 
 
 def _edge_scale(g: Any) -> float:
@@ -392,19 +389,6 @@ def _loss(st: Stepper, b: Any) -> torch.Tensor:
     return ((pred - b.y) ** 2 * w).sum() / w.sum().clamp_min(1.0)
 
 
-def one_step_error(st: Stepper, trajs: Sequence[Trajectory], n_states: int = 12) -> float:
-    """Mean one-step rel L2 (over channels, ``n_states`` evenly spaced states, trajectories)."""
-    errs = []
-    with torch.no_grad():
-        for t in trajs:
-            X = torch.from_numpy(t.states(st.cfg.fields))
-            g = st.graph(t)
-            for k in np.unique(np.linspace(st.history, len(X) - 2, n_states).astype(int)):
-                p = st.step_window(g, X[k - st.history : k + 1])
-                errs.append(rel_l2(p.numpy()[None], X[k + 1].numpy()[None]).mean())
-    return float(np.mean(errs))
-
-
 def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path | None = None,
                   progress: bool = False, val: Sequence[Trajectory] | None = None,
                   model: torch.nn.Module | None = None) -> tuple[Stepper, dict[str, Any]]:
@@ -466,18 +450,6 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     return st, info
 
 
-def rollout_score(st: Stepper, trajs: Sequence[Trajectory], n_steps: int) -> float:
-    """Mean rel L2 (over channels, the first ``n_steps`` rollout steps, trajectories) of rollouts from
-    state ``history``; a blown-up rollout scores infinity."""
-    errs = []
-    for t in trajs:
-        X = t.states(st.cfg.fields)
-        n = min(n_steps, len(X) - 1 - st.history)
-        e = rollout_errors(st.rollout(t, n), X[st.history : st.history + n + 1])[1:]
-        errs.append(float(e.mean()) if np.isfinite(e).all() else math.inf)
-    return float(np.mean(errs))
-
-
 def _validate(st: Stepper, val: Sequence[Trajectory], step: int, best: dict[str, Any],
               hist: list[dict[str, float]]) -> None:
     st.eval()
@@ -507,65 +479,6 @@ def load_stepper(path: str | Path, device: str | torch.device = "cpu") -> Steppe
     model = build_model(cfg, ck["normalization"])
     model.load_state_dict(ck["model"])
     return Stepper(model, cfg, ck["normalization"]).to(device).eval()
-
-
-def rollout_errors(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """Rel L2 per step and channel of a rollout (NaN after a blow-up).
-
-    Shapes
-    ------
-    pred, true : (S, n, C) -> returns (S, C)
-    """
-    return rel_l2(pred.astype(np.float64), true.astype(np.float64))
-
-
-def stability_steps(err: np.ndarray, threshold: float = 1.0) -> int:
-    """Steps until any channel's rollout error passes ``threshold`` or is non-finite (all steps if never).
-
-    Shapes
-    ------
-    err : (S, C)
-    """
-    bad = ~np.isfinite(err).all(axis=1) | (np.nan_to_num(err, nan=np.inf).max(axis=1) > threshold)
-    k = np.nonzero(bad)[0]
-    return int(k[0]) if len(k) else int(len(err) - 1)
-
-
-def evaluate_trajectories(st: Stepper, trajs: Sequence[Trajectory], horizons: Sequence[int] = (1, 50)) -> dict[str, Any]:
-    """1-step, ``horizons``-step and full-rollout rel L2 per trajectory and channel, and their means.
-
-    The ``k``-step error is the mean rel L2 over the first ``k`` steps of the rollout from the first
-    snapshot a model can start from (``history``; ``1``: every true state stepped once, mean over
-    the states); ``full`` over the whole trajectory. Persistence (the initial state held) is
-    reported beside each.
-    """
-    channels = list(st.stats["channels"])
-    per: dict[str, Any] = {}
-    H = st.history
-    for t in trajs:
-        X = t.states(st.cfg.fields)
-        g = st.graph(t)
-        Xt = torch.from_numpy(X)
-        with torch.no_grad():
-            one = np.stack([st.step_window(g, Xt[k - H : k + 1]).numpy() for k in range(H, len(X) - 1)])
-        R = st.rollout(t)
-        X = X[H:]
-        er = rollout_errors(R, X)
-        pr = rollout_errors(np.repeat(X[:1], len(X), 0), X)
-        rec = {"one_step": dict(zip(channels, rel_l2(one, X[1:]).mean(0).tolist(), strict=True)),
-               "one_step_persistence": dict(zip(channels, rel_l2(X[:-1], X[1:]).mean(0).tolist(), strict=True))}
-        for h in [h for h in horizons if h > 1] + [len(X) - 1]:
-            key = "full" if h == len(X) - 1 else f"rollout_{h}"
-            rec[key] = dict(zip(channels, np.nanmean(er[1 : h + 1], 0).tolist(), strict=True))
-            rec[key + "_persistence"] = dict(zip(channels, pr[1 : h + 1].mean(0).tolist(), strict=True))
-        rec["steps"] = len(X) - 1
-        rec["steps_until_error_above_1"] = stability_steps(er[1:].mean(axis=1, keepdims=True))
-        per[t.name] = rec
-    if not per:
-        raise DatasetError("evaluate: the dataset has no trajectories")
-    keys = [k for k in next(iter(per.values())) if isinstance(next(iter(per.values()))[k], dict)]
-    mean = {k: {c: float(np.mean([r[k][c] for r in per.values()])) for c in channels} for k in keys}
-    return {"cases": per, "mean": mean, "channels": channels}
 
 
 def is_stepping_checkpoint(path: str | Path) -> bool:
