@@ -38,7 +38,12 @@ from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
 from meshops.geometry.sampling import farthest_point_sampling, grid_sampling, voxel_sampling
-from meshops.graph._neighbors_kdtree import nearest
+from meshops.graph._neighbors_kdtree import SortedTree, nearest
+
+try:  # the compiled symmetrization (numba); without it, scipy's sparse conversions
+    from meshops.graph import _edges_numba as _edges
+except ImportError:  # pragma: no cover - numba is a dependency
+    _edges = None
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,15 @@ class Level:
     cover: float  # largest distance from a fine node to its nearest coarse node
 
 
+def _pair_arrays(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two endpoint arrays of ``(2, E)`` or ``(E, 2)`` pairs."""
+    p = np.asarray(pairs)
+    if p.ndim == 2 and p.shape[0] == 2 and p.shape[1] != 2:
+        return p[0], p[1]
+    p = p.reshape(-1, 2)
+    return p[:, 0], p[:, 1]
+
+
 def symmetric_csr(pairs: np.ndarray, n: int) -> csr_matrix:
     """The adjacency of the unique undirected edges in ``pairs`` (self-loops dropped) as a CSR
     matrix with sorted column indices, in linear time (scipy's counting-sort conversions).
@@ -69,12 +83,7 @@ def symmetric_csr(pairs: np.ndarray, n: int) -> csr_matrix:
     pairs : (2, E) or (E, 2) int
     returns : (n, n) ``csr_matrix``, symmetric, ``indices`` sorted within each row.
     """
-    p = np.asarray(pairs)
-    if p.ndim == 2 and p.shape[0] == 2 and p.shape[1] != 2:
-        a, b = p[0], p[1]
-    else:
-        p = p.reshape(-1, 2)
-        a, b = p[:, 0], p[:, 1]
+    a, b = _pair_arrays(pairs)
     keep = a != b
     if not keep.all():
         a, b = a[keep], b[keep]
@@ -111,7 +120,13 @@ def symmetric_edges(pairs: np.ndarray, n: int) -> np.ndarray:
     pairs : (2, E) or (E, 2) int
     returns : (2, E') int64 sorted by (source, target).
     """
-    return csr_edges(symmetric_csr(pairs, n))
+    if _edges is None:
+        return csr_edges(symmetric_csr(pairs, n))
+    a, b = _pair_arrays(pairs)
+    if len(a) and (int(a.min()) < 0 or int(b.min()) < 0 or max(int(a.max()), int(b.max())) >= n):
+        raise ValueError(f"symmetric_edges: node indices must lie in [0, {n}), got "
+                         f"{min(int(a.min()), int(b.min()))}..{max(int(a.max()), int(b.max()))}")
+    return _edges.symmetric_pairs(np.ascontiguousarray(a, dtype=np.int64), np.ascontiguousarray(b, dtype=np.int64), int(n))
 
 
 def n_components(edges: np.ndarray | csr_matrix, n: int, symmetric: bool = False) -> tuple[int, np.ndarray]:
@@ -368,13 +383,14 @@ AUTO_FPS_MAX = 20_000
 DOWN_K = 3  # grid levels: a fine node restricts to at most its DOWN_K nearest coarse nodes within the radius
 
 
-def _level_edges(coarse: np.ndarray, r: float, k: int | None, cap: int) -> np.ndarray:
-    """Symmetrized kNN edges (with ``k``) or radius edges capped at ``cap`` nearest, both directions."""
+def _level_edges(coarse: np.ndarray, r: float, k: int | None, cap: int, tree: SortedTree | None = None) -> np.ndarray:
+    """Symmetrized kNN edges (with ``k``) or radius edges capped at ``cap`` nearest, both directions
+    (``tree``: a :class:`SortedTree` over ``coarse`` already built)."""
     mc = len(coarse)
     if mc == 1:
         return np.zeros((2, 0), dtype=np.int64)
     kk = min(int(k) + 1, mc) if k is not None else min(cap + 1, mc)
-    _, nb = nearest(coarse, None, kk, bound=np.inf if k is not None else r)
+    _, nb = nearest(coarse if tree is None else tree, None, kk, bound=np.inf if k is not None else r)
     rows = np.broadcast_to(np.arange(mc)[:, None], nb.shape)
     valid = nb < mc
     return symmetric_edges(np.stack([rows[valid], nb[valid]]), mc)
@@ -391,7 +407,8 @@ def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation)
     coarse = fine[idx]
     mc = len(coarse)
     kq = int(min(max(DOWN_K, up_k, 1), mc))
-    dd, jj = nearest(coarse, fine, kq)
+    tree = SortedTree(coarse)
+    dd, jj = nearest(tree, fine, kq)
     cover = float(dd[:, 0].max())
     ext = float(np.linalg.norm(fine.max(0) - fine.min(0)))
     auto = max(np.sqrt(dim) * h, cover) if h > 0 else 2.0 * cover  # >= cover: every fine node has one
@@ -410,6 +427,6 @@ def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation)
     w /= np.bincount(c_idx, weights=w, minlength=mc)[c_idx]
     lin = _linear_up_map(fine, coarse, 2.0 * r, cKDTree(coarse), up_k) if interpolation == "linear" else None
     up, up_w = lin if lin is not None else _up_map(fine, None, mc, up_k, dj=(dd, jj))
-    edges = _level_edges(coarse, r, k, max_num_neighbors)
+    edges = _level_edges(coarse, r, k, max_num_neighbors, tree)
     return Level(index=np.asarray(idx, np.int64), pos=coarse, edges=edges, down=np.stack([f_idx, c_idx]),
                  down_w=w, up=up, up_w=up_w, radius=r, cover=cover)
