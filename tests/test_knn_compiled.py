@@ -1,5 +1,5 @@
-"""The compiled (numba) kNN and edge symmetrization against their references: scipy's cKDTree
-and the scipy sparse route, on random inputs (uniform, clustered, duplicated, lattice)."""
+"""The compiled (numba) kNN against its reference, scipy's cKDTree, on random inputs (uniform,
+clustered, duplicated, lattice), self and cross queries, with and without a distance bound."""
 
 import numpy as np
 import pytest
@@ -7,10 +7,8 @@ from scipy.spatial import cKDTree
 
 pytest.importorskip("numba")
 
-from meshops.graph import _edges_numba as en  # noqa: E402
 from meshops.graph import _knn_numba as kn  # noqa: E402
 from meshops.graph import _neighbors_kdtree as kd  # noqa: E402
-from meshops.graph.hierarchy import csr_edges, symmetric_csr, symmetric_edges  # noqa: E402
 
 
 def _clouds():
@@ -81,21 +79,3 @@ def test_nearest_and_knn_keep_the_cKDTree_route_for_large_k():
     d, j = kd.nearest(x, None, kn.MAX_K + 5)
     dr, jr = cKDTree(x).query(x, k=kn.MAX_K + 5)
     assert np.array_equal(d, dr)
-
-
-@pytest.mark.parametrize("n,e", [(1, 3), (10, 40), (500, 4000), (3000, 30000)])
-def test_symmetric_pairs_match_the_sparse_route(n, e):
-    rng = np.random.default_rng(n)
-    p = rng.integers(0, n, (2, e))
-    p[:, : e // 10] = p[::-1, : e // 10]  # some pairs in both directions already
-    ref = csr_edges(symmetric_csr(p, n))
-    assert np.array_equal(en.symmetric_pairs(p[0].copy(), p[1].copy(), n), ref)
-    assert np.array_equal(symmetric_edges(p, n), ref)
-    assert np.array_equal(symmetric_edges(p.T.copy(), n), ref)
-
-
-def test_symmetric_edges_refuses_out_of_range_indices():
-    with pytest.raises(ValueError, match=r"\[0, 5\)"):
-        symmetric_edges(np.array([[0, 1], [2, 5]]), 5)
-    with pytest.raises(ValueError, match=r"-1"):
-        symmetric_edges(np.array([[0, -1], [2, 3]]), 5)

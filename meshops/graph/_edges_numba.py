@@ -14,16 +14,19 @@ from numba import njit
 
 @njit(cache=True)
 def _sort_row(v, s, e):
-    if e - s > 32:
-        v[s:e] = np.sort(v[s:e])
-        return
-    for i in range(s + 1, e):
-        t = v[i]
-        j = i - 1
-        while j >= s and v[j] > t:
-            v[j + 1] = v[j]
-            j -= 1
-        v[j + 1] = t
+    """Shell sort of ``v[s:e]`` (rows are short: a node's neighbours, both ways)."""
+    gap = 1
+    while e - s > 64 and gap < (e - s) // 4:
+        gap = 3 * gap + 1
+    while gap >= 1:
+        for i in range(s + gap, e):
+            t = v[i]
+            j = i - gap
+            while j >= s and v[j] > t:
+                v[j + gap] = v[j]
+                j -= gap
+            v[j + gap] = t
+        gap //= 3
 
 
 @njit(cache=True)

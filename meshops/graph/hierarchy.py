@@ -40,11 +40,6 @@ from scipy.spatial import cKDTree
 from meshops.geometry.sampling import farthest_point_sampling, grid_sampling, voxel_sampling
 from meshops.graph._neighbors_kdtree import SortedTree, nearest
 
-try:  # the compiled symmetrization (numba); without it, scipy's sparse conversions
-    from meshops.graph import _edges_numba as _edges
-except ImportError:  # pragma: no cover - numba is a dependency
-    _edges = None
-
 log = logging.getLogger(__name__)
 
 __all__ = ["Level", "build_level", "connect_components", "n_components", "symmetric_edges"]
@@ -120,13 +115,7 @@ def symmetric_edges(pairs: np.ndarray, n: int) -> np.ndarray:
     pairs : (2, E) or (E, 2) int
     returns : (2, E') int64 sorted by (source, target).
     """
-    if _edges is None:
-        return csr_edges(symmetric_csr(pairs, n))
-    a, b = _pair_arrays(pairs)
-    if len(a) and (int(a.min()) < 0 or int(b.min()) < 0 or max(int(a.max()), int(b.max())) >= n):
-        raise ValueError(f"symmetric_edges: node indices must lie in [0, {n}), got "
-                         f"{min(int(a.min()), int(b.min()))}..{max(int(a.max()), int(b.max()))}")
-    return _edges.symmetric_pairs(np.ascontiguousarray(a, dtype=np.int64), np.ascontiguousarray(b, dtype=np.int64), int(n))
+    return csr_edges(symmetric_csr(pairs, n))
 
 
 def n_components(edges: np.ndarray | csr_matrix, n: int, symmetric: bool = False) -> tuple[int, np.ndarray]:
