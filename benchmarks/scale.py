@@ -353,7 +353,7 @@ def _hierarchy_stage(n: int, ordered: bool) -> dict[str, Any]:
     g = build(x, {"levels": 1, "k": 8})
     e = g.edge_index.numpy()
     spec = GraphSpec(levels=3, k=8)
-    th, mbh, cpuh = _timed_cpu(lambda: add_levels(g, x, e, spec, symmetric=True))
+    th, mbh, cpuh = _timed_cpu(lambda: add_levels(g, x, e, spec))
     return {"meshops": [t, mb], "meshops levels 1-2": [th, mbh], "cpu": {"meshops": cpu, "meshops levels 1-2": cpuh}}
 
 

@@ -235,3 +235,24 @@ def query(xp, bx, first, yq, k, bound, offset):
     for b in prange(nb):
         _query_block(xp, bx, first, yq, b * _BLOCK, min(b * _BLOCK + _BLOCK, m), bound * bound, offset, d_out, j_out)
     return d_out, j_out
+
+
+@njit(cache=True, inline="always")
+def _spread(v):
+    v = (v | (v << 16)) & 0x030000FF
+    v = (v | (v << 8)) & 0x0300F00F
+    v = (v | (v << 4)) & 0x030C30C3
+    return (v | (v << 2)) & 0x09249249
+
+
+@njit(cache=True)
+def morton_keys(p, lo, scale, ib):
+    """``(code << ib) | i`` per point: its 30-bit Morton code on a 1024-cell grid per axis
+    (``int((p - lo) * scale)`` per axis, the numpy reference's bits) packed with its index."""
+    out = np.empty(p.shape[0], dtype=np.int64)
+    for i in range(p.shape[0]):
+        g0 = np.int64((p[i, 0] - lo[0]) * scale[0])
+        g1 = np.int64((p[i, 1] - lo[1]) * scale[1])
+        g2 = np.int64((p[i, 2] - lo[2]) * scale[2])
+        out[i] = ((_spread(g0) | (_spread(g1) << 1) | (_spread(g2) << 2)) << ib) | i
+    return out

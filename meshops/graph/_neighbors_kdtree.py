@@ -81,7 +81,13 @@ def spatial_order(p: np.ndarray, bits: int = 10) -> np.ndarray:
         return np.arange(n)
     bits = max(1, min(bits, 63 // d))
     lo, hi = p.min(0), p.max(0)
-    g = ((p - lo) * (((1 << bits) - 1) / np.maximum(hi - lo, 1e-300))).astype(np.int64)
+    scale = ((1 << bits) - 1) / np.maximum(hi - lo, 1e-300)
+    ib = int(n - 1).bit_length()
+    if _knn is not None and d == 3 and bits == 10 and 30 + ib <= 63:  # one compiled pass, then one value sort
+        packed = _knn.morton_keys(np.ascontiguousarray(p, dtype=np.float64), lo, scale, ib)
+        packed.sort()
+        return packed & ((1 << ib) - 1)
+    g = ((p - lo) * scale).astype(np.int64)
     if d == 3 and bits == 10:
         code = _spread3(g[:, 0]) | (_spread3(g[:, 1]) << 1) | (_spread3(g[:, 2]) << 2)
     else:
@@ -89,7 +95,6 @@ def spatial_order(p: np.ndarray, bits: int = 10) -> np.ndarray:
         for b in range(bits):
             for j in range(d):
                 code |= ((g[:, j] >> b) & 1) << (b * d + j)
-    ib = int(n - 1).bit_length()
     if bits * d + ib <= 63:  # one value sort of packed (code, index): faster than argsort
         packed = (code << ib) | np.arange(n)
         packed.sort()

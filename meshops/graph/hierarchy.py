@@ -40,9 +40,14 @@ from scipy.spatial import cKDTree
 from meshops.geometry.sampling import farthest_point_sampling, grid_sampling, voxel_sampling
 from meshops.graph._neighbors_kdtree import SortedTree, nearest
 
+try:  # the compiled component count (numba); scipy's labelling otherwise
+    from meshops.graph import _hierarchy_numba as _compiled
+except ImportError:  # pragma: no cover - numba is a dependency
+    _compiled = None
+
 log = logging.getLogger(__name__)
 
-__all__ = ["Level", "build_level", "connect_components", "n_components", "symmetric_edges"]
+__all__ = ["Level", "build_level", "connect_components", "count_components", "n_components", "symmetric_edges"]
 
 
 @dataclass
@@ -138,6 +143,15 @@ def n_components(edges: np.ndarray | csr_matrix, n: int, symmetric: bool = False
     return int(k), lab
 
 
+def count_components(edges: np.ndarray, n: int) -> int:
+    """Number of connected components of the undirected graph of ``(2, E)`` edges over ``n`` nodes
+    (compiled union-find: one pass, no adjacency matrix; else :func:`n_components`)."""
+    e = np.ascontiguousarray(edges, dtype=np.int64).reshape(2, -1)
+    if _compiled is None:
+        return n_components(e, n)[0]
+    return int(_compiled.count_components(e[0], e[1], int(n)))
+
+
 def connect_components(pos: np.ndarray, edges: np.ndarray, k: int = 16) -> np.ndarray:
     """Add the fewest short edges that make the graph connected (a minimum spanning forest between components).
 
@@ -229,13 +243,22 @@ def _up_map(fine: np.ndarray, tree_c: cKDTree | None, n_coarse: int, k: int,
     k = int(min(max(k, 1), n_coarse))
     d, j = tree_c.query(fine, k=k) if dj is None else (dj[0][:, :k], dj[1][:, :k])
     d, j = d.reshape(len(fine), k), j.reshape(len(fine), k)
-    exact = d[:, 0] <= 1e-12 * max(1.0, float(np.abs(fine).max()) if len(fine) else 1.0)
+    tol = 1e-12 * max(1.0, float(np.abs(fine).max()) if len(fine) else 1.0)
+    if _compiled is not None:
+        c_idx, f_idx, w = _compiled.idw_up_map(d, j.astype(np.int64, copy=False), k, tol)
+        return np.stack([c_idx, f_idx]), w
+    return _up_weights(d, j, tol)
+
+
+def _up_weights(d: np.ndarray, j: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy reference of the compiled ``idw_up_map`` (inverse-squared-distance weights)."""
+    exact = d[:, 0] <= tol
     w = 1.0 / np.maximum(d * d, 1e-300)
     w[exact] = 0.0
     w[exact, 0] = 1.0
     w = w / w.sum(1, keepdims=True)
     keep = w > 0
-    fine_idx = np.broadcast_to(np.arange(len(fine))[:, None], j.shape)
+    fine_idx = np.broadcast_to(np.arange(len(d))[:, None], j.shape)
     return np.stack([j[keep], fine_idx[keep]]).astype(np.int64), w[keep]
 
 
@@ -385,6 +408,21 @@ def _level_edges(coarse: np.ndarray, r: float, k: int | None, cap: int, tree: So
     return symmetric_edges(np.stack([rows[valid], nb[valid]]), mc)
 
 
+def _grid_down_weights(dd, jj, kd, r, mc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The numpy reference of the compiled ``grid_down_map``: ``(fine, coarse, w)``."""
+    keep = dd[:, :kd] <= r
+    keep[:, 0] = True
+    f_idx = np.broadcast_to(np.arange(len(dd))[:, None], keep.shape)[keep]
+    c_idx, dist = jj[:, :kd][keep], dd[:, :kd][keep]
+    R = np.maximum(r, dist) * 1.05 + 1e-300
+    w = dist / R
+    w *= w
+    w = 1.0 - w
+    w *= w
+    w /= np.bincount(c_idx, weights=w, minlength=mc)[c_idx]
+    return f_idx, c_idx, w
+
+
 def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation) -> Level:
     """A level from grid samples: one kNN query of the fine nodes gives the cover, down and up maps.
 
@@ -404,16 +442,9 @@ def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation)
     r = float(radius) if radius is not None else max(auto, 1e-9 * max(ext, 1e-300))
     if not r > 0:
         raise ValueError(f"build_level: level radius must be > 0, got {radius}")
-    keep = dd[:, : min(DOWN_K, kq)] <= r
-    keep[:, 0] = True
-    f_idx = np.broadcast_to(np.arange(n)[:, None], keep.shape)[keep]
-    c_idx, dist = jj[:, : keep.shape[1]][keep], dd[:, : keep.shape[1]][keep]
-    R = np.maximum(r, dist) * 1.05 + 1e-300
-    w = dist / R
-    w *= w
-    w = 1.0 - w
-    w *= w
-    w /= np.bincount(c_idx, weights=w, minlength=mc)[c_idx]
+    kd = min(DOWN_K, kq)
+    f_idx, c_idx, w = (_compiled.grid_down_map(dd, jj, kd, r, mc) if _compiled is not None
+                       else _grid_down_weights(dd, jj, kd, r, mc))
     lin = _linear_up_map(fine, coarse, 2.0 * r, cKDTree(coarse), up_k) if interpolation == "linear" else None
     up, up_w = lin if lin is not None else _up_map(fine, None, mc, up_k, dj=(dd, jj))
     edges = _level_edges(coarse, r, k, max_num_neighbors, tree)
