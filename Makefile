@@ -8,7 +8,7 @@ DEBS    := openfoam gmsh libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libxrender1
 export FOAM_ETC := /usr/share/openfoam/etc
 export WM_PROJECT_DIR := /usr/share/openfoam
 
-.PHONY: demo test test-slow deps venv lint clean train-coronary
+.PHONY: demo test test-slow deps venv peers lint clean train-coronary
 
 # Debian packages: OpenFOAM (v1912) for the coronary CFD; Mesa's EGL/GL libraries for PyVista's
 # off-screen rendering (the vtk wheel loads them at run time; no X server is needed).
@@ -30,6 +30,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The benchmarks' peer NVIDIA PhysicsNeMo (MeshGraphNet): its package pins nothing usable beside the
+# CPU torch wheel, so it goes in without dependencies, plus the light ones its MeshGraphNet imports.
+peers: $(STAMP)
+	$(BIN)/pip install -q --no-deps nvidia-physicsnemo==2.2.2 warp-lang tensordict einops jaxtyping treelib termcolor
 
 demo: deps $(STAMP)
 	$(BIN)/meshops info examples/data/sample_mixed.msh

@@ -17,12 +17,18 @@ from typing import Any
 
 import numpy as np
 
+try:  # the compiled mesh edges (numba); numpy's sort-based route otherwise
+    from meshops.geometry import _topology_numba as _compiled
+except ImportError:  # pragma: no cover - numba is a dependency
+    _compiled = None
+
 log = logging.getLogger(__name__)
 
 __all__ = [
     "CELL_EDGES",
     "CELL_FACES",
     "boundary_faces",
+    "cell_adjacency",
     "cell_edges",
     "cell_faces",
     "unique_edges",
@@ -121,6 +127,11 @@ def _block_edges(btype: str, data: Any) -> np.ndarray:
         segs = [np.stack([c, np.roll(c, -1)], axis=1) for c in rows]
         return np.concatenate(segs) if segs else np.zeros((0, 2), np.int64)
     arr = arr.astype(np.int64, copy=False)
+    return arr[:, _local_edges(btype, arr)].reshape(-1, 2)
+
+
+def _local_edges(btype: str, arr: np.ndarray) -> np.ndarray:
+    """The ``(L, 2)`` local edge table of a fixed-size block ``arr`` (m, k) of cell type ``btype``."""
     if btype.startswith("polygon"):
         k = arr.shape[1]
         local = np.stack([np.arange(k), (np.arange(k) + 1) % k], axis=1)
@@ -132,7 +143,35 @@ def _block_edges(btype: str, data: Any) -> np.ndarray:
         raise ValueError(
             f"cell_edges: cell type '{btype}' needs {int(local.max()) + 1} nodes per cell, block has {arr.shape[1]}"
         )
-    return arr[:, local].reshape(-1, 2)
+    return local
+
+
+def _upper_rows(cells: Iterable[Any], n_points: int | None):
+    """The compiled route's unique upper rows ``(offsets, columns, lengths)`` of the cells' edges,
+    or ``None`` when numba is missing or a block is ragged (polyhedra, object polygons)."""
+    if _compiled is None:
+        return None
+    blocks = []
+    for b in cells:
+        arr = np.asarray(b.data)
+        if b.type.startswith("polyhedron") or arr.dtype == object or arr.ndim != 2:
+            return None
+        if arr.size:
+            blocks.append((np.ascontiguousarray(arr, dtype=np.int64), _local_edges(b.type, arr), b.type))
+    n = int(n_points) if n_points is not None else max((int(a.max()) + 1 for a, _, _ in blocks), default=0)
+    for arr, _, t in blocks:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= n:
+            raise ValueError(f"cell_edges: block '{t}' indexes point {lo if lo < 0 else hi} but there are {n} points")
+    deg = np.zeros(n + 1, dtype=np.int64)
+    for arr, local, _ in blocks:
+        _compiled.count_upper(arr, local, deg)
+    off = np.cumsum(deg)
+    col = np.empty(int(off[-1]), dtype=np.int32 if n < 2**31 else np.int64)
+    fill = off[:-1].copy()
+    for arr, local, _ in blocks:
+        _compiled.fill_upper(arr, local, fill, col)
+    return off, col, _compiled.unique_rows(off, col)
 
 
 def unique_edges(pairs: np.ndarray, n_points: int | None = None) -> np.ndarray:
@@ -170,11 +209,32 @@ def cell_edges(cells: Iterable[Any], n_points: int | None = None) -> np.ndarray:
     ------
     returns : (e, 2) int64 with ``e[:, 0] < e[:, 1]``.
     """
+    cells = list(cells)
+    rows = _upper_rows(cells, n_points)
+    if rows is not None:
+        return _compiled.upper_edges(*rows)
     segs = [_block_edges(b.type, b.data) for b in cells]
     segs = [s for s in segs if len(s)]
     if not segs:
         return np.zeros((0, 2), dtype=np.int64)
     return unique_edges(np.concatenate(segs), n_points)
+
+
+def cell_adjacency(cells: Iterable[Any], n_points: int) -> np.ndarray:
+    """Both directions of every unique cell edge, ``(2, E)`` int64 sorted by (source, target): the
+    mesh graph's edge list (:func:`cell_edges` with each edge also reversed).
+
+    Shapes
+    ------
+    returns : (2, 2 e) int64, e the number of unique edges.
+    """
+    cells = list(cells)
+    rows = _upper_rows(cells, n_points)
+    if rows is not None:
+        return _compiled.symmetric_from_upper(*rows)
+    e = cell_edges(cells, n_points)
+    both = np.concatenate([e, e[:, ::-1]])
+    return both[np.argsort(both[:, 0] * max(int(n_points), 1) + both[:, 1], kind="stable")].T.copy()
 
 
 def cell_faces(cells: Iterable[Any]) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -34,7 +34,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from meshops.atomic import atomic_path
-from meshops.geometry.topology import cell_edges
+from meshops.geometry.topology import cell_adjacency
 from meshops.graph.hierarchy import build_level, connect_components, count_components, symmetric_edges
 from meshops.graph.transfer import prolong, restrict
 from meshops.mesh import Mesh, MeshError
@@ -339,8 +339,7 @@ def _level0_edges(mesh: Mesh, spec: GraphSpec) -> np.ndarray:
                 bad = int(d.max()) if int(d.max()) >= n else int(d.min())
                 raise MeshError(f"{mesh.source or '<mesh>'}: cells block '{b.type}' indexes point {bad} "
                                 f"but the mesh has {n} points")
-        e = cell_edges(mesh.cells, n)
-        return symmetric_edges(e, n)
+        return cell_adjacency(mesh.cells, n)
     from meshops.graph.neighbors import knn_graph, radius_graph
 
     x = torch.from_numpy(pts)
