@@ -34,7 +34,7 @@ venv: $(STAMP)
 # The benchmarks' peer NVIDIA PhysicsNeMo (MeshGraphNet): its package pins nothing usable beside the
 # CPU torch wheel, so it goes in without dependencies, plus the light ones its MeshGraphNet imports.
 peers: $(STAMP)
-	$(BIN)/pip install -q --no-deps nvidia-physicsnemo==2.2.2 warp-lang tensordict einops jaxtyping treelib termcolor
+	$(BIN)/pip install -q --no-deps nvidia-physicsnemo==2.2.2 warp-lang tensordict einops jaxtyping treelib termcolor pyvers cloudpickle six
 
 demo: deps $(STAMP)
 	$(BIN)/meshops info examples/data/sample_mixed.msh

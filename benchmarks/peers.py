@@ -139,9 +139,7 @@ def physicsnemo_meshgraphnet() -> type:
         PhysicsNeMo is not installed or does not load here (the message has the reason).
     """
     if _missing("physicsnemo"):
-        raise PeerUnavailable("nvidia-physicsnemo is not installed "
-                              "(.venv/bin/pip install --no-deps nvidia-physicsnemo==2.2.2 warp-lang tensordict "
-                              "einops jaxtyping treelib termcolor)")
+        raise PeerUnavailable("nvidia-physicsnemo is not installed (`make peers` installs it)")
     _install_stubs()
     try:
         mod = importlib.import_module("physicsnemo.models.meshgraphnet")
