@@ -195,20 +195,37 @@ def _descend(bx, first, q0, q1, q2):
     return node
 
 
+@njit(cache=True, inline="always")
+def _seed_bound(xp, prev, q0, q1, q2):
+    """A bound on the query's squared k-th distance from the previous query's ``k`` neighbours
+    ``prev`` (real points: the k-th distance is at most their largest), nudged up so that points at
+    exactly that distance still count; ``inf`` when ``prev`` is not full."""
+    b = 0.0
+    for c in range(prev.shape[0]):
+        j = prev[c]
+        if j < 0:
+            return np.inf
+        t0, t1, t2 = xp[j, 0] - q0, xp[j, 1] - q1, xp[j, 2] - q2
+        b = max(b, t0 * t0 + t1 * t1 + t2 * t2)
+    return b * (1.0 + 1e-12) + 1e-300
+
+
 @njit(cache=True)
 def _query_block(xp, bx, first, yq, s, e, b2, offset, d_out, j_out):
     n, k = xp.shape[0], d_out.shape[1]
     stack, sd = np.empty(256, dtype=np.int64), np.empty(256)
     topd, topj = np.empty(k), np.empty(k, dtype=np.int64)
     hint = -1
+    topj[:] = -1
     for i in range(s, e):
         q0, q1, q2 = yq[i, 0], yq[i, 1], yq[i, 2]
-        topd[:], topj[:] = b2, -1
+        topd[:] = min(b2, _seed_bound(xp, topj, q0, q1, q2))
+        topj[:] = -1
         if offset >= 0:
             hint = offset + i
         leaf = first + hint // LEAF if hint >= 0 else _descend(bx, first, q0, q1, q2)
         p = (leaf - first) * LEAF
-        worst = _scan(xp, p, min(p + LEAF, n), q0, q1, q2, topd, topj, b2)
+        worst = _scan(xp, p, min(p + LEAF, n), q0, q1, q2, topd, topj, topd[k - 1])
         node = leaf
         while node > 0:
             sib = node + 1 if node % 2 == 1 else node - 1
