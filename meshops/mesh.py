@@ -2,7 +2,7 @@
 
 A :class:`Mesh` holds points, cell blocks of any type, point and cell fields, named boundary
 regions and where it came from. It only needs numpy; the converters to meshio, pyvista and trimesh
-import those packages when called.
+(:mod:`meshops.mesh_convert`) import those packages when called.
 
 Loading is lossless: a Mesh never merges, drops or reorders points on its own. Anything that does
 is an explicit transform returning its permutation.
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from meshops.cells import CELL_DIM, CELL_NODES, MESHIO_ORDER
+from meshops.cells import CELL_DIM, CELL_NODES
 from meshops.errors import MeshError
 
 __all__ = ["CELL_DIM", "CELL_NODES", "CellBlock", "Mesh", "MeshError", "add_face_id_boundaries", "concat_blocks",
@@ -323,50 +323,20 @@ class Mesh:
             f"boundaries {sorted(self.boundaries)}, source={self.source!r})"
         )
 
-    # ------------------------------------------------------------------ converters
+    # ------------------------------------------------------------------ converters (in meshops.mesh_convert)
     def to_meshio(self) -> Any:
         """A ``meshio.Mesh`` (cell fields split per block, boundaries as extra cell sets)."""
-        import meshio
+        from meshops.mesh_convert import to_meshio
 
-        pts = self.points[:, :2] if self.dim == 2 else self.points
-        cells = [meshio.CellBlock(b.type, _meshio_order(b.type, b.data)) for b in self.cells]
-        offsets = np.cumsum([0] + [len(b) for b in self.cells])
-        cell_data = {
-            k: [v[offsets[i] : offsets[i + 1]] for i in range(len(self.cells))] for k, v in self.cell_data.items()
-        }
-        return meshio.Mesh(pts, cells, point_data=dict(self.point_data), cell_data=cell_data,
-                           field_data={k: v for k, v in self.field_data.items() if isinstance(v, np.ndarray)})
+        return to_meshio(self)
 
     @classmethod
     def from_meshio(cls, m: Any, source: str | None = None) -> Mesh:
         """Build from a ``meshio.Mesh``; Gmsh physical groups become named boundary regions."""
-        blocks = [CellBlock(c.type, _meshio_order(c.type, np.asarray(c.data))) for c in m.cells]
-        cell_data: dict[str, np.ndarray] = {}
-        for k, per_block in m.cell_data.items():
-            if len(per_block) == len(blocks):
-                cell_data[k] = np.concatenate([np.asarray(a) for a in per_block]) if blocks else np.zeros(0)
-        pts = np.asarray(m.points)
-        dim = 2 if pts.shape[1] == 2 else 3
-        boundaries: dict[str, list[CellBlock]] = {}
-        # Gmsh physical groups: name -> (tag, dim) in field_data, tags per cell in gmsh:physical.
-        phys = m.cell_data.get("gmsh:physical")
-        if phys is not None and m.field_data:
-            top = max((CELL_DIM.get(b.type, 0) for b in blocks), default=0)
-            for name, val in m.field_data.items():
-                tag, gdim = int(np.asarray(val).ravel()[0]), int(np.asarray(val).ravel()[-1])
-                if gdim >= top:
-                    continue
-                sel = [CellBlock(b.type, b.data[np.asarray(phys[i]) == tag]) for i, b in enumerate(blocks)
-                       if CELL_DIM.get(b.type, 0) == gdim]
-                sel = [b for b in sel if len(b)]
-                if sel:
-                    boundaries[str(name)] = sel
-        mesh = cls(points=pts, cells=blocks, point_data={k: np.asarray(v) for k, v in m.point_data.items()},
-                   cell_data=cell_data, boundaries=boundaries, source=source,
-                   field_data=dict(m.field_data))
-        if dim == 3 and mesh.n_points and np.all(mesh.points[:, 2] == 0) and mesh.topological_dim <= 2:
-            mesh.dim = 2
-        elif dim == 2:
+        from meshops.mesh_convert import meshio_to_parts
+
+        mesh = cls(**meshio_to_parts(m, source))
+        if mesh.dim == 3 and mesh.n_points and np.all(mesh.points[:, 2] == 0) and mesh.topological_dim <= 2:
             mesh.dim = 2
         return mesh
 
@@ -378,16 +348,9 @@ class Mesh:
         fields are flattened to (n, a*b) with their shape in field data, ``field_data`` arrays become
         VTK field data. The conversion lives in :mod:`meshops.mesh_vtk`.
         """
-        import pyvista as pv
+        from meshops.mesh_convert import to_pyvista
 
-        from meshops.mesh_vtk import is_poly, mesh_to_vtk
-
-        if not self.cells:
-            cloud = pv.PolyData(self.points.copy())
-            for k, v in self.point_data.items():
-                cloud.point_data[k] = v.reshape(len(v), -1) if v.ndim > 2 else v
-            return cloud
-        return mesh_to_vtk(self, poly=is_poly(self))
+        return to_pyvista(self)
 
     @classmethod
     def from_pyvista(cls, obj: Any, source: str | None = None, *, face_ids: bool = True) -> Mesh:
@@ -397,13 +360,9 @@ class Mesh:
         surface face-id arrays (``ModelFaceID``, ...) become named boundary regions unless
         ``face_ids=False``.
         """
-        import pyvista as pv
+        from meshops.mesh_convert import pyvista_to_parts
 
-        from meshops.mesh_vtk import vtk_to_parts
-
-        if isinstance(obj, pv.MultiBlock):
-            obj = obj.combine(merge_points=False)
-        mesh = cls(**vtk_to_parts(obj, source), source=str(source) if source else None)
+        mesh = cls(**pyvista_to_parts(obj, source))
         if mesh.n_points and mesh.topological_dim <= 2 and not np.any(mesh.points[:, 2]):
             mesh.dim = 2
         if face_ids:
@@ -412,21 +371,16 @@ class Mesh:
 
     def to_trimesh(self) -> Any:
         """A ``trimesh.Trimesh`` of the triangle (and split quad) faces, with ``process=False``."""
-        import trimesh
+        from meshops.mesh_convert import to_trimesh
 
-        faces = [self.cells_of_type("triangle")]
-        q = self.cells_of_type("quad")
-        if len(q):
-            faces.append(np.concatenate([q[:, [0, 1, 2]], q[:, [0, 2, 3]]]))
-        if not sum(len(f) for f in faces):
-            raise MeshError(f"{self._where()}: no triangle or quad cells to build a trimesh from")
-        return trimesh.Trimesh(vertices=self.points, faces=np.concatenate(faces), process=False)
+        return to_trimesh(self)
 
     @classmethod
     def from_trimesh(cls, tm: Any, source: str | None = None) -> Mesh:
         """Build from a ``trimesh.Trimesh`` (vertex order kept)."""
-        return cls(points=np.asarray(tm.vertices, dtype=np.float64),
-                   cells=[CellBlock("triangle", np.asarray(tm.faces, dtype=np.int64))], source=source)
+        from meshops.mesh_convert import trimesh_to_parts
+
+        return cls(**trimesh_to_parts(tm, source))
 
 
 #: Cell arrays on surfaces that name boundary regions (one region per distinct value).
@@ -500,12 +454,6 @@ def _runs(blocks: Iterable[CellBlock]) -> list[tuple[str, np.ndarray]]:
         else:
             out.append((b.type, [b.data]))
     return [(t, np.concatenate(d)) for t, d in out]
-
-
-def _meshio_order(cell_type: str, data: np.ndarray) -> np.ndarray:
-    """meshio's node order <-> VTK's (canonical); the permutations are involutions."""
-    perm = MESHIO_ORDER.get(cell_type)
-    return data if perm is None or data.ndim != 2 or data.shape[1] != len(perm) else data[:, perm]
 
 
 def _native(v: Any) -> np.ndarray:

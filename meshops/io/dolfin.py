@@ -23,54 +23,30 @@ functions finds its mesh in the folder (or ``mesh=PATH``). XDMF files whose attr
 ``FiniteElementFunction`` (``XDMFFile.write_checkpoint``, which meshio cannot read) are claimed from
 the xdmf reader (format ``dolfin-xdmf``) and read through the same dof-map rule, time series
 included (simplex cells: the vertex order of quadrilateral/hexahedron checkpoints is not defined here).
+
+This module reads the ``HDF5File`` cases and registers both formats; the XDMF checkpoint reader
+lives in :mod:`meshops.io.dolfin_xdmf` (re-exported here) and the dof-map rule both use in
+:mod:`meshops.io._dolfin_common`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from meshops.io._dolfin_common import _CELLS, _dof_map, _Function, _MeshData, _to_mesh, _values
 from meshops.io._util import lazy_import, select_times
+from meshops.io.dolfin_xdmf import is_dolfin_xdmf, probe_dolfin_xdmf, read_dolfin_xdmf
 from meshops.io.registry import register_format
-from meshops.mesh import CellBlock, Mesh, MeshError
+from meshops.mesh import Mesh, MeshError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["is_dolfin_xdmf", "probe_dolfin", "probe_dolfin_xdmf", "read_dolfin", "read_dolfin_xdmf"]
-
-_CELLS = {"interval": ("line", 2), "triangle": ("triangle", 3), "tetrahedron": ("tetra", 4),
-          "quadrilateral": ("quad", 4), "hexahedron": ("hexahedron", 8)}
-# dolfin orders quadrilateral/hexahedron vertices lexicographically; VTK goes around the faces
-_TO_VTK = {"quad": [0, 1, 3, 2], "hexahedron": [0, 1, 3, 2, 4, 5, 7, 6]}
-
-
-@dataclass
-class _MeshData:
-    coordinates: np.ndarray          # (n, gdim) float64
-    topology: np.ndarray             # (m, k) int64, dolfin vertex order
-    celltype: str                    # dolfin name
-    cell_indices: np.ndarray         # (m,) global index of each topology row
-    where: str
-
-
-@dataclass
-class _Function:
-    name: str
-    where: str
-    signature: str
-    cells: Any                       # lazy datasets (h5py) or arrays
-    cell_dofs: Any
-    x_cell_dofs: Any
-    vectors: list[Any]               # one dataset per time
-    times: list[float] | None        # None: one state, no timestamp
-    n_dofs: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _str_attr(obj: Any, name: str) -> str:
@@ -149,104 +125,6 @@ def _function_from_group(f: Any, name: str, where: str) -> _Function:
     return _Function(name.strip("/").replace("/", "_"), f"{where}:/{name}", _str_attr(g, "signature"),
                      g["cells"], g["cell_dofs"], g["x_cell_dofs"], vectors, times,
                      n_dofs=int(np.prod(vectors[0].shape)))
-
-
-def _element(fn: _Function, k: int, dpc: np.ndarray) -> tuple[str, int]:
-    """``("point" | "cell", value size)`` from the signature (or, without one, the dofs per cell)."""
-    sig = fn.signature
-    dpc0 = int(dpc[0]) if len(dpc) else 0
-    if len(dpc) and not np.all(dpc == dpc0):
-        raise MeshError(f"{fn.where}: cells have different numbers of dofs ({sorted(set(dpc.tolist()))[:5]}); "
-                        "only CG1 and DG0 functions are read")
-    if sig:
-        m = re.search(r"FiniteElement\('([^']+)',\s*[A-Za-z]+\d?,\s*(\d+)", sig)
-        if not m:
-            raise MeshError(f"{fn.where}: element '{sig}' is not supported (CG1 and DG0 only)")
-        family, degree = m.group(1), int(m.group(2))
-        if family in ("Lagrange", "CG", "Q") and degree == 1:
-            loc = "point"
-        elif family in ("Discontinuous Lagrange", "DG", "DQ") and degree == 0:
-            loc = "cell"
-        else:
-            raise MeshError(f"{fn.where}: element '{sig}' ({family} degree {degree}) is not supported; "
-                            "meshops reads CG1 (vertex) and DG0 (cell) functions")
-        per = k if loc == "point" else 1
-        if dpc0 % per:
-            raise MeshError(f"{fn.where}: {dpc0} dofs per cell do not fit element '{sig}' on {k}-vertex cells")
-        return loc, dpc0 // per
-    if dpc0 % k == 0:
-        return "point", dpc0 // k
-    raise MeshError(f"{fn.where}: {dpc0} dofs per cell on {k}-vertex cells and no 'signature' attribute: "
-                    "cannot tell the element")
-
-
-def _rows_for(fn_cells: np.ndarray, mesh: _MeshData, where: str) -> np.ndarray:
-    """The topology row of each dof-map row (via the global cell indices)."""
-    order = np.argsort(mesh.cell_indices, kind="stable")
-    pos = np.searchsorted(mesh.cell_indices, fn_cells, sorter=order)
-    pos = np.clip(pos, 0, len(order) - 1)
-    rows = order[pos]
-    bad = mesh.cell_indices[rows] != fn_cells
-    if np.any(bad):
-        c = int(fn_cells[np.flatnonzero(bad)[0]])
-        raise MeshError(f"{where}: the dof map names cell {c}, which the mesh {mesh.where} does not have")
-    return rows
-
-
-@dataclass
-class _DofMap:
-    loc: str                 # "point" or "cell"
-    vs: int                  # value size
-    target: np.ndarray       # (n_points or n_cells, vs) int64: the dof holding each value
-
-
-def _dof_map(fn: _Function, mesh: _MeshData) -> _DofMap:
-    cells = np.asarray(fn.cells[()], dtype=np.int64).ravel()
-    x = np.asarray(fn.x_cell_dofs[()], dtype=np.int64).ravel()
-    dofs = np.asarray(fn.cell_dofs[()], dtype=np.int64).ravel()
-    m, k = mesh.topology.shape
-    if len(cells) != m or len(x) != m + 1:
-        raise MeshError(f"{fn.where}: dof map for {len(cells)} cells ({len(x)} offsets) but the mesh "
-                        f"{mesh.where} has {m} cells")
-    dpc = np.diff(x)
-    loc, vs = _element(fn, k, dpc)
-    if x[-1] - x[0] != len(dofs) or np.any(dpc < 0):
-        raise MeshError(f"{fn.where}: x_cell_dofs runs {x[0]}..{x[-1]} but cell_dofs has {len(dofs)} entries")
-    rows = _rows_for(cells, mesh, fn.where)
-    if len(dofs) and (dofs.min() < 0 or dofs.max() >= fn.n_dofs):
-        bad = int(dofs.max() if dofs.max() >= fn.n_dofs else dofs.min())
-        raise MeshError(f"{fn.where}: cell_dofs names dof {bad} but the vector has {fn.n_dofs} values")
-    per_cell = dofs[(x[:-1, None] - x[0]) + np.arange(int(dpc[0]) if m else 0)[None, :]]   # (m, dpc)
-    if loc == "cell":
-        target = np.empty((m, vs), dtype=np.int64)
-        target[rows] = per_cell.reshape(m, vs)
-        return _DofMap(loc, vs, target)
-    blocks = per_cell.reshape(m, vs, k)                     # component-major within a cell
-    verts = mesh.topology[rows]                             # (m, k)
-    n = len(mesh.coordinates)
-    target = np.full((n, vs), -1, dtype=np.int64)
-    target[verts.ravel()] = blocks.transpose(0, 2, 1).reshape(m * k, vs)
-    if np.any(target[verts.ravel()] != blocks.transpose(0, 2, 1).reshape(m * k, vs)):
-        raise MeshError(f"{fn.where}: two cells give one vertex different dofs: not a continuous (CG1) function")
-    if np.any(target < 0):
-        v = int(np.flatnonzero((target < 0).any(axis=1))[0])
-        raise MeshError(f"{fn.where}: vertex {v} of {mesh.where} lies in no cell, so it has no value")
-    return _DofMap(loc, vs, target)
-
-
-def _values(vec: Any, dm: _DofMap) -> np.ndarray:
-    v = np.asarray(vec[()]).ravel()
-    out = v[dm.target]
-    return out[:, 0] if dm.vs == 1 else out
-
-
-def _to_mesh(md: _MeshData, source: str) -> Mesh:
-    ctype, _ = _CELLS[md.celltype]
-    top = md.topology[:, _TO_VTK[ctype]] if ctype in _TO_VTK else md.topology
-    gdim = md.coordinates.shape[1]
-    pts = np.zeros((len(md.coordinates), 3))
-    pts[:, :gdim] = md.coordinates
-    return Mesh(pts, [CellBlock(ctype, top)], dim=3 if gdim == 3 else 2, source=source)
 
 
 def _sibling_h5(path: Path) -> list[Path]:
@@ -407,166 +285,6 @@ def probe_dolfin(path: Path) -> dict[str, Any]:
         ctype, _ = _CELLS[src.mesh.celltype]
         return {"times": times, "n_points": len(src.mesh.coordinates), "n_cells": len(src.mesh.topology),
                 "cell_types": [ctype], "point_fields": pf, "cell_fields": cf, "boundaries": []}
-
-
-_XDMF_CELLS = {"polyline": "interval", "triangle": "triangle", "tetrahedron": "tetrahedron"}
-_FE_PARTS = ("cell_dofs", "vector", "x_cell_dofs", "cells")   # dolfin's DataItem order
-
-
-def is_dolfin_xdmf(path: Path) -> bool:
-    """Whether ``path`` is an XDMF file with ``FiniteElementFunction`` attributes (dolfin checkpoints)."""
-    if not path.is_file() or path.suffix.lower() not in (".xdmf", ".xmf"):
-        return False
-    with open(path, "rb") as fh:
-        return b"FiniteElementFunction" in fh.read(1 << 22)
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _children(node: Any, name: str) -> list[Any]:
-    return [c for c in node if _local(c.tag) == name]
-
-
-class _XdmfData:
-    """Resolves XDMF DataItems (``Format="HDF"`` ``file.h5:/path`` or inline XML) to arrays or datasets."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.h5py, self.files = path, lazy_import("h5py", "reading dolfin XDMF checkpoints"), {}
-
-    def item(self, node: Any) -> Any:
-        items = _children(node, "DataItem") if _local(node.tag) != "DataItem" else [node]
-        if not items:
-            raise MeshError(f"{self.path}: <{_local(node.tag)}> has no DataItem")
-        d = items[0]
-        text = (d.text or "").strip()
-        if d.get("Format", "XML").upper() == "HDF":
-            fname, _, h5path = text.partition(":")
-            f = self.files.get(fname)
-            if f is None:
-                target = self.path.parent / fname
-                if not target.is_file():
-                    raise MeshError(f"{self.path}: DataItem points at {fname}, which does not exist")
-                f = self.files[fname] = self.h5py.File(target, "r")
-            if h5path not in f:
-                raise MeshError(f"{self.path}: {fname} has no dataset {h5path}")
-            return f[h5path]
-        dims = [int(x) for x in d.get("Dimensions", "").split()] or [-1]
-        return np.array(text.split(), dtype=np.float64).reshape(dims)
-
-    def close(self) -> None:
-        for f in self.files.values():
-            f.close()
-
-
-def _xdmf_steps(path: Path) -> list[tuple[float | None, Any]]:
-    root = ET.parse(path).getroot()
-    grids = [g for g in root.iter() if _local(g.tag) == "Grid" and g.get("GridType", "Uniform") == "Uniform"]
-    steps = []
-    for g in grids:
-        t = _children(g, "Time")
-        steps.append((float(t[0].get("Value")) if t else None, g))
-    return steps
-
-
-def _xdmf_mesh(data: _XdmfData, grid: Any, prev: _MeshData | None) -> _MeshData:
-    tops, geos = _children(grid, "Topology"), _children(grid, "Geometry")
-    if not tops or not geos:
-        if prev is None:
-            raise MeshError(f"{data.path}: grid '{grid.get('Name')}' has no Topology/Geometry")
-        return prev
-    kind = tops[0].get("TopologyType", "").lower()
-    if kind not in _XDMF_CELLS:
-        raise MeshError(f"{data.path}: dolfin checkpoint on {kind or 'unknown'} cells is not supported "
-                        f"(supported: {sorted(_XDMF_CELLS)})")
-    top = np.asarray(data.item(tops[0])[()], dtype=np.int64)
-    geo = np.asarray(data.item(geos[0])[()], dtype=np.float64)
-    k = _CELLS[_XDMF_CELLS[kind]][1]
-    return _MeshData(geo.reshape(len(geo), -1), top.reshape(-1, k), _XDMF_CELLS[kind],
-                     np.arange(top.size // k, dtype=np.int64), f"{data.path}:{grid.get('Name')}")
-
-
-def _xdmf_function(data: _XdmfData, attr: Any, celltype: str) -> _Function:
-    items = _children(attr, "DataItem")
-    parts: dict[str, Any] = {}
-    for i, d in enumerate(items):
-        tail = (d.text or "").strip().rsplit("/", 1)[-1]
-        key = tail if tail in _FE_PARTS else (_FE_PARTS[i] if i < len(_FE_PARTS) else tail)
-        parts[key] = data.item(d)
-    missing = [p for p in _FE_PARTS if p not in parts]
-    name = attr.get("Name", "f")
-    if missing:
-        raise MeshError(f"{data.path}: function '{name}' lacks DataItems {missing}")
-    fam = {"CG": "Lagrange", "Q": "Q", "DG": "Discontinuous Lagrange", "DQ": "DQ"}.get(attr.get("ElementFamily", ""),
-                                                                                   attr.get("ElementFamily", "?"))
-    sig = f"FiniteElement('{fam}', {celltype}, {attr.get('ElementDegree', '?')})"
-    vec = parts["vector"]
-    return _Function(name, f"{data.path}:{name}", sig, parts["cells"], parts["cell_dofs"], parts["x_cell_dofs"],
-                     [vec], None, n_dofs=int(np.prod(vec.shape)))
-
-
-def _xdmf_collect(path: Path, data: _XdmfData) -> tuple[list[float | None], _MeshData, list[dict[str, _Function]]]:
-    by_time: dict[float | None, dict[str, _Function]] = {}
-    mesh: _MeshData | None = None
-    for t, grid in _xdmf_steps(path):
-        mesh = _xdmf_mesh(data, grid, mesh)
-        for attr in _children(grid, "Attribute"):
-            if attr.get("ItemType") == "FiniteElementFunction":
-                fn = _xdmf_function(data, attr, mesh.celltype)
-                by_time.setdefault(t, {})[fn.name] = fn
-    if mesh is None:
-        raise MeshError(f"{path}: no Grid in the XDMF file")
-    times = sorted(by_time, key=lambda v: -np.inf if v is None else v)
-    return times, mesh, [by_time[t] for t in times]
-
-
-def read_dolfin_xdmf(path: Path, time: Any = None, **kw: Any) -> Mesh | list[Mesh]:
-    """Read an XDMF checkpoint (``FiniteElementFunction`` attributes) with the HDF5 data it points to.
-
-    Shapes
-    ------
-    ``points`` (n, 3); CG1 scalars (n,), vectors (n, d); DG0 fields per cell.
-    """
-    if kw:
-        raise TypeError(f"read_dolfin_xdmf: unknown options {sorted(kw)}")
-    data = _XdmfData(Path(path))
-    try:
-        times, md, fns = _xdmf_collect(Path(path), data)
-        real = [t for t in times if t is not None]
-        idx = select_times(path, real, time) if real else [None]
-        out = []
-        for i in idx or [None]:
-            step = fns[times.index(real[i])] if i is not None else fns[-1]
-            pd: dict[str, np.ndarray] = {}
-            cd: dict[str, np.ndarray] = {}
-            for fn in step.values():
-                dm = _dof_map(fn, md)
-                (pd if dm.loc == "point" else cd)[fn.name] = _values(fn.vectors[0], dm)
-            m = _to_mesh(md, str(path)).with_fields(pd, cd)
-            m.time = real[i] if i is not None else None
-            out.append(m)
-    finally:
-        data.close()
-    return out if time == "all" else out[0]
-
-
-def probe_dolfin_xdmf(path: Path) -> dict[str, Any]:
-    """Times and fields of an XDMF checkpoint (reads the dof maps, not the values)."""
-    data = _XdmfData(Path(path))
-    try:
-        times, md, fns = _xdmf_collect(Path(path), data)
-        pf: dict[str, Any] = {}
-        cf: dict[str, Any] = {}
-        for fn in (fns[-1] if fns else {}).values():
-            dm = _dof_map(fn, md)
-            (pf if dm.loc == "point" else cf)[fn.name] = {"shape": [] if dm.vs == 1 else [dm.vs],
-                                                          "dtype": str(fn.vectors[0].dtype)}
-        return {"times": [t for t in times if t is not None], "n_points": len(md.coordinates),
-                "n_cells": len(md.topology), "cell_types": [_CELLS[md.celltype][0]], "point_fields": pf,
-                "cell_fields": cf, "boundaries": []}
-    finally:
-        data.close()
 
 
 register_format("dolfin", [".h5"], read_dolfin, None, probe_dolfin)
