@@ -29,6 +29,8 @@ import os
 import numpy as np
 from scipy.spatial import cKDTree
 
+from meshops.geometry.sampling import col_max, col_min
+
 try:  # the compiled search (numba); without it, scipy's cKDTree does every query
     from meshops.graph import _knn_numba as _knn
 except ImportError:  # pragma: no cover - numba is a dependency
@@ -80,7 +82,7 @@ def spatial_order(p: np.ndarray, bits: int = 10) -> np.ndarray:
     if n < 2:
         return np.arange(n)
     bits = max(1, min(bits, 63 // d))
-    lo, hi = p.min(0), p.max(0)
+    lo, hi = col_min(p), col_max(p)
     scale = ((1 << bits) - 1) / np.maximum(hi - lo, 1e-300)
     ib = int(n - 1).bit_length()
     if _knn is not None and d == 3 and bits == 10 and 30 + ib <= 63:  # one compiled pass, then one value sort

@@ -37,7 +37,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
-from meshops.geometry.sampling import farthest_point_sampling, grid_sampling, voxel_sampling
+from meshops.geometry.sampling import col_max, col_min, farthest_point_sampling, grid_sampling, voxel_sampling
 from meshops.graph._neighbors_kdtree import SortedTree, nearest
 
 try:  # the compiled component count (numba); scipy's labelling otherwise
@@ -378,7 +378,7 @@ def build_level(
     tree_c = cKDTree(coarse)
     dn, _ = tree_c.query(fine)
     cover = float(dn.max()) if n else 0.0
-    ext = float(np.linalg.norm(fine.max(0) - fine.min(0))) if n else 1.0
+    ext = float(np.linalg.norm(col_max(fine) - col_min(fine))) if n else 1.0
     r = float(radius) if radius is not None else max(2.0 * cover, 1e-9 * max(ext, 1e-300))
     if not r > 0:
         raise ValueError(f"build_level: level radius must be > 0, got {radius}")
@@ -437,7 +437,7 @@ def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation)
     tree = SortedTree(coarse)
     dd, jj = nearest(tree, fine, kq)
     cover = float(dd[:, 0].max())
-    ext = float(np.linalg.norm(fine.max(0) - fine.min(0)))
+    ext = float(np.linalg.norm(col_max(fine) - col_min(fine)))
     auto = max(np.sqrt(dim) * h, cover) if h > 0 else 2.0 * cover  # >= cover: every fine node has one
     r = float(radius) if radius is not None else max(auto, 1e-9 * max(ext, 1e-300))
     if not r > 0:
