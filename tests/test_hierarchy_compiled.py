@@ -79,3 +79,24 @@ def test_build_same_with_and_without_kernels(spec, monkeypatch):
     keys = [k for k in g0.keys() if isinstance(g0[k], torch.Tensor)]
     assert len(keys) >= 13
     assert [k for k in keys if not torch.equal(g0[k], g1[k])] == []
+
+
+def test_symmetric_rows_match_scipy(monkeypatch):
+    rng = np.random.default_rng(5)
+    n = 3000
+    nb = rng.integers(0, n, size=(n, 9))
+    nb[:40, 3] = nb[:40, 2]  # a repeated neighbour
+    nb[40:80, 0] = np.arange(40, 80)  # self-loops
+    rows = np.repeat(np.arange(n), 9)
+    for pairs in (np.stack([nb.ravel(), rows]), np.stack([rows, nb.ravel()]), np.stack([rows[:-50], nb.ravel()[:-50]])):
+        fast = gh.symmetric_edges(pairs, n)
+        with monkeypatch.context() as m:
+            m.setattr(gh, "_compiled", None)
+            assert np.array_equal(fast, gh.symmetric_edges(pairs, n))
+    padded = nb.copy()
+    padded[::7, -1] = n  # missing neighbours (index n) in dense rows are dropped
+    got = hn.symmetric_rows(np.arange(0, padded.size + 1, 9, dtype=np.int64), padded.reshape(-1), n)
+    keep = padded < n
+    monkeypatch.setattr(gh, "_compiled", None)
+    ref = gh.symmetric_edges(np.stack([np.broadcast_to(np.arange(n)[:, None], padded.shape)[keep], padded[keep]]), n)
+    assert np.array_equal(got, ref)

@@ -114,3 +114,84 @@ def idw_up_map(dd, jj, k, exact_tol):
                 c_idx[p], f_idx[p], w[p] = jj[i, c], i, wk[i, c]
                 p += 1
     return c_idx, f_idx, w
+
+
+@njit(cache=True)
+def _own_rows(indptr, cols, n):
+    """Each row of the CSR ``(indptr, cols)`` sorted, without repeats, self-loops and entries
+    outside ``[0, n)``: ``(own, length)`` with row ``i`` at ``own[indptr[i]:indptr[i] + length[i]]``."""
+    own = np.empty(cols.shape[0], dtype=np.int32)
+    ln = np.zeros(n, dtype=np.int64)
+    for i in range(indptr.shape[0] - 1):
+        s, w = indptr[i], indptr[i]
+        for t in range(indptr[i], indptr[i + 1]):
+            j = cols[t]
+            if 0 <= j < n and j != i:
+                u = w
+                while u > s and own[u - 1] > j:  # insertion into the sorted prefix
+                    own[u] = own[u - 1]
+                    u -= 1
+                if u > s and own[u - 1] == j:  # a repeat: undo the shift
+                    for v in range(u, w):
+                        own[v] = own[v + 1]
+                    continue
+                own[u] = j
+                w += 1
+        ln[i] = w - s
+    return own, ln
+
+
+@njit(cache=True)
+def _merged(own, s1, e1, tcol, s2, e2, out, p, i):
+    """Merge the sorted runs ``own[s1:e1]`` and ``tcol[s2:e2]`` without repeats; written at ``p``
+    of ``out`` (row ``i``) unless ``out`` is empty; the number of entries."""
+    a, b, c = s1, s2, 0
+    write = out.shape[1] > 0
+    while a < e1 or b < e2:
+        if b >= e2 or (a < e1 and own[a] < tcol[b]):
+            v = own[a]
+            a += 1
+        elif a >= e1 or tcol[b] < own[a]:
+            v = tcol[b]
+            b += 1
+        else:
+            v = own[a]
+            a += 1
+            b += 1
+        if write:
+            out[0, p + c], out[1, p + c] = i, v
+        c += 1
+    return c
+
+
+@njit(cache=True)
+def symmetric_rows(indptr, cols, n):
+    """``(2, E)`` int64: both directions of the unique undirected edges ``{i, cols[t]}`` of the
+    rows of the CSR ``(indptr, cols)`` (row ``i``: node ``i``'s neighbours, e.g. kNN rows), sorted
+    by (source, target); self-loops and entries outside ``[0, n)`` dropped. The bits of
+    ``meshops.graph.hierarchy.symmetric_edges`` (scipy's route), in one transpose and a merge."""
+    m = indptr.shape[0] - 1
+    own, ln = _own_rows(indptr, cols, n)
+    toff = np.zeros(n + 1, dtype=np.int64)
+    for i in range(m):
+        for t in range(indptr[i], indptr[i] + ln[i]):
+            toff[own[t] + 1] += 1
+    for j in range(n):
+        toff[j + 1] += toff[j]
+    tcol = np.empty(toff[n], dtype=np.int32)
+    fill = toff[:n].copy()
+    for i in range(m):  # rows in increasing i: each transposed row comes out sorted
+        for t in range(indptr[i], indptr[i] + ln[i]):
+            j = own[t]
+            tcol[fill[j]] = i
+            fill[j] += 1
+    none = np.empty((2, 0), dtype=np.int64)
+    start = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        s1, e1 = (indptr[i], indptr[i] + ln[i]) if i < m else (0, 0)
+        start[i + 1] = start[i] + _merged(own, s1, e1, tcol, toff[i], toff[i + 1], none, 0, i)
+    out = np.empty((2, start[n]), dtype=np.int64)
+    for i in range(n):
+        s1, e1 = (indptr[i], indptr[i] + ln[i]) if i < m else (0, 0)
+        _merged(own, s1, e1, tcol, toff[i], toff[i + 1], out, start[i], i)
+    return out

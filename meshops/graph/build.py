@@ -35,7 +35,13 @@ from torch_geometric.data import Data
 
 from meshops.atomic import atomic_path
 from meshops.geometry.topology import cell_adjacency
-from meshops.graph.hierarchy import build_level, connect_components, count_components, symmetric_edges
+from meshops.graph.hierarchy import (
+    build_level,
+    connect_components,
+    count_components,
+    rows_edges,
+    symmetric_edges,
+)
 from meshops.graph.transfer import prolong, restrict
 from meshops.mesh import Mesh, MeshError
 
@@ -340,20 +346,19 @@ def _level0_edges(mesh: Mesh, spec: GraphSpec) -> np.ndarray:
                 raise MeshError(f"{mesh.source or '<mesh>'}: cells block '{b.type}' indexes point {bad} "
                                 f"but the mesh has {n} points")
         return cell_adjacency(mesh.cells, n)
-    from meshops.graph.neighbors import knn_graph, radius_graph
+    from meshops.graph._neighbors_kdtree import kdtree_knn
+    from meshops.graph.neighbors import radius_graph
 
-    x = torch.from_numpy(pts)
     if mode == "knn":
         k = spec.k_at(0) or 8
         if n - 1 < k:
             log.warning("%s: k=%d but the point cloud has %d points; connecting all", mesh.source or "<mesh>", k, n)
-        e = knn_graph(x, k).numpy()
-    else:
-        r = spec.radius_at(0)
-        if r is None:
-            raise ValueError("GraphSpec: edges='radius' needs radius for level 0 (radius=[r0, ...] or a scalar)")
-        e = radius_graph(x, r, max_num_neighbors=spec.max_num_neighbors).numpy()
-    return symmetric_edges(e, n)
+        # knn_graph's rows (nearest first, ties to the lower index), symmetrized without a (2, E) list
+        return rows_edges(kdtree_knn(np.ascontiguousarray(pts, dtype=np.float64), None, k, True), n)
+    r = spec.radius_at(0)
+    if r is None:
+        raise ValueError("GraphSpec: edges='radius' needs radius for level 0 (radius=[r0, ...] or a scalar)")
+    return symmetric_edges(radius_graph(torch.from_numpy(pts), r, max_num_neighbors=spec.max_num_neighbors).numpy(), n)
 
 
 def build(mesh: Mesh | np.ndarray | Tensor | Any, spec: GraphSpec | Mapping[str, Any] | None = None) -> MeshGraph:

@@ -47,7 +47,8 @@ except ImportError:  # pragma: no cover - numba is a dependency
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Level", "build_level", "connect_components", "count_components", "n_components", "symmetric_edges"]
+__all__ = ["Level", "build_level", "connect_components", "count_components", "n_components", "rows_edges",
+           "symmetric_edges"]
 
 
 @dataclass
@@ -120,7 +121,26 @@ def symmetric_edges(pairs: np.ndarray, n: int) -> np.ndarray:
     pairs : (2, E) or (E, 2) int
     returns : (2, E') int64 sorted by (source, target).
     """
+    rows = _row_groups(pairs, n) if _compiled is not None else None
+    if rows is not None:  # pairs grouped by one endpoint (kNN rows): one compiled transpose and merge
+        return _compiled.symmetric_rows(rows[0], rows[1], int(n))
     return csr_edges(symmetric_csr(pairs, n))
+
+
+def _row_groups(pairs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(indptr, cols)``: the pairs as CSR rows when one endpoint is non-decreasing and every index
+    is in ``[0, n)``; ``None`` otherwise (scipy's route then checks and converts them)."""
+    a, b = _pair_arrays(pairs)
+    if len(a) < 2:
+        return None
+    for rows, cols in ((b, a), (a, b)):
+        if rows[0] >= 0 and rows[-1] < n and bool(np.all(rows[1:] >= rows[:-1])):
+            if int(cols.min()) < 0 or int(cols.max()) >= n:
+                return None
+            indptr = np.zeros(int(n) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+            return indptr, np.ascontiguousarray(cols, dtype=np.int64)
+    return None
 
 
 def n_components(edges: np.ndarray | csr_matrix, n: int, symmetric: bool = False) -> tuple[int, np.ndarray]:
@@ -403,9 +423,25 @@ def _level_edges(coarse: np.ndarray, r: float, k: int | None, cap: int, tree: So
         return np.zeros((2, 0), dtype=np.int64)
     kk = min(int(k) + 1, mc) if k is not None else min(cap + 1, mc)
     _, nb = nearest(coarse if tree is None else tree, None, kk, bound=np.inf if k is not None else r)
-    rows = np.broadcast_to(np.arange(mc)[:, None], nb.shape)
-    valid = nb < mc
-    return symmetric_edges(np.stack([rows[valid], nb[valid]]), mc)
+    return rows_edges(nb, mc)  # missing neighbours (index mc) and the node itself dropped
+
+
+def rows_edges(nb: np.ndarray, n: int) -> np.ndarray:
+    """Both directions of the unique undirected edges ``{i, nb[i, c]}`` of dense neighbour rows
+    (row ``i``: node ``i``'s neighbours; entries outside ``[0, n)`` are padding; self-loops dropped).
+
+    Shapes
+    ------
+    nb : (m, k) int, m <= n
+    returns : (2, E) int64 sorted by (source, target), as :func:`symmetric_edges`.
+    """
+    m, k = nb.shape
+    if _compiled is not None:
+        indptr = np.arange(m + 1, dtype=np.int64) * k
+        return _compiled.symmetric_rows(indptr, np.ascontiguousarray(nb, dtype=np.int64).reshape(-1), int(n))
+    rows = np.broadcast_to(np.arange(m)[:, None], nb.shape)
+    valid = (nb >= 0) & (nb < n)
+    return symmetric_edges(np.stack([rows[valid], nb[valid]]), n)
 
 
 def _grid_down_weights(dd, jj, kd, r, mc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
