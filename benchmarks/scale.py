@@ -38,61 +38,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the sibling helper modules, also when run through `meshops bench`
 
-
-class PeakRSS:
-    """Peak resident memory above the level at entry, sampled in a thread."""
-
-    def __enter__(self) -> PeakRSS:
-        import psutil
-
-        self._p = psutil.Process()
-        self.base = self._p.memory_info().rss
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._p.memory_info().rss)
-            time.sleep(0.005)
-
-    def __exit__(self, *exc: Any) -> None:
-        self.peak = max(self.peak, self._p.memory_info().rss)
-        self._stop.set()
-        self._t.join()
-
-    @property
-    def mb(self) -> float:
-        return (self.peak - self.base) / 2**20
-
-
-def tet_box(n: int, seed: int = 0):
-    """A jittered structured tet mesh of about ``n`` points (six tets per grid cube)."""
-    import numpy as np
-
-    from meshops import CellBlock, Mesh
-
-    m = max(2, round(n ** (1 / 3)))
-    g = np.stack(np.meshgrid(*[np.linspace(0, 1, m)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    rng = np.random.default_rng(seed)
-    inner = np.all((g > 0) & (g < 1), axis=1)
-    g[inner] += rng.uniform(-0.2, 0.2, (int(inner.sum()), 3)) / (m - 1)
-    i, j, k = (a.ravel() for a in np.meshgrid(*[np.arange(m - 1)] * 3, indexing="ij"))
-    v = lambda di, dj, dk: ((i + di) * m + (j + dj)) * m + (k + dk)  # noqa: E731
-    c = [v(0, 0, 0), v(1, 0, 0), v(1, 1, 0), v(0, 1, 0), v(0, 0, 1), v(1, 0, 1), v(1, 1, 1), v(0, 1, 1)]
-    tets = [(0, 1, 2, 6), (0, 2, 3, 6), (0, 3, 7, 6), (0, 7, 4, 6), (0, 4, 5, 6), (0, 5, 1, 6)]
-    cells = np.concatenate([np.stack([c[a], c[b], c[d], c[e]], 1) for a, b, d, e in tets]).astype(np.int64)
-    p = g[:, 0]
-    return Mesh(g, [CellBlock("tetra", cells)], point_data={"p": np.sin(3 * p), "u": g.copy()}, dim=3)
+from _scale_common import _side_by_side, _timed_cpu, tet_box  # noqa: E402
+from _scale_models import stage_forward, stage_fwdbwd, stage_predict  # noqa: E402
 
 
 def _vtu(n: int, work: Path) -> Path:
@@ -108,16 +62,6 @@ def _vtu(n: int, work: Path) -> Path:
             grid.point_data[k] = val
         grid.save(str(path))  # VTK's writer: appended, zlib-compressed binary
     return path
-
-
-def _graph(n: int):
-    import torch
-
-    from meshops.graph import build
-
-    g = build(tet_box(n), {"levels": 1})
-    g.x = torch.randn(g.num_nodes, 3)
-    return g
 
 
 # ---------------------------------------------------------------- stages (one process each)
@@ -220,17 +164,6 @@ def stage_read_flavour(flavour: str, n: int, a: argparse.Namespace) -> dict[str,
     return _side_by_side({"meshops": ours, "pyvista": peer}, 2 if n <= 1_000_000 else 1)
 
 
-def _side_by_side(fns: dict[str, Any], repeat: int) -> dict[str, Any]:
-    """Each implementation in turn, ``repeat`` rounds; best wall time, peak MB and best CPU time."""
-    runs: dict[str, list] = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            runs[k].append(_timed_cpu(fn))
-    out: dict[str, Any] = {k: [min(r[0] for r in v), max(r[1] for r in v)] for k, v in runs.items()}
-    out["cpu"] = {k: min(r[2] for r in v) for k, v in runs.items()}
-    return out
-
-
 def stage_write(n: int, a: argparse.Namespace) -> dict[str, Any]:
     import meshio
     import pyvista as pv
@@ -251,19 +184,6 @@ def stage_edges(n: int, a: argparse.Namespace) -> dict[str, Any]:
 
     mesh = tet_box(n)
     return _side_by_side({"meshops": lambda: build(mesh, {"levels": 1})}, 1)
-
-
-def _timed_cpu(fn, repeat: int = 1) -> tuple[float, float, float]:
-    """``(best wall s, peak MB, best CPU s of this process)``: CPU time is what one core spends,
-    less inflated than wall time on a shared, loaded machine."""
-    best, mb, cpu = math.inf, 0.0, math.inf
-    for _ in range(repeat):
-        with PeakRSS() as m:
-            t, c = time.perf_counter(), time.process_time()
-            fn()
-            best, cpu = min(best, time.perf_counter() - t), min(cpu, time.process_time() - c)
-        mb = max(mb, m.mb)
-    return best, mb, cpu
 
 
 def _neighbor_points(n: int, ordered: bool):
@@ -367,146 +287,6 @@ def _hierarchy_stage(n: int, ordered: bool) -> dict[str, Any]:
     spec = GraphSpec(levels=3, k=8)
     th, mbh, cpuh = _timed_cpu(lambda: add_levels(g, x, e, spec))
     return {"meshops": [t, mb], "meshops levels 1-2": [th, mbh], "cpu": {"meshops": cpu, "meshops levels 1-2": cpuh}}
-
-
-def _concat_forward(model, g):
-    """Today's main-branch formula: the edge MLP over the (E, 3H) concatenation (the reference)."""
-    import torch
-
-    net = model.net
-    h, e = net.node_encoder(g.x), net.edge_encoder(g.edge_attr)
-    src, dst = g.edge_index
-    for b in net.processor.blocks:
-        e = e + b.edge_mlp(torch.cat([e, h[src], h[dst]], -1))
-        m = torch.zeros_like(h).index_add_(0, dst, e)
-        h = h + b.node_mlp(torch.cat([h, m], -1))
-    return net.decoder(h)
-
-
-def stage_forward(n: int, a: argparse.Namespace) -> dict[str, Any]:
-    import torch
-
-    from meshops import models
-
-    g = _graph(n)
-    m = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks).eval()
-    fns = {"meshops": lambda: m(g)}
-    if n <= a.concat_max:
-        fns["concat (main)"] = lambda: _concat_forward(m, g)
-    with torch.no_grad():
-        out = _side_by_side(fns, 1)
-    out["edges"] = int(g.edge_index.shape[1])
-    return out
-
-
-def _pyg_stack(hidden: int, blocks: int):
-    import torch
-    from torch import nn
-    from torch_geometric.nn import MessagePassing
-
-    from meshops.nn.mlp import MLP
-
-    class Block(MessagePassing):
-        def __init__(self) -> None:
-            super().__init__(aggr="sum")
-            self.edge_mlp = MLP(3 * hidden, hidden, hidden)
-            self.node_mlp = MLP(2 * hidden, hidden, hidden)
-
-        def forward(self, x, e, ei):
-            e = e + self.edge_mlp(torch.cat([e, x[ei[0]], x[ei[1]]], -1))
-            return x + self.node_mlp(torch.cat([x, self.propagate(ei, e=e, size=(x.shape[0], x.shape[0]))], -1)), e
-
-        def message(self, e):
-            return e
-
-    class Net(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.ne, self.ee = MLP(3, hidden, hidden), MLP(4, hidden, hidden)
-            self.blocks = nn.ModuleList(Block() for _ in range(blocks))
-            self.dec = MLP(hidden, 2, hidden, layer_norm=False)
-
-        def forward(self, g):
-            x, e = self.ne(g.x), self.ee(g.edge_attr)
-            for b in self.blocks:
-                x, e = b(x, e, g.edge_index)
-            return self.dec(x)
-
-    return Net()
-
-
-def _interleaved(fns: dict[str, Any], repeat: int) -> dict[str, Any]:
-    """Each implementation once per round, ``repeat`` rounds after a warm-up: CPU time (this process's
-    user + system time: robust to other processes on a shared machine) median, min and max, wall
-    median, peak RSS, and the per-round ratio of every peer to meshops."""
-    import statistics
-
-    for f in fns.values():
-        f()
-    cpu: dict[str, list[float]] = {k: [] for k in fns}
-    wall: dict[str, list[float]] = {k: [] for k in fns}
-    mb: dict[str, float] = dict.fromkeys(fns, 0.0)
-    for _ in range(repeat):
-        for k, f in fns.items():
-            with PeakRSS() as m:
-                t, c = time.perf_counter(), time.process_time()
-                f()
-                cpu[k].append(time.process_time() - c)
-                wall[k].append(time.perf_counter() - t)
-            mb[k] = max(mb[k], m.mb)
-    out: dict[str, Any] = {k: [statistics.median(cpu[k]), mb[k]] for k in fns}
-    out["spread"] = {k: {"cpu_min": min(cpu[k]), "cpu_max": max(cpu[k]), "wall_median": statistics.median(wall[k])}
-                     for k in fns}
-    out["ratios"] = {k: [b / a for a, b in zip(cpu["meshops"], cpu[k], strict=True)] for k in fns if k != "meshops"}
-    return out
-
-
-def stage_fwdbwd(n: int, a: argparse.Namespace) -> dict[str, Any]:
-    from meshops import models
-
-    g = _graph(n)
-    nparams = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
-    ours = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks)
-
-    def step(mod, call):
-        mod.zero_grad()
-        call().pow(2).mean().backward()
-
-    out: dict[str, Any] = {"params": nparams(ours), "edges": int(g.edge_index.shape[1]), "time": "cpu median"}
-    fns: dict[str, Any] = {"meshops": lambda: step(ours, lambda: ours(g))}
-    if a.checkpointing:
-        ck = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks, checkpoint=True)
-        fns["meshops checkpoint"] = lambda: step(ck, lambda: ck(g))
-    pyg = _pyg_stack(a.hidden, a.blocks)
-    assert nparams(pyg) == out["params"], (nparams(pyg), out["params"])
-    fns["PyG MessagePassing"] = lambda: step(pyg, lambda: pyg(g))
-    sys.path.insert(0, str(HERE))
-    import peers
-
-    try:
-        for trick in (True, False):
-            pn = peers.physicsnemo_mgn(3, 4, 2, a.hidden, a.blocks, concat_trick=trick)
-            assert nparams(pn) == out["params"], (nparams(pn), out["params"])
-            fns[f"PhysicsNeMo trick={trick}"] = lambda pn=pn: step(pn, lambda: pn(g.x, g.edge_attr, g))
-        out["stand-ins"] = peers.stubbed_modules()
-    except peers.PeerUnavailable as exc:
-        out["skipped"] = f"PhysicsNeMo: {exc}"
-    out.update(_interleaved(fns, a.repeat))
-    return out
-
-
-def stage_predict(n: int, a: argparse.Namespace) -> dict[str, Any]:
-    import torch
-
-    from meshops import models
-    from meshops.graph.partition import partition, partitioned_forward
-
-    g = _graph(n)
-    m = models.create("mgn", in_channels=3, out_channels=2, hidden=a.hidden, n_blocks=a.blocks).eval()
-    per = max(1000, n // a.parts)
-    with torch.no_grad():
-        t, mb, cpu = _timed_cpu(lambda: partitioned_forward(m, g, partition(g, m.hops, max_nodes_per_part=per)))
-    return {"meshops": [t, mb], "cpu": {"meshops": cpu}, "parts": -(-n // per)}
 
 
 STAGES = {"read": stage_read, "write": stage_write, "edges": stage_edges, "neighbors": stage_neighbors,
