@@ -57,14 +57,14 @@ def grid_down_map(dd, jj, kd, r, mc):
     """Restriction pairs of a grid level from the fine nodes' nearest coarse nodes ``(dd, jj)``:
     each fine node to those of its ``kd`` nearest within ``r`` (always its nearest), weights
     ``(1 - (d / R)^2)^2`` with ``R = 1.05 max(r, d)``, normalized to sum 1 per coarse node
-    (summed in pair order: the bits of ``np.bincount``). Returns ``(fine, coarse, w)``."""
+    (summed in pair order: the bits of ``np.bincount``). Returns ``([fine, coarse] (2, M), w)``."""
     n = dd.shape[0]
     cnt = 0
     for i in range(n):
         for c in range(kd):
             if c == 0 or dd[i, c] <= r:
                 cnt += 1
-    f_idx, c_idx, w = np.empty(cnt, dtype=np.int64), np.empty(cnt, dtype=np.int64), np.empty(cnt)
+    pairs, w = np.empty((2, cnt), dtype=np.int64), np.empty(cnt)
     tot = np.zeros(mc)
     p = 0
     for i in range(n):
@@ -75,19 +75,19 @@ def grid_down_map(dd, jj, kd, r, mc):
                 t *= t
                 t = 1.0 - t
                 t *= t
-                f_idx[p], c_idx[p], w[p] = i, jj[i, c], t
+                pairs[0, p], pairs[1, p], w[p] = i, jj[i, c], t
                 tot[jj[i, c]] += t
                 p += 1
     for q in range(cnt):
-        w[q] /= tot[c_idx[q]]
-    return f_idx, c_idx, w
+        w[q] /= tot[pairs[1, q]]
+    return pairs, w
 
 
 @njit(cache=True)
 def idw_up_map(dd, jj, k, exact_tol):
     """Prolongation pairs over each fine node's ``k`` nearest coarse nodes ``(dd, jj)``: weights
     ``1 / d^2`` normalized per fine node; a fine node within ``exact_tol`` of its nearest takes it
-    alone. Returns ``(coarse, fine, w)`` in row order, zero weights left out (the numpy bits)."""
+    alone. Returns ``([coarse, fine] (2, M), w)`` in row order, zero weights left out (the numpy bits)."""
     n = dd.shape[0]
     wk = np.empty((n, k))
     cnt = 0
@@ -106,14 +106,14 @@ def idw_up_map(dd, jj, k, exact_tol):
             wk[i, c] = wk[i, c] / s
             if wk[i, c] > 0:
                 cnt += 1
-    c_idx, f_idx, w = np.empty(cnt, dtype=np.int64), np.empty(cnt, dtype=np.int64), np.empty(cnt)
+    pairs, w = np.empty((2, cnt), dtype=np.int64), np.empty(cnt)
     p = 0
     for i in range(n):
         for c in range(k):
             if wk[i, c] > 0:
-                c_idx[p], f_idx[p], w[p] = jj[i, c], i, wk[i, c]
+                pairs[0, p], pairs[1, p], w[p] = jj[i, c], i, wk[i, c]
                 p += 1
-    return c_idx, f_idx, w
+    return pairs, w
 
 
 @njit(cache=True)

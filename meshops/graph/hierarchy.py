@@ -265,8 +265,7 @@ def _up_map(fine: np.ndarray, tree_c: cKDTree | None, n_coarse: int, k: int,
     d, j = d.reshape(len(fine), k), j.reshape(len(fine), k)
     tol = 1e-12 * max(1.0, float(np.abs(fine).max()) if len(fine) else 1.0)
     if _compiled is not None:
-        c_idx, f_idx, w = _compiled.idw_up_map(d, j.astype(np.int64, copy=False), k, tol)
-        return np.stack([c_idx, f_idx]), w
+        return _compiled.idw_up_map(d, j.astype(np.int64, copy=False), k, tol)
     return _up_weights(d, j, tol)
 
 
@@ -445,7 +444,7 @@ def rows_edges(nb: np.ndarray, n: int) -> np.ndarray:
 
 
 def _grid_down_weights(dd, jj, kd, r, mc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The numpy reference of the compiled ``grid_down_map``: ``(fine, coarse, w)``."""
+    """The numpy reference of the compiled ``grid_down_map``: ``([fine, coarse], w)``."""
     keep = dd[:, :kd] <= r
     keep[:, 0] = True
     f_idx = np.broadcast_to(np.arange(len(dd))[:, None], keep.shape)[keep]
@@ -456,7 +455,7 @@ def _grid_down_weights(dd, jj, kd, r, mc) -> tuple[np.ndarray, np.ndarray, np.nd
     w = 1.0 - w
     w *= w
     w /= np.bincount(c_idx, weights=w, minlength=mc)[c_idx]
-    return f_idx, c_idx, w
+    return np.stack([f_idx, c_idx]), w
 
 
 def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation) -> Level:
@@ -479,10 +478,10 @@ def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation)
     if not r > 0:
         raise ValueError(f"build_level: level radius must be > 0, got {radius}")
     kd = min(DOWN_K, kq)
-    f_idx, c_idx, w = (_compiled.grid_down_map(dd, jj, kd, r, mc) if _compiled is not None
-                       else _grid_down_weights(dd, jj, kd, r, mc))
+    down, w = (_compiled.grid_down_map(dd, jj, kd, r, mc) if _compiled is not None
+               else _grid_down_weights(dd, jj, kd, r, mc))
     lin = _linear_up_map(fine, coarse, 2.0 * r, cKDTree(coarse), up_k) if interpolation == "linear" else None
     up, up_w = lin if lin is not None else _up_map(fine, None, mc, up_k, dj=(dd, jj))
     edges = _level_edges(coarse, r, k, max_num_neighbors, tree)
-    return Level(index=np.asarray(idx, np.int64), pos=coarse, edges=edges, down=np.stack([f_idx, c_idx]),
-                 down_w=w, up=up, up_w=up_w, radius=r, cover=cover)
+    return Level(index=np.asarray(idx, np.int64), pos=coarse, edges=edges, down=down, down_w=w, up=up,
+                 up_w=up_w, radius=r, cover=cover)
