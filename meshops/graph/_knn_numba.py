@@ -263,13 +263,29 @@ def _spread(v):
 
 
 @njit(cache=True)
-def morton_keys(p, lo, scale, ib):
-    """``(code << ib) | i`` per point: its 30-bit Morton code on a 1024-cell grid per axis
-    (``int((p - lo) * scale)`` per axis, the numpy reference's bits) packed with its index."""
-    out = np.empty(p.shape[0], dtype=np.int64)
-    for i in range(p.shape[0]):
+def morton_order(p, lo, scale):
+    """The permutation sorting the points by their 30-bit Morton code on a 1024-cell grid per axis
+    (``int((p - lo) * scale)`` per axis, the numpy reference's bits), ties by index: a stable LSD
+    radix sort, three passes of 10 bits (what a value sort of packed ``(code, index)`` keys gives)."""
+    n = p.shape[0]
+    code = np.empty(n, dtype=np.int64)
+    for i in range(n):
         g0 = np.int64((p[i, 0] - lo[0]) * scale[0])
         g1 = np.int64((p[i, 1] - lo[1]) * scale[1])
         g2 = np.int64((p[i, 2] - lo[2]) * scale[2])
-        out[i] = ((_spread(g0) | (_spread(g1) << 1) | (_spread(g2) << 2)) << ib) | i
-    return out
+        code[i] = _spread(g0) | (_spread(g1) << 1) | (_spread(g2) << 2)
+    order, tmp = np.arange(n), np.empty(n, dtype=np.int64)
+    tcode = np.empty(n, dtype=np.int64)
+    cnt = np.empty(1025, dtype=np.int64)
+    for shift in (0, 10, 20):  # codes move with their indices: every pass reads in sequence
+        cnt[:] = 0
+        for i in range(n):
+            cnt[((code[i] >> shift) & 1023) + 1] += 1
+        for b in range(1024):
+            cnt[b + 1] += cnt[b]
+        for i in range(n):
+            b = (code[i] >> shift) & 1023
+            tmp[cnt[b]], tcode[cnt[b]] = order[i], code[i]
+            cnt[b] += 1
+        order, tmp, code, tcode = tmp, order, tcode, code
+    return order

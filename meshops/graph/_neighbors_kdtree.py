@@ -85,10 +85,8 @@ def spatial_order(p: np.ndarray, bits: int = 10) -> np.ndarray:
     lo, hi = col_min(p), col_max(p)
     scale = ((1 << bits) - 1) / np.maximum(hi - lo, 1e-300)
     ib = int(n - 1).bit_length()
-    if _knn is not None and d == 3 and bits == 10 and 30 + ib <= 63:  # one compiled pass, then one value sort
-        packed = _knn.morton_keys(np.ascontiguousarray(p, dtype=np.float64), lo, scale, ib)
-        packed.sort()
-        return packed & ((1 << ib) - 1)
+    if _knn is not None and d == 3 and bits == 10:  # compiled codes and a radix sort: the same permutation
+        return _knn.morton_order(np.ascontiguousarray(p, dtype=np.float64), lo, scale)
     g = ((p - lo) * scale).astype(np.int64)
     if d == 3 and bits == 10:
         code = _spread3(g[:, 0]) | (_spread3(g[:, 1]) << 1) | (_spread3(g[:, 2]) << 2)
