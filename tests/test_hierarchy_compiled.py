@@ -100,3 +100,16 @@ def test_symmetric_rows_match_scipy(monkeypatch):
     monkeypatch.setattr(gh, "_compiled", None)
     ref = gh.symmetric_edges(np.stack([np.broadcast_to(np.arange(n)[:, None], padded.shape)[keep], padded[keep]]), n)
     assert np.array_equal(got, ref)
+
+
+def test_second_nearest_matches_ckdtree():
+    from scipy.spatial import cKDTree
+
+    from meshops.geometry import sampling
+
+    rng = np.random.default_rng(6)
+    x = rng.random((5000, 3)) * [1.0, 5.0, 0.2]
+    x[:20] = x[20:40]  # duplicates: second nearest at distance 0
+    q = x[rng.permutation(5000)[:700]]
+    ref = cKDTree(x).query(q, k=2)[0][:, 1]
+    assert np.array_equal(sampling._second_nearest(x, q), ref)

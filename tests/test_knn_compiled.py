@@ -7,7 +7,7 @@ from scipy.spatial import cKDTree
 
 pytest.importorskip("numba")
 
-from meshops.graph import _knn_numba as kn  # noqa: E402
+from meshops.geometry import _kdtree_numba as kn  # noqa: E402
 from meshops.graph import _neighbors_kdtree as kd  # noqa: E402
 
 

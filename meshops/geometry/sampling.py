@@ -11,6 +11,11 @@ import math
 import numpy as np
 from scipy.spatial import cKDTree
 
+try:  # the compiled k-d tree (numba); scipy's cKDTree otherwise
+    from meshops.geometry import _kdtree_numba as _kd
+except ImportError:  # pragma: no cover - numba is a dependency
+    _kd = None
+
 log = logging.getLogger(__name__)
 
 __all__ = ["farthest_point_sampling", "grid_sampling", "voxel_sampling"]
@@ -257,14 +262,25 @@ def grid_sampling(points: np.ndarray, m: int) -> tuple[np.ndarray, float]:
     return np.sort(idx), float(h)
 
 
+def _second_nearest(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Distance from each query (a point of ``x``) to its second nearest point of ``x``: the
+    compiled k-d tree in 3D (queries in Morton order), else scipy's cKDTree; the same distances."""
+    if _kd is None or x.shape[1] != 3 or len(x) < 2:
+        return cKDTree(x, balanced_tree=False, compact_nodes=False).query(q, k=2)[0][:, 1]
+    _, xp = _kd.kd_order(np.ascontiguousarray(x), _kd.LEAF)
+    bx, first = _kd.build_boxes(xp, _kd.LEAF)
+    lo = col_min(q)
+    o = _kd.morton_order(np.ascontiguousarray(q), lo, 1023.0 / np.maximum(col_max(q) - lo, 1e-300))
+    d = np.empty(len(q))
+    d[o] = _kd.query(xp, bx, first, np.ascontiguousarray(q[o]), 2, np.inf, -1)[0][:, 1]
+    return d
+
+
 def _thin(p: np.ndarray, idx: np.ndarray, count: np.ndarray, extra: int) -> np.ndarray:
     """Drop ``extra`` samples: among those of the sparsest cells (dropping them uncovers the
     fewest points), the ones closest to another sample (of a close pair, the higher index)."""
-    from scipy.spatial import cKDTree
-
     cand = np.lexsort((idx, count))[: min(len(idx), 4 * extra + 16)]
-    tree = cKDTree(p[idx], balanced_tree=False, compact_nodes=False)
-    d = tree.query(p[idx[cand]], k=2)[0][:, 1]
+    d = _second_nearest(p[idx], p[idx[cand]])
     drop = cand[np.lexsort((-idx[cand], d))[:extra]]
     return np.delete(idx, drop)
 

@@ -32,7 +32,7 @@ from scipy.spatial import cKDTree
 from meshops.geometry.sampling import col_max, col_min
 
 try:  # the compiled search (numba); without it, scipy's cKDTree does every query
-    from meshops.graph import _knn_numba as _knn
+    from meshops.geometry import _kdtree_numba as _knn
 except ImportError:  # pragma: no cover - numba is a dependency
     _knn = None
 
@@ -122,7 +122,7 @@ def coherent(p: np.ndarray, sample: int = 2048) -> bool:
 class SortedTree:
     """A k-d tree over the points in a spatially coherent order that answers with the caller's indices.
 
-    3D points with numba available: the compiled tree of :mod:`meshops.graph._knn_numba` (points in
+    3D points with numba available: the compiled tree of :mod:`meshops.geometry._kdtree_numba` (points in
     its k-d order), with scipy's ``cKDTree`` over the same points for ``k > MAX_K``. Otherwise a
     ``cKDTree`` over the points in Morton order, so that every leaf is a nearly contiguous block of
     memory (1e6 random points: 25-30% less query time than a tree over the points in their own
