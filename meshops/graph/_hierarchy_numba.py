@@ -1,8 +1,10 @@
-"""Compiled edge kernels (numba) for the hierarchy: edge features and the number of connected
-components, one pass each over the edges (no temporaries of the edge count's size).
+"""Compiled kernels (numba) of a hierarchy build: edge features, the number of connected
+components, the grid level's down and up maps, and the symmetrization of kNN rows; one pass (or
+a transpose and a merge) over the arrays, no temporaries of the edge count's size.
 
-Each has a numpy/scipy reference (``meshops.graph.build._edge_features_numpy``,
-``meshops.graph.hierarchy.n_components``) that the tests compare it with, bit for bit.
+Each has a numpy/scipy reference that the tests compare it with, bit for bit
+(``meshops.graph.build._edge_features_numpy``; in ``meshops.graph.hierarchy``: ``n_components``,
+``_grid_down_weights``, ``_up_weights``, ``symmetric_edges``' scipy route).
 """
 
 from __future__ import annotations

@@ -84,7 +84,6 @@ def spatial_order(p: np.ndarray, bits: int = 10) -> np.ndarray:
     bits = max(1, min(bits, 63 // d))
     lo, hi = col_min(p), col_max(p)
     scale = ((1 << bits) - 1) / np.maximum(hi - lo, 1e-300)
-    ib = int(n - 1).bit_length()
     if _knn is not None and d == 3 and bits == 10:  # compiled codes and a radix sort: the same permutation
         return _knn.morton_order(np.ascontiguousarray(p, dtype=np.float64), lo, scale)
     g = ((p - lo) * scale).astype(np.int64)
@@ -95,6 +94,7 @@ def spatial_order(p: np.ndarray, bits: int = 10) -> np.ndarray:
         for b in range(bits):
             for j in range(d):
                 code |= ((g[:, j] >> b) & 1) << (b * d + j)
+    ib = int(n - 1).bit_length()
     if bits * d + ib <= 63:  # one value sort of packed (code, index): faster than argsort
         packed = (code << ib) | np.arange(n)
         packed.sort()

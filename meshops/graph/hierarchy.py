@@ -443,7 +443,7 @@ def rows_edges(nb: np.ndarray, n: int) -> np.ndarray:
     return symmetric_edges(np.stack([rows[valid], nb[valid]]), n)
 
 
-def _grid_down_weights(dd, jj, kd, r, mc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _grid_down_weights(dd, jj, kd, r, mc) -> tuple[np.ndarray, np.ndarray]:
     """The numpy reference of the compiled ``grid_down_map``: ``([fine, coarse], w)``."""
     keep = dd[:, :kd] <= r
     keep[:, 0] = True
@@ -465,7 +465,7 @@ def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation)
     of a sample at its cell centre), at least the covering radius. Down map: each fine node to its (at most ``DOWN_K``) nearest
     coarse nodes within the radius, always including the nearest one; weights as on FPS levels.
     """
-    n, dim = fine.shape
+    dim = fine.shape[1]
     coarse = fine[idx]
     mc = len(coarse)
     kq = int(min(max(DOWN_K, up_k, 1), mc))
