@@ -53,17 +53,20 @@ def model_specs(hidden: int, blocks: int) -> dict[str, tuple[str, dict[str, Any]
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="meshops bench transient", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=str(ROOT / "runs" / "cylinder"), help="generated cylinder-flow folder")
+    p.add_argument("--data", default=str(ROOT / "runs" / "cylinder"),
+                   help="generated cylinder-flow folder, or 'shipped' for the shipped subset (tests)")
     p.add_argument("--models", default="mgn,ugraph,physicsnemo", help="comma-separated subset of mgn, ugraph, physicsnemo")
-    p.add_argument("--steps", type=int, default=300, help="optimizer steps per model and seed")
+    p.add_argument("--steps", type=int, default=300, help="most optimizer steps per model and seed (the budget)")
+    p.add_argument("--patience", type=int, default=0,
+                   help="early stopping: validations without a new best before a run stops (0: train all --steps)")
     p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--blocks", type=int, default=6, help="message-passing blocks (ugraph: blocks / 3 per level)")
     p.add_argument("--history", type=int, default=1, help="past increments given to the models")
     p.add_argument("--unroll", type=int, default=2, help="push-forward: the loss step's input is the model's own K-1 step prediction")
     p.add_argument("--noise", type=float, default=0.1)
     p.add_argument("--noise-ref", default="increment", choices=["state", "increment"])
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lrs", default="2e-3", help="comma-separated learning rates of the validation search")
+    p.add_argument("--widths", default="32", help="comma-separated hidden widths of the validation search")
     p.add_argument("--seeds", default="0", help="comma-separated training seeds")
     p.add_argument("--val-every", type=int, default=50)
     p.add_argument("--val-rollout", type=int, default=0,
@@ -184,13 +187,15 @@ def fmt3(v: list[float]) -> str:
     return " / ".join(f"{x:.4f}" for x in v)
 
 
-def step_config(name: str, a: argparse.Namespace, seed: int) -> Any:
+def step_config(name: str, a: argparse.Namespace, seed: int, cand: dict[str, Any]) -> Any:
+    """The recipe of one run: the shared settings of ``a`` with the candidate's ``lr`` and ``hidden``."""
     from meshops.train import stepping as S
 
-    model, mo, gr = model_specs(a.hidden, a.blocks)[name]
+    model, mo, gr = model_specs(int(cand["hidden"]), a.blocks)[name]
     return S.StepConfig(fields=["u", "v", "p"], model=model, model_options=mo, graph=gr, steps=a.steps,
-                        batch_size=a.batch_size, lr=a.lr, noise=a.noise, noise_ref=a.noise_ref, history=a.history,
-                        seed=seed, val_every=a.val_every, unroll=a.unroll, val_rollout=a.val_rollout,
+                        batch_size=a.batch_size, lr=float(cand["lr"]), noise=a.noise, noise_ref=a.noise_ref,
+                        history=a.history, seed=seed, val_every=a.val_every, unroll=a.unroll,
+                        val_rollout=a.val_rollout, patience=a.patience,
                         globals=[g for g in a.globals.split(",") if g], diagnosed=[c for c in a.diagnosed.split(",") if c],
                         zero_mean=[c for c in a.zero_mean.split(",") if c])
 
@@ -203,54 +208,86 @@ def peer_net(peers: Any, cfg: Any, stats: dict[str, Any], a: argparse.Namespace,
 
     torch.manual_seed(seed)
     C = len(stats["x_mean"])
-    return PeerNet(peers.physicsnemo_mgn(S.in_channels(cfg, stats), int(stats["dim"]) + 1, C, a.hidden, a.blocks))
+    hidden = int(cfg.model_options["hidden"])
+    return PeerNet(peers.physicsnemo_mgn(S.in_channels(cfg, stats), int(stats["dim"]) + 1, C, hidden, a.blocks))
 
 
 def train_model(name: str, train: list[Any], val: list[Any], a: argparse.Namespace, seed: int,
-                peers: Any) -> tuple[Any, dict[str, Any]]:
+                peers: Any, cand: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """Train one model (``name`` of :func:`model_specs`) with the shared recipe; return the stepper and info."""
     from meshops.train import stepping as S
 
-    cfg = step_config(name, a, seed)
+    cfg = step_config(name, a, seed, cand)
     net = peer_net(peers, cfg, S.fit_stats(train, cfg), a, seed) if name == "physicsnemo" else None
-    return S.train_stepper(train, cfg, progress=True, val=val, model=net)
+    return S.train_stepper(train, cfg, progress=a.jobs <= 1, val=val, model=net)
 
 
 _SHARED: dict[str, Any] = {}  # the parent's train / val trajectories, inherited by forked workers
+Job = tuple[str, int, int]  # (model, candidate index, seed)
 
 
-def _train_job(name: str, a: argparse.Namespace, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _train_job(job: Job) -> tuple[dict[str, Any], dict[str, Any]]:
     """One training run in a worker process: the weights (CPU tensors) and the info."""
     import torch
 
     torch.set_num_threads(1)
-    train, val = _SHARED["train"], _SHARED["val"]
+    name, ci, seed = job
+    a, train, val = _SHARED["a"], _SHARED["train"], _SHARED["val"]
     peers = load_peers()[0] if name == "physicsnemo" else None
-    st, info = train_model(name, train, val, a, seed, peers)
+    st, info = train_model(name, train, val, a, seed, peers, _SHARED["cands"][name][ci])
+    print(f"  {name} candidate {ci} seed {seed}: val {info['best_val']}, {info['steps_used']} steps "
+          f"(best {info['best_step']}), {info['train_cpu_s']:.0f} CPU s", flush=True)
     return {k: v.detach().cpu() for k, v in st.model.state_dict().items()}, info
 
 
-def train_all(names: list[str], seeds: list[int], a: argparse.Namespace, train: list[Any], val: list[Any],
-              peers: Any) -> dict[str, list[tuple[Any, dict[str, Any]]]]:
-    """Every (model, seed) run, ``--jobs`` at a time in worker processes; steppers rebuilt here."""
+def train_jobs(jobs: list[Job], a: argparse.Namespace, train: list[Any], val: list[Any], peers: Any,
+               cands: dict[str, list[dict[str, Any]]]) -> dict[Job, tuple[Any, dict[str, Any]]]:
+    """Every run of ``jobs``, ``--jobs`` at a time in forked worker processes; steppers rebuilt here."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     from meshops.train import stepping as S
 
-    jobs = [(n, s) for n in names for s in seeds]
-    _SHARED.update(train=train, val=val)
-    with ProcessPoolExecutor(max_workers=a.jobs, mp_context=mp.get_context("fork")) as ex:
-        futs = [ex.submit(_train_job, n, a, s) for n, s in jobs]
-        done = [f.result() for f in futs]
-    out: dict[str, list[tuple[Any, dict[str, Any]]]] = {n: [] for n in names}
-    for (n, s), (state, info) in zip(jobs, done, strict=True):
-        cfg = step_config(n, a, s)
+    _SHARED.update(a=a, train=train, val=val, cands=cands)
+    if a.jobs <= 1:
+        done = [_train_job(j) for j in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=a.jobs, mp_context=mp.get_context("fork")) as ex:
+            done = list(ex.map(_train_job, jobs))
+    out = {}
+    for (n, ci, s), (state, info) in zip(jobs, done, strict=True):
+        cfg = step_config(n, a, s, cands[n][ci])
         stats = S.fit_stats(train, cfg)
         net = peer_net(peers, cfg, stats, a, s) if n == "physicsnemo" else S.build_model(cfg, stats)
         net.load_state_dict(state)
-        out[n].append((S.Stepper(net, cfg, stats).eval(), info))
+        out[(n, ci, s)] = (S.Stepper(net, cfg, stats).eval(), info)
     return out
+
+
+def search_and_train(names: list[str], seeds: list[int], a: argparse.Namespace, train: list[Any], val: list[Any],
+                     peers: Any) -> tuple[dict[str, list[tuple[Any, dict[str, Any]]]], dict[str, Any]]:
+    """The protocol's two rounds: every candidate of every model with ``seeds[0]`` (the validation
+    search), then the kept candidate with the other seeds. Returns the kept runs per model (seed
+    order) and the search record (candidates, their validation scores, the kept index)."""
+    import protocol as P
+
+    lrs = [float(x) for x in a.lrs.split(",") if x]
+    widths = [int(x) for x in a.widths.split(",") if x]
+    cands = {n: P.candidates(lrs, widths, width_key="hidden") for n in names}
+    s0 = seeds[0]
+    first = train_jobs([(n, ci, s0) for n in names for ci in range(len(cands[n]))], a, train, val, peers, cands)
+    score = {j: (r[1]["best_val"] if r[1]["best_val"] is not None and np.isfinite(r[1]["best_val"]) else np.inf)
+             for j, r in first.items()}
+    kept = {n: int(np.argmin([score[(n, ci, s0)] for ci in range(len(cands[n]))])) for n in names}
+    for n in names:
+        print(f"{n}: kept candidate {cands[n][kept[n]]} on validation ({score[(n, kept[n], s0)]:.4g})", flush=True)
+    rest = train_jobs([(n, kept[n], s) for n in names for s in seeds[1:]], a, train, val, peers, cands)
+    runs = {n: [first[(n, kept[n], s0)]] + [rest[(n, kept[n], s)] for s in seeds[1:]] for n in names}
+    record = {n: {"candidates": cands[n], "kept": kept[n],
+                  "search": [{"config": c, "val": score[(n, ci, s0)], "epochs_used": first[(n, ci, s0)][1]["steps_used"],
+                              "best_epoch": first[(n, ci, s0)][1]["best_step"]} for ci, c in enumerate(cands[n])]}
+              for n in names}
+    return runs, record
 
 
 def save_checkpoints(trained: dict[str, list[tuple[Any, dict[str, Any]]]], seeds: list[int], root: Path) -> None:
@@ -290,6 +327,77 @@ def evaluate_all(fns: dict[str, list[tuple[Any, Any]]], test: list[tuple[Any, di
         return dict(zip(keys, ex.map(_eval_job, keys), strict=True))
 
 
+def budget(a: argparse.Namespace) -> Any:
+    """The protocol's budget record of the shared recipe (``--steps`` at most, early stopping)."""
+    import protocol as P
+
+    return P.Budget(max_epochs=a.steps, patience=max(a.patience, 1) if a.patience else a.steps,
+                    eval_every=max(a.val_every, 1), unit="steps")
+
+
+METRICS = [("one_step_u", "one-step u"), ("one_step_v", "one-step v"), ("one_step_p", "one-step p"),
+           ("rollout_100", "rollout 1-100 (mean u, v, p)"), ("rollout_full", "full rollout (mean u, v, p)"),
+           ("stable_steps", "stable steps (min over cases)"), ("f_error", "abs(f_pred / f_solver - 1)")]
+
+
+def _seed_metrics(cases: list[dict[str, Any]]) -> dict[str, float]:
+    """One seed's test metrics: means over the test trajectories (stability: the worst one)."""
+    one = np.mean([c["one_step"] for c in cases], axis=0)
+    out = {f"one_step_{ch}": float(one[j]) for j, ch in enumerate("uvp")}
+    out["rollout_100"] = float(np.mean([np.mean(c["rollout_100"]) for c in cases]))
+    out["rollout_full"] = float(np.mean([np.mean(c["rollout_full"]) for c in cases]))
+    out["stable_steps"] = float(min(c["stable_steps"] for c in cases))
+    fe = [abs(c["f_pred"] / c["f_true"] - 1) for c in cases]
+    if np.isfinite(fe).all():  # a baseline without a wake has no frequency: the metric is left out
+        out["f_error"] = float(np.mean(fe))
+    return out
+
+
+def protocol_model(label: str, runs: list[list[dict[str, Any]]], trained: list[tuple[Any, dict[str, Any]]] | None,
+                   search: dict[str, Any] | None) -> dict[str, Any]:
+    """The protocol record of one model (what ``protocol.results_table`` reads): kept config, search,
+    per-seed runs and the spread of every test metric over the seeds."""
+    import protocol as P
+
+    per = [_seed_metrics(cases) for cases in runs]
+    infos = [i for _, i in trained] if trained else [{"best_val": float("nan"), "steps_used": 0, "best_step": 0,
+                                                      "n_params": 0}]
+    keys = [k for k, _ in METRICS if all(k in p for p in per)]
+    vals = [i["best_val"] if i["best_val"] is not None else float("nan") for i in infos]
+    return {"label": label, "peer": label == PEER,
+            "config": search["candidates"][search["kept"]] if search else {},
+            "search": search["search"] if search else [],
+            "runs": [{"val": v, "epochs_used": i["steps_used"], "best_epoch": i["best_step"], "params": i["n_params"],
+                      "test": p} for v, i, p in zip(vals, infos, per, strict=True)],
+            "summary": {k: P.spread([p[k] for p in per]) for k in keys},
+            "val": P.spread(vals) if trained else {"mean": float("nan"), "std": 0.0, "min": float("nan"),
+                                                    "max": float("nan"), "n": 1},
+            "epochs_used": P.spread([i["steps_used"] for i in infos]),
+            "best_epoch": [i["best_step"] for i in infos]}
+
+
+def protocol_text(res: dict[str, Any]) -> str:
+    """The protocol paragraph, the mean ± std [min, max] table and the generated conclusions."""
+    import protocol as P
+
+    pr = res["protocol"]
+    search = f"learning rate in {{{res['lrs']}}} x width in {{{res['widths']}}}"
+    extra = ("Baselines without training (persistence, linear extrapolation) have one deterministic run. "
+             "The published MeshGraphNet configuration (width 128, 15 blocks, lr 1e-4, millions of steps) is not a "
+             "candidate: one of its steps costs about 40x ours here, beyond this CPU's budget.")
+    trained = [n for n in pr["models"] if pr["models"][n]["search"]]
+    pairs = [(trained[0], n) for n in trained[1:]]
+    only = {**pr, "models": {n: pr["models"][n] for n in trained}}  # the search counts of the trained models
+    text = [P.statement(only, "learned time stepping on cylinder-flow, test = the held-out trajectories",
+                        f"validation error over the first {res['val_rollout']} rollout steps" if res["val_rollout"]
+                        else "validation one-step error", search, extra), "",
+            P.results_table(pr, METRICS, config_keys=["lr", "hidden"]), ""]
+    for key, title in (("one_step_p", "one-step p"), ("rollout_100", "rollout over 100 steps")):
+        text.append(P.conclusion(pr, key, title, pairs=pairs))
+        text.append("")
+    return "\n".join(text)
+
+
 def summarize(runs: list[list[dict[str, Any]]]) -> dict[str, Any]:
     """Mean over test cases, then over seeds; per-seed values kept for the spread."""
     keys = ("one_step", "rollout_50", "rollout_100", "rollout_full")
@@ -311,6 +419,11 @@ def _freq_text(fr: list[float]) -> str:
     return f"{np.nanmean(f):.3f} (worst {np.nanmax(np.abs(f - 1)):.1%})"
 
 
+def _stop_text(res: dict[str, Any]) -> str:
+    p = res.get("patience", 0)
+    return f" (early stopping after {p} validations without a new best, every {res['val_every']} steps)" if p else ""
+
+
 def _val_text(res: dict[str, Any]) -> str:
     n = res.get("val_rollout", 0)
     return f"error over the first {n} rollout steps" if n else "one-step error"
@@ -328,8 +441,8 @@ def table(res: dict[str, Any]) -> str:
     pers = np.array(res["models"]["persistence"]["one_step"])
     lines = ["", "", f"Command: `{res['command']}` ({res['n_train']} training and {res['n_val']} validation "
              f"trajectories, {res['n_test']} held-out test trajectories ({', '.join(res['test_cases'])}) of "
-             f"{res['snapshots']} snapshots; {res['train_steps']} optimizer steps x batch {res['batch_size']} per model "
-             f"and seed, seeds {res['seeds']}, weights chosen on the validation trajectory's {_val_text(res)}; "
+             f"{res['snapshots']} snapshots; at most {res['train_steps']} optimizer steps x batch {res['batch_size']} per "
+             f"model and seed{_stop_text(res)}, seeds {res['seeds']}, weights chosen on the validation trajectory's {_val_text(res)}; "
              f"history {res['history']}, push-forward unroll {res['unroll']}, noise {res['noise']} x {res['noise_ref']} std"
              f"{_globals_text(res)}; CPU).", "",
              "| model | params | train CPU s | best step | one-step rel L2 u / v / p | persistence / model | "
@@ -351,19 +464,25 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def data_root(a: argparse.Namespace) -> str | None:
+    """The generated folder of ``--data`` (None: the shipped subset)."""
+    if a.data == "shipped":
+        return None
+    if not Path(a.data).is_dir():
+        raise FileNotFoundError(f"{a.data}: no generated cylinder-flow folder; run `meshops datasets generate "
+                                f"cylinder-flow --n 24 --out {a.data}` first (or pass --data shipped)")
+    return a.data
+
+
 def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], list[Any], dict[str, Any]]:
     from meshops.data import load_dataset
 
     sys.path.insert(0, str(HERE))
     import protocol as P
 
-    data = Path(a.data)
-    if not data.is_dir():
-        raise FileNotFoundError(f"{data}: no generated cylinder-flow folder; run `meshops datasets generate "
-                                f"cylinder-flow --n 24 --out {data}` first")
-    ds = load_dataset("cylinder_flow", root=str(data), split="train")
+    ds = load_dataset("cylinder_flow", root=data_root(a), split="train")
     if len(ds) < 2:
-        raise FileNotFoundError(f"{data}: {len(ds)} training-split case(s); the benchmark needs 2 or more")
+        raise FileNotFoundError(f"{a.data}: {len(ds)} training-split case(s); the benchmark needs 2 or more")
     sp = P.fixed_split(len(ds), n_val=1, seed=0)
     train, val = [ds[i] for i in sp["train"]], [ds[i] for i in sp["val"]]
     cards = [ds.card(i) for i in range(len(ds))]
@@ -375,7 +494,8 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
            "snapshots": train[0].n_steps, "train_steps": a.steps, "batch_size": a.batch_size, "history": a.history,
            "unroll": a.unroll, "noise": a.noise, "noise_ref": a.noise_ref, "val_rollout": a.val_rollout,
            "globals": [g for g in a.globals.split(",") if g], "diagnosed": [c for c in a.diagnosed.split(",") if c],
-           "zero_mean": [c for c in a.zero_mean.split(",") if c], "seeds": a.seeds, "models": {}, "skipped": {}, "foam_s_per_snapshot": float(np.median(sps)) * nsteps,
+           "zero_mean": [c for c in a.zero_mean.split(",") if c], "seeds": a.seeds, "models": {}, "skipped": {},
+           "patience": a.patience, "val_every": a.val_every, "lrs": a.lrs, "widths": a.widths, "foam_s_per_snapshot": float(np.median(sps)) * nsteps,
            "foam_steps_per_snapshot": nsteps, "out": a.out, "channels": ["u", "v", "p"]}
     return train, val, res
 
@@ -396,14 +516,11 @@ def main(argv: list[str] | None = None) -> int:
         res["skipped"][PEER] = why
         print(f"{PEER} skipped: {why}")
     seeds = [int(s) for s in a.seeds.split(",")]
-    if a.jobs > 1:
-        trained = train_all(names, seeds, a, train, val, peers)
-    else:
-        trained = {n: [train_model(n, train, val, a, s, peers) for s in seeds] for n in names}
+    trained, search = search_and_train(names, seeds, a, train, val, peers)
     if a.checkpoints:
         save_checkpoints(trained, seeds, Path(a.checkpoints))
     # the test trajectories are read after training (cases finished meanwhile by the generator count)
-    te = load_dataset("cylinder_flow", root=a.data, split="test", max_cases=a.max_test)
+    te = load_dataset("cylinder_flow", root=data_root(a), split="test", max_cases=a.max_test)
     test = [(te[i], te.card(i)) for i in range(len(te))]
     res.update(n_test=len(test), test_cases=te.case_names())
     ref = next(iter(trained.values()))[0][0]
@@ -411,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     fns = {"persistence": [(ref, persistence)], "linear extrapolation": [(ref, extrapolation)]}
     fns.update({n: [(st, st.step_window) for st, _ in trained[n]] for n in names})
     ev = evaluate_all(fns, test, start, max(H, 1), a.jobs)
+    res["protocol"] = {"budget": budget(a).__dict__.copy(), "seeds": seeds, "splits": res["splits"], "models": {}}
     for name, fs in fns.items():
         runs = [[ev[(name, j, i)] for i in range(len(test))] for j in range(len(fs))]
         r = summarize(runs)
@@ -419,12 +537,14 @@ def main(argv: list[str] | None = None) -> int:
             r.update(n_params=infos[0]["n_params"], train_time_s=float(np.mean([i["train_time_s"] for i in infos])),
                      train_cpu_s=float(np.mean([i["train_cpu_s"] for i in infos])),
                      best_step=",".join(str(i["best_step"]) for i in infos),
-                     val_score=[i["best_val"] for i in infos])
+                     val_score=[i["best_val"] for i in infos], steps_used=[i["steps_used"] for i in infos])
         r["speedup_vs_openfoam"] = res["foam_s_per_snapshot"] / max(r["s_per_step"], 1e-12)
-        res["models"][PEER if name == "physicsnemo" else name] = r
+        label = PEER if name == "physicsnemo" else name
+        res["models"][label] = r
+        res["protocol"]["models"][label] = protocol_model(label, runs, trained.get(name), search.get(name))
         print(f"{name}: one-step {fmt3(r['one_step'])}, rollout 1-100 {fmt3(r['rollout_100'])}, stable {r['stable_steps']}")
     write_text_atomic(json.dumps(res, indent=1, default=float), a.out)
-    txt = table(res)
+    txt = protocol_text(res) + "\n" + table(res)
     print(txt)
     if a.readme:
         replace_block(a.readme, BEGIN, END, txt, prefix="## Benchmark (meshops bench transient)\n\n")

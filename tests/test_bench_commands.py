@@ -77,14 +77,17 @@ def test_coronary_small(tmp_path):
 
 
 def test_transient_small(tmp_path):
-    data = Path(os.environ.get("MESHOPS_CYLINDER_DATA", ROOT / "runs" / "cylinder"))
-    if not data.is_dir():
-        pytest.skip(f"{data}: no cylinder-flow folder (meshops datasets generate cylinder-flow; or set "
-                    "MESHOPS_CYLINDER_DATA)")
+    """The protocol path on the shipped subset (or MESHOPS_CYLINDER_DATA): a 2-candidate search, 2 seeds."""
+    data = os.environ.get("MESHOPS_CYLINDER_DATA", "shipped")
     out = tmp_path / "transient.json"
-    bench("transient", "--data", str(data), "--steps", "2", "--max-test", "1", "--out", str(out),
+    bench("transient", "--data", data, "--steps", "4", "--val-every", "2", "--patience", "1", "--lrs", "1e-3,3e-3",
+          "--seeds", "0,1", "--models", "mgn", "--max-test", "1", "--val-rollout", "3", "--out", str(out),
           "--checkpoints", str(tmp_path / "ckpt"))
-    assert json.loads(out.read_text())
+    res = json.loads(out.read_text())
+    m = res["protocol"]["models"]["mgn"]
+    assert len(m["search"]) == 2 and [r["epochs_used"] <= 4 for r in m["runs"]] == [True, True]
+    assert m["summary"]["one_step_p"]["n"] == 2 and math.isfinite(m["summary"]["one_step_p"]["mean"])
+    assert (tmp_path / "ckpt" / "mgn_seed1" / "best.pt").is_file()
 
 
 def test_kernels_quick(tmp_path):

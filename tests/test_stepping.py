@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import numpy as np
@@ -192,6 +194,17 @@ def test_validation_on_rollout_error_keeps_the_best_scored_weights(short_traj):
     vals = [h["val_rollout_5"] for h in info["history"] if "val_rollout_5" in h]
     assert len(vals) == 3 and info["best_val"] == min(vals) and info["val_metric"] == "rollout_5"
     assert np.isclose(S.rollout_score(st, [ds[1]], 5), info["best_val"], rtol=1e-5)
+
+
+def test_patience_stops_early_after_validations_without_a_new_best():
+    ds = load_dataset("cylinder_flow", max_steps=14)
+    cfg = S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, steps=40, val_every=1, history=1, lr=0.0, patience=2)
+    _, info = S.train_stepper([ds[0]], cfg, val=[ds[1]])  # lr 0: the score never improves after the first validation
+    assert info["best_step"] == 1 and info["steps_used"] == 3
+    _, full = S.train_stepper([ds[0]], dataclasses.replace(cfg, patience=0, steps=4), val=[ds[1]])
+    assert full["steps_used"] == 4
+    with pytest.raises(ValueError, match="patience"):
+        S.StepConfig(patience=-1)
 
 
 def test_zero_mean_channel_increment_keeps_the_training_mean(short_traj):

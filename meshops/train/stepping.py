@@ -88,6 +88,7 @@ class StepConfig:
     val_rollout: int = 0
     diagnosed: list[str] = field(default_factory=list)
     zero_mean: list[str] = field(default_factory=list)
+    patience: int = 0
 
     def __post_init__(self) -> None:
         if self.noise_ref not in ("state", "increment"):
@@ -98,6 +99,8 @@ class StepConfig:
             raise ValueError(f"StepConfig: history must be a non-negative integer, got {self.history!r}")
         if not isinstance(self.val_rollout, int) or self.val_rollout < 0:
             raise ValueError(f"StepConfig: val_rollout must be a non-negative integer, got {self.val_rollout!r}")
+        if not isinstance(self.patience, int) or self.patience < 0:
+            raise ValueError(f"StepConfig: patience must be a non-negative integer, got {self.patience!r}")
 
 
 def _edge_scale(g: Any) -> float:
@@ -397,7 +400,9 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     With ``val`` trajectories and ``cfg.val_every > 0`` their one-step error (or, with
     ``cfg.val_rollout = n``, their error over the first ``n`` steps of a rollout) is measured every
     ``val_every`` steps and the weights with the lowest one are kept (validation-chosen stopping
-    point). ``model`` replaces the registry model (a peer's network taking the graph).
+    point); with ``cfg.patience = n`` training stops after ``n`` validations without a new best
+    (early stopping; ``steps`` is then the maximum budget and ``steps_used`` in the history says
+    where it stopped). ``model`` replaces the registry model (a peer's network taking the graph).
     Returns the model and a history dict (loss per logged step, validation, wall time).
     """
     torch.manual_seed(cfg.seed)
@@ -417,7 +422,7 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
 
     bar = tqdm(range(cfg.steps), disable=not progress, desc=f"train {cfg.model}", dynamic_ncols=True)
     st.train()
-    run = 0.0
+    run, used = 0.0, cfg.steps
     for it in bar:
         picks = [int(rng.integers(len(trajs))) for _ in range(cfg.batch_size)]
         smp = [_sample(st, graphs[i], X[i], rng, noise) for i in picks]
@@ -437,13 +442,19 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
             bar.set_postfix(loss=f"{run:.4g}")
         if val and cfg.val_every and ((it + 1) % cfg.val_every == 0 or it + 1 == cfg.steps):
             _validate(st, val, it + 1, best, hist)
+            if cfg.patience and (it + 1 - best["step"]) >= cfg.patience * cfg.val_every:
+                used = it + 1
+                log.info("stepping: no better validation score for %d validations, stopped at step %d (best %d)",
+                         cfg.patience, used, best["step"])
+                break
     bar.close()
     if best["state"] is not None:
         st.model.load_state_dict(best["state"])
     st.eval()
     info = {"history": hist, "train_time_s": time.perf_counter() - t0, "train_cpu_s": time.process_time() - c0,
             "n_params": sum(p.numel() for p in st.model.parameters()),
-            "best_step": best["step"] or cfg.steps, "best_val": None if best["state"] is None else best["val"],
+            "best_step": best["step"] or cfg.steps, "steps_used": used,
+            "best_val": None if best["state"] is None else best["val"],
             "val_metric": f"rollout_{cfg.val_rollout}" if cfg.val_rollout else "one_step"}
     if out is not None:
         save_stepper(st, Path(out) / "best.pt", extra_config={"train_names": [t.name for t in trajs], **info})

@@ -34,7 +34,7 @@ __all__ = ["STEPPING_KEYS", "step_config", "split_trajectories", "train_from_con
 
 #: Keys of the ``stepping`` section (the rest of StepConfig comes from the TrainConfig).
 STEPPING_KEYS = ("fields", "noise", "noise_ref", "noise_shared", "base", "unroll", "history", "val_every", "globals",
-                 "val_rollout", "diagnosed", "zero_mean")
+                 "val_rollout", "diagnosed", "zero_mean", "patience")
 
 
 def step_config(config: TrainConfig, n_samples: int) -> Any:
