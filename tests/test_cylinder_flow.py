@@ -68,3 +68,14 @@ def test_generator_runs_one_short_case_and_resumes(tmp_path):
     assert tr.states(["u", "v", "p"]).shape == (131, card["mesh"]["points"], 3)
     assert gen.generate(out, 1, seed=0, progress=False, solver=solver)["skipped"] == 1
     assert not (out / ".work").exists()
+
+
+def test_high_reynolds_cases_refine_the_whole_mesh_and_the_time_step():
+    gen = recipe_module(RECIPE, "generate")
+    assert gen.resolution_factor(150.0) == 1.0 and gen.resolution_factor(600.0) == pytest.approx(0.5)
+    ss = gen.SolverSettings()
+    dt = gen.time_step(ss, 600.0)
+    n = ss.snapshot_dt / dt
+    assert dt <= 0.5 * ss.dt + 1e-12 and abs(n - round(n)) < 1e-9  # same Courant number, divides the snapshot dt
+    g, Re = gen.sample_case(0, 0)
+    assert g.mesh.scale == 1.0  # the Re factor goes into the mesh scale in run_case, not into one size
