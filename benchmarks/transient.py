@@ -1,15 +1,19 @@
 """Transient benchmark: learned time stepping on cylinder-flow, meshops models against PhysicsNeMo and baselines.
 
-``meshops bench transient --data runs/cylinder [--steps N] [--seeds 0,1,2] [--readme datasets/cylinder_flow/README.md]``
-trains every model on the ``train`` split of the cylinder-flow dataset (``datasets/cylinder_flow``,
-a folder written by ``meshops datasets generate cylinder-flow``) with one recipe and budget
+``meshops bench transient --data runs/cylinder [--steps N] [--patience P] [--lrs 1e-3,3e-3] [--seeds 0,1,2]
+[--readme datasets/cylinder_flow/README.md]`` trains every model on the ``train`` split of the
+cylinder-flow dataset (``datasets/cylinder_flow``, a folder written by ``meshops datasets generate
+cylinder-flow``; ``--data shipped``: the shipped subset) with one recipe
 (:func:`meshops.train.stepping.train_stepper`: the last ``--history`` increments as inputs, the
 correction to linear extrapolation as the per-channel normalized target, input noise relative to
-the increments, AdamW with a cosine schedule, ``--steps`` optimizer steps of ``--batch-size``
-snapshots). One training-split trajectory is held out for validation (:func:`protocol.fixed_split`):
-its one-step error, measured every ``--val-every`` steps, picks the kept weights of every run
-(validation-chosen stopping point). Each model is trained once per seed in ``--seeds``; the
-held-out ``test`` trajectories then give, per model (mean over seeds, spread in the JSON):
+the increments, AdamW with a cosine schedule over at most ``--steps`` optimizer steps of
+``--batch-size`` snapshots), under the shared protocol (``benchmarks/protocol.py``): one
+training-split trajectory is held out for validation (:func:`protocol.fixed_split`); its error,
+measured every ``--val-every`` steps, picks the kept weights and stops a run after ``--patience``
+validations without a new best; every candidate of the search (``--lrs`` x ``--widths``) is trained
+with the first seed and the one with the lowest validation score is kept and trained with the
+other seeds. Test scores are computed only for the kept runs. The held-out ``test`` trajectories
+then give, per model (mean and spread over seeds):
 
 * one-step rel L2 of u, v, p (from every fifth true state, mean over those and the trajectories)
   and its ratio to persistence's;
