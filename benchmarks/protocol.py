@@ -239,11 +239,16 @@ def select(cands: list[dict[str, Any]], fit: FitFn, seed: int, budget: Budget) -
         log.debug("candidate %d %s: val %.4g (%d %s, best at %d)", i, c, r.val, r.epochs_used, budget.unit,
                  r.best_epoch)
         runs.append(r)
-    vals = [r.val if math.isfinite(r.val) else math.inf for r in runs]
-    if not any(math.isfinite(v) for v in vals):
-        raise RuntimeError(f"select: every candidate diverged (validation scores {[r.val for r in runs]}) "
-                           f"for {cands}")
-    return int(np.argmin(vals)), runs
+    return best_candidate([r.val for r in runs], cands), runs
+
+
+def best_candidate(vals: Sequence[float | None], cands: Sequence[Any]) -> int:
+    """Index of the lowest validation score; ties keep the first; a non-finite (or missing) score
+    never wins, and all non-finite is an error naming the candidates."""
+    v = [x if x is not None and math.isfinite(x) else math.inf for x in vals]
+    if not any(math.isfinite(x) for x in v):
+        raise RuntimeError(f"select: every candidate diverged (validation scores {list(vals)}) for {list(cands)}")
+    return int(np.argmin(v))
 
 
 def _run_record(r: Run, seed: int, test: dict[str, float] | None) -> dict[str, Any]:

@@ -280,11 +280,10 @@ def search_and_train(names: list[str], seeds: list[int], a: argparse.Namespace, 
     cands = {n: P.candidates(lrs, widths, width_key="hidden") for n in names}
     s0 = seeds[0]
     first = train_jobs([(n, ci, s0) for n in names for ci in range(len(cands[n]))], a, train, val, peers, cands)
-    score = {j: (r[1]["best_val"] if r[1]["best_val"] is not None and np.isfinite(r[1]["best_val"]) else np.inf)
-             for j, r in first.items()}
-    kept = {n: int(np.argmin([score[(n, ci, s0)] for ci in range(len(cands[n]))])) for n in names}
+    score = {j: r[1]["best_val"] for j, r in first.items()}
+    kept = {n: P.best_candidate([score[(n, ci, s0)] for ci in range(len(cands[n]))], cands[n]) for n in names}
     for n in names:
-        print(f"{n}: kept candidate {cands[n][kept[n]]} on validation ({score[(n, kept[n], s0)]:.4g})", flush=True)
+        print(f"{n}: kept candidate {cands[n][kept[n]]} on validation ({score[(n, kept[n], s0)]})", flush=True)
     rest = train_jobs([(n, kept[n], s) for n in names for s in seeds[1:]], a, train, val, peers, cands)
     runs = {n: [first[(n, kept[n], s0)]] + [rest[(n, kept[n], s)] for s in seeds[1:]] for n in names}
     record = {n: {"candidates": cands[n], "kept": kept[n],
