@@ -1,0 +1,75 @@
+"""Training statistics of a step model (:mod:`meshops.train.stepping`): the per-channel state,
+increment and second-difference normalization, the node type names, the Dirichlet mask (entries
+that never change in any training trajectory), the case parameters' normalization and the edge
+length scale. JSON-able; stored in the checkpoint as its normalization.
+
+``cfg`` is a :class:`meshops.train.stepping.StepConfig` (``fields``, ``unroll``, ``history``,
+``graph``, ``globals`` are read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from meshops.data import DatasetError
+from meshops.data.trajectory import Trajectory, node_type_onehot
+
+__all__ = ["fit_stats", "trajectory_globals"]
+
+
+def trajectory_globals(traj: Trajectory, names: Sequence[str]) -> np.ndarray:
+    """The case parameters ``names`` of ``traj`` (e.g. ``Re``) as a float64 vector; raises naming a missing one.
+
+    Shapes
+    ------
+    returns : (len(names),)
+    """
+    missing = [k for k in names if k not in traj.globals]
+    if missing:
+        raise DatasetError(f"trajectory '{traj.name}' has no global '{missing[0]}' (its globals: "
+                           f"{sorted(traj.globals) or 'none'})")
+    return np.asarray([float(traj.globals[k]) for k in names], dtype=np.float64)
+
+
+def fit_stats(trajs: Sequence[Trajectory], cfg: Any) -> dict[str, Any]:
+    """Per-channel state and increment statistics, node type names and the Dirichlet mask."""
+    if not trajs:
+        raise DatasetError("stepping: no training trajectories")
+    dims = {t.dim for t in trajs}
+    if len(dims) != 1:
+        raise DatasetError(f"stepping: training trajectories mix dimensions {sorted(dims)}")
+    names: list[str] = ["interior"]
+    for t in trajs:
+        names += [n for n in t.mesh.boundaries if n not in names]
+    xs, ds, rs, var = [], [], [], []
+    need = 2 + cfg.unroll + max(cfg.history, 1)
+    for t in trajs:
+        X = t.states(cfg.fields)
+        if len(X) < need:
+            raise DatasetError(f"trajectory '{t.name}' has {len(X)} steps; training needs {need}")
+        oh, _ = node_type_onehot(t.mesh, names)
+        xs.append(X.reshape(-1, X.shape[2]))
+        D = np.diff(X, axis=0)
+        ds.append(D.reshape(-1, X.shape[2]))
+        rs.append(np.diff(D, axis=0).reshape(-1, X.shape[2]))
+        ty = oh.argmax(1)
+        var.append(np.stack([np.abs(X - X[:1])[:, ty == k].max(axis=(0, 1)) if (ty == k).any()
+                             else np.zeros(X.shape[2]) for k in range(len(names))]))
+    xa, da, ra = np.concatenate(xs), np.concatenate(ds), np.concatenate(rs)
+    scale = float(np.abs(xa).max(axis=0).max())
+    fixed = (np.max(var, axis=0) <= 1e-6 * max(scale, 1e-30))
+    fixed[0] = False  # interior nodes are always predicted
+    from meshops.data.graphs import build_graph
+
+    g = build_graph(trajs[0].mesh, cfg.graph)
+    ga = np.stack([trajectory_globals(t, cfg.globals) for t in trajs])
+    g_std = np.where(ga.std(0) > 0, ga.std(0), np.maximum(np.abs(ga.mean(0)), 1.0))  # one case: its own scale
+    return {"g_mean": ga.mean(0).tolist(), "g_std": g_std.tolist(), "x_mean": xa.mean(0).tolist(), "x_std": np.maximum(xa.std(0), 1e-8).tolist(),
+            "d_mean": da.mean(0).tolist(), "d_std": np.maximum(da.std(0), 1e-10).tolist(),
+            "r_mean": ra.mean(0).tolist(), "r_std": np.maximum(ra.std(0), 1e-10).tolist(),
+            "node_types": names, "fixed": fixed.tolist(), "dim": int(trajs[0].dim),
+            "edge_scale": float(g.edge_attr[:, -1].mean()), "channels": trajs[0].channel_names(cfg.fields),
+            "dt": float(np.mean(np.diff(trajs[0].times)))}
