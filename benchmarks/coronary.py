@@ -70,7 +70,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--protocol", action="store_true",
                    help="the paper's protocol (benchmarks/protocol.py): early stopping on validation under "
                         "--epochs as the maximum budget, --seeds, models rbf128,rbf1024,transolver,gnot,mgn,ugraph")
-    p.add_argument("--seeds", default="0,1", help="--protocol: comma-separated seeds")
+    p.add_argument("--seeds", default="0,1,2", help="--protocol: comma-separated seeds")
+    p.add_argument("--lrs", default=None,
+                   help="--protocol: learning rates of the validation search (comma-separated; default: --lr)")
+    p.add_argument("--widths", default=None,
+                   help="--protocol: widths of the validation search (hidden / d_model; default: the sizes of "
+                        "protocol_configs)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="--protocol, no training: merge the --out files of earlier runs (other models or seeds, "
+                        "same split and budget) and report")
     p.add_argument("--patience", type=int, default=4, help="--protocol: validations without improvement")
     p.add_argument("--tree-split", default=None, metavar="VAL,TEST",
                    help="--protocol: fractions of the trees for validation and test (a fixed seeded permutation, "
@@ -533,7 +541,8 @@ def protocol_fit(key: str, name: str, cfg: dict[str, Any], data: dict[str, list[
 
     def fit(cand: dict[str, Any], seed: int, budget: Any) -> Any:
         torch.manual_seed(seed)
-        model = create(name, **cfg).to(args.device)
+        width_key = "d_model" if name == "centerline_rbf" else "hidden"
+        model = create(name, **{**cfg, width_key: cand.get("width", cfg[width_key])}).to(args.device)
         if hasattr(model, "fit_training_data"):
             model.fit_training_data(data["train"], types.SimpleNamespace(targets=stats))
         loader = DataLoader(data["train"], batch_size=args.batch_size, shuffle=True,
@@ -583,8 +592,8 @@ def protocol_table(res: dict[str, Any], meta: dict[str, Any]) -> str:
     text = [P.statement(res, task=f"{meta['dataset']} ({meta['n_train']} train / {meta['n_val']} val / "
                                   f"{meta['n_test']} test cases; {meta['split']})",
                         val_metric="validation mean rel. L2 of p and |WSS|",
-                        search=f"one candidate per model: lr {meta['lr']} and the sizes below (no grid: CPU budget)"),
-            "", P.results_table(res, rows, config_keys=["lr"]), "",
+                        search=meta.get("search", f"one candidate per model: lr {meta['lr']} and the sizes below (no grid: CPU budget)")),
+            "", P.results_table(res, rows, config_keys=["lr", "width"]), "",
             "| model | GFLOPs / case | inference ms / case (median) | train s (mean over seeds) |", "|---|---:|---:|---:|"]
     for k, m in res["models"].items():
         r0 = m["runs"][0]
@@ -603,6 +612,9 @@ def protocol_splits(args: argparse.Namespace) -> dict[str, list[Any]]:
         fv, ft = (float(x) for x in args.tree_split.split(","))
         every = load_splits(args.data, 0, args.dataset)
         cases = sorted((g for v in every.values() for g in v), key=lambda g: g.name)
+        if args.max_cases and args.max_cases < len(cases):  # a fixed seeded subset of the trees
+            keep = np.random.default_rng(0).permutation(len(cases))[: args.max_cases]
+            cases = [cases[i] for i in sorted(keep)]
         n = len(cases)
         ids = _protocol().fixed_split(n, max(1, round(fv * n)), max(1, round(ft * n)), seed=0)
         data = {k: [cases[i] for i in v] for k, v in ids.items()}
@@ -615,7 +627,35 @@ def protocol_splits(args: argparse.Namespace) -> dict[str, list[Any]]:
     return data
 
 
+def protocol_candidates(args: argparse.Namespace, key: str) -> list[dict[str, Any]]:
+    """The validation search of one model: every ``--lrs`` x ``--widths`` pair (one candidate when neither is given)."""
+    lrs = [float(x) for x in (args.lrs or str(args.lr)).split(",")]
+    if not args.widths:
+        return [{"lr": lr, "label": key} for lr in lrs]
+    return _protocol().candidates(lrs, [int(w) for w in args.widths.split(",")])
+
+
+def search_text(args: argparse.Namespace) -> str:
+    lrs, widths = args.lrs or str(args.lr), args.widths
+    n = len(lrs.split(",")) * (len(widths.split(",")) if widths else 1)
+    grid = f"lr in {{{lrs}}}" + (f" x width in {{{widths}}}" if widths else ", the sizes below")
+    return (f"{grid} ({n} candidate(s) per model); the papers' published sizes (hidden 128-256) are not candidates: "
+            f"CPU budget")
+
+
 def main_protocol(args: argparse.Namespace, argv: list[str] | None) -> int:
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        res = _protocol().merge_results([q["results"] for q in parts])
+        meta = {**parts[0]["meta"], "configs": "; ".join(dict.fromkeys(
+            c for q in parts for c in q["meta"]["configs"].split("; ")))}
+        meta["command"] = "meshops bench coronary " + " ".join(argv if argv is not None else sys.argv[1:])
+        return protocol_report(res, meta, args)
+    res, meta = protocol_train(args, argv)
+    return protocol_report(res, meta, args)
+
+
+def protocol_train(args: argparse.Namespace, argv: list[str] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     import torch
 
     from meshops.data.normalize import Stats
@@ -633,25 +673,31 @@ def main_protocol(args: argparse.Namespace, argv: list[str] | None) -> int:
         g.y_n = torch.as_tensor(stats.encode(g.y.double().numpy()), dtype=torch.float32)
     configs = protocol_configs(int(data["train"][0].x.shape[1]), args.quick)
     wanted = [m.strip() for m in (args.models if args.models != parse([]).models else ",".join(configs)).split(",")]
-    specs = {k: P.ModelSpec([{"lr": args.lr, "label": k}], protocol_fit(k, configs[k][0], configs[k][1], data, stats, args),
+    specs = {k: P.ModelSpec(protocol_candidates(args, k), protocol_fit(k, configs[k][0], configs[k][1], data, stats, args),
                             label=k, peer=not k.startswith("rbf")) for k in wanted}
     budget = P.Budget(max_epochs=args.epochs, patience=args.patience)
     seeds = [int(x) for x in args.seeds.split(",")]
     split = (f"trees split {args.tree_split} (val, test fractions) by a fixed seeded permutation" if args.tree_split
              else "the dataset's own hash split")
+    if args.tree_split and args.max_cases:
+        split += f" of a fixed seeded subset of {args.max_cases} trees"
     if args.add_vessels:
         split += f"; train and val also hold {args.add_vessels} / {max(1, args.add_vessels // 8)} single vessels, test trees only"
     splits = P.split_record({k: [g.name for g in v] for k, v in data.items()}, note=split)
     res = P.run_protocol(specs, seeds, budget, splits=splits, min_seeds=2)
     meta = {"dataset": args.dataset, "split": split, "n_train": len(data["train"]), "n_val": len(data["val"]),
-            "n_test": len(data["test"]),
+            "n_test": len(data["test"]), "search": search_text(args),
             "lr": args.lr, "device": args.device, "threads": torch.get_num_threads(),
             "configs": "; ".join(f"{k}: {configs[k][0]} {configs[k][1]}" for k in wanted),
             "command": "meshops bench coronary " + " ".join(argv if argv is not None else sys.argv[1:])}
-    text = protocol_table(res, meta)
-    print(text)
+    return res, meta
+
+
+def protocol_report(res: dict[str, Any], meta: dict[str, Any], args: argparse.Namespace) -> int:
     from meshops.atomic import replace_block, write_text_atomic
 
+    text = protocol_table(res, meta)
+    print(text)
     if args.out:
         write_text_atomic(json.dumps({"meta": meta, "results": res}, indent=1, default=str), args.out)
     if args.readme:
