@@ -1,31 +1,30 @@
-"""Coronary benchmark: the centerline RBF model against graph operators on the same split and budget.
+"""Coronary benchmark: the centerline RBF model against operators on the wall mesh, under the protocol.
 
-``meshops bench coronary [--data DIR] [--epochs N] ...`` (or ``python benchmarks/coronary.py``)
-trains and evaluates, on the cases of the coronary-synthetic dataset (loaded through
-``meshops.data.load_dataset("coronary_synthetic")``: the shipped npz, or ``--data DIR`` a folder written
-by ``meshops datasets generate coronary-synthetic``; see ``datasets/coronary_synthetic/``):
+``meshops bench coronary [--dataset coronary_synthetic|coronary_trees] ...`` (or ``python benchmarks/coronary.py``)
+trains and evaluates, on single vessels (``coronary_synthetic``) or trees (``coronary_trees``; the shipped npz, or
+``--data`` a generated folder / another pack):
 
-* ``centerline_rbf`` at K = 128 and K = 1024 centers (input: the centerline and Q only);
-* ``mgn`` (MeshGraphNet) and ``ugraph`` (multi-scale U-graph) on the wall mesh graph, and ``gino``;
-  these baselines get, per wall node, its position and the centerline features of its nearest
-  centerline point (radius, curvature, arc length, Poiseuille resistance to the outlet, ...) plus
-  Q-derived features, and Q as a global parameter: everything the RBF model sees, on the wall.
+* ``centerline_rbf`` at K = 128 and K = 1024 centers (input: the centerline tree and Q only);
+* ``transolver``, ``gnot``, ``mgn`` and ``ugraph`` on the wall mesh; these baselines get, per wall node, its
+  position and the centerline features of its nearest centerline point (radius, curvature, arc length, Murray
+  flow, tree features, ...) plus Q-derived features, and Q as a global parameter: everything the RBF model sees,
+  on the wall.
 
-Every model gets the same split (the dataset's own: a fixed hash of the case name, 80/10/10), the same target
-normalization (training split statistics), the same optimizer (AdamW, cosine schedule with
-warm-up), the same batch size and the same training budget (``--budget-s`` seconds of optimizer steps per model, the
-learning-rate schedule running on elapsed time, or ``--epochs`` when no budget is given); the checkpoint with the best validation loss
-is evaluated. The RBF decoder is continuous, so its training steps use a random subset of
-``--rbf-points`` wall points per case (evaluation always uses every wall point); the mesh
-operators need the whole graph. Reported on the held-out test split: mean over cases of the relative L2 error of
-``p`` and ``wss_mag`` (``|pred - true| / |true|`` per case), parameters, FLOPs per case counted by
-``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convolutions and attention; element-wise
-ops such as the Gaussians' ``exp`` are not counted, for any model), and the median inference time
-per case (forward pass on an already built graph, batch of one, CPU unless ``--device``).
+The protocol is :mod:`benchmarks.protocol`'s: fixed splits (the dataset's hash split, or ``--tree-split`` a
+seeded permutation of the trees), a validation search (``--lrs`` x ``--widths``, seed 0) per model, the kept
+candidate trained with every ``--seeds``, each run stopped early on the validation mean rel. L2 of p and |WSS|
+(``--patience``) under the same maximum budget (``--epochs``), the best validation weights evaluated on test.
+Same target normalization (training split statistics), optimizer (AdamW, warm-up + cosine over the budget)
+and batch size for every model. The RBF decoder is continuous, so its training steps use a random subset of
+``--rbf-points`` wall points per case (evaluation always uses every wall point); the mesh operators see the
+whole wall. Reported: mean ± std [min, max] over seeds of the test rel. L2 of ``p`` and ``wss_mag``
+(``|pred - true| / |true|`` per case, mean over cases), parameters, FLOPs per case
+(``torch.utils.flop_counter.FlopCounterMode``: matmuls, convolutions and attention; element-wise ops such as
+the Gaussians' ``exp`` are not counted, for any model) and the median inference time per case.
 
-``--readme FILE`` replaces the section between ``<!-- coronary-benchmark:begin -->`` and
-``<!-- coronary-benchmark:end -->`` in FILE (appending it when absent) with the results table;
-``--out FILE.json`` writes the raw numbers.
+Models can run in separate processes (``--models``, ``--out``) and be merged with ``--merge A.json B.json``
+(no training; same splits and budget, checked). ``--readme FILE`` replaces the dataset's block in FILE
+(:data:`BLOCKS`). ``--coherence`` and ``--compare-cfd`` are the tree model's physical checks.
 """
 
 from __future__ import annotations
@@ -43,48 +42,46 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["p", "wss_mag"]
-BEGIN, END = "<!-- coronary-benchmark:begin -->", "<!-- coronary-benchmark:end -->"
+# the card block each dataset's table goes to: (begin marker, end marker, heading when the block is new)
+BLOCKS = {"coronary_synthetic": ("<!-- coronary-benchmark:begin -->", "<!-- coronary-benchmark:end -->",
+                                 "## Benchmark results (single vessels)"),
+          "coronary_trees": ("<!-- coronary-trees-benchmark:begin -->", "<!-- coronary-trees-benchmark:end -->",
+                             "## Benchmark on trees (the paper's protocol)")}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="meshops bench coronary", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=None,
                    help="a generated folder of case_*/ or a packed .npz (default: the shipped npz of the dataset)")
-    p.add_argument("--models", default="rbf128,rbf1024,mgn,ugraph,gino", help="comma-separated subset")
-    p.add_argument("--epochs", type=int, default=40, help="epochs (a cap when --budget-s is given)")
-    p.add_argument("--budget-s", type=float, default=0.0,
-                   help="training time per model in seconds (same for every model; 0: use --epochs)")
+    p.add_argument("--models", default="rbf128,rbf1024,transolver,gnot,mgn,ugraph", help="comma-separated subset")
+    p.add_argument("--epochs", type=int, default=12, help="the maximum budget: epochs per training run")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--rbf-points", type=int, default=2048,
                    help="wall points per case sampled at each training step of centerline_rbf (0: all)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--max-cases", type=int, default=0, help="about N cases in all, 80/10/10 (0: all)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--quick", action="store_true", help="tiny models and 2 epochs (a smoke run)")
+    p.add_argument("--quick", action="store_true", help="tiny models (a smoke run)")
     p.add_argument("--out", default=None, help="write the raw numbers as JSON here")
     p.add_argument("--readme", default=None, help="update the results section of this Markdown file")
-    p.add_argument("--dataset", default="coronary_synthetic",
-                   help="coronary_synthetic (single vessels) or coronary_trees (the tree protocol run)")
-    p.add_argument("--protocol", action="store_true",
-                   help="the paper's protocol (benchmarks/protocol.py): early stopping on validation under "
-                        "--epochs as the maximum budget, --seeds, models rbf128,rbf1024,transolver,gnot,mgn,ugraph")
-    p.add_argument("--seeds", default="0,1,2", help="--protocol: comma-separated seeds")
+    p.add_argument("--dataset", default="coronary_synthetic", choices=sorted(BLOCKS),
+                   help="coronary_synthetic (single vessels) or coronary_trees")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--lrs", default=None,
-                   help="--protocol: learning rates of the validation search (comma-separated; default: --lr)")
+                   help="learning rates of the validation search (comma-separated; default: --lr)")
     p.add_argument("--widths", default=None,
-                   help="--protocol: widths of the validation search (hidden / d_model; default: the sizes of "
+                   help="widths of the validation search (hidden / d_model; default: the sizes of "
                         "protocol_configs)")
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
-                   help="--protocol, no training: merge the --out files of earlier runs (other models or seeds, "
+                   help="no training: merge the --out files of earlier runs (other models or seeds, "
                         "same split and budget) and report")
-    p.add_argument("--patience", type=int, default=4, help="--protocol: validations without improvement")
+    p.add_argument("--patience", type=int, default=3, help="early stopping: validations without improvement")
     p.add_argument("--tree-split", default=None, metavar="VAL,TEST",
-                   help="--protocol: fractions of the trees for validation and test (a fixed seeded permutation, "
+                   help="fractions of the trees for validation and test (a fixed seeded permutation, "
                         "benchmarks/protocol.fixed_split) instead of the dataset's 80/10/10 hash split")
     p.add_argument("--add-vessels", type=int, default=0,
-                   help="--protocol: also train (and validate) on this many single vessels of coronary_synthetic's "
+                   help="also train (and validate) on this many single vessels of coronary_synthetic's "
                         "train (val) split; the test split stays the trees'")
     p.add_argument("--compare-cfd", metavar="WALL", default=None,
                    help="a wall written by `meshops predict` on a `meshops cfd` wall (fields p, wss_mag and "
@@ -170,18 +167,7 @@ def baseline_features(g: Any, length_scale: float = 10.0, q_scale: float = 1.0) 
     return x.float(), torch.tensor([[qn, math.log(qn)]], dtype=torch.float32)
 
 
-# --------------------------------------------------------------------------------------- models
-def model_configs(n_x: int, quick: bool) -> dict[str, tuple[str, dict[str, Any]]]:
-    h = 16 if quick else None
-    return {
-        "rbf128": ("centerline_rbf", dict(out_channels=2, num_centers=128, d_model=h or 128, n_heads=4, n_layers=2 if quick else 4)),
-        "rbf1024": ("centerline_rbf", dict(out_channels=2, num_centers=1024, d_model=h or 128, n_heads=4, n_layers=2 if quick else 4)),
-        "mgn": ("mgn", dict(in_channels=n_x, out_channels=2, global_channels=2, hidden=h or 64, n_blocks=2 if quick else 6)),
-        "ugraph": ("ugraph", dict(in_channels=n_x, out_channels=2, global_channels=2, hidden=h or 64, levels=3, blocks_per_level=1 if quick else 2)),
-        "gino": ("gino", dict(in_channels=n_x, out_channels=2, global_channels=2, hidden=h or 32, grid=8 if quick else 16, latent_blocks=1 if quick else 2)),
-    }
-
-
+# --------------------------------------------------------------------------------------- evaluation
 def rel_l2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """Per-channel ``|pred - true| / |true|`` over the points of one case."""
     return np.linalg.norm(pred - true, axis=0) / np.maximum(np.linalg.norm(true, axis=0), 1e-12)
@@ -215,179 +201,13 @@ def count_flops(model: Any, g: Any, device: str) -> int:
     return int(fc.get_total_flops())
 
 
-def train_one(key: str, name: str, cfg: dict[str, Any], data: dict[str, list[Any]], stats: Any, args: argparse.Namespace) -> dict[str, Any]:
-    import torch
-    from torch_geometric.loader import DataLoader
-
-    from meshops.models import create
-
-    torch.manual_seed(args.seed)
-    model = create(name, **cfg).to(args.device)
-    n_params = sum(p.numel() for p in model.parameters())
-    loader = DataLoader(data["train"], batch_size=args.batch_size, shuffle=True)
-    steps = max(1, args.epochs * len(loader))
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    budget = float(args.budget_s)
-
-    def lr_factor(frac: float) -> float:  # linear warm-up over 5%, then cosine to 0
-        frac = min(max(frac, 0.0), 1.0)
-        return min(1.0, (frac + 1e-3) / 0.05) * 0.5 * (1 + math.cos(math.pi * frac))
-
-    best, best_state, t_train, step, epochs_done = float("inf"), None, 0.0, 0, 0
-    for epoch in range(args.epochs):
-        model.train()
-        tot, seen = 0.0, 0
-        for b in loader:
-            t0 = time.perf_counter()
-            frac = t_train / budget if budget > 0 else step / steps
-            for grp in opt.param_groups:
-                grp["lr"] = args.lr * lr_factor(frac)
-            b = b.to(args.device)
-            target = b.y_n
-            if name == "centerline_rbf" and args.rbf_points > 0:
-                # a continuous decoder trains on a random subset of the wall points of each batch
-                keep = torch.rand(b.num_nodes, device=b.pos.device) < min(1.0, args.rbf_points * b.num_graphs / b.num_nodes)
-                b.query_pos, b.query_batch, target = b.pos[keep], b.batch[keep], b.y_n[keep]
-            opt.zero_grad(set_to_none=True)
-            loss = torch.mean((model(b) - target) ** 2)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
-            tot += float(loss.detach()) * b.num_graphs
-            seen += b.num_graphs
-            t_train += time.perf_counter() - t0
-            if budget > 0 and t_train >= budget:
-                break
-        epochs_done = epoch + 1
-        model.eval()
-        with torch.no_grad():
-            val = sum(float(torch.mean((model(g.to(args.device)) - g.y_n) ** 2)) for g in data["val"]) / max(1, len(data["val"]))
-        if val < best:
-            best, best_state = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
-        print(f"  [{key}] epoch {epoch + 1} ({t_train:.0f} s) train {tot / max(seen, 1):.4f} val {val:.4f}", flush=True)
-        if budget > 0 and t_train >= budget:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    errs, times = evaluate(model, data["test"], stats, args.device)
-    flops = count_flops(model, data["test"][0], args.device)
-    return {
-        "model": key,
-        "registry_name": name,
-        "config": cfg,
-        "params": int(n_params),
-        "flops_per_case": flops,
-        "rel_l2_p": float(errs[:, 0].mean()),
-        "rel_l2_wss_mag": float(errs[:, 1].mean()),
-        "rel_l2_p_median": float(np.median(errs[:, 0])),
-        "rel_l2_wss_mag_median": float(np.median(errs[:, 1])),
-        "infer_ms": 1000 * statistics.median(times),
-        "train_s": t_train,
-        "epochs": epochs_done,
-        "steps": step,
-        "best_val_mse": best,
-    }
-
-
-def budget_text(meta: dict[str, Any]) -> str:
-    if meta.get("budget_s"):
-        return f"{meta['budget_s']:.0f} s of training per model (at most {meta['epochs']} epochs)"
-    return f"{meta['epochs']} epochs"
-
-
-def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [
-        f"Held-out test split: {meta['n_test']} cases (train {meta['n_train']}, val {meta['n_val']}); "
-        f"{budget_text(meta)}, batch {meta['batch_size']}, AdamW lr {meta['lr']}, device {meta['device']}, "
-        f"{meta['threads']} thread(s). Mean wall points per case: {meta['mean_points']:.0f}.",
-        "",
-        "| model | rel. L2 p | rel. L2 WSS mag. | params | GFLOPs / case | inference ms / case | train s | epochs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['rel_l2_p']:.4f} | {r['rel_l2_wss_mag']:.4f} | {r['params']:,} | "
-            f"{r['flops_per_case'] / 1e9:.3f} | {r['infer_ms']:.1f} | {r['train_s']:.0f} | {r['epochs']} |"
-        )
-    lines += [
-        "",
-        "rbf128 / rbf1024: `centerline_rbf` (centerline transformer + anisotropic RBF decoder) with K = 128 / 1024 "
-        "centers; it sees only the centerline, Q and the wall point positions, and trains on "
-        f"{meta.get('rbf_points', 0) or 'all'} sampled wall points per case and step. mgn, ugraph, gino: the pipeline's operators on the "
-        "wall mesh graph, given per node the position and the same centerline/flow features (nearest centerline point) "
-        "and Q as a global. Same split, target normalization, optimizer, batch size and training time for every model; "
-        "best validation checkpoint; relative L2 = mean over test cases of |pred - true| / |true|. FLOPs: "
-        "`torch.utils.flop_counter.FlopCounterMode` on one test case (matmul/conv/attention only, no element-wise ops). "
-        "Inference: median forward time per case on an already built graph.",
-        "",
-        f"Command: `{meta['command']}`",
-    ]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.compare_cfd:
         return compare_cfd(args, argv)
     if args.coherence:
         return coherence(args, argv)
-    if args.protocol:
-        return main_protocol(args, argv)
-    import torch
-
-    from meshops.data.normalize import Stats
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.quick:
-        args.epochs = min(args.epochs, 2)
-    t0 = time.perf_counter()
-    data = load_splits(args.data, args.max_cases, args.dataset)
-    graphs = {g.name: g for v in data.values() for g in v}
-    split = {k: [g.name for g in v] for k, v in data.items()}
-    print(f"loaded {len(graphs)} cases ({', '.join(f'{k} {len(v)}' for k, v in data.items())}) "
-          f"in {time.perf_counter() - t0:.1f} s", flush=True)
-    if not data["train"] or not data["test"]:
-        raise SystemExit("the dataset needs at least one training and one test case")
-    if not data["val"]:
-        data["val"] = data["test"][:1]
-    stats = Stats.fit((g.y.numpy() for g in data["train"]), len(TARGETS))
-    for g in graphs.values():
-        g.x, g.u = baseline_features(g)
-        g.y_n = torch.as_tensor(stats.encode(g.y.double().numpy()), dtype=torch.float32)
-    n_x = int(next(iter(graphs.values())).x.shape[1])
-    configs = model_configs(n_x, args.quick)
-    wanted = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = sorted(set(wanted) - set(configs))
-    if unknown:
-        raise SystemExit(f"unknown model(s) {unknown}; choose from {sorted(configs)}")
-    rows = []
-    for key in wanted:
-        name, cfg = configs[key]
-        print(f"training {key} ({name})", flush=True)
-        rows.append(train_one(key, name, cfg, data, stats, args))
-        r = rows[-1]
-        print(f"  {key}: rel L2 p {r['rel_l2_p']:.4f}, wss_mag {r['rel_l2_wss_mag']:.4f}, params {r['params']:,}, "
-              f"GFLOPs {r['flops_per_case'] / 1e9:.3f}, {r['infer_ms']:.1f} ms/case", flush=True)
-    meta = {
-        "data": args.data or "datasets/coronary_synthetic/data/coronary_synthetic.npz", "n_train": len(data["train"]), "n_val": len(data["val"]), "n_test": len(data["test"]),
-        "epochs": args.epochs, "budget_s": args.budget_s, "rbf_points": args.rbf_points, "batch_size": args.batch_size, "lr": args.lr, "device": args.device,
-        "threads": torch.get_num_threads(), "seed": args.seed,
-        "mean_points": float(np.mean([g.num_nodes for g in graphs.values()])),
-        "command": "meshops bench coronary " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "split": split,
-    }
-    text = table(rows, meta)
-    print()
-    print(text)
-    from meshops.atomic import replace_block, write_text_atomic
-
-    if args.out:
-        write_text_atomic(json.dumps({"meta": meta, "rows": rows}, indent=1), args.out)
-    if args.readme:
-        replace_block(args.readme, BEGIN, END, f"\n{text}\n", prefix="## Benchmark results\n\n")
-    return 0
+    return main_protocol(args, argv)
 
 
 # ------------------------------------------------------------------------- physical coherence on trees
@@ -490,8 +310,7 @@ def compare_cfd(args: argparse.Namespace, argv: list[str] | None) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------- the protocol run (trees)
-PROTOCOL_BEGIN, PROTOCOL_END = "<!-- coronary-trees-benchmark:begin -->", "<!-- coronary-trees-benchmark:end -->"
+# ------------------------------------------------------------------------- the protocol run
 
 
 def protocol_configs(n_x: int, quick: bool) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -599,8 +418,11 @@ def protocol_table(res: dict[str, Any], meta: dict[str, Any]) -> str:
         r0 = m["runs"][0]
         text.append(f"| {k} | {r0['flops_per_case'] / 1e9:.3f} | {m['summary']['infer_ms']['mean']:.1f} | "
                     f"{np.mean([r['train_s'] for r in m['runs']]):.0f} |")
-    text += ["", P.conclusion(res, "rel_l2_mean", "mean rel. L2 of p and |WSS|", pairs=[("rbf1024", "gnot"), ("rbf128", "gnot")]),
-             "", P.conclusion(res, "rel_l2_p", "p"), "", P.conclusion(res, "rel_l2_wss_mag", "|WSS|"), "",
+    peers = [k for k, m in res["models"].items() if not k.startswith("rbf")]
+    best = min(peers, key=lambda k: res["models"][k]["summary"]["rel_l2_mean"]["mean"]) if peers else None
+    pairs = [(k, best) for k in res["models"] if k.startswith("rbf") and best]
+    text += ["", P.conclusion(res, "rel_l2_mean", "mean rel. L2 of p and |WSS|", pairs=pairs),
+             "", P.conclusion(res, "rel_l2_p", "p", pairs=pairs), "", P.conclusion(res, "rel_l2_wss_mag", "|WSS|", pairs=pairs), "",
              f"Models: {meta['configs']}. FLOPs: `torch.utils.flop_counter` on one test case (matmul/attention only). "
              f"Device {meta['device']}, {meta['threads']} thread(s).", "", f"Command: `{meta['command']}`"]
     return "\n".join(text)
@@ -672,7 +494,10 @@ def protocol_train(args: argparse.Namespace, argv: list[str] | None) -> tuple[di
         g.x, g.u = baseline_features(g)
         g.y_n = torch.as_tensor(stats.encode(g.y.double().numpy()), dtype=torch.float32)
     configs = protocol_configs(int(data["train"][0].x.shape[1]), args.quick)
-    wanted = [m.strip() for m in (args.models if args.models != parse([]).models else ",".join(configs)).split(",")]
+    wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(wanted) - set(configs))
+    if unknown:
+        raise SystemExit(f"--models: unknown model(s) {unknown}; choose from {sorted(configs)}")
     specs = {k: P.ModelSpec(protocol_candidates(args, k), protocol_fit(k, configs[k][0], configs[k][1], data, stats, args),
                             label=k, peer=not k.startswith("rbf")) for k in wanted}
     budget = P.Budget(max_epochs=args.epochs, patience=args.patience)
@@ -701,8 +526,8 @@ def protocol_report(res: dict[str, Any], meta: dict[str, Any], args: argparse.Na
     if args.out:
         write_text_atomic(json.dumps({"meta": meta, "results": res}, indent=1, default=str), args.out)
     if args.readme:
-        replace_block(args.readme, PROTOCOL_BEGIN, PROTOCOL_END, f"\n{text}\n",
-                      prefix="## Benchmark on trees (the paper's protocol)\n\n")
+        begin, end, heading = BLOCKS[meta["dataset"]]
+        replace_block(args.readme, begin, end, f"\n{text}\n", prefix=f"{heading}\n\n")
     return 0
 
 

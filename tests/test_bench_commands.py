@@ -71,20 +71,23 @@ def test_sphere_tiny(tmp_path):
 
 
 def test_coronary_small(tmp_path):
+    """Single vessels (the dataset's hash split), every model, 2 seeds, one epoch."""
     out = tmp_path / "coronary.json"
-    bench("coronary", "--quick", "--out", str(out))
-    assert json.loads(out.read_text())
+    bench("coronary", "--quick", "--max-cases", "20", "--epochs", "1", "--seeds", "0,1", "--threads", "1",
+          "--out", str(out))
+    models = protocol_models(json.loads(out.read_text())["results"])
+    assert set(models) == {"rbf128", "rbf1024", "transolver", "gnot", "mgn", "ugraph"}
 
 
 def test_coronary_trees_protocol_merge(tmp_path):
     """The tree protocol in two processes (a 2-lr search, 2 seeds) and the merge that writes the card block."""
-    common = ["--protocol", "--dataset", "coronary_trees", "--quick", "--tree-split", "0.25,0.25", "--max-cases", "12",
+    common = ["--dataset", "coronary_trees", "--quick", "--tree-split", "0.25,0.25", "--max-cases", "12",
               "--epochs", "2", "--patience", "1", "--seeds", "0,1", "--lrs", "1e-3,3e-3", "--threads", "1"]
     bench("coronary", *common, "--models", "rbf128", "--out", str(tmp_path / "a.json"))
     bench("coronary", *common, "--models", "mgn", "--out", str(tmp_path / "b.json"))
     card = tmp_path / "card.md"
     card.write_text("# card\n")
-    bench("coronary", "--protocol", "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+    bench("coronary", "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
           "--out", str(tmp_path / "m.json"), "--readme", str(card))
     models = protocol_models(json.loads((tmp_path / "m.json").read_text())["results"])
     assert set(models) == {"rbf128", "mgn"} and all(len(m["search"]) == 2 for m in models.values())
