@@ -59,7 +59,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rbf-points", type=int, default=2048,
                    help="wall points per case sampled at each training step of centerline_rbf (0: all)")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--max-cases", type=int, default=0, help="about N cases in all, 80/10/10 (0: all)")
+    p.add_argument("--max-cases", type=int, default=0,
+                   help="about N cases in all, 80/10/10 of the hash split; with --tree-split, a fixed seeded subset "
+                        "of N trees (0: all)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quick", action="store_true", help="tiny models (a smoke run)")
@@ -264,7 +266,7 @@ def coherence(args: argparse.Namespace, argv: list[str] | None) -> int:
              f"{sum(r['junction_jump_rel'] < 0.02 for r in rows)}/{len(rows)} |",
              f"| min WSS magnitude (Pa) | >= 0 | {min(r['wss_min'] for r in rows):.4g} | {sum(r['wss_min'] >= 0 for r in rows)}/{len(rows)} |",
              "", f"All three on {sum(ok)}/{len(rows)} cases. Command: "
-             f"`meshops bench coronary {' '.join(argv if argv is not None else sys.argv[1:])}`"]
+             f"`{command_line(argv)}`"]
     text = "\n".join(lines)
     print(text)
     if args.readme:
@@ -302,7 +304,7 @@ def compare_cfd(args: argparse.Namespace, argv: list[str] | None) -> int:
     lines = ["| field | rel. L2 | rel. L2 of the mean-free fields | CFD min..max | model min..max | points |",
              "|---|---:|---:|---|---|---:|"]
     lines += [f"| {t} | {a:.3f} | {b:.3f} | {c:.4g}..{d:.4g} | {e:.4g}..{f:.4g} | {n} |" for t, a, b, c, d, e, f, n in rows]
-    text = "\n".join(lines + ["", f"Command: `meshops bench coronary {' '.join(argv if argv is not None else sys.argv[1:])}`"])
+    text = "\n".join(lines + ["", f"Command: `{command_line(argv)}`"])
     print(text)
     if args.readme:
         replace_block(args.readme, CFD_BEGIN, CFD_END, f"\n{text}\n",
@@ -465,13 +467,17 @@ def search_text(args: argparse.Namespace) -> str:
             f"CPU budget")
 
 
+def command_line(argv: list[str] | None) -> str:
+    return "meshops bench coronary " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
 def main_protocol(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
         res = _protocol().merge_results([q["results"] for q in parts])
         meta = {**parts[0]["meta"], "configs": "; ".join(dict.fromkeys(
             c for q in parts for c in q["meta"]["configs"].split("; ")))}
-        meta["command"] = "meshops bench coronary " + " ".join(argv if argv is not None else sys.argv[1:])
+        meta["command"] = command_line(argv)
         return protocol_report(res, meta, args)
     res, meta = protocol_train(args, argv)
     return protocol_report(res, meta, args)
@@ -514,7 +520,7 @@ def protocol_train(args: argparse.Namespace, argv: list[str] | None) -> tuple[di
             "n_test": len(data["test"]), "search": search_text(args),
             "lr": args.lr, "device": args.device, "threads": torch.get_num_threads(),
             "configs": "; ".join(f"{k}: {configs[k][0]} {configs[k][1]}" for k in wanted),
-            "command": "meshops bench coronary " + " ".join(argv if argv is not None else sys.argv[1:])}
+            "command": command_line(argv)}
     return res, meta
 
 
