@@ -254,11 +254,11 @@ def stage_radius_ordered(n: int, a: argparse.Namespace) -> dict[str, Any]:
 
 def stage_hierarchy(n: int, a: argparse.Namespace) -> dict[str, Any]:
     """``graph.build(points, levels=3, k=8)``: the whole build, and levels 1-2 alone (``add_levels``)."""
-    return _hierarchy_stage(n, False)
+    return _hierarchy_stage(n, False, a.repeat)
 
 
 def stage_hierarchy_ordered(n: int, a: argparse.Namespace) -> dict[str, Any]:
-    return _hierarchy_stage(n, True)
+    return _hierarchy_stage(n, True, a.repeat)
 
 
 def stage_hierarchy_mesh(n: int, a: argparse.Namespace) -> dict[str, Any]:
@@ -267,12 +267,17 @@ def stage_hierarchy_mesh(n: int, a: argparse.Namespace) -> dict[str, Any]:
 
     os.environ["MESHOPS_WORKERS"] = "1"
     mesh = tet_box(n)
-    build(tet_box(2000), {"levels": 3, "k": 8})  # load the compiled kernels first
-    t, mb, cpu = _timed_cpu(lambda: build(mesh, {"levels": 3, "k": 8}))
+    build(tet_box(WARM), {"levels": 3, "k": 8})  # load the compiled kernels first
+    t, mb, cpu = _timed_cpu(lambda: build(mesh, {"levels": 3, "k": 8}), a.repeat)
     return {"meshops": [t, mb], "cpu": {"meshops": cpu}}
 
 
-def _hierarchy_stage(n: int, ordered: bool) -> dict[str, Any]:
+#: Warm-up size of the hierarchy stages: big enough for grid-sampled levels (> AUTO_FPS_MAX coarse
+#: nodes), so every compiled kernel of the timed build is loaded before it.
+WARM = 100_000
+
+
+def _hierarchy_stage(n: int, ordered: bool, repeat: int = 1) -> dict[str, Any]:
     import numpy as np
 
     from meshops.graph import build
@@ -280,12 +285,12 @@ def _hierarchy_stage(n: int, ordered: bool) -> dict[str, Any]:
 
     os.environ["MESHOPS_WORKERS"] = "1"
     x = _neighbor_points(n, ordered)
-    build(np.random.default_rng(1).random((2000, 3)), {"levels": 3, "k": 8})  # load the compiled kernels first
-    t, mb, cpu = _timed_cpu(lambda: build(x, {"levels": 3, "k": 8}))
+    build(np.random.default_rng(1).random((WARM, 3)), {"levels": 3, "k": 8})  # load the compiled kernels first
+    t, mb, cpu = _timed_cpu(lambda: build(x, {"levels": 3, "k": 8}), repeat)
     g = build(x, {"levels": 1, "k": 8})
     e = g.edge_index.numpy()
     spec = GraphSpec(levels=3, k=8)
-    th, mbh, cpuh = _timed_cpu(lambda: add_levels(g, x, e, spec))
+    th, mbh, cpuh = _timed_cpu(lambda: add_levels(g, x, e, spec), repeat)
     return {"meshops": [t, mb], "meshops levels 1-2": [th, mbh], "cpu": {"meshops": cpu, "meshops levels 1-2": cpuh}}
 
 

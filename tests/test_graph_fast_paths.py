@@ -119,6 +119,20 @@ def test_grid_level_maps_and_edges_equal_plain_queries():
     assert np.array_equal(lv.down, ref)
 
 
+def test_grid_level_of_random_points_comes_in_a_coherent_order():
+    # points in random order: the coarse nodes come in their tree's k-d order, not in index order
+    rng = np.random.default_rng(9)
+    fine = rng.random((80_000, 3))
+    lv = build_level(fine, 20_000, k=6, sampling="grid")
+    assert not kd.coherent(fine[np.sort(lv.index)]) and kd.coherent(lv.pos)
+    assert np.array_equal(lv.pos, fine[lv.index])
+    assert len(np.unique(lv.index)) == len(lv.index) == 20_000
+    # the maps name the coarse nodes in that order: restriction of the coordinates stays near them
+    coarse_mean = np.zeros((len(lv.pos), 3))
+    np.add.at(coarse_mean, lv.down[1], lv.down_w[:, None] * fine[lv.down[0]])
+    assert np.abs(coarse_mean - lv.pos).max() < 2 * lv.radius
+
+
 def test_connectivity_asked_only_when_needed_same_result():
     rng = np.random.default_rng(8)
     # two far clusters: level 0 is disconnected, so coarse levels must stay as sampled (not joined)

@@ -149,6 +149,16 @@ class SortedTree:
             self._tree = _tree(self.xp)
         return self._tree
 
+    def adopt_order(self, labels: np.ndarray) -> np.ndarray:
+        """Make the tree's point order the caller's: returns ``labels`` (one per point, in the
+        caller's order) in the tree's order; from then on the caller's indices are the tree's
+        (``xp`` are the points in the new order). A level built this way is spatially coherent."""
+        if self.perm is None:
+            return labels
+        labels = labels[self.perm]
+        self.perm, self._map = None, None
+        return labels
+
     def to_caller(self, j: np.ndarray) -> np.ndarray:
         """Tree indices (``n`` for none) as the caller's indices."""
         return j if self._map is None else self._map[j]

@@ -44,6 +44,7 @@ from meshops.graph.hierarchy import (
 )
 from meshops.graph.transfer import prolong, restrict
 from meshops.mesh import Mesh, MeshError
+from meshops.pages import small_pages
 
 try:  # compiled edge kernels (numba); the numpy references otherwise
     from meshops.graph import _hierarchy_numba as _compiled
@@ -361,6 +362,7 @@ def _level0_edges(mesh: Mesh, spec: GraphSpec) -> np.ndarray:
     return symmetric_edges(radius_graph(torch.from_numpy(pts), r, max_num_neighbors=spec.max_num_neighbors).numpy(), n)
 
 
+@small_pages()  # a build touches GBs of fresh arrays once: see meshops.pages
 def build(mesh: Mesh | np.ndarray | Tensor | Any, spec: GraphSpec | Mapping[str, Any] | None = None) -> MeshGraph:
     """Build a :class:`MeshGraph` (with its hierarchy) from a mesh or a point cloud.
 
@@ -411,6 +413,7 @@ def build(mesh: Mesh | np.ndarray | Tensor | Any, spec: GraphSpec | Mapping[str,
     return data
 
 
+@small_pages()
 def add_levels(data: MeshGraph, pts: np.ndarray, edges: np.ndarray, spec: GraphSpec, where: str = "<mesh>") -> MeshGraph:
     """Add hierarchy levels ``1..spec.levels-1`` (``pos_l``, ``edge_index_l``, maps, ...) to ``data`` in place.
 

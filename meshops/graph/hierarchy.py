@@ -464,12 +464,16 @@ def _grid_level(fine, idx, h, radius, k, max_num_neighbors, up_k, interpolation)
     Automatic radius: ``sqrt(d) * h`` (twice the half-diagonal of a grid cell, the covering radius
     of a sample at its cell centre), at least the covering radius. Down map: each fine node to its (at most ``DOWN_K``) nearest
     coarse nodes within the radius, always including the nearest one; weights as on FPS levels.
+    The coarse nodes come in the k-d order of their tree (not the order of ``idx``), so a level
+    built from points in random order is spatially coherent: its edges, maps and next level read
+    memory locally (4e6 random points: ~1 s less CPU for levels 1-2).
     """
     dim = fine.shape[1]
-    coarse = fine[idx]
+    tree = SortedTree(fine[idx])
+    idx = tree.adopt_order(idx)  # the level in the tree's (k-d) order: its edges and the next level stay local
+    coarse = tree.xp
     mc = len(coarse)
     kq = int(min(max(DOWN_K, up_k, 1), mc))
-    tree = SortedTree(coarse)
     dd, jj = nearest(tree, fine, kq)
     cover = float(dd[:, 0].max())
     ext = float(np.linalg.norm(col_max(fine) - col_min(fine)))
