@@ -44,7 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ["cutout4", "cutout0", "cutout1", "cutout2", "cutout3", "polygon", "holes"]
 OOD = [f for f in FAMILIES if f != "cutout4"]
 MODELS = ["beno", "mgn", "ugraph", "gino"]
-BENO_SEARCH = ("newton_scale", "global_pool")  # BENO's own options searched on validation besides lr and width
+# BENO's own options searched on validation besides lr and width: the grid's (potential scale, pooling)
+# and the second stage's (single-layer scale, processor levels: 1 flat, 3 U-shaped)
+BENO_SEARCH = ("newton_scale", "global_pool", "single_scale", "levels")
 
 
 def model_configs(in_channels: int, hidden: int, beno_levels: int = 1,
@@ -301,6 +303,19 @@ def search(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     return out
 
 
+def refine(args: argparse.Namespace):
+    """BENO's second search stage: the first stage's winner with every other single-layer scale
+    (``--beno-single-scales``) x processor (``--beno-processors`` levels) pair."""
+    from meshops.models.beno import SINGLE_SCALE
+
+    def variants(win: dict[str, Any]) -> list[dict[str, Any]]:
+        now = (float(win.get("single_scale", SINGLE_SCALE)), int(win.get("levels", args.beno_levels)))
+        return [{**win, "single_scale": float(s), "levels": int(L), "label": "stage 2"}
+                for s in args.beno_single_scales for L in args.beno_processors if (float(s), int(L)) != now]
+
+    return variants
+
+
 def run_bc(bc: str, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -327,7 +342,8 @@ def run_bc(bc: str, args: argparse.Namespace) -> dict[str, Any]:
                             | {f"test_{fam}": [c.name for c in cs] for fam, cs in test_cases.items()},
                             note=f"elliptic_boundary {bc}: train = cutout4 seed {args.seed}, val = cutout4 seed "
                                  f"{args.seed + 2}, test = every family seed {args.seed + 1}")
-    specs = {name: P.ModelSpec(search(name, args), make_fit(name, bc, data, args), label=name) for name in args.models}
+    specs = {name: P.ModelSpec(search(name, args), make_fit(name, bc, data, args), label=name,
+                               refine=refine(args) if name == "beno" else None) for name in args.models}
     res = P.run_protocol(specs, args.seeds, P.Budget(args.max_epochs, args.patience), splits=splits)
     res.update(bc=bc, n_train=len(train_cases), n_val=len(val_cases), n_test=args.n_test, batch_size=args.batch_size)
     if bc == "dirichlet" and args.beno_data and Path(args.beno_data).is_dir():
@@ -350,8 +366,9 @@ def tables(results: list[dict[str, Any]], command: str) -> str:
                               "distribution: no choice sees an out-of-distribution family)",
                               "lr x width over the grid in the table's JSON, the earlier card's configuration (lr "
                               "1e-3, width 64) among them; for BENO also the scale of its Newtonian potentials x "
-                              "global pooling on / off (the two choices the earlier card had made on the test "
-                              "families)"), "",
+                              "global pooling on / off, then a second stage at the first stage's winner over the "
+                              "scale of its single-layer potentials x its processor (flat or a 3-level U) (the "
+                              "four choices the earlier card had made on the test families)"), "",
                   P.results_table(r, [("cutout4_rel_l2", "ID (cutout4) rel. L2"), ("ood_rel_l2", "OOD mean rel. L2")]
                                   + ([("ood_rel_l2_mf", "OOD mean, modulo constants")] if mf else [])
                                   + ([("paper_rel_l2", "BENO paper samples")] if r["bc"] == "dirichlet" else []),
@@ -394,6 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beno-aggregate", default="mean", choices=["mean", "sum"])
     p.add_argument("--beno-scales", type=float, nargs="+", default=[10.0, 40.0],
                    help="scales of BENO's Newtonian potentials in its validation search")
+    p.add_argument("--beno-single-scales", type=float, nargs="+", default=[1.0, 4.0, 16.0],
+                   help="scales of BENO's single-layer potentials in its second search stage")
+    p.add_argument("--beno-processors", type=int, nargs="+", default=[1, 3],
+                   help="BENO processor levels in its second search stage (1: flat, 3: U-shaped)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--beno-data", default=str(ROOT.parent / "shared" / "data" / "beno"))
     p.add_argument("--out", default=str(ROOT / "out" / "bench_elliptic.json"))
@@ -403,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         a.models = [m for m in a.models if m in ("beno", "ugraph")] or a.models[:1]
         a.n_train, a.n_val, a.n_test, a.max_epochs, a.patience = 6, 3, 2, 2, 1
         a.lrs, a.widths, a.seeds, a.bcs, a.beno_data, a.beno_scales = [1e-3], [16], [0, 1], a.bcs[:1], "", [40.0]
+        a.beno_single_scales, a.beno_processors = [1.0, 4.0], [1]  # one stage-2 variant (4 is BENO's default)
     import logging
 
     logging.getLogger("skfem").setLevel(logging.WARNING)

@@ -206,12 +206,18 @@ FitFn = Callable[[dict[str, Any], int, Budget], Run]
 
 @dataclass
 class ModelSpec:
-    """A model under the protocol: its candidates and how to train one (``fit(cand, seed, budget)``)."""
+    """A model under the protocol: its candidates and how to train one (``fit(cand, seed, budget)``).
+
+    ``refine(winner) -> candidates``: a second stage of the search, variants of the first stage's
+    winner in options the grid does not span (trained and judged the same way, on validation);
+    the best of both stages is kept.
+    """
 
     candidates: list[dict[str, Any]]
     fit: FitFn
     label: str = ""
     peer: bool = False
+    refine: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
@@ -263,8 +269,17 @@ def run_model(spec: ModelSpec, seeds: Sequence[int], budget: Budget, name: str =
     if len(seeds) < 1:
         raise ValueError("run_model: no seeds")
     t0 = time.perf_counter()
-    best, search = select(spec.candidates, spec.fit, seeds[0], budget)
-    chosen = spec.candidates[best]
+    cands = list(spec.candidates)
+    best, search = select(cands, spec.fit, seeds[0], budget)
+    if spec.refine is not None:
+        same = lambda a, b: {k: v for k, v in a.items() if k != "label"} == {k: v for k, v in b.items() if k != "label"}  # noqa: E731
+        more = [c for c in spec.refine(dict(cands[best])) if not any(same(c, d) for d in cands)]
+        if more:
+            print(f"  {name}: stage 2, {len(more)} variants of {cands[best]}", flush=True)
+            _, runs2 = select(more, spec.fit, seeds[0], budget)
+            cands, search = cands + more, search + runs2
+            best = best_candidate([r.val for r in search], cands)
+    chosen = cands[best]
     print(f"  {name}: selected {chosen} on validation ({search[best].val:.4g})", flush=True)
     runs = [search[best]] + [spec.fit(dict(chosen), s, budget) for s in seeds[1:]]
     records = []
@@ -276,7 +291,7 @@ def run_model(spec: ModelSpec, seeds: Sequence[int], budget: Budget, name: str =
     return {
         "label": spec.label or name, "peer": spec.peer,
         "search": [{"config": c, "val": r.val, "epochs_used": r.epochs_used, "best_epoch": r.best_epoch}
-                   for c, r in zip(spec.candidates, search, strict=True)],
+                   for c, r in zip(cands, search, strict=True)],
         "selected": best, "config": chosen, "runs": records,
         "summary": {m: spread([rec["test"][m] for rec in records]) for m in metrics},
         "val": spread([r.val for r in runs]),

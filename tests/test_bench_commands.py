@@ -58,6 +58,9 @@ def test_elliptic_tiny(tmp_path):
     bench("elliptic", "--tiny", "--out", str(out))
     models = protocol_models(json.loads(out.read_text())["results"][0])
     assert set(models) == {"beno", "ugraph"} and math.isfinite(models["beno"]["summary"]["ood_rel_l2"]["mean"])
+    stage2 = [c for c in models["beno"]["search"] if c["config"].get("label") == "stage 2"]
+    assert [c["config"]["single_scale"] for c in stage2] == [1.0]  # the second stage ran, on validation
+    assert math.isfinite(stage2[0]["val"]) and "test" not in stage2[0]
 
 
 def test_sphere_tiny(tmp_path):

@@ -52,6 +52,25 @@ def test_selection_uses_validation_only(P):
     assert out["summary"]["rel_l2"]["mean"] == pytest.approx(0.91)
 
 
+def test_refine_stage_searches_variants_of_the_winner_on_validation(P):
+    cands = P.candidates([1e-3, 1e-2], [8])
+    seen, tested = [], []
+
+    def fit(c, seed, budget):
+        seen.append(dict(c))
+        val = {1e-3: 0.5, 1e-2: 0.4}[c["lr"]] - (0.3 if c.get("opt") == "b" else 0.0)
+        return P.Run(val=val, epochs_used=1, best_epoch=1, test=lambda: tested.append(dict(c)) or {"m": val})
+
+    def refine(win):  # the winner itself (opt "a") and one other option
+        return [{**win, "opt": "a"}, {**win, "opt": "b", "label": "stage 2"}]
+
+    spec = P.ModelSpec([{**c, "opt": "a"} for c in cands], fit, refine=refine)
+    out = P.run_model(spec, [0, 1], P.Budget(3, 1))
+    assert [c.get("opt") for c in seen[:3]] == ["a", "a", "b"] and seen[2]["lr"] == 1e-2  # variant of the winner
+    assert out["config"]["opt"] == "b" and len(out["search"]) == 3  # the winner retrained never; best of both
+    assert [t["opt"] for t in tested] == ["b", "b"]  # test only for the kept candidate's seeds
+
+
 def test_select_skips_diverged_and_raises_when_all_diverge(P):
     cands = P.candidates([1e-3, 1e-2], [8])
 

@@ -29,7 +29,8 @@ from meshops.nn.potentials import layer_potentials, newtonian_potential, node_ge
 __all__ = ["BENO"]
 
 # the potentials of O(1) data on unit-size domains are O(0.01) (N) and O(0.1) (S, D): scaled
-# towards O(1) node inputs (N: the default of ``newton_scale``; the elliptic benchmark searches it on validation)
+# towards O(1) node inputs (the defaults of ``newton_scale`` and ``single_scale``; the elliptic benchmark
+# searches both on validation)
 NEWTON_SCALE = 40.0
 SINGLE_SCALE = 4.0
 
@@ -89,6 +90,9 @@ class BENO(nn.Module):
     newton_scale : float
         Factor on the Newtonian potentials before they enter the interior branch (``N[f]`` of O(1)
         data on a unit-size domain is O(0.01)).
+    single_scale : float
+        Factor on the single-layer potentials ``S[g], S[1]`` before they enter the boundary branch
+        (O(0.1) on unit-size domains; the double layer ``D`` is O(1) and enters as it is).
 
     Shapes
     ------
@@ -119,11 +123,13 @@ class BENO(nn.Module):
         potentials: bool = True,
         anchor_channels: Sequence[int] | None = None,
         newton_scale: float = NEWTON_SCALE,
+        single_scale: float = SINGLE_SCALE,
     ) -> None:
         super().__init__()
-        if not newton_scale > 0:
-            raise ValueError(f"BENO: newton_scale must be > 0, got {newton_scale}")
-        self.newton_scale = float(newton_scale)
+        for nm, v in (("newton_scale", newton_scale), ("single_scale", single_scale)):
+            if not v > 0:
+                raise ValueError(f"BENO: {nm} must be > 0, got {v}")
+        self.newton_scale, self.single_scale = float(newton_scale), float(single_scale)
         self.in_channels, self.global_channels = in_channels, global_channels
         self.src = _channels("source", source_channels, in_channels)
         self.bval = _channels("boundary value", boundary_value_channels, in_channels)
@@ -175,7 +181,7 @@ class BENO(nn.Module):
             one = torch.ones_like(x[:, :1])
             pf = self.newton_scale * newtonian_potential(pos, batch, n_graphs, volume, torch.cat([src, one], -1))
             s_g, d_g = layer_potentials(pos, batch, n_graphs, is_b, bweight, normal, torch.cat([bval, one], -1))
-            pg = torch.cat([SINGLE_SCALE * s_g, d_g], -1)
+            pg = torch.cat([self.single_scale * s_g, d_g], -1)
             in_f.append(pf)
             in_g.append(pg)
         u_f = self.interior(torch.cat(in_f, -1), levels, tok_shared, tb, batch, n_graphs)
