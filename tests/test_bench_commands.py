@@ -48,6 +48,8 @@ def test_darcy_tiny(tmp_path):
     res = json.loads(out.read_text())
     models = protocol_models(res["darcy"])
     assert set(models) == {"fno", "mgno"} and math.isfinite(models["mgno"]["summary"]["test32"]["mean"])
+    stage2 = [c for c in models["mgno"]["search"] if c["config"].get("label") == "stage 2"]
+    assert len(stage2) == 1 and stage2[0]["config"]["learned_transfer"] is True and "test" not in stage2[0]
     assert set(protocol_models(res["physics"]["dirichlet"])) == {"10% labels + residual", "10% labels + energy",
                                                                  "10% labels", "100% labels"}
 
