@@ -166,6 +166,11 @@ def split_record(splits: dict[str, Sequence[Any]], note: str = "") -> dict[str, 
     return {"counts": {k: len(v) for k, v in ids.items()}, "ids": ids, "digest": digest, "note": note}
 
 
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two candidates with the same settings (their labels aside)."""
+    return {k: v for k, v in a.items() if k != "label"} == {k: v for k, v in b.items() if k != "label"}
+
+
 def candidates(lrs: Iterable[float], widths: Iterable[int], default: dict[str, Any] | None = None,
                width_key: str = "width", base: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The validation search: every (learning rate, width) pair, plus ``default`` (the model's
@@ -176,8 +181,7 @@ def candidates(lrs: Iterable[float], widths: Iterable[int], default: dict[str, A
         out.append({**(base or {}), "lr": float(lr), width_key: int(w), "label": "grid"})
     if default is not None:
         d = {**(base or {}), **default, "label": "published default"}
-        same = [c for c in out if {k: v for k, v in c.items() if k != "label"}
-                == {k: v for k, v in d.items() if k != "label"}]
+        same = [c for c in out if _same(c, d)]
         if same:
             same[0]["label"] = "grid = published default"
         else:
@@ -272,8 +276,7 @@ def run_model(spec: ModelSpec, seeds: Sequence[int], budget: Budget, name: str =
     cands = list(spec.candidates)
     best, search = select(cands, spec.fit, seeds[0], budget)
     if spec.refine is not None:
-        same = lambda a, b: {k: v for k, v in a.items() if k != "label"} == {k: v for k, v in b.items() if k != "label"}  # noqa: E731
-        more = [c for c in spec.refine(dict(cands[best])) if not any(same(c, d) for d in cands)]
+        more = [c for c in spec.refine(dict(cands[best])) if not any(_same(c, d) for d in cands)]
         if more:
             print(f"  {name}: stage 2, {len(more)} variants of {cands[best]}", flush=True)
             _, runs2 = select(more, spec.fit, seeds[0], budget)
@@ -335,8 +338,7 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 out["models"][name] = json.loads(json.dumps(m))
                 continue
             o = out["models"][name]
-            if {k: v for k, v in o["config"].items() if k != "label"} != \
-                    {k: v for k, v in m["config"].items() if k != "label"}:
+            if not _same(o["config"], m["config"]):
                 raise ValueError(f"merge_results: {name} was run with {m['config']} in part {i}, {o['config']} before")
             seen = {x["seed"] for x in o["runs"]}
             o["runs"] += [x for x in m["runs"] if x["seed"] not in seen]

@@ -1,13 +1,14 @@
 """Ordinary 4 KiB pages for numpy's large arrays while a memory-heavy step runs.
 
 numpy asks the kernel for transparent huge pages on every array above 4 MiB
-(``madvise(MADV_HUGEPAGE)``). On virtual machines whose free memory goes back to the host (virtio
-free page reporting hands back free 2 MiB blocks, exactly what a huge page needs), the first touch
-of such an array waits for the host to map each block again: measured on the 2-core VM this
-project runs on, 2 GB of fresh huge pages took 12-18 s to touch, the same 2 GB of 4 KiB pages
-0.8-0.9 s (``python -c "import numpy as np; a = np.empty(250_000_000); a.fill(1)"`` with
-``NUMPY_MADVISE_HUGEPAGE=1`` / ``0``). On bare metal huge pages save ~0.2 s per GB of first touch;
-graph building touches a few GB once and reads it in cache-sized blocks, so it gives those up.
+(``madvise(MADV_HUGEPAGE)``). On the 2-core VM this project runs on, the first touch of fresh
+huge pages is very slow, most likely because the host takes back free 2 MiB blocks (virtio free
+page reporting) and has to map each one again: 2 GB of fresh huge pages took 12-18 s to touch,
+the same 2 GB of 4 KiB pages 0.8-0.9 s (``python -c "import numpy as np; a =
+np.empty(250_000_000); a.fill(1)"`` with ``NUMPY_MADVISE_HUGEPAGE=1`` / ``0``, interleaved runs).
+A graph build allocates a few GB of fresh arrays and touches each about once; small pages cost it
+more TLB misses on its random reads, and still took the 4e6-point build from 26-28 s to 20-22 s
+there (``benchmarks/README.md``). On bare metal, where huge pages fault in fast, the loss is small.
 """
 
 from __future__ import annotations
