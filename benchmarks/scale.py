@@ -16,6 +16,7 @@ peak RSS reported is the stage's own (sampled every 5 ms above the process's RSS
 | hierarchy | ``graph.build(points, levels=3, k=8)``; levels 1-2 alone (``add_levels``) | |
 | hierarchy-ordered | the same on points in a mesh's order | |
 | hierarchy-mesh | ``graph.build(tet mesh, levels=3, k=8)``: level 0 = the mesh's cell edges | |
+| hierarchy-graded | the same on a tet duct graded towards its side walls (cells ~40x thinner there) | |
 | forward | ``mgn`` no-grad, per directed edge memory | today's (E, 3H) concatenation formula |
 | fwd+bwd | ``mgn`` forward + backward | PhysicsNeMo 2.2.2 ``MeshGraphNet`` (concat trick on/off), PyG ``MessagePassing`` stack, equal parameters |
 | predict | partitioned ``mgn`` inference (``max_nodes_per_part``) | |
@@ -261,12 +262,12 @@ def stage_hierarchy_ordered(n: int, a: argparse.Namespace) -> dict[str, Any]:
     return _hierarchy_stage(n, True, a.repeat)
 
 
-def stage_hierarchy_mesh(n: int, a: argparse.Namespace) -> dict[str, Any]:
+def stage_hierarchy_mesh(n: int, a: argparse.Namespace, graded: bool = False) -> dict[str, Any]:
     """``graph.build(mesh, levels=3, k=8)`` on the tet box: level 0 from its cells (what a CFD mesh gets)."""
     from meshops.graph import build
 
     os.environ["MESHOPS_WORKERS"] = "1"
-    mesh = tet_box(n)
+    mesh = tet_box(n, graded=graded)
     build(tet_box(WARM), {"levels": 3, "k": 8})  # load the compiled kernels first
     t, mb, cpu = _timed_cpu(lambda: build(mesh, {"levels": 3, "k": 8}), a.repeat)
     return {"meshops": [t, mb], "cpu": {"meshops": cpu}}
@@ -297,7 +298,8 @@ def _hierarchy_stage(n: int, ordered: bool, repeat: int = 1) -> dict[str, Any]:
 STAGES = {"read": stage_read, "write": stage_write, "edges": stage_edges, "neighbors": stage_neighbors,
           "neighbors-ordered": stage_neighbors_ordered, "radius": stage_radius, "radius-ordered": stage_radius_ordered,
           "hierarchy": stage_hierarchy, "hierarchy-ordered": stage_hierarchy_ordered,
-          "hierarchy-mesh": stage_hierarchy_mesh, "forward": stage_forward,
+          "hierarchy-mesh": stage_hierarchy_mesh, "hierarchy-graded": functools.partial(stage_hierarchy_mesh, graded=True),
+          "forward": stage_forward,
           "fwd+bwd": stage_fwdbwd, "predict": stage_predict}
 DEFAULT_STAGES = list(STAGES)
 STAGES.update({f"read:{f}": functools.partial(stage_read_flavour, f) for f in FLAVOURS})
