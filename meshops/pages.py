@@ -8,7 +8,8 @@ the same 2 GB of 4 KiB pages 0.8-0.9 s (``python -c "import numpy as np; a =
 np.empty(250_000_000); a.fill(1)"`` with ``NUMPY_MADVISE_HUGEPAGE=1`` / ``0``, interleaved runs).
 A graph build allocates a few GB of fresh arrays and touches each about once; small pages cost it
 more TLB misses on its random reads, and still took the 4e6-point build from 26-28 s to 20-22 s
-there (``benchmarks/README.md``). On bare metal, where huge pages fault in fast, the loss is small.
+there, and reading a 4e6-point ``.vtu`` from 12.3-13.2 s to 10.3-11.0 s (``benchmarks/README.md``).
+On bare metal, where huge pages fault in fast, the loss is small.
 """
 
 from __future__ import annotations

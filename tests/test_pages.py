@@ -47,3 +47,17 @@ def test_build_runs_with_small_pages_and_leaves_the_setting(monkeypatch):
     g = build(np.random.default_rng(0).random((500, 3)), {"levels": 2, "k": 6})
     assert g.num_levels == 2 and _hint() == before
     assert calls[0] is False and calls[-1] == before  # off for the build, then back
+
+
+def test_read_and_write_run_with_small_pages(tmp_path, monkeypatch):
+    import meshops
+
+    if pages._set_madvise_hugepage is None:
+        pytest.skip("this numpy has no huge-page switch")
+    real, calls = pages._set_madvise_hugepage, []
+    monkeypatch.setattr(pages, "_set_madvise_hugepage", lambda v: calls.append(bool(v)) or real(v))
+    mesh = meshops.Mesh(np.random.default_rng(1).random((50, 3)))
+    path = meshops.write(mesh, tmp_path / "cloud.vtu")
+    back = meshops.read(path)
+    assert np.array_equal(back.points, mesh.points)
+    assert calls.count(False) == 2  # once for the write, once for the read, each restored after

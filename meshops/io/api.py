@@ -18,6 +18,7 @@ import numpy as np
 from meshops.io._util import atomic_path
 from meshops.io.registry import Format, find_format
 from meshops.mesh import Mesh, MeshError
+from meshops.pages import small_pages
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def _is_series(path: Any) -> bool:
     return isinstance(path, Sequence) and not isinstance(path, (str, bytes))
 
 
+@small_pages()  # large files: fresh arrays touched once (see meshops.pages)
 def read(path: PathLike | Sequence[PathLike], time: Any = None, *, format: str | None = None,
          validate: bool = True, **kw: Any) -> Mesh | list[Mesh]:
     """Read a mesh file, a case directory, or a list of files forming a time series.
@@ -141,6 +143,7 @@ def _check_writable(mesh: Mesh, fmt: Format, path: Path) -> None:
                  sorted(mesh.boundaries))
 
 
+@small_pages()
 def write(mesh: Mesh, path: PathLike, *, format: str | None = None, **kw: Any) -> Path:
     """Write ``mesh`` to ``path`` atomically, the format chosen by extension (or ``format``).
 
