@@ -285,7 +285,7 @@ MGNO_STAGE2 = [{"learned_transfer": True}, {"condition": False}, {"learned_trans
 
 def stage2(name: str, args: argparse.Namespace) -> Any:
     """The ``refine`` of a model's protocol spec (``None``: one stage)."""
-    if name != "mgno" or args.no_stage2:
+    if name != "mgno":
         return None
     variants = MGNO_STAGE2[:1] if args.tiny else MGNO_STAGE2
     return lambda win: [{**win, **v, "label": "stage 2"} for v in variants]
@@ -535,7 +535,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 16, 4], help="coarse level sizes")
     p.add_argument("--skip-darcy", action="store_true")
     p.add_argument("--skip-physics", action="store_true")
-    p.add_argument("--no-stage2", action="store_true", help="one search stage (no mgno design variants)")
     p.add_argument("--phys-n", type=int, default=100, help="elliptic cases (70%% train, 10%% val, 20%% test)")
     p.add_argument("--phys-bc", nargs="+", default=["dirichlet", "mixed"], choices=["dirichlet", "mixed", "robin"],
                    help="boundary kinds of the elliptic cases of the physics experiment (one run each)")

@@ -67,7 +67,7 @@ def test_refine_stage_searches_variants_of_the_winner_on_validation(P):
     spec = P.ModelSpec([{**c, "opt": "a"} for c in cands], fit, refine=refine)
     out = P.run_model(spec, [0, 1], P.Budget(3, 1))
     assert [c.get("opt") for c in seen[:3]] == ["a", "a", "b"] and seen[2]["lr"] == 1e-2  # variant of the winner
-    assert out["config"]["opt"] == "b" and len(out["search"]) == 3  # the winner retrained never; best of both
+    assert out["config"]["opt"] == "b" and len(out["search"]) == 3  # the winner is not trained twice; best of both stages
     assert [t["opt"] for t in tested] == ["b", "b"]  # test only for the kept candidate's seeds
 
 
