@@ -8,7 +8,7 @@ cylinder-flow``; ``--data shipped``: the shipped subset) with one recipe
 correction to linear extrapolation as the per-channel normalized target, input noise relative to
 the increments, AdamW with a cosine schedule over at most ``--steps`` optimizer steps of
 ``--batch-size`` snapshots), under the shared protocol (``benchmarks/protocol.py``): one
-training-split trajectory is held out for validation (:func:`protocol.fixed_split`); its error,
+training-split trajectory (``--n-val``) is held out for validation (:func:`protocol.fixed_split`); its error,
 measured every ``--val-every`` steps, picks the kept weights and stops a run after ``--patience``
 validations without a new best; every candidate of the search (``--lrs`` x ``--widths``) is trained
 with the first seed and the one with the lowest validation score is kept and trained with the
@@ -72,6 +72,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lrs", default="2e-3", help="comma-separated learning rates of the validation search")
     p.add_argument("--widths", default="32", help="comma-separated hidden widths of the validation search")
     p.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    p.add_argument("--n-val", type=int, default=1, help="training-split trajectories held out for validation")
     p.add_argument("--val-every", type=int, default=50)
     p.add_argument("--val-rollout", type=int, default=0,
                    help="weights chosen on the validation error over the first N rollout steps (0: one-step error)")
@@ -484,9 +485,10 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
     import protocol as P
 
     ds = load_dataset("cylinder_flow", root=data_root(a), split="train")
-    if len(ds) < 2:
-        raise FileNotFoundError(f"{a.data}: {len(ds)} training-split case(s); the benchmark needs 2 or more")
-    sp = P.fixed_split(len(ds), n_val=1, seed=0)
+    if len(ds) < a.n_val + 1:
+        raise FileNotFoundError(f"{a.data}: {len(ds)} training-split case(s); --n-val {a.n_val} needs "
+                                f"{a.n_val + 1} or more")
+    sp = P.fixed_split(len(ds), n_val=a.n_val, seed=0)
     train, val = [ds[i] for i in sp["train"]], [ds[i] for i in sp["val"]]
     cards = [ds.card(i) for i in range(len(ds))]
     sps = [c["solver"]["wall_s_per_step"] for c in cards]
