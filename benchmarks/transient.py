@@ -127,6 +127,7 @@ def evaluate(step_fn: Any, graph: Any, traj: Any, card: dict[str, Any], fields: 
     import torch
 
     from meshops.train.stepping import rel_l2, rollout_errors, stability_steps
+    from meshops.train.stepping_eval import steps_below
 
     X = traj.states(fields)
     Xt = torch.from_numpy(X)
@@ -136,12 +137,14 @@ def evaluate(step_fn: Any, graph: Any, traj: Any, card: dict[str, Any], fields: 
         R, dt_step = _rollout(step_fn, graph, X, start, H)
     e1 = rel_l2(one.astype(np.float64), X[ts + 1].astype(np.float64)).mean(axis=0)
     er = rollout_errors(R, X[start:])
+    pers = rollout_errors(np.broadcast_to(X[start], X[start:].shape), X[start:])
     k = probe_index(traj, card)
     iv = fields.index("v")
     tt = traj.times[start:]
     return {"one_step": e1.tolist(), "rollout_50": np.nanmean(er[1:51], axis=0).tolist(),
             "rollout_100": np.nanmean(er[1:101], axis=0).tolist(), "rollout_full": np.nanmean(er[1:], axis=0).tolist(),
             "rollout_curve": np.nanmean(er, axis=1).tolist(), "stable_steps": stability_steps(er[1:].mean(axis=1, keepdims=True)),
+            "below_persistence": steps_below(er, pers),
             "f_pred": shedding_frequency(tt, R[:, k, iv]), "f_true": shedding_frequency(tt, X[start:, k, iv]),
             "s_per_step": dt_step}
 
@@ -341,7 +344,8 @@ def budget(a: argparse.Namespace) -> Any:
 
 METRICS = [("one_step_u", "one-step u"), ("one_step_v", "one-step v"), ("one_step_p", "one-step p"),
            ("rollout_100", "rollout 1-100 (mean u, v, p)"), ("rollout_full", "full rollout (mean u, v, p)"),
-           ("stable_steps", "stable steps (min over cases)"), ("f_error", "abs(f_pred / f_solver - 1)")]
+           ("stable_steps", "stable steps (min over cases)"),
+           ("below_persistence", "steps below persistence, every channel (min over cases)"), ("f_error", "abs(f_pred / f_solver - 1)")]
 
 
 def _seed_metrics(cases: list[dict[str, Any]]) -> dict[str, float]:
@@ -351,6 +355,8 @@ def _seed_metrics(cases: list[dict[str, Any]]) -> dict[str, float]:
     out["rollout_100"] = float(np.mean([np.mean(c["rollout_100"]) for c in cases]))
     out["rollout_full"] = float(np.mean([np.mean(c["rollout_full"]) for c in cases]))
     out["stable_steps"] = float(min(c["stable_steps"] for c in cases))
+    if all("below_persistence" in c for c in cases):
+        out["below_persistence"] = float(min(min(c["below_persistence"]) for c in cases))
     fe = [abs(c["f_pred"] / c["f_true"] - 1) for c in cases]
     if np.isfinite(fe).all():  # a baseline without a wake has no frequency: the metric is left out
         out["f_error"] = float(np.mean(fe))
@@ -409,6 +415,7 @@ def summarize(runs: list[list[dict[str, Any]]]) -> dict[str, Any]:
     r: dict[str, Any] = {k: np.mean([s[k] for s in per_seed], axis=0).tolist() for k in keys}
     r["per_seed"] = per_seed
     r["stable_steps"] = int(min(c["stable_steps"] for cases in runs for c in cases))
+    r["below_persistence"] = np.min([c["below_persistence"] for cases in runs for c in cases], axis=0).astype(int).tolist()
     fr = np.array([c["f_pred"] / c["f_true"] for cases in runs for c in cases], dtype=np.float64)
     r["f_ratio"] = fr.tolist()
     r["s_per_step"] = float(np.median([c["s_per_step"] for cases in runs for c in cases]))
@@ -450,16 +457,17 @@ def table(res: dict[str, Any]) -> str:
              f"history {res['history']}, push-forward unroll {res['unroll']}, noise {res['noise']} x {res['noise_ref']} std"
              f"{_globals_text(res)}; CPU).", "",
              "| model | params | train CPU s | best step | one-step rel L2 u / v / p | persistence / model | "
-             "rollout 1-50 | rollout 1-100 | full rollout | stable steps (min) | f_pred / f_solver | CPU s per step |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "rollout 1-50 | rollout 1-100 | full rollout | stable steps (min) | steps below persistence u / v / p (min) | "
+             "f_pred / f_solver | CPU s per step |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in res["models"].items():
         ratio = pers / np.maximum(np.array(r["one_step"]), 1e-12)
         lines.append(f"| {name} | {r.get('n_params', 0)} | {r.get('train_cpu_s', 0):.0f} | {r.get('best_step', '-')} | "
                      f"{fmt3(r['one_step'])} | {' / '.join(f'{x:.2f}' for x in ratio)} | {fmt3(r['rollout_50'])} | "
                      f"{fmt3(r['rollout_100'])} | {fmt3(r['rollout_full'])} | {r['stable_steps']} | "
-                     f"{_freq_text(r['f_ratio'])} | {r['s_per_step']:.4f} |")
+                     f"{' / '.join(str(k) for k in r.get('below_persistence', []))} | {_freq_text(r['f_ratio'])} | {r['s_per_step']:.4f} |")
     for name, why in res.get("skipped", {}).items():
-        lines.append(f"| {name} | skipped: {why} | | | | | | | | | | |")
+        lines.append(f"| {name} | skipped: {why} | | | | | | | | | | | |")
     lines += ["", "Train CPU s and CPU s per step are CPU times of one-thread processes (the machine's load does not "
               f"count). OpenFOAM (icoFoam, one core) took {res['foam_s_per_snapshot']:.3f} s of wall time per snapshot "
               f"interval ({res['foam_steps_per_snapshot']} solver steps, median over the training cases, on the shared "

@@ -111,6 +111,7 @@ def test_transient_small(tmp_path):
     m = res["protocol"]["models"]["mgn"]
     assert len(m["search"]) == 2 and len(m["runs"]) == 2 and all(r["epochs_used"] <= 4 for r in m["runs"])
     assert m["summary"]["one_step_p"]["n"] == 2 and math.isfinite(m["summary"]["one_step_p"]["mean"])
+    assert len(res["models"]["mgn"]["below_persistence"]) == 3 and "below_persistence" in m["summary"]
     assert (tmp_path / "ckpt" / "mgn_seed1" / "best.pt").is_file()
 
 

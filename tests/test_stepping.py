@@ -224,3 +224,14 @@ def test_zero_mean_channel_increment_keeps_the_training_mean(short_traj):
     assert torch.allclose(d, d[:1].expand_as(d), atol=1e-6)  # one uniform shift
     with pytest.raises(ValueError, match="zero_mean channel 'q'"):
         S.Stepper(plain.model, S.StepConfig(zero_mean=["q"]), plain.stats)
+
+
+def test_steps_below_counts_until_the_first_worse_step():
+    from meshops.train.stepping_eval import steps_below
+
+    ref = np.array([[0, 0], [1, 1], [2, 2], [3, 3], [4, 4]], dtype=float)
+    err = np.array([[0, 0], [0.5, 0.5], [1, 2.5], [3.5, 1], [np.nan, 1]], dtype=float)
+    assert steps_below(err, ref) == [2, 1]          # channel 0 worse at step 3, channel 1 at step 2
+    assert steps_below(ref * 0.5, ref) == [4, 4]    # never worse: every step
+    err[4, 1] = np.nan
+    assert steps_below(err[:, 1:], ref[:, 1:]) == [1]

@@ -79,6 +79,18 @@ def stability_steps(err: np.ndarray, threshold: float = 1.0) -> int:
     return int(k[0]) if len(k) else int(len(err) - 1)
 
 
+def steps_below(err: np.ndarray, ref: np.ndarray) -> list[int]:
+    """Per channel, the rollout steps (from step 1) before ``err`` first exceeds ``ref`` (or is non-finite);
+    all steps if it never does. ``ref`` is e.g. persistence's error curve on the same trajectory.
+
+    Shapes
+    ------
+    err, ref : (S, C), row 0 the start state -> returns C ints
+    """
+    worse = ~np.isfinite(err[1:]) | (np.nan_to_num(err[1:], nan=np.inf) > ref[1:])
+    return [int(np.argmax(w)) if w.any() else int(len(w)) for w in worse.T]
+
+
 def evaluate_trajectories(st: Any, trajs: Sequence[Trajectory], horizons: Sequence[int] = (1, 50)) -> dict[str, Any]:
     """1-step, ``horizons``-step and full-rollout rel L2 per trajectory and channel, and their means.
 
