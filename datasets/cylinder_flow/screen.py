@@ -1,0 +1,69 @@
+"""Screen a stepping recipe on validation trajectories only (no test case is read).
+
+``python datasets/cylinder_flow/screen.py runs/cylinder OUT '{"n_val": 3, "globals": ["Re"]}'`` (from the
+repository root) trains ``ugraph`` (or ``"model": "mgn"``) on the training split minus ``n_val``
+trajectories held out by ``benchmarks/protocol.fixed_split`` (the benchmark's rule), with the
+benchmark's recipe updated by the JSON options (``StepConfig`` fields), saves ``OUT/best.pt`` and
+prints per validation trajectory the 100-step rollout error against persistence's and the shares of
+the p error energy in its spatial mean and in its time-mean field.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import protocol as P  # noqa: E402
+
+from meshops.data import load_dataset  # noqa: E402
+from meshops.train.stepping import StepConfig, train_stepper  # noqa: E402
+
+
+def recipe(opts: dict) -> StepConfig:
+    """The benchmark's recipe (``meshops bench transient`` defaults of stop 30) updated by ``opts``."""
+    model, hidden = opts.pop("model", "ugraph"), opts.pop("hidden", 32)
+    mo = {"hidden": hidden, "levels": 3, "blocks_per_level": 2} if model == "ugraph" else {"hidden": hidden, "n_blocks": 6}
+    base = dict(model=model, model_options=mo, graph={"levels": 3} if model == "ugraph" else {}, steps=1500, lr=3e-3,
+                history=1, unroll=2, noise=0.1, noise_ref="increment", val_every=100, patience=6, val_rollout=100,
+                zero_mean=["p"], seed=0)
+    return StepConfig(**{**base, **opts})
+
+
+def report(st, t, n: int = 100) -> None:
+    X = t.states(["u", "v", "p"])
+    R, T = st.rollout(t, n_steps=n, start=1), X[1 : n + 2]
+    norm = np.linalg.norm(T, axis=1)
+    rel = np.linalg.norm(R - T, axis=1) / norm
+    pers = np.linalg.norm(X[1][None] - T, axis=1) / norm
+    ep = (R - T)[..., 2]
+    level = ep.mean(1, keepdims=True)
+    bias = np.broadcast_to(ep.mean(0, keepdims=True), ep.shape)
+    e2 = (ep**2).sum()
+    print(f"{t.name} rollout 1-{n} model {rel[1:].mean(0).round(3)} persistence {pers[1:].mean(0).round(3)}")
+    print(f"  p error energy: spatial mean {(level**2).sum() * ep.shape[1] / e2:.3f}, time-mean field {(bias**2).sum() / e2:.3f}")
+    for k in (10, 25, 50, 75, 100):
+        print(f"   step {k}: model {rel[k].round(3)} persistence {pers[k].round(3)}")
+
+
+def main(argv: list[str]) -> int:
+    torch.set_num_threads(1)
+    root, out = argv[0], argv[1]
+    opts = json.loads(argv[2]) if len(argv) > 2 else {}
+    ds = load_dataset("cylinder_flow", root=root, split="train")
+    sp = P.fixed_split(len(ds), n_val=int(opts.pop("n_val", 1)), seed=0)
+    train, val = [ds[i] for i in sp["train"]], [ds[i] for i in sp["val"]]
+    print("train", [t.name for t in train], "val", [t.name for t in val], flush=True)
+    st, info = train_stepper(train, recipe(opts), val=val, out=out)
+    print(f"best_val {info['best_val']} steps {info['steps_used']} best {info['best_step']} cpu {info['train_cpu_s']:.0f}")
+    for t in val:
+        report(st, t)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
