@@ -1,6 +1,6 @@
 """Screen a stepping recipe on validation trajectories only (no test case is read).
 
-``python datasets/cylinder_flow/screen.py runs/cylinder OUT '{"n_val": 3, "globals": ["Re"]}'`` (from the
+``python benchmarks/transient_screen.py runs/cylinder OUT '{"n_val": 3, "globals": ["Re"]}'`` (from the
 repository root) trains ``ugraph`` (or ``"model": "mgn"``) on the training split minus ``n_val``
 trajectories held out by ``benchmarks/protocol.fixed_split`` (the benchmark's rule), with the
 benchmark's recipe updated by the JSON options (``StepConfig`` fields), saves ``OUT/best.pt`` and
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import protocol as P  # noqa: E402
 
 from meshops.data import load_dataset  # noqa: E402
