@@ -10,6 +10,7 @@ the p error energy in its spatial mean and in its time-mean field.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -19,27 +20,28 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import protocol as P  # noqa: E402
+import transient as bench  # noqa: E402
 
 from meshops.data import load_dataset  # noqa: E402
 from meshops.train.stepping import StepConfig, train_stepper  # noqa: E402
+from meshops.train.stepping_eval import rel_l2  # noqa: E402
+
+#: the committed benchmark command's recipe flags (datasets/cylinder_flow/README.md)
+BENCH_FLAGS = ["--steps", "1500", "--val-every", "100", "--patience", "6", "--val-rollout", "100", "--zero-mean", "p"]
 
 
 def recipe(opts: dict) -> StepConfig:
-    """The benchmark's recipe (``meshops bench transient`` defaults of stop 30) updated by ``opts``."""
-    model, hidden = opts.pop("model", "ugraph"), opts.pop("hidden", 32)
-    mo = {"hidden": hidden, "levels": 3, "blocks_per_level": 2} if model == "ugraph" else {"hidden": hidden, "n_blocks": 6}
-    base = dict(model=model, model_options=mo, graph={"levels": 3} if model == "ugraph" else {}, steps=1500, lr=3e-3,
-                history=1, unroll=2, noise=0.1, noise_ref="increment", val_every=100, patience=6, val_rollout=100,
-                zero_mean=["p"], seed=0)
-    return StepConfig(**{**base, **opts})
+    """The benchmark's recipe (``transient.step_config`` under its committed flags, lr 3e-3, width 32)
+    with the ``StepConfig`` fields of ``opts`` replaced."""
+    a = bench.parse(BENCH_FLAGS)
+    cfg = bench.step_config(opts.pop("model", "ugraph"), a, 0, {"lr": 3e-3, "hidden": opts.pop("hidden", 32)})
+    return dataclasses.replace(cfg, **opts)
 
 
 def report(st, t, n: int = 100) -> None:
     X = t.states(["u", "v", "p"])
     R, T = st.rollout(t, n_steps=n, start=1), X[1 : n + 2]
-    norm = np.linalg.norm(T, axis=1)
-    rel = np.linalg.norm(R - T, axis=1) / norm
-    pers = np.linalg.norm(X[1][None] - T, axis=1) / norm
+    rel, pers = rel_l2(R, T), rel_l2(np.broadcast_to(X[1], T.shape), T)
     ep = (R - T)[..., 2]
     level = ep.mean(1, keepdims=True)
     bias = np.broadcast_to(ep.mean(0, keepdims=True), ep.shape)
