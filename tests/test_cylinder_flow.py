@@ -79,3 +79,25 @@ def test_high_reynolds_cases_refine_the_whole_mesh_and_the_time_step():
     assert dt <= 0.5 * ss.dt + 1e-12 and abs(n - round(n)) < 1e-9  # same Courant number, divides the snapshot dt
     g, Re = gen.sample_case(0, 0)
     assert g.mesh.scale == 1.0  # the Re factor goes into the mesh scale in run_case, not into one size
+
+
+def test_a_cylinder_case_missing_the_strouhal_relation_is_re_solved_finer(tmp_path, monkeypatch):
+    gen = recipe_module(RECIPE, "generate")
+    calls = []
+
+    def solve(g, Re, work, ss, name):  # stands in for gmsh + icoFoam: St depends on the mesh scale
+        calls.append((g.mesh.scale, ss.dt))
+        dev = -0.083 if g.mesh.scale > 0.9 * gen.resolution_factor(Re) else 0.001
+        card = {"kind": "cylinder", "strouhal": 0.2 * (1 + dev), "strouhal_rel_dev": dev, "mesh": {"cells": 10},
+                "solver": {"record_wall_s": 1.0}}
+        return {"arrays": {"t": np.zeros(3)}, "card": card}
+
+    monkeypatch.setattr(gen, "solve_case", solve)
+    r = gen.run_case(0, tmp_path, 0, gen.SolverSettings())
+    card = json.loads((tmp_path / "case_00000" / "case.json").read_text())
+    assert len(calls) == 2 and calls[1][0] == pytest.approx(gen.REFINE * calls[0][0])
+    assert calls[1][1] < calls[0][1]  # the time step follows the mesh
+    assert card["mesh_scale"] == pytest.approx(gen.REFINE) and card["strouhal_rel_dev"] == 0.001
+    assert card["strouhal_rejected"] == [{"mesh_scale": 1.0, "cells": 10, "strouhal": pytest.approx(0.2 * 0.917),
+                                          "strouhal_rel_dev": -0.083}]
+    assert r["st"] == pytest.approx(0.2002)
