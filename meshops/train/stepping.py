@@ -29,11 +29,6 @@ does for the pressure: they cannot drift on their own in a rollout. ``zero_mean`
 that its mean over the free nodes is the training increments' mean: a bias of the predicted increment
 then cannot move the whole field in a rollout.
 
-With ``poisson = "p"`` (2D incompressible cases) the model steps ``q = p - alpha S(u, v)`` in place of
-the pressure, ``S`` the pressure the velocity implies (:mod:`meshops.train.stepping_poisson`); a
-predicted state's pressure is ``q + alpha S`` of its own predicted velocity. :meth:`Stepper.advance`
-steps in the model's channels, :meth:`Stepper.step_window` and :meth:`Stepper.rollout` in physical ones.
-
 2D trajectories (``Trajectory.dim == 2``) get in-plane edge features ``(dx, dy, |d|)``.
 """
 
@@ -61,7 +56,6 @@ from meshops.train.stepping_eval import (
     rollout_score,
     stability_steps,
 )
-from meshops.train.stepping_poisson import PressureSplit
 from meshops.train.stepping_stats import fit_stats, trajectory_globals
 
 log = logging.getLogger(__name__)
@@ -96,7 +90,6 @@ class StepConfig:
     diagnosed: list[str] = field(default_factory=list)
     zero_mean: list[str] = field(default_factory=list)
     patience: int = 0
-    poisson: str = ""
 
     def __post_init__(self) -> None:
         if self.noise_ref not in ("state", "increment"):
@@ -151,11 +144,6 @@ class Stepper(torch.nn.Module):
             raise ValueError(f"StepConfig: zero_mean channel '{bad[0]}' is not one of the channels {chans}")
         self.zm = [i for i, c in enumerate(chans) if c in cfg.zero_mean]
         self.prog = [i for i, c in enumerate(chans) if c not in cfg.diagnosed]  # channels read as inputs
-        self.split = None
-        if cfg.poisson:
-            if cfg.poisson in cfg.diagnosed:
-                raise ValueError(f"StepConfig: channel '{cfg.poisson}' cannot be both poisson and diagnosed")
-            self.split = PressureSplit(chans, cfg.poisson, float(stats.get("poisson_alpha", 1.0)))
 
     # ------------------------------------------------------------ graphs
     def graph(self, traj: Trajectory) -> Any:
@@ -174,9 +162,6 @@ class Stepper(torch.nn.Module):
         glob = (trajectory_globals(traj, self.cfg.globals) - np.asarray(self.stats.get("g_mean", []))) / np.asarray(
             self.stats.get("g_std", []))
         g.glob = torch.from_numpy(np.repeat(glob[None].astype(np.float32), traj.mesh.n_points, axis=0))
-        if self.split is not None:
-            self.split.solver(traj, self.node_types, np.asarray(self.stats["fixed"]))
-            g.poisson_case = traj.name
         return _planar(g, self.dim, float(self.stats["edge_scale"]))
 
     def _check_past(self, past: torch.Tensor | None) -> None:
@@ -249,20 +234,9 @@ class Stepper(torch.nn.Module):
         out[:, self.zm] = d[:, self.zm] - shift[b] * free
         return out
 
-    def advance(self, g: Any, window: torch.Tensor) -> torch.Tensor:
-        """The next state after ``window`` (the last ``history + 1`` states, oldest first, (H + 1, N, C)),
-        in the model's channels (with ``poisson``, ``q`` in place of ``p``; see :meth:`step_window`)."""
-        return self.step(g, window[-1], window[:-1] if self.history else None)
-
     def step_window(self, g: Any, window: torch.Tensor) -> torch.Tensor:
-        """The next state after ``window`` in physical channels: with ``poisson`` the window is mapped to
-        ``q`` and the prediction's pressure is ``q + alpha S(u, v)`` of its own velocity."""
-        if self.split is None:
-            return self.advance(g, window)
-        sol = self.split.cached(g.poisson_case, window.shape[1])
-        w = torch.from_numpy(self.split.to_model(sol, window.detach().cpu().numpy())).to(window)
-        nxt = self.advance(g, w)
-        return torch.from_numpy(self.split.to_physical(sol, nxt.detach().cpu().numpy())).to(nxt)
+        """The next state after ``window`` (the last ``history + 1`` states, oldest first, (H + 1, N, C))."""
+        return self.step(g, window[-1], window[:-1] if self.history else None)
 
     @torch.no_grad()
     def rollout(self, traj: Trajectory, n_steps: int | None = None, start: int | None = None) -> np.ndarray:
@@ -346,7 +320,7 @@ def _sample(st: Stepper, g: Any, X: torch.Tensor, rng: np.random.Generator,
     if cfg.unroll > 1:
         with torch.no_grad():
             for _ in range(cfg.unroll - 1):
-                nxt = st.advance(g, win)
+                nxt = st.step_window(g, win)
                 win = torch.cat([win[1:], nxt[None]])
         t += cfg.unroll - 1
     past = win[:-1] if H else None
@@ -376,12 +350,9 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     stats = fit_stats(trajs, cfg)
-    data = trajs
-    if cfg.poisson:
-        data, stats = _split_pressure(trajs, cfg, stats)
     st = Stepper(model if model is not None else build_model(cfg, stats), cfg, stats)
     graphs = [st.graph(t) for t in trajs]
-    X = [torch.from_numpy(t.states(cfg.fields)) for t in data]
+    X = [torch.from_numpy(t.states(cfg.fields)) for t in trajs]
     opt = torch.optim.AdamW(st.model.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg.steps))))
@@ -430,18 +401,6 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     if out is not None:
         save_stepper(st, Path(out) / "best.pt", extra_config={"train_names": [t.name for t in trajs], **info})
     return st, info
-
-
-def _split_pressure(trajs: Sequence[Trajectory], cfg: StepConfig,
-                    stats: dict[str, Any]) -> tuple[list[Trajectory], dict[str, Any]]:
-    """The training trajectories in the model's channels (``q`` for ``p``) and their statistics."""
-    sp = PressureSplit(stats["channels"], cfg.poisson)
-    nt, fx = stats["node_types"], np.asarray(stats["fixed"])
-    alpha = sp.fit_alpha(trajs, cfg.fields, nt, fx)
-    data = [sp.split(t, cfg.fields, nt, fx) for t in trajs]
-    out = fit_stats(data, cfg)
-    out.update(fixed=stats["fixed"], poisson_alpha=alpha)
-    return data, out
 
 
 def _validate(st: Stepper, val: Sequence[Trajectory], step: int, best: dict[str, Any],

@@ -6,7 +6,7 @@ The config's ``dataset`` / ``dataset_options`` name a trajectory dataset (``ds[i
 ``model_options``, ``graph``, ``lr``, ``min_lr_ratio``, ``clip``, ``seed`` and ``batch_size`` carry
 over; ``stepping`` holds the keys of :class:`~meshops.train.stepping.StepConfig` that are about time
 stepping (``fields``, ``noise``, ``noise_ref``, ``unroll``, ``history``, ``val_every``, ``val_rollout``,
-``globals``, ``diagnosed``, ``zero_mean``, ``patience``, ``poisson``). The number
+``globals``, ``diagnosed``, ``zero_mean``). The number
 of optimizer steps is ``max_steps`` or ``epochs`` passes over every (trajectory, time) pair.
 Trajectories are split by ``split_fractions`` (train / val / test, shuffled by ``split_seed`` or
 ``seed``; written to ``OUT/splits.json``); the validation trajectories choose the kept weights.
@@ -34,7 +34,7 @@ __all__ = ["STEPPING_KEYS", "step_config", "split_trajectories", "train_from_con
 
 #: Keys of the ``stepping`` section (the rest of StepConfig comes from the TrainConfig).
 STEPPING_KEYS = ("fields", "noise", "noise_ref", "noise_shared", "base", "unroll", "history", "val_every", "globals",
-                 "val_rollout", "diagnosed", "zero_mean", "patience", "poisson")
+                 "val_rollout", "diagnosed", "zero_mean", "patience")
 
 
 def step_config(config: TrainConfig, n_samples: int) -> Any:
