@@ -30,7 +30,8 @@ HERE = Path(__file__).resolve().parent
 log = logging.getLogger("meshops.datasets.coronary_trees.verify")
 
 #: (name, wall size, core size) in local radii; production is the generator's default.
-LEVELS = [("coarse", 0.27, 0.54), ("production", 0.22, 0.44), ("fine", 0.155, 0.31), ("finer", 0.11, 0.22)]
+LEVELS = [("coarse", 0.27, 0.54), ("production", 0.22, 0.44), ("fine", 0.155, 0.31), ("finer", 0.11, 0.22),
+          ("finest", 0.078, 0.156)]
 
 
 class _Wall:
