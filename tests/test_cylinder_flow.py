@@ -87,7 +87,7 @@ def test_a_cylinder_case_missing_the_strouhal_relation_is_re_solved_finer(tmp_pa
 
     def solve(g, Re, work, ss, name):  # stands in for gmsh + icoFoam: St depends on the mesh scale
         calls.append((g.mesh.scale, ss.dt))
-        dev = -0.083 if g.mesh.scale > 0.9 * gen.resolution_factor(Re) else 0.001
+        dev = -0.083 if g.mesh.scale > 0.9 * gen.resolution_factor(Re) else 0.001  # x1.4 is off too
         card = {"kind": "cylinder", "strouhal": 0.2 * (1 + dev), "strouhal_rel_dev": dev, "mesh": {"cells": 10},
                 "solver": {"record_wall_s": 1.0}}
         return {"arrays": {"t": np.zeros(3)}, "card": card}
@@ -101,3 +101,7 @@ def test_a_cylinder_case_missing_the_strouhal_relation_is_re_solved_finer(tmp_pa
     assert card["strouhal_rejected"] == [{"mesh_scale": 1.0, "cells": 10, "strouhal": pytest.approx(0.2 * 0.917),
                                           "strouhal_rel_dev": -0.083}]
     assert r["st"] == pytest.approx(0.2002)
+    # a caller-fixed mesh scale (a refinement study) is solved as asked, even off the relation
+    calls.clear()
+    gen.run_case(1, tmp_path, 0, gen.SolverSettings(), mesh_scale=1.4)
+    assert len(calls) == 1
