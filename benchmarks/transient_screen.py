@@ -26,7 +26,8 @@ from meshops.data import load_dataset  # noqa: E402
 from meshops.train.stepping import StepConfig, train_stepper  # noqa: E402
 from meshops.train.stepping_eval import rel_l2  # noqa: E402
 
-#: the committed benchmark command's recipe flags (datasets/cylinder_flow/README.md)
+#: the recipe flags of the stop-34 benchmark command (noise 0.1, the screens' baseline); the stop-35
+#: command in datasets/cylinder_flow/README.md adds ``--noise 0.5`` (``'{"noise": 0.5}'`` here)
 BENCH_FLAGS = ["--steps", "1500", "--val-every", "100", "--patience", "6", "--val-rollout", "100", "--zero-mean", "p"]
 
 
