@@ -134,3 +134,32 @@ def test_tree_pipeline_matches_poiseuille():
     r = verify.poiseuille(r=1.5, L=30.0, Q=1.0)
     assert abs(r["dpdx_rel_error"]) < 0.03 and abs(r["wss_rel_error"]) < 0.03, r
     assert r["mass_imbalance_rel"] < 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not openfoam_available() or shutil.which("snappyHexMesh") is None, reason="OpenFOAM not installed")
+def test_wall_prism_layers_cover_a_tube_and_keep_poiseuille():
+    from meshops.cfd.tree_mesh import TreeMeshSettings
+
+    verify = recipe_module(HERE, "verify")
+    base = verify.poiseuille(r=1.5, L=30.0, Q=2.5)
+    r = verify.poiseuille(r=1.5, L=30.0, Q=2.5, ms=TreeMeshSettings(layers=3))
+    assert r["cells"] > base["cells"]  # the layers were added
+    # Re 321: aligned wall cells halve the WSS error and its spread around the tube
+    assert abs(r["wss_rel_error"]) < abs(base["wss_rel_error"]) and r["wss_spread_rel"] < base["wss_spread_rel"], (r, base)
+    assert abs(r["dpdx_rel_error"]) < 0.04 and abs(r["wss_rel_error"]) < 0.04, r
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not openfoam_available() or shutil.which("snappyHexMesh") is None, reason="OpenFOAM not installed")
+def test_wall_layers_below_the_required_coverage_are_refused(tmp_path):
+    from meshops.cfd.foam import SolverSettings, write_system
+    from meshops.cfd.tree import TreeError
+    from meshops.cfd.tree_mesh import TreeMeshSettings, mesh_tree
+    from meshops.cfd.tree_solve import DEFAULT_SOLVER, MU, RHO
+
+    verify = recipe_module(HERE, "verify")
+    _, tree, _ = verify.stenosed_tree()
+    write_system(tmp_path, MU / RHO, SolverSettings(**DEFAULT_SOLVER))
+    with pytest.raises(TreeError, match=r"wall layers: .*\(coverage \d+% < 99%\)"):
+        mesh_tree(tree, tmp_path, TreeMeshSettings(wall_size=0.27, core_size=0.54, layers=3, min_layer_coverage=0.99))

@@ -69,12 +69,12 @@ def ring_means(f: dict[str, np.ndarray], key: str) -> np.ndarray:
     return np.bincount(inv, weights=f[key]) / np.bincount(inv)
 
 
-def poiseuille(r: float = 1.5, L: float = 30.0, Q: float = 1.0) -> dict[str, Any]:
+def poiseuille(r: float = 1.5, L: float = 30.0, Q: float = 1.0, ms: TreeMeshSettings | None = None) -> dict[str, Any]:
     """Straight tube through the tree pipeline: pressure gradient and WSS against Hagen-Poiseuille."""
     s = np.linspace(0, L, 121)
     tree = Tree([np.stack([0 * s, 0 * s, s], 1)], [np.full(len(s), r)], [-1], [-1])
     with tempfile.TemporaryDirectory() as tmp:
-        res = solve_tree(tree, Q, Path(tmp) / "foam", ss=SolverSettings(**DEFAULT_SOLVER), where="poiseuille")
+        res = solve_tree(tree, Q, Path(tmp) / "foam", ms, SolverSettings(**DEFAULT_SOLVER), where="poiseuille")
     f = ring_fields(tree, res)
     mid = (f["s"] > L / 3) & (f["s"] < 2 * L / 3)
     slope = np.polyfit(f["s"][mid] * 1e-3, f["p"][mid], 1)[0]
@@ -100,13 +100,14 @@ def stenosed_tree(seed: int = 0, max_index: int = 200) -> tuple[int, Tree, dict[
     raise RuntimeError(f"no case below {max_index} has a bifurcation stenosis")
 
 
-def refinement(levels: list[tuple[str, float, float]] = LEVELS) -> dict[str, Any]:
-    """Wall fields of one stenosed tree at the mesh ``levels``; rel L2 to the finest level."""
+def refinement(levels: list[tuple[str, float, float]] = LEVELS, layers: int = 0) -> dict[str, Any]:
+    """Wall fields of one stenosed tree at the mesh ``levels`` (with ``layers`` wall prism layers); rel L2
+    to the finest level."""
     i, tree, params = stenosed_tree()
     rows, fields = [], []
     for name, ws, cs in levels:
         with tempfile.TemporaryDirectory() as tmp:
-            res = solve_tree(tree, params["Q"], Path(tmp) / "foam", TreeMeshSettings(wall_size=ws, core_size=cs),
+            res = solve_tree(tree, params["Q"], Path(tmp) / "foam", TreeMeshSettings(wall_size=ws, core_size=cs, layers=layers),
                              SolverSettings(**DEFAULT_SOLVER), where=f"refinement {name}")
         fields.append(ring_fields(tree, res))
         info = res["info"]
@@ -114,7 +115,8 @@ def refinement(levels: list[tuple[str, float, float]] = LEVELS) -> dict[str, Any
                      "wall_points": info["mesh"]["wall_points"], "iterations": info["solver"]["iterations"],
                      "solver_cpu_s": info["solver"]["solver_execution_time_s"],
                      "inlet_p_Pa": info["flow"]["inlet_p_mean_Pa"],
-                     "mass_imbalance_rel": res["mass_balance"]["imbalance_rel"]})
+                     "mass_imbalance_rel": res["mass_balance"]["imbalance_rel"],
+                     "layer_coverage": info["mesh"].get("layers", {}).get("coverage")})
         log.info("refinement %s: %s", name, rows[-1])
     ref = fields[-1]
     for row, f in zip(rows[:-1], fields[:-1], strict=True):
@@ -123,7 +125,7 @@ def refinement(levels: list[tuple[str, float, float]] = LEVELS) -> dict[str, Any
         for k in ("p", "wss_mag"):  # ring means: the field along the branches without the cell-scale noise
             a, b = ring_means(f, k), ring_means(ref, k)
             row[f"rel_l2_ring_mean_{k}"] = float(np.linalg.norm(a - b) / np.linalg.norm(b))
-    return {"case_index": i, "Q_mL_s": params["Q"], "stenoses": params["stenoses"],
+    return {"case_index": i, "Q_mL_s": params["Q"], "stenoses": params["stenoses"], "layers": layers,
             "branches": len(params["branches"]), "levels": rows}
 
 
@@ -131,13 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="verify the coronary-trees pipeline")
     ap.add_argument("what", choices=["poiseuille", "refinement", "all"])
     ap.add_argument("--out", help="also write the numbers to this JSON file")
+    ap.add_argument("--layers", type=int, default=0, help="prism layers at the wall (default: none, as the shipped data)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     out: dict[str, Any] = {}
     if a.what in ("poiseuille", "all"):
-        out["poiseuille"] = [poiseuille(), poiseuille(r=1.5, L=30.0, Q=2.5), poiseuille(r=1.0, L=30.0, Q=2.5)]
+        ms = TreeMeshSettings(layers=a.layers)
+        out["poiseuille"] = [poiseuille(ms=ms), poiseuille(r=1.5, L=30.0, Q=2.5, ms=ms),
+                             poiseuille(r=1.0, L=30.0, Q=2.5, ms=ms)]
     if a.what in ("refinement", "all"):
-        out["refinement"] = refinement()
+        out["refinement"] = refinement(layers=a.layers)
     text = json.dumps(out, indent=1, default=float)
     print(text)
     if a.out:
