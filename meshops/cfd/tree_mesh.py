@@ -8,7 +8,8 @@ tubes. The planar end faces that remain are the inlet (root start) and one outle
 end; everything else is the wall. The volume is meshed with tetrahedra whose size is
 ``wall_size * r`` at the wall, growing to ``core_size * r`` over ``grow * r`` towards the axis
 (``r``: the radius of the nearest centerline point; HXT, or Delaunay where HXT gives up), written as msh 2.2 in metres and converted
-with OpenFOAM's ``gmshToFoam``; the patch ``wall`` gets the type ``wall``.
+with OpenFOAM's ``gmshToFoam``; the patch ``wall`` gets the type ``wall``. Optionally
+(``layers``), prism layers are extruded from the wall into the finished mesh (:func:`add_wall_layers`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class TreeMeshSettings:
     layers: int = 0
     layer_expansion: float = 1.2
     layer_thickness: float = 0.1
-    min_layer_coverage: float = 0.9  # fraction of the wall faces that must get every layer
+    min_layer_coverage: float = 0.9  # mean layers per wall face / ``layers`` below which the mesh is refused
 
 
 def sections(points: np.ndarray, radius: np.ndarray, spacing: float) -> tuple[np.ndarray, ...]:
@@ -304,7 +305,7 @@ def add_wall_layers(case: Path, ms: TreeMeshSettings, thickness_m: float, where:
     m = re.findall(r"\n\s*wall\s+(\d+)\s+([\d.]+)\s+([\d.eE+-]+)\s+([\d.]+)\s*\n", text)
     if not m:
         raise FoamError(f"{where}: snappyHexMesh wrote no layer summary for the wall; see {case / 'log.snappyHexMesh'}")
-    faces, n_avg, thick, pct = m[-1]
+    faces, n_avg, thick, _ = m[-1]
     coverage = float(n_avg) / ms.layers
     for f in ("cellLevel", "pointLevel", "level0Edge", "surfaceIndex"):
         (case / "constant" / "polyMesh" / f).unlink(missing_ok=True)
