@@ -293,8 +293,8 @@ def add_wall_layers(case: Path, ms: TreeMeshSettings, thickness_m: float, where:
 
     The quality limits are OpenFOAM's defaults except the absolute ones (``minVol``, ``minTetQuality``),
     which assume metre-sized cells and would refuse every layer of a millimetre vessel. Returns the
-    coverage (fraction of wall faces with every layer) and the mean total thickness; raises when the
-    coverage is below ``ms.min_layer_coverage``.
+    coverage (mean number of layers per wall face / ``ms.layers``) and the mean total thickness; raises
+    when the coverage is below ``ms.min_layer_coverage``.
     """
     t0 = time.perf_counter()
     (case / "system" / "snappyHexMeshDict").write_text(
