@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -209,12 +210,51 @@ def mesh_tree(tree: Tree, case: Path, ms: TreeMeshSettings | None = None, where:
     """Mesh ``tree`` (lengths in units of ``unit_m`` metres) into ``case/constant/polyMesh``.
 
     ``case/system/controlDict`` must exist (``gmshToFoam`` reads it). Returns the mesh info:
-    cells, patches (name -> face count), timings and the settings.
+    cells, patches (name -> face count), timings, checkMesh's findings and the settings. A mesh with
+    a cell of negative volume is refused (``TreeError``); when HXT's tetrahedra give one, the tree is
+    meshed once more with Delaunay.
     """
-    import gmsh
-
     ms = ms or TreeMeshSettings()
     case = Path(case).resolve()  # the OpenFOAM tools run with the case as working directory
+    info = _volume_mesh(tree, case, ms, ms.algorithm_3d, where, unit_m, timeout)
+    if info["check"]["negative_volume_cells"] and ms.algorithm_3d != 1:
+        log.info("%s: %d cells of negative volume after polyDualMesh; meshing again with Delaunay", where,
+                 info["check"]["negative_volume_cells"])
+        info = _volume_mesh(tree, case, ms, 1, where, unit_m, timeout)
+    _refuse_negative(info["check"], where, "the dual mesh")
+    if ms.layers:
+        r10 = float(np.percentile(np.concatenate([np.asarray(r) for r in tree.radius]), 10))
+        info["layers"] = add_wall_layers(case, ms, ms.layer_thickness * r10 * unit_m, where, timeout)
+        info["check"] = check_mesh(case, timeout)
+        _refuse_negative(info["check"], where, "the mesh with wall layers")
+    if info["check"]["failed"]:
+        log.info("%s: checkMesh: %s", where, "; ".join(info["check"]["failed"]))
+    return info
+
+
+def _volume_mesh(tree: Tree, case: Path, ms: TreeMeshSettings, algorithm: int, where: str, unit_m: float,
+                 timeout: float) -> dict[str, Any]:
+    """Tetrahedra from gmsh (3D ``algorithm``), into OpenFOAM, then their polyhedral dual when ``ms.dual``."""
+    msh = case / "tree.msh"
+    n_tets, patches, t_geo, t_mesh = _tetrahedra(tree, ms, algorithm, msh, where, unit_m)
+    _gmsh_to_foam(case, msh, timeout)
+    msh.unlink()
+    if ms.dual:
+        # feature angle 150: only the patch rims stay feature edges. At 80 the concave junction creases
+        # are kept too, and the dual cells along them come out tiny or inverted (neighbour volume
+        # ratios below 0.01, negative volumes), which also leaves the wall layers a quarter short.
+        _foam_tool(case, ["polyDualMesh", "-case", str(case), "150", "-overwrite"], "polyDualMesh", timeout)
+    return {"tetrahedra": n_tets, "algorithm_3d": algorithm,
+            "cell_type": "polyhedra (dual of tetrahedra)" if ms.dual else "tetrahedra",
+            "patch_names": sorted(patches), "geometry_time_s": round(t_geo, 3), "meshing_time_s": round(t_mesh, 3),
+            "check": check_mesh(case, timeout), "settings": asdict(ms)}
+
+
+def _tetrahedra(tree: Tree, ms: TreeMeshSettings, algorithm: int, msh: Path, where: str,
+                unit_m: float) -> tuple[int, dict[str, list[int]], float, float]:
+    """Write the gmsh tetrahedra of ``tree`` to ``msh``; returns (count, patches, geometry s, meshing s)."""
+    import gmsh
+
     t0 = time.perf_counter()
     gmsh.initialize(interruptible=False)
     try:
@@ -227,7 +267,7 @@ def mesh_tree(tree: Tree, case: Path, ms: TreeMeshSettings | None = None, where:
         for name, tags in patches.items():
             gmsh.model.addPhysicalGroup(2, tags, name=name)
         for opt, val in (("Mesh.MeshSizeFromCurvature", 0), ("Mesh.MeshSizeExtendFromBoundary", 0),
-                         ("Mesh.MeshSizeFromPoints", 0), ("Mesh.Algorithm3D", ms.algorithm_3d),
+                         ("Mesh.MeshSizeFromPoints", 0), ("Mesh.Algorithm3D", algorithm),
                          ("Mesh.OptimizeNetgen", int(ms.optimize_netgen)), ("Mesh.MshFileVersion", 2.2),
                          ("Mesh.ScalingFactor", unit_m)):
             gmsh.option.setNumber(opt, val)
@@ -235,13 +275,12 @@ def mesh_tree(tree: Tree, case: Path, ms: TreeMeshSettings | None = None, where:
         try:
             gmsh.model.mesh.generate(3)
         except Exception as e:  # noqa: BLE001 - HXT gives up on some junctions: Delaunay, once
-            if ms.algorithm_3d == 1:
+            if algorithm == 1:
                 raise
-            log.info("%s: gmsh 3D algorithm %d failed (%s); retrying with Delaunay", where, ms.algorithm_3d, e)
+            log.info("%s: gmsh 3D algorithm %d failed (%s); retrying with Delaunay", where, algorithm, e)
             gmsh.model.mesh.clear()
             gmsh.option.setNumber("Mesh.Algorithm3D", 1)
             gmsh.model.mesh.generate(3)
-        msh = case / "tree.msh"
         gmsh.write(str(msh))
         _, tags, _ = gmsh.model.mesh.getElements(3)
         n_tets = int(sum(len(t) for t in tags))
@@ -251,18 +290,25 @@ def mesh_tree(tree: Tree, case: Path, ms: TreeMeshSettings | None = None, where:
         raise TreeError(f"{where}: gmsh failed to build or mesh the tree wall: {e}") from e
     finally:
         gmsh.finalize()
-    t_mesh = time.perf_counter() - t0 - t_geo
-    _gmsh_to_foam(case, msh, timeout)
-    msh.unlink()
-    if ms.dual:
-        _foam_tool(case, ["polyDualMesh", "-case", str(case), "80", "-overwrite"], "polyDualMesh", timeout)
-    info = {"tetrahedra": n_tets, "cell_type": "polyhedra (dual of tetrahedra)" if ms.dual else "tetrahedra",
-            "patch_names": sorted(patches), "geometry_time_s": round(t_geo, 3), "meshing_time_s": round(t_mesh, 3),
-            "settings": asdict(ms)}
-    if ms.layers:
-        r10 = float(np.percentile(np.concatenate([np.asarray(r) for r in tree.radius]), 10))
-        info["layers"] = add_wall_layers(case, ms, ms.layer_thickness * r10 * unit_m, where, timeout)
-    return info
+    return n_tets, patches, t_geo, time.perf_counter() - t0 - t_geo
+
+
+def check_mesh(case: Path, timeout: float = 600.0) -> dict[str, Any]:
+    """checkMesh's verdict on ``case``: cells of negative volume, the largest non-orthogonality (deg)
+    and the names of the failed checks (its ``***`` lines)."""
+    _foam_tool(case, ["checkMesh", "-case", str(case)], "checkMesh", timeout)
+    shutil.rmtree(case / "constant" / "polyMesh" / "sets", ignore_errors=True)
+    text = (case / "log.checkMesh").read_text()
+    neg = re.search(r"Number of negative volume cells: (\d+)", text)
+    non_orth = re.search(r"Mesh non-orthogonality Max: ([\d.eE+-]+)", text)
+    return {"negative_volume_cells": int(neg.group(1)) if neg else 0,
+            "max_non_orthogonality": float(non_orth.group(1)) if non_orth else None,
+            "failed": [f.strip() for f in re.findall(r"\*\*\*([^.:\n]*)", text)]}
+
+
+def _refuse_negative(check: dict[str, Any], where: str, what: str) -> None:
+    if check["negative_volume_cells"]:
+        raise TreeError(f"{where}: {what} has {check['negative_volume_cells']} cells of negative volume (checkMesh)")
 
 
 _LAYER_DICT = """FoamFile {{ version 2.0; format ascii; class dictionary; object snappyHexMeshDict; }}
@@ -279,7 +325,7 @@ addLayersControls {{ relativeSizes false; layers {{ wall {{ nSurfaceLayers {n}; 
     nBufferCellsNoExtrude 0; nLayerIter 50; }}
 meshQualityControls {{ maxNonOrtho 65; maxBoundarySkewness 20; maxInternalSkewness 4; maxConcave 80;
     minVol 1e-30; minTetQuality -1e30; minArea -1; minTwist 0.02; minDeterminant 0.001; minFaceWeight 0.05;
-    minVolRatio 0.01; minTriangleTwist -1; nSmoothScale 4; errorReduction 0.75; }}
+    minVolRatio -1; minTriangleTwist -1; nSmoothScale 4; errorReduction 0.75; }}
 mergeTolerance 1e-6;
 """
 
@@ -292,7 +338,10 @@ def add_wall_layers(case: Path, ms: TreeMeshSettings, thickness_m: float, where:
     mesh graded with the radius does not have (layers thicker than the small branches' faces, refused).
 
     The quality limits are OpenFOAM's defaults except the absolute ones (``minVol``, ``minTetQuality``),
-    which assume metre-sized cells and would refuse every layer of a millimetre vessel. Returns the
+    which assume metre-sized cells and would refuse every layer of a millimetre vessel, and
+    ``minVolRatio``: the graded dual mesh has neighbour volume ratios below its 0.01 where a few cells
+    meet the junction creases, and the check strips the layers around them although the layers do not
+    make those ratios worse (checkMesh, run after, refuses cells of negative volume). Returns the
     coverage (mean number of layers per wall face / ``ms.layers``) and the mean total thickness; raises
     when the coverage is below ``ms.min_layer_coverage``.
     """
