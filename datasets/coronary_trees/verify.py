@@ -100,7 +100,7 @@ def stenosed_tree(seed: int = 0, max_index: int = 200) -> tuple[int, Tree, dict[
     raise RuntimeError(f"no case below {max_index} has a bifurcation stenosis")
 
 
-def refinement(levels: list[tuple[str, float, float]] = LEVELS, layers: int = 0) -> dict[str, Any]:
+def refinement(levels: list[tuple[str, float, float]] = LEVELS, layers: int = TreeMeshSettings.layers) -> dict[str, Any]:
     """Wall fields of one stenosed tree at the mesh ``levels`` (with ``layers`` wall prism layers); rel L2
     to the finest level."""
     i, tree, params = stenosed_tree()
@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="verify the coronary-trees pipeline")
     ap.add_argument("what", choices=["poiseuille", "refinement", "all"])
     ap.add_argument("--out", help="also write the numbers to this JSON file")
-    ap.add_argument("--layers", type=int, default=0, help="prism layers at the wall (default: none, as the shipped data)")
+    ap.add_argument("--layers", type=int, default=TreeMeshSettings.layers,
+                    help=f"prism layers at the wall (default {TreeMeshSettings.layers}, as the shipped data; 0: none)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     out: dict[str, Any] = {}

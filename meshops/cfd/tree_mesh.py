@@ -47,8 +47,9 @@ class TreeMeshSettings:
     dual: bool = True  # convert the tetrahedra to their polyhedral dual (polyDualMesh)
     optimize_netgen: bool = False
     #: prism layers extruded from the wall into the fluid (snappyHexMesh's layer addition on the
-    #: finished mesh; 0: none), ``layer_thickness`` in all, in units of the tree's 10th-percentile radius
-    layers: int = 0
+    #: finished mesh; 0: none), ``layer_thickness`` in all, in units of the tree's 10th-percentile radius.
+    #: Three by default: they halve the pointwise |WSS| spread of the bare dual cells (dataset card)
+    layers: int = 3
     layer_expansion: float = 1.2
     layer_thickness: float = 0.1
     min_layer_coverage: float = 0.9  # mean layers per wall face / ``layers`` below which the mesh is refused

@@ -30,8 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--global", dest="globals", action="append", default=[], metavar="NAME=VALUE",
                    help="Q=<inlet flow in mL/s> (required)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--wall-size", type=float, default=None, help="tet size at the wall / local radius (default 0.3)")
-    p.add_argument("--core-size", type=float, default=None, help="tet size on the axis / local radius (default 0.6)")
+    p.add_argument("--wall-size", type=float, default=None, help="tet size at the wall / local radius (default 0.22)")
+    p.add_argument("--core-size", type=float, default=None, help="tet size on the axis / local radius (default 0.44)")
+    p.add_argument("--layers", type=int, default=None, help="prism layers at the wall (default 3; 0: none)")
     p.add_argument("--max-iter", type=int, default=None, help="simpleFoam iteration limit (default 1000)")
     p.add_argument("--keep-case", action="store_true", help="also keep the OpenFOAM case as DIR/<stem>_foam/")
 
@@ -85,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if not openfoam_available() or shutil.which("gmshToFoam") is None:
         raise RuntimeError("OpenFOAM (simpleFoam, gmshToFoam) is not installed (Debian: apt install openfoam)")
     tree = _tree(args)
-    ms = TreeMeshSettings(**{k: v for k, v in (("wall_size", args.wall_size), ("core_size", args.core_size))
-                             if v is not None})
+    ms = TreeMeshSettings(**{k: v for k, v in (("wall_size", args.wall_size), ("core_size", args.core_size),
+                                               ("layers", args.layers)) if v is not None})
     ss = SolverSettings(**{**DEFAULT_SOLVER, **({"max_iter": args.max_iter} if args.max_iter else {})})
     out, stem = Path(args.out), Path(args.centerline).stem
     t0 = time.perf_counter()
