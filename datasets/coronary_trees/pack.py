@@ -197,6 +197,9 @@ def summarize(gen_dir: str | os.PathLike[str], names: list[str] | None = None) -
         "converged": int(sum(c["solver"]["converged"] for c in cards)),
         "cells": q([c["mesh"]["cells"] for c in cards]), "wall_points": q([c["mesh"]["wall_points"] for c in cards]),
         "iterations": q([c["solver"]["iterations"] for c in cards]),
+        "layer_coverage": q([c["mesh"].get("layers", {}).get("coverage", 0.0) for c in cards]),
+        "max_non_orthogonality": q([c["mesh"].get("check", {}).get("max_non_orthogonality") or float("nan")
+                                    for c in cards]),
         "solver_cpu_s": q([c["solver"]["solver_execution_time_s"] for c in cards]),
         "case_total_wall_s": q([c["total_time_s"] for c in cards]),
         "Q_mL_s": q([c["Q_mL_s"] for c in cards]), "Re_inlet": q([c["flow"]["Re_inlet"] for c in cards]),
@@ -212,7 +215,10 @@ def summarize(gen_dir: str | os.PathLike[str], names: list[str] | None = None) -
     }
 
 
-_ROWS = (("CFD cells (polyhedral dual)", "cells", "{:,.0f}"), ("CFD wall points", "wall_points", "{:,.0f}"),
+_ROWS = (("CFD cells (polyhedral dual + wall prism layers)", "cells", "{:,.0f}"),
+         ("wall layer coverage (mean layers per wall face / layers)", "layer_coverage", "{:.1%}"),
+         ("largest face non-orthogonality (checkMesh), deg", "max_non_orthogonality", "{:.0f}"),
+         ("CFD wall points", "wall_points", "{:,.0f}"),
          ("simpleFoam iterations", "iterations", "{:.0f}"),
          ("solver CPU time (OpenFOAM ExecutionTime), s", "solver_cpu_s", "{:.1f}"),
          ("case wall time on the shared machine, s", "case_total_wall_s", "{:.0f}"), ("Q, mL/s", "Q_mL_s", "{:.2f}"),

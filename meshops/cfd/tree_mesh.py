@@ -229,7 +229,7 @@ def mesh_tree(tree: Tree, case: Path, ms: TreeMeshSettings | None = None, where:
         info["check"] = check_mesh(case, timeout)
         _refuse_negative(info["check"], where, "the mesh with wall layers")
     if info["check"]["failed"]:
-        log.info("%s: checkMesh: %s", where, "; ".join(info["check"]["failed"]))
+        log.debug("%s: checkMesh: %s", where, "; ".join(info["check"]["failed"]))
     return info
 
 
