@@ -122,11 +122,13 @@ def run(args: argparse.Namespace) -> int:
 def _report(path: str, tree, res: dict, elapsed: float) -> None:
     i = res["info"]
     m, s, mb = i["mesh"], i["solver"], res["mass_balance"]
+    lay = m.get("layers") or {}
+    layers = (f", {lay['layers']} wall layers on {100 * lay['coverage']:.1f} % of the wall" if lay else "")
+    t_mesh = m["geometry_time_s"] + m["meshing_time_s"] + lay.get("time_s", 0.0)
     print(f"{path}: {tree.n_branches} branches, {len(res['outlets'])} outlets; {m['cells']} cells (polyhedral dual "
-          f"of {m['tetrahedra']} tetrahedra), "
+          f"of {m['tetrahedra']} tetrahedra{layers}), "
           f"{m['wall_points']} wall points; {s['iterations']} simpleFoam iterations (converged), "
-          f"total {elapsed:.1f} s (mesh {m['geometry_time_s'] + m['meshing_time_s']:.1f} s, "
-          f"solver {s['solver_wall_time_s']:.1f} s)")
+          f"total {elapsed:.1f} s (mesh {t_mesh:.1f} s, solver {s['solver_wall_time_s']:.1f} s)")
     print("  final initial residuals: " + ", ".join(f"{k} {v:.2e}" for k, v in s["final_initial_residuals"].items()))
     print(f"  Re_inlet {i['flow']['Re_inlet']:.0f}; inlet p {i['flow']['inlet_p_mean_Pa']:.4g} Pa; "
           f"mass imbalance {mb['imbalance_rel']:.1e}")
