@@ -151,33 +151,29 @@ def test_wall_prism_layers_cover_a_tube_and_keep_poiseuille():
     assert abs(r["dpdx_rel_error"]) < 0.04 and abs(r["wss_rel_error"]) < 0.04, r
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not openfoam_available() or shutil.which("snappyHexMesh") is None, reason="OpenFOAM not installed")
-def test_wall_layers_below_the_required_coverage_are_refused(tmp_path):
+def _mesh_stenosed_tree(case: Path, **settings) -> dict:
+    """The refinement study's stenosed tree meshed at the coarse level with 3 wall layers into ``case``."""
     from meshops.cfd.foam import SolverSettings, write_system
-    from meshops.cfd.tree import TreeError
     from meshops.cfd.tree_mesh import TreeMeshSettings, mesh_tree
     from meshops.cfd.tree_solve import DEFAULT_SOLVER, MU, RHO
 
-    verify = recipe_module(HERE, "verify")
-    _, tree, _ = verify.stenosed_tree()
-    write_system(tmp_path, MU / RHO, SolverSettings(**DEFAULT_SOLVER))
+    _, tree, _ = recipe_module(HERE, "verify").stenosed_tree()
+    write_system(case, MU / RHO, SolverSettings(**DEFAULT_SOLVER))
+    return mesh_tree(tree, case, TreeMeshSettings(wall_size=0.27, core_size=0.54, layers=3, **settings))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not openfoam_available() or shutil.which("snappyHexMesh") is None, reason="OpenFOAM not installed")
+def test_wall_layers_below_the_required_coverage_are_refused(tmp_path):
     # layers as thick as the small branches' radius: the medial-axis rule strips nearly all of them
     with pytest.raises(TreeError, match=r"wall layers: .*\(coverage \d+% < 90%\)"):
-        mesh_tree(tree, tmp_path, TreeMeshSettings(wall_size=0.27, core_size=0.54, layers=3, layer_thickness=1.0))
+        _mesh_stenosed_tree(tmp_path, layer_thickness=1.0)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not openfoam_available() or shutil.which("snappyHexMesh") is None, reason="OpenFOAM not installed")
 def test_stenosed_tree_takes_the_wall_layers_without_bad_cells(tmp_path):
-    from meshops.cfd.foam import SolverSettings, write_system
-    from meshops.cfd.tree_mesh import TreeMeshSettings, mesh_tree
-    from meshops.cfd.tree_solve import DEFAULT_SOLVER, MU, RHO
-
-    verify = recipe_module(HERE, "verify")
-    _, tree, _ = verify.stenosed_tree()
-    write_system(tmp_path, MU / RHO, SolverSettings(**DEFAULT_SOLVER))
-    info = mesh_tree(tree, tmp_path, TreeMeshSettings(wall_size=0.27, core_size=0.54, layers=3))
+    info = _mesh_stenosed_tree(tmp_path)
     # 74 % when polyDualMesh kept the junction creases as feature edges (stop 36)
     assert info["layers"]["coverage"] > 0.95 and info["check"]["negative_volume_cells"] == 0, info
 
