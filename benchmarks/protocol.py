@@ -321,10 +321,16 @@ def run_protocol(models: dict[str, ModelSpec], seeds: Sequence[int], budget: Bud
     return out
 
 
+def _search_val(model: dict[str, Any]) -> float:
+    """The validation score of a model's selected candidate in its search."""
+    return min(x["val"] for x in model["search"] if _same(x["config"], model["config"]))
+
+
 def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Protocol results of separate processes merged: other models are added; the same model run with
-    other seeds (the same selected configuration) gets those runs added and its spreads recomputed.
-    Budgets and split digests must agree (an error names the differing part)."""
+    other seeds (the same selected configuration) gets those runs added and its spreads recomputed;
+    the same model searched over other candidates keeps the selection with the lower validation score
+    (the searches are joined). Budgets and split digests must agree (an error names the differing part)."""
     if not parts:
         raise ValueError("merge_results: nothing to merge")
     out = json.loads(json.dumps(parts[0]))
@@ -338,11 +344,16 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 out["models"][name] = json.loads(json.dumps(m))
                 continue
             o = out["models"][name]
+            search = o["search"] + [x for x in m["search"] if not any(_same(x["config"], y["config"]) for y in o["search"])]
             if not _same(o["config"], m["config"]):
-                raise ValueError(f"merge_results: {name} was run with {m['config']} in part {i}, {o['config']} before")
+                # more candidates of the same search, run in another process: the lower validation score
+                # of the search runs (seed ``seeds[0]`` of each part) selects, as in one process
+                keep = m if _search_val(m) < _search_val(o) else o
+                out["models"][name] = {**json.loads(json.dumps(keep)), "search": search}
+                continue
             seen = {x["seed"] for x in o["runs"]}
             o["runs"] += [x for x in m["runs"] if x["seed"] not in seen]
-            o["search"] += [x for x in m["search"] if x not in o["search"]]
+            o["search"] = search
     seeds: set[int] = set()
     for o in out["models"].values():
         runs = sorted(o["runs"], key=lambda x: x["seed"])

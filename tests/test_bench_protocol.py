@@ -195,3 +195,20 @@ def test_merge_results_adds_seeds_and_models(P):
     other = P.run_protocol({"m": spec}, [3], P.Budget(5, 1), splits=rec, min_seeds=1)
     with pytest.raises(ValueError, match="budget"):
         P.merge_results([a, other])
+
+
+def test_merge_results_joins_searches_run_apart_and_selects_on_validation(P):
+    val_of = {(1e-3, 8): 0.5, (1e-3, 16): 0.3}
+    test_of = {(1e-3, 8): 0.1, (1e-3, 16): 0.9}  # test would pick width 8
+    budget, rec = P.Budget(3, 1), P.split_record(P.fixed_split(20, 4))
+
+    def part(width, seeds):
+        spec = P.ModelSpec(P.candidates([1e-3], [width]), fake_fit(P, val_of, test_of, []))
+        return P.run_protocol({"m": spec}, seeds, budget, splits=rec, min_seeds=1)
+
+    for parts in ([part(8, [0, 1, 2]), part(16, [0]), part(16, [1, 2])],
+                  [part(16, [0]), part(8, [0, 1, 2]), part(16, [1, 2])]):
+        m = P.merge_results(parts)["models"]["m"]
+        assert m["config"]["width"] == 16 and [r["seed"] for r in m["runs"]] == [0, 1, 2]
+        assert sorted(x["config"]["width"] for x in m["search"]) == [8, 16]
+        assert m["summary"]["rel_l2"]["mean"] == pytest.approx(0.91)
