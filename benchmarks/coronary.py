@@ -467,6 +467,16 @@ def search_text(args: argparse.Namespace) -> str:
             f"CPU budget")
 
 
+def merged_search_text(parts: list[dict[str, Any]]) -> str:
+    """The first part's search, then every other search and the models it was run for."""
+    text, seen = parts[0]["meta"]["search"], {parts[0]["meta"]["search"]}
+    for q in parts[1:]:
+        if q["meta"]["search"] not in seen:
+            seen.add(q["meta"]["search"])
+            text += f"; in a separate run, for {', '.join(q['results']['models'])}: {q['meta']['search']}"
+    return text
+
+
 def command_line(argv: list[str] | None) -> str:
     return "meshops bench coronary " + " ".join(argv if argv is not None else sys.argv[1:])
 
@@ -477,6 +487,7 @@ def main_protocol(args: argparse.Namespace, argv: list[str] | None) -> int:
         res = _protocol().merge_results([q["results"] for q in parts])
         meta = {**parts[0]["meta"], "configs": "; ".join(dict.fromkeys(
             c for q in parts for c in q["meta"]["configs"].split("; ")))}
+        meta["search"] = merged_search_text(parts)
         meta["command"] = command_line(argv)
         return protocol_report(res, meta, args)
     res, meta = protocol_train(args, argv)
