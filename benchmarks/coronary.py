@@ -425,7 +425,7 @@ def protocol_table(res: dict[str, Any], meta: dict[str, Any]) -> str:
     pairs = [(k, best) for k in res["models"] if k.startswith("rbf") and best]
     text += ["", P.conclusion(res, "rel_l2_mean", "mean rel. L2 of p and |WSS|", pairs=pairs),
              "", P.conclusion(res, "rel_l2_p", "p", pairs=pairs), "", P.conclusion(res, "rel_l2_wss_mag", "|WSS|", pairs=pairs), "",
-             f"Models: {meta['configs']}. FLOPs: `torch.utils.flop_counter` on one test case (matmul/attention only). "
+             f"Models: {meta['configs']} (hidden / d_model replaced by the selected width where the table names one). FLOPs: `torch.utils.flop_counter` on one test case (matmul/attention only). "
              f"Device {meta['device']}, {meta['threads']} thread(s).", "", f"Command: `{meta['command']}`"]
     return "\n".join(text)
 
