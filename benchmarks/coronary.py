@@ -473,7 +473,8 @@ def merged_search_text(parts: list[dict[str, Any]]) -> str:
     for q in parts[1:]:
         if q["meta"]["search"] not in seen:
             seen.add(q["meta"]["search"])
-            text += f"; in a separate run, for {', '.join(q['results']['models'])}: {q['meta']['search']}"
+            grid = q["meta"]["search"].split("; ")[0]  # the caveat that follows is the first part's
+            text += f"; in a separate run, for {', '.join(q['results']['models'])}: {grid}"
     return text
 
 
