@@ -90,14 +90,17 @@ def test_coronary_trees_protocol_merge(tmp_path):
               "--epochs", "2", "--patience", "1", "--seeds", "0,1", "--lrs", "1e-3,3e-3", "--threads", "1"]
     bench("coronary", *common, "--models", "rbf128", "--out", str(tmp_path / "a.json"))
     bench("coronary", *common, "--models", "mgn", "--out", str(tmp_path / "b.json"))
+    wide = [*common[:common.index("--seeds")], "--seeds", "0", "--lrs", "3e-3", "--widths", "16", "--threads", "1"]
+    bench("coronary", *wide, "--models", "mgn", "--out", str(tmp_path / "c.json"))  # one more candidate, apart
     card = tmp_path / "card.md"
     card.write_text("# card\n")
-    bench("coronary", "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+    bench("coronary", "--merge", *(str(tmp_path / f"{x}.json") for x in "abc"),
           "--out", str(tmp_path / "m.json"), "--readme", str(card))
     models = protocol_models(json.loads((tmp_path / "m.json").read_text())["results"])
-    assert set(models) == {"rbf128", "mgn"} and all(len(m["search"]) == 2 for m in models.values())
+    assert set(models) == {"rbf128", "mgn"} and [len(models[k]["search"]) for k in ("rbf128", "mgn")] == [2, 3]
     text = card.read_text()
     assert "| rbf128 |" in text and "| mgn |" in text and "lr in {1e-3,3e-3}" in text
+    assert "in a separate run, for mgn: lr in {3e-3} x width in {16}" in text
 
 
 def test_transient_small(tmp_path):
