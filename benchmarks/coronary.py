@@ -469,13 +469,12 @@ def search_text(args: argparse.Namespace) -> str:
 
 def merged_search_text(parts: list[dict[str, Any]]) -> str:
     """The first part's search, then every other search and the models it was run for."""
-    text, seen = parts[0]["meta"]["search"], {parts[0]["meta"]["search"]}
+    first, others = parts[0]["meta"]["search"], {}
     for q in parts[1:]:
-        if q["meta"]["search"] not in seen:
-            seen.add(q["meta"]["search"])
-            grid = q["meta"]["search"].split("; ")[0]  # the caveat that follows is the first part's
-            text += f"; in a separate run, for {', '.join(q['results']['models'])}: {grid}"
-    return text
+        if q["meta"]["search"] != first:
+            others.setdefault(q["meta"]["search"].split("; ")[0], []).extend(q["results"]["models"])
+    # the caveat after the first "; " is the first part's
+    return first + "".join(f"; in a separate run, for {', '.join(dict.fromkeys(m))}: {g}" for g, m in others.items())
 
 
 def command_line(argv: list[str] | None) -> str:
