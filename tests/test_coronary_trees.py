@@ -181,7 +181,6 @@ def test_stenosed_tree_takes_the_wall_layers_without_bad_cells(tmp_path):
 @pytest.mark.skipif(not openfoam_available() or shutil.which("blockMesh") is None, reason="OpenFOAM not installed")
 def test_check_mesh_counts_inverted_cells_and_the_tree_mesher_refuses_them(tmp_path):
     from meshops.cfd.foam import SolverSettings, write_system
-    from meshops.cfd.tree import TreeError
     from meshops.cfd.tree_mesh import _foam_tool, _refuse_negative, check_mesh
     from meshops.cfd.tree_solve import DEFAULT_SOLVER, MU, RHO
 
