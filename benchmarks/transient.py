@@ -499,8 +499,8 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
     sp = P.fixed_split(len(ds), n_val=a.n_val, seed=0)
     train, val = [ds[i] for i in sp["train"]], [ds[i] for i in sp["val"]]
     cards = [ds.card(i) for i in range(len(ds))]
-    sps = [c["solver"]["wall_s_per_step"] for c in cards]
-    nsteps = int(round(cards[0]["solver"]["snapshot_dt"] / cards[0]["solver"]["dt"]))
+    steps = [int(round(c["solver"]["snapshot_dt"] / c["solver"]["dt"])) for c in cards]  # dt differs per case
+    sps = [c["solver"]["wall_s_per_step"] * k for c, k in zip(cards, steps, strict=True)]
     res = {"command": "meshops bench transient " + " ".join(argv if argv is not None else sys.argv[1:]),
            "n_train": len(train), "n_val": len(val), "train_cases": [t.name for t in train],
            "val_cases": [t.name for t in val], "splits": P.split_record(sp, "cylinder_flow train split: train / val"),
@@ -508,8 +508,8 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
            "unroll": a.unroll, "noise": a.noise, "noise_ref": a.noise_ref, "val_rollout": a.val_rollout,
            "globals": [g for g in a.globals.split(",") if g], "diagnosed": [c for c in a.diagnosed.split(",") if c],
            "zero_mean": [c for c in a.zero_mean.split(",") if c], "seeds": a.seeds, "models": {}, "skipped": {},
-           "patience": a.patience, "val_every": a.val_every, "lrs": a.lrs, "widths": a.widths, "foam_s_per_snapshot": float(np.median(sps)) * nsteps,
-           "foam_steps_per_snapshot": nsteps, "out": a.out, "channels": ["u", "v", "p"]}
+           "patience": a.patience, "val_every": a.val_every, "lrs": a.lrs, "widths": a.widths, "foam_s_per_snapshot": float(np.median(sps)),
+           "foam_steps_per_snapshot": int(np.median(steps)), "out": a.out, "channels": ["u", "v", "p"]}
     return train, val, res
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -105,3 +106,33 @@ def test_a_cylinder_case_missing_the_strouhal_relation_is_re_solved_finer(tmp_pa
     calls.clear()
     gen.run_case(1, tmp_path, 0, gen.SolverSettings(), mesh_scale=1.4)
     assert len(calls) == 1
+
+
+def test_the_recorded_run_takes_a_time_step_below_the_courant_limit(tmp_path, monkeypatch):
+    foam = recipe_module(RECIPE, "foam")
+    assert foam.courant_step(0.02, 0.2, 0.7, 0.8) == 0.02  # within the limit: unchanged
+    dt = foam.courant_step(0.02, 0.2, 1.7, 0.8)
+    assert dt == pytest.approx(0.2 / 22) and 1.7 * dt / 0.02 <= 0.8  # divides the snapshot dt, Courant <= limit
+    case = tmp_path / "case"
+    (case / "system").mkdir(parents=True)
+    runs = []
+
+    def run(cmd, case_, log_name, name, timeout, record_co=0.78):  # stands in for icoFoam: logs Courant numbers
+        text = (case_ / "system" / "controlDict").read_text()
+        ctl = {k: float(re.search(rf"\n{k}\s+([0-9.eE+-]+);", text).group(1)) for k in ("startTime", "endTime", "deltaT")}
+        runs.append((log_name, ctl))
+        co = {"icoFoam.warmup": [2.5, 1.6, 1.5], "icoFoam.settle": [0.75]}.get(log_name, [record_co])
+        return "".join(f"Time = {i}\nCourant Number mean: 0.1 max: {c}\n" for i, c in enumerate(co))
+
+    monkeypatch.setattr(foam, "_run", run)
+    s = foam.SolverSettings()
+    out = foam.run_icofoam(case, s, {"x": 0.0, "y": 0.0, "D": 1.0}, "case_x")
+    assert [r[0] for r in runs] == ["icoFoam.warmup", "icoFoam.settle", "icoFoam"]
+    # the developed wake (second half of the warm-up, 1.6) sets the step: 0.02 * 0.8 / 1.6 = 0.01
+    assert runs[2][1]["deltaT"] == pytest.approx(0.01) and out["dt"] == pytest.approx(0.01)
+    assert runs[2][1]["startTime"] == pytest.approx(s.warmup + s.settle) == out["record_start"]
+    assert out["warmup_dt"] == s.dt and out["warmup_max_courant"] == 1.6 and out["max_courant"] == 0.78
+    runs.clear()
+    monkeypatch.setattr(foam, "_run", lambda *a: run(*a, record_co=1.3))
+    with pytest.raises(foam.FoamError, match=r"case_x: the recorded run's max Courant number is 1.30"):
+        foam.run_icofoam(case, s, {"x": 0.0, "y": 0.0, "D": 1.0}, "case_x")

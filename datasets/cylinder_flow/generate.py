@@ -146,7 +146,7 @@ def solve_case(g: Any, Re: float, work: Path, ss: Any, name: str) -> dict[str, A
     foam.write_case(case, nu, ss, U0)
     t_mesh = time.perf_counter() - t0
     run = foam.run_icofoam(case, ss, {"x": o.x, "y": o.y, "D": D}, name)
-    dirs = foam.snapshot_dirs(case, ss.warmup)
+    dirs = foam.snapshot_dirs(case, run["record_start"])
     n_expected = int(round(ss.record / ss.snapshot_dt)) + 1
     if len(dirs) != n_expected:
         raise FoamError(f"{name}: {len(dirs)} snapshots written, expected {n_expected}")
