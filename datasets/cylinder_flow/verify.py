@@ -26,9 +26,14 @@ def _rejected(c: dict) -> str:
                      for r in c.get("strouhal_rejected") or [])
 
 
+def _courant(c: dict) -> str:
+    s = c["solver"]
+    return f"{s['warmup_max_courant']:.2f} / {s['max_courant']:.2f}" if "warmup_max_courant" in s else f"{s['max_courant']:.2f}"
+
+
 def strouhal_table(folder: Path) -> tuple[str, float]:
-    rows = ["| case | Re | D | cells | St (icoFoam) | St (Williamson & Brown) | deviation | rejected solve (mesh scale: St, deviation) |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| case | Re | D | cells | dt (recorded) | max Courant (warm-up / recorded) | St (icoFoam) | St (Williamson & Brown) | "
+            "deviation | rejected solve (mesh scale: St, deviation) |", "|---|---|---|---|---|---|---|---|---|---|"]
     worst = 0.0
     for c in cards(folder):
         if c["kind"] != "cylinder":
@@ -36,7 +41,8 @@ def strouhal_table(folder: Path) -> tuple[str, float]:
         ref = c["strouhal_reference"]["st"]
         dev = (c["strouhal"] - ref) / ref
         worst = max(worst, abs(dev))
-        rows.append(f"| {c['name']} | {c['Re']:.1f} | {c['D']:.3f} | {c['mesh']['cells']} | {c['strouhal']:.4f} | "
+        rows.append(f"| {c['name']} | {c['Re']:.1f} | {c['D']:.3f} | {c['mesh']['cells']} | {c['solver']['dt']:.4g} | "
+                    f"{_courant(c)} | {c['strouhal']:.4f} | "
                     f"{ref:.4f} | {dev:+.1%} | {_rejected(c)} |")
     others = [c for c in cards(folder) if c["kind"] != "cylinder"]
     rows.append("")
@@ -46,15 +52,16 @@ def strouhal_table(folder: Path) -> tuple[str, float]:
 
 
 def refinement_table(folders: list[Path], case: str = "case_00000") -> str:
-    rows = ["| mesh scale | cells | points | dt | St | mean Cd | Cl amplitude | icoFoam s per step |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| mesh scale | cells | points | dt (recorded) | max Courant | St | mean Cd | Cl amplitude | icoFoam s per step |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for f in folders:
         d = f / case / "case.json"
         if not d.is_file():
-            rows.append(f"| {f.name} | (not generated) | | | | | | |")
+            rows.append(f"| {f.name} | (not generated) | | | | | | | |")
             continue
         c = json.loads(d.read_text())
         rows.append(f"| {c['geometry']['mesh']['scale']} | {c['mesh']['cells']} | {c['mesh']['points']} | "
-                    f"{c['solver']['dt']:.4g} | {c['strouhal']:.4f} | {c['cd_mean']:.4f} | {c['cl_amplitude']:.4f} | "
+                    f"{c['solver']['dt']:.4g} | {_courant(c)} | {c['strouhal']:.4f} | {c['cd_mean']:.4f} | {c['cl_amplitude']:.4f} | "
                     f"{c['solver']['wall_s_per_step']:.4f} |")
     return "\n".join(rows)
 
