@@ -80,7 +80,8 @@ def convert_mesh(case: Path, msh: Path, name: str) -> None:
 
 def _write_control(case: Path, s: SolverSettings, start: float, end: float, write_dt: float, start_from: str,
                    lift: dict[str, Any] | None = None) -> None:
-    """controlDict: write every ``round(write_dt / dt)`` steps (exact snapshot spacing for any dt)."""
+    """controlDict: write every ``write_dt`` of run time (``dt`` divides it; by time, not by step count:
+    the step index carries over from a run at another ``dt``)."""
     fo = ""
     if lift:
         fo = f"""
@@ -113,8 +114,8 @@ startTime       {start:.10g};
 stopAt          endTime;
 endTime         {end:.10g};
 deltaT          {s.dt:.10g};
-writeControl    timeStep;
-writeInterval   {max(1, int(round(write_dt / s.dt)))};
+writeControl    runTime;
+writeInterval   {write_dt:.10g};
 purgeWrite      0;
 writeFormat     ascii;
 writePrecision  8;
