@@ -235,3 +235,28 @@ def test_steps_below_counts_until_the_first_worse_step():
     assert steps_below(ref * 0.5, ref) == [4, 4]    # never worse: every step
     err[4, 1] = np.nan
     assert steps_below(err[:, 1:], ref[:, 1:]) == [1]
+
+
+def test_p_error_diagnostic_splits_the_level_from_the_pattern(short_traj):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "transient_p_error.py"
+    spec = importlib.util.spec_from_file_location("bench_transient_p_error", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(0)
+    plain = _untrained(S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, history=1), [short_traj])
+    st = S.Stepper(plain.model, S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, history=1, zero_mean=["p"]),
+                   plain.stats).eval()
+    r, e_model, e_pers = mod.level_errors(st, short_traj, stride=1)
+    X = short_traj.states(["u", "v", "p"])
+    g, Xt = st.graph(short_traj), torch.from_numpy(X)
+    with torch.no_grad():
+        held = [S.rel_l2(st.step_window(g, Xt[k - 1 : k + 1]).numpy()[None], X[k + 1][None])[0, 2] for k in range(1, len(X) - 1)]
+    assert r[0] == pytest.approx(np.mean(held), rel=1e-4)  # "hold" is the model as it steps
+    assert r[4] == pytest.approx(S.rel_l2(X[1:-1], X[2:])[:, 2].mean(), rel=1e-4)  # persistence
+    # the true mean is the best uniform shift of the free nodes: never worse than the held or the raw increment
+    assert r[2] <= min(r[0], r[1]) + 1e-7 and r[3] < r[4]  # and the hold's floor (truth, mean replaced) beats persistence
+    dist = np.linspace(0.0, 10.0, len(e_model))
+    assert mod.shares(e_model, dist).sum() == pytest.approx(1.0) and mod.shares(e_pers, dist)[-1] > 0
