@@ -23,13 +23,9 @@ import protocol as P  # noqa: E402
 
 from meshops.data import load_dataset  # noqa: E402
 from meshops.data.trajectory import node_type_onehot  # noqa: E402
-from meshops.train.stepping import load_stepper  # noqa: E402
+from meshops.train.stepping import load_stepper, rel_l2  # noqa: E402
 
 BINS = (0.0, 0.25, 0.5, 1.0, 2.0, 5.0, np.inf)  # distance to the obstacle, in D
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(torch.linalg.norm(a - b) / torch.linalg.norm(b))
 
 
 def level_errors(st, t, stride: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,16 +35,19 @@ def level_errors(st, t, stride: int = 5) -> tuple[np.ndarray, np.ndarray, np.nda
     g, H = st.graph(t), st.history
     fixed = g.fixed
     free = (~fixed[:, 2]).to(X.dtype)
+
+    def mean(v: torch.Tensor) -> torch.Tensor:  # over the free (non-Dirichlet) p nodes
+        return (v * free).sum() / free.sum()
+
     rows, e_model, e_pers = [], torch.zeros(X.shape[1], dtype=torch.float64), torch.zeros(X.shape[1], dtype=torch.float64)
     with torch.no_grad():
         for k in range(max(H, 1), len(X) - 1, stride):
             s, nxt = X[k], X[k + 1]
             d = torch.where(fixed, torch.zeros_like(s), st.delta(g, s, X[k - H : k] if H else None))[:, 2]
             dt = nxt[:, 2] - s[:, 2]
-            mean = lambda v: (v * free).sum() / free.sum()  # noqa: E731
-            cands = [d - (mean(d) - st.d_mean[2]) * free, d, d - (mean(d) - mean(dt)) * free,
-                     dt - (mean(dt) - st.d_mean[2]) * free, torch.zeros_like(d)]
-            rows.append([_rel(s[:, 2] + c, nxt[:, 2]) for c in cands])
+            cands = torch.stack([d - (mean(d) - st.d_mean[2]) * free, d, d - (mean(d) - mean(dt)) * free,
+                                 dt - (mean(dt) - st.d_mean[2]) * free, torch.zeros_like(d)])
+            rows.append(rel_l2((s[:, 2] + cands)[..., None].numpy(), nxt[None, :, 2:].numpy())[:, 0])
             e_model += ((s[:, 2] + cands[0] - nxt[:, 2]) ** 2).double()
             e_pers += (dt**2).double()
     return np.mean(rows, axis=0), e_model.numpy(), e_pers.numpy()
