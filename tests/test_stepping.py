@@ -260,3 +260,19 @@ def test_p_error_diagnostic_splits_the_level_from_the_pattern(short_traj):
     assert r[2] <= min(r[0], r[1]) + 1e-7 and r[3] < r[4]  # and the hold's floor (truth, mean replaced) beats persistence
     dist = np.linspace(0.0, 10.0, len(e_model))
     assert mod.shares(e_model, dist).sum() == pytest.approx(1.0) and mod.shares(e_pers, dist)[-1] > 0
+
+
+def test_per_channel_noise_scales_each_channel_and_must_name_every_one(short_traj):
+    cfg = S.StepConfig(noise={"u": 0.5, "v": 0.5, "p": 0.0}, noise_ref="increment")
+    s = S.fit_stats([short_traj], cfg)
+    scale = S._noise_scale(cfg, s)
+    assert torch.allclose(scale[:2], 0.5 * torch.tensor(s["d_std"][:2], dtype=torch.float32)) and scale[2] == 0
+    st = S.Stepper(S.build_model(cfg, s), cfg, s)
+    g, X = st.graph(short_traj), torch.from_numpy(short_traj.states(cfg.fields))
+    state, _, _ = S._sample(st, g, X, np.random.default_rng(0), scale)
+    t = next(k for k in range(len(X)) if torch.equal(state[:, 2], X[k][:, 2]))  # p came through clean
+    assert not torch.equal(state[:, 0], X[t][:, 0])  # u did not
+    with pytest.raises(ValueError, match="each of the channels"):
+        S._noise_scale(S.StepConfig(noise={"u": 0.5, "v": 0.5}), s)
+    with pytest.raises(ValueError, match="non-negative"):
+        S.StepConfig(noise={"u": -1.0, "v": 0.5, "p": 0.1})

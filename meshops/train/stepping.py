@@ -4,7 +4,7 @@ A step model maps the state ``x_t`` (the trajectory's fields, per node) plus one
 to the increment ``x_{t+1} - x_t``; targets are increments normalized per channel by the training
 increments' mean and standard deviation, inputs are states normalized per channel. Training adds
 Gaussian noise to the input state (``noise`` standard deviations of each channel's state, or of its
-increment with ``noise_ref="increment"``) and asks for the increment to the clean next state, so
+increment with ``noise_ref="increment"``; one number, or one per channel as ``{"u": 0.5, "p": 0.1}``) and asks for the increment to the clean next state, so
 the model learns to correct its own drift; with ``unroll = K > 1`` the input of the loss step is the
 model's own ``K - 1``-step prediction (gradient-free push-forward).
 
@@ -76,7 +76,7 @@ class StepConfig:
     batch_size: int = 2
     lr: float = 1e-3
     min_lr_ratio: float = 0.02
-    noise: float = 0.02
+    noise: float | dict[str, float] = 0.02
     unroll: int = 1
     seed: int = 0
     clip: float = 1.0
@@ -92,6 +92,9 @@ class StepConfig:
     patience: int = 0
 
     def __post_init__(self) -> None:
+        vals = self.noise.values() if isinstance(self.noise, dict) else [self.noise]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in vals):
+            raise ValueError(f"StepConfig: noise must be a non-negative number or one per channel, got {self.noise!r}")
         if self.noise_ref not in ("state", "increment"):
             raise ValueError(f"StepConfig: noise_ref must be 'state' or 'increment', got {self.noise_ref!r}")
         if self.base not in ("extrapolation", "persistence"):
@@ -305,8 +308,15 @@ def _batch(graphs: list[Any], states: list[torch.Tensor], pasts: list[torch.Tens
 
 
 def _noise_scale(cfg: StepConfig, stats: dict[str, Any]) -> torch.Tensor:
-    ref = stats["x_std"] if cfg.noise_ref == "state" else stats["d_std"]
-    return torch.tensor(ref, dtype=torch.float32) * cfg.noise
+    """Noise standard deviation per channel: ``cfg.noise`` (one number, or a value for every channel) times
+    the channel's state or increment standard deviation."""
+    ref = torch.tensor(stats["x_std"] if cfg.noise_ref == "state" else stats["d_std"], dtype=torch.float32)
+    if not isinstance(cfg.noise, dict):
+        return ref * cfg.noise
+    chans = list(stats["channels"])
+    if set(cfg.noise) != set(chans):
+        raise ValueError(f"StepConfig: per-channel noise {cfg.noise} must name each of the channels {chans} once")
+    return ref * torch.tensor([float(cfg.noise[c]) for c in chans])
 
 
 def _sample(st: Stepper, g: Any, X: torch.Tensor, rng: np.random.Generator,
