@@ -55,6 +55,16 @@ def model_specs(hidden: int, blocks: int) -> dict[str, tuple[str, dict[str, Any]
             "physicsnemo": ("physicsnemo", {"hidden": hidden, "n_blocks": blocks}, {})}
 
 
+def _noise_arg(text: str) -> float | dict[str, float]:
+    """``--noise``: one number, or ``channel=value`` pairs separated by commas."""
+    try:
+        if "=" not in text:
+            return float(text)
+        return {k.strip(): float(v) for k, v in (item.split("=", 1) for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--noise: expected a number or u=0.5,v=0.5,p=0, got {text!r}") from None
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="meshops bench transient", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT / "runs" / "cylinder"),
@@ -67,7 +77,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--blocks", type=int, default=6, help="message-passing blocks (ugraph: blocks / 3 per level)")
     p.add_argument("--history", type=int, default=1, help="past increments given to the models")
     p.add_argument("--unroll", type=int, default=2, help="push-forward: the loss step's input is the model's own K-1 step prediction")
-    p.add_argument("--noise", type=float, default=0.1)
+    p.add_argument("--noise", type=_noise_arg, default=0.1,
+                   help="input noise in std of each channel's increment: one number, or per channel as u=0.5,v=0.5,p=0")
     p.add_argument("--noise-ref", default="increment", choices=["state", "increment"])
     p.add_argument("--lrs", default="2e-3", help="comma-separated learning rates of the validation search")
     p.add_argument("--widths", default="32", help="comma-separated hidden widths of the validation search")

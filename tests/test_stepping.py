@@ -276,3 +276,22 @@ def test_per_channel_noise_scales_each_channel_and_must_name_every_one(short_tra
         S._noise_scale(S.StepConfig(noise={"u": 0.5, "v": 0.5}), s)
     with pytest.raises(ValueError, match="non-negative"):
         S.StepConfig(noise={"u": -1.0, "v": 0.5, "p": 0.1})
+
+
+def test_transient_bench_reads_one_noise_or_one_per_channel():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(here))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_transient_noise", here / "transient.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(here))
+    assert mod.parse(["--noise", "0.5"]).noise == 0.5
+    assert mod.parse(["--noise", "u=0.5,v=0.5,p=0"]).noise == {"u": 0.5, "v": 0.5, "p": 0.0}
+    with pytest.raises(SystemExit):
+        mod.parse(["--noise", "u=half"])
