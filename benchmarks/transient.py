@@ -78,7 +78,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--history", type=int, default=1, help="past increments given to the models")
     p.add_argument("--unroll", type=int, default=2, help="push-forward: the loss step's input is the model's own K-1 step prediction")
     p.add_argument("--noise", type=_noise_arg, default=0.1,
-                   help="input noise in std of each channel's increment: one number, or per channel as u=0.5,v=0.5,p=0")
+                   help="input noise in std of each channel (of --noise-ref): one number, or per channel as u=0.5,v=0.5,p=0")
     p.add_argument("--noise-ref", default="increment", choices=["state", "increment"])
     p.add_argument("--lrs", default="2e-3", help="comma-separated learning rates of the validation search")
     p.add_argument("--widths", default="32", help="comma-separated hidden widths of the validation search")
