@@ -89,6 +89,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="weights chosen on the validation error over the first N rollout steps (0: one-step error)")
     p.add_argument("--diagnosed", default="", help="comma-separated channels predicted directly, not read as inputs (e.g. p)")
     p.add_argument("--zero-mean", default="", help="comma-separated channels whose increment keeps the training mean over the free nodes (e.g. p)")
+    p.add_argument("--poisson", default="", help="comma-separated channels whose output adds the P1 Poisson solution of a "
+                   "predicted source (e.g. p; Dirichlet where the channel is fixed)")
     p.add_argument("--globals", default="", help="comma-separated case parameters given to the models (e.g. Re)")
     p.add_argument("--checkpoints", default=None, help="folder for each trained model's best.pt (NAME_seedS/)")
     p.add_argument("--jobs", type=int, default=1, help="training runs at a time (worker processes)")
@@ -216,7 +218,11 @@ def step_config(name: str, a: argparse.Namespace, seed: int, cand: dict[str, Any
                         history=a.history, seed=seed, val_every=a.val_every, unroll=a.unroll,
                         val_rollout=a.val_rollout, patience=a.patience,
                         globals=[g for g in a.globals.split(",") if g], diagnosed=[c for c in a.diagnosed.split(",") if c],
-                        zero_mean=[c for c in a.zero_mean.split(",") if c])
+                        zero_mean=[c for c in a.zero_mean.split(",") if c], poisson=_names(a.poisson))
+
+
+def _names(arg: str) -> list[str]:
+    return [c for c in arg.split(",") if c]
 
 
 def peer_net(peers: Any, cfg: Any, stats: dict[str, Any], a: argparse.Namespace, seed: int) -> Any:
@@ -226,7 +232,7 @@ def peer_net(peers: Any, cfg: Any, stats: dict[str, Any], a: argparse.Namespace,
     from meshops.train import stepping as S
 
     torch.manual_seed(seed)
-    C = len(stats["x_mean"])
+    C = len(stats["x_mean"]) + len(cfg.poisson)  # the same Poisson source outputs as ours
     hidden = int(cfg.model_options["hidden"])
     return PeerNet(peers.physicsnemo_mgn(S.in_channels(cfg, stats), int(stats["dim"]) + 1, C, hidden, a.blocks))
 
@@ -456,7 +462,9 @@ def _globals_text(res: dict[str, Any]) -> str:
     return ((f"; case parameters {', '.join(g)} as inputs" if g else "")
             + (f"; {', '.join(d)} predicted directly (not an input)" if d else "")
             + (f"; the mean increment of {', '.join(res['zero_mean'])} over the free nodes held at the training mean"
-               if res.get("zero_mean") else ""))
+               if res.get("zero_mean") else "")
+            + (f"; {', '.join(res['poisson'])} gets the P1 Poisson solution of a predicted source added (Dirichlet where fixed)"
+               if res.get("poisson") else ""))
 
 
 def table(res: dict[str, Any]) -> str:
@@ -518,7 +526,7 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
            "snapshots": train[0].n_steps, "train_steps": a.steps, "batch_size": a.batch_size, "history": a.history,
            "unroll": a.unroll, "noise": a.noise, "noise_ref": a.noise_ref, "val_rollout": a.val_rollout,
            "globals": [g for g in a.globals.split(",") if g], "diagnosed": [c for c in a.diagnosed.split(",") if c],
-           "zero_mean": [c for c in a.zero_mean.split(",") if c], "seeds": a.seeds, "models": {}, "skipped": {},
+           "zero_mean": [c for c in a.zero_mean.split(",") if c], "poisson": _names(a.poisson), "seeds": a.seeds, "models": {}, "skipped": {},
            "patience": a.patience, "val_every": a.val_every, "lrs": a.lrs, "widths": a.widths, "foam_s_per_snapshot": float(np.median(sps)),
            "foam_steps_per_snapshot": int(np.median(steps)), "out": a.out, "channels": ["u", "v", "p"]}
     return train, val, res

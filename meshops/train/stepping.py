@@ -90,6 +90,7 @@ class StepConfig:
     diagnosed: list[str] = field(default_factory=list)
     zero_mean: list[str] = field(default_factory=list)
     patience: int = 0
+    poisson: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         vals = self.noise.values() if isinstance(self.noise, dict) else [self.noise]
@@ -147,6 +148,13 @@ class Stepper(torch.nn.Module):
             raise ValueError(f"StepConfig: zero_mean channel '{bad[0]}' is not one of the channels {chans}")
         self.zm = [i for i, c in enumerate(chans) if c in cfg.zero_mean]
         self.prog = [i for i, c in enumerate(chans) if c not in cfg.diagnosed]  # channels read as inputs
+        pois = list(getattr(cfg, "poisson", []))
+        bad = [c for c in pois if c not in chans]
+        if bad:
+            raise ValueError(f"StepConfig: poisson channel '{bad[0]}' is not one of the channels {chans}")
+        self.pois = [chans.index(c) for c in pois]
+        self._factors: list[Any] = []
+        self._factor_ids: dict[str, int] = {}
 
     # ------------------------------------------------------------ graphs
     def graph(self, traj: Trajectory) -> Any:
@@ -165,7 +173,21 @@ class Stepper(torch.nn.Module):
         glob = (trajectory_globals(traj, self.cfg.globals) - np.asarray(self.stats.get("g_mean", []))) / np.asarray(
             self.stats.get("g_std", []))
         g.glob = torch.from_numpy(np.repeat(glob[None].astype(np.float32), traj.mesh.n_points, axis=0))
+        if self.pois:
+            g.poisson = torch.tensor([[self._factor(traj, g.fixed[:, c].numpy()) for c in self.pois]])
         return _planar(g, self.dim, float(self.stats["edge_scale"]))
+
+    def _factor(self, traj: Trajectory, dirichlet: np.ndarray) -> int:
+        """Index of the cached Poisson factor of ``traj``'s triangles with these Dirichlet nodes."""
+        from meshops.nn.poisson import PoissonFactor
+
+        tri = _triangles(traj)
+        key = PoissonFactor.key(traj.mesh.points, tri, dirichlet)
+        if key not in self._factor_ids:
+            where = f"trajectory '{traj.name}'"
+            self._factors.append(PoissonFactor(traj.mesh.points, tri, dirichlet, where=where))
+            self._factor_ids[key] = len(self._factors) - 1
+        return self._factor_ids[key]
 
     def _check_past(self, past: torch.Tensor | None) -> None:
         if self.history and (past is None or len(past) < self.history):
@@ -189,7 +211,18 @@ class Stepper(torch.nn.Module):
     def raw(self, g: Any, state: torch.Tensor, past: torch.Tensor | None = None) -> torch.Tensor:
         """The model's normalized output (increment, or change of increment with ``history``)."""
         g.x = self.inputs(g, state, past)
-        return self.model(g)
+        out = self.model(g)
+        if not self.pois:
+            return out
+        from meshops.nn.poisson import poisson_solve
+
+        C = self.x_mean.numel()
+        ptr = g.ptr.tolist() if getattr(g, "ptr", None) is not None else [0, out.shape[0]]
+        y = out[:, :C].clone()
+        for j, c in enumerate(self.pois):
+            fac = [self._factors[int(k)] for k in g.poisson[:, j]]
+            y[:, c] = y[:, c] + poisson_solve(out[:, C + j], fac, ptr) / float(self.stats["poisson_scale"])
+        return y
 
     def target(self, state: torch.Tensor, past: torch.Tensor | None, nxt: torch.Tensor) -> torch.Tensor:
         """The normalized training target that turns ``state`` (and ``past``) into ``nxt`` (the
@@ -286,11 +319,22 @@ def build_model(cfg: StepConfig, stats: dict[str, Any]) -> torch.nn.Module:
 
     C = len(stats["x_mean"])
     opts = dict(cfg.model_options)
-    opts.update(in_channels=in_channels(cfg, stats), out_channels=C, global_channels=0, edge_channels=int(stats["dim"]) + 1)
+    opts.update(in_channels=in_channels(cfg, stats), out_channels=C + len(cfg.poisson), global_channels=0, edge_channels=int(stats["dim"]) + 1)
     return models.create(cfg.model, **opts)
 
 
 # ------------------------------------------------------------------ training
+
+
+def _triangles(traj: Trajectory) -> np.ndarray:
+    """The triangles of ``traj``'s mesh (quads split in two), for the Poisson head."""
+    m = traj.mesh
+    tri, quad = m.cells_of_type("triangle"), m.cells_of_type("quad")
+    tri = np.concatenate([tri.reshape(-1, 3), quad[:, [0, 1, 2]], quad[:, [0, 2, 3]]])
+    if not len(tri):
+        raise DatasetError(f"trajectory '{traj.name}': a Poisson head needs a triangle or quad mesh, its cells are "
+                           f"{sorted(m.cell_types)}")
+    return tri
 
 
 def _batch(graphs: list[Any], states: list[torch.Tensor], pasts: list[torch.Tensor | None],
@@ -362,6 +406,8 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     stats = fit_stats(trajs, cfg)
     st = Stepper(model if model is not None else build_model(cfg, stats), cfg, stats)
     graphs = [st.graph(t) for t in trajs]
+    if st.pois:  # sources in units of the training meshes' response to a unit source
+        st.stats["poisson_scale"] = float(np.mean([st._factors[int(k)].unit_rms() for g in graphs for k in g.poisson[0]]))
     X = [torch.from_numpy(t.states(cfg.fields)) for t in trajs]
     opt = torch.optim.AdamW(st.model.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
