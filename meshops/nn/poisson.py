@@ -57,19 +57,22 @@ class PoissonFactor:
     """``K_ff`` of one mesh factorized: :meth:`solve` maps a source ``s`` (n,) to ``x`` (n,)."""
 
     def __init__(self, points: np.ndarray, triangles: np.ndarray, dirichlet: np.ndarray, where: str = "mesh") -> None:
+        from scipy.sparse.csgraph import connected_components
         from scipy.sparse.linalg import splu
 
         K, mass = p1_laplacian(points, triangles)
         fixed = np.asarray(dirichlet, dtype=bool)
         if not fixed.any():
             raise ValueError(f"{where}: a Poisson solve needs at least one Dirichlet node (none is fixed)")
+        n_parts, part = connected_components(K, directed=False)
+        loose = np.setdiff1d(np.arange(n_parts), part[fixed])
+        if len(loose):  # a pure Neumann problem there: K_ff is singular
+            node = int(np.flatnonzero(part == loose[0])[0])
+            raise ValueError(f"{where}: the Poisson matrix is singular: the connected part of the mesh with node {node} "
+                             f"({int((part == loose[0]).sum())} nodes) has no Dirichlet node")
         self.n, self.free = len(mass), np.flatnonzero(~fixed)
         self.mass = mass[self.free]
-        try:
-            self.lu = splu(K[self.free][:, self.free].tocsc())
-        except RuntimeError as e:  # a part of the mesh without a Dirichlet node
-            raise ValueError(f"{where}: the Poisson matrix is singular ({e}): every connected part of the mesh "
-                             "needs a Dirichlet node") from None
+        self.lu = splu(K[self.free][:, self.free].tocsc())
 
     def solve(self, s: np.ndarray) -> np.ndarray:
         x = np.zeros(self.n)

@@ -56,7 +56,7 @@ from meshops.train.stepping_eval import (
     rollout_score,
     stability_steps,
 )
-from meshops.train.stepping_stats import fit_stats, trajectory_globals
+from meshops.train.stepping_stats import fit_stats, mesh_triangles, trajectory_globals
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class Stepper(torch.nn.Module):
         """Index of the cached Poisson factor of ``traj``'s triangles with these Dirichlet nodes."""
         from meshops.nn.poisson import PoissonFactor
 
-        tri = _triangles(traj)
+        tri = mesh_triangles(traj)
         key = PoissonFactor.key(traj.mesh.points, tri, dirichlet)
         if key not in self._factor_ids:
             where = f"trajectory '{traj.name}'"
@@ -221,7 +221,7 @@ class Stepper(torch.nn.Module):
         y = out[:, :C].clone()
         for j, c in enumerate(self.pois):
             fac = [self._factors[int(k)] for k in g.poisson[:, j]]
-            y[:, c] = y[:, c] + poisson_solve(out[:, C + j], fac, ptr) / float(self.stats["poisson_scale"])
+            y[:, c] = y[:, c] + poisson_solve(out[:, C + j], fac, ptr) / float(self.stats["poisson_scale"][j])
         return y
 
     def target(self, state: torch.Tensor, past: torch.Tensor | None, nxt: torch.Tensor) -> torch.Tensor:
@@ -326,17 +326,6 @@ def build_model(cfg: StepConfig, stats: dict[str, Any]) -> torch.nn.Module:
 # ------------------------------------------------------------------ training
 
 
-def _triangles(traj: Trajectory) -> np.ndarray:
-    """The triangles of ``traj``'s mesh (quads split in two), for the Poisson head."""
-    m = traj.mesh
-    tri, quad = m.cells_of_type("triangle"), m.cells_of_type("quad")
-    tri = np.concatenate([tri.reshape(-1, 3), quad[:, [0, 1, 2]], quad[:, [0, 2, 3]]])
-    if not len(tri):
-        raise DatasetError(f"trajectory '{traj.name}': a Poisson head needs a triangle or quad mesh, its cells are "
-                           f"{sorted(m.cell_types)}")
-    return tri
-
-
 def _batch(graphs: list[Any], states: list[torch.Tensor], pasts: list[torch.Tensor | None],
            targets: list[torch.Tensor]) -> Any:
     from torch_geometric.data import Batch
@@ -406,8 +395,6 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     stats = fit_stats(trajs, cfg)
     st = Stepper(model if model is not None else build_model(cfg, stats), cfg, stats)
     graphs = [st.graph(t) for t in trajs]
-    if st.pois:  # sources in units of the training meshes' response to a unit source
-        st.stats["poisson_scale"] = float(np.mean([st._factors[int(k)].unit_rms() for g in graphs for k in g.poisson[0]]))
     X = [torch.from_numpy(t.states(cfg.fields)) for t in trajs]
     opt = torch.optim.AdamW(st.model.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
