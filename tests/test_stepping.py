@@ -295,3 +295,38 @@ def test_transient_bench_reads_one_noise_or_one_per_channel():
     assert mod.parse(["--noise", "u=0.5,v=0.5,p=0"]).noise == {"u": 0.5, "v": 0.5, "p": 0.0}
     with pytest.raises(SystemExit):
         mod.parse(["--noise", "u=half"])
+
+
+def test_poisson_head_adds_a_solution_that_vanishes_where_the_channel_is_fixed(short_traj, tmp_path):
+    from meshops.nn.poisson import poisson_solve
+
+    torch.manual_seed(0)
+    cfg = S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, history=1, poisson=["p"], steps=30, lr=3e-3,
+                       noise=0.1, noise_ref="increment")
+    st, info = S.train_stepper([short_traj], cfg, out=tmp_path)
+    assert len(st.stats["poisson_scale"]) == 1 and st.stats["poisson_scale"][0] > 0
+    g = st.graph(short_traj)
+    X = torch.from_numpy(short_traj.states(["u", "v", "p"]))
+    g.x = st.inputs(g, X[1], X[:1])
+    with torch.no_grad():
+        out = st.model(g)
+        y = st.raw(g, X[1], X[:1])
+    assert out.shape[1] == 4 and y.shape[1] == 3  # one source output for p
+    assert torch.equal(y[:, :2], out[:, :2])
+    fac = [st._factors[int(g.poisson[0, 0])]]
+    x = poisson_solve(out[:, 3], fac, [0, len(out)]) / st.stats["poisson_scale"][0]
+    assert torch.allclose(y[:, 2], out[:, 2] + x, atol=1e-6) and x.abs().max() > 1e-4
+    outlet = g.fixed[:, 2]
+    assert outlet.any() and torch.equal(x[outlet], torch.zeros(int(outlet.sum())))  # p = 0 at the outlet: no response
+    st.model.zero_grad()
+    st.raw(g, X[1], X[:1])[:, 2].pow(2).sum().backward()
+    last = [p for p in st.model.parameters() if p.grad is not None][-1]
+    assert last.grad.abs().sum() > 0
+    st2 = S.load_stepper(tmp_path / "best.pt")
+    assert np.allclose(st.rollout(short_traj, 3), st2.rollout(short_traj, 3), atol=1e-5)
+    bare = dataclasses.replace(short_traj, mesh=short_traj.mesh.copy())
+    bare.mesh.cells = []
+    with pytest.raises(DatasetError, match="needs a triangle or quad mesh"):
+        st.graph(bare)
+    with pytest.raises(ValueError, match="poisson channel 'q'"):
+        S.fit_stats([short_traj], S.StepConfig(poisson=["q"]))

@@ -27,7 +27,11 @@ normalized by the training cases. ``diagnosed`` channels (e.g. ``["p"]``) are pr
 does for the pressure: they cannot drift on their own in a rollout. ``zero_mean`` channels (e.g.
 ``["p"]``, whose level only the outlet nodes anchor) have their increment shifted, at every step, so
 that its mean over the free nodes is the training increments' mean: a bias of the predicted increment
-then cannot move the whole field in a rollout.
+then cannot move the whole field in a rollout. ``poisson`` channels (e.g. ``["p"]``) get one more model
+output, a source ``s``, whose P1 Poisson solution on the mesh's triangles (:mod:`meshops.nn.poisson`;
+zero where the channel is a fixed Dirichlet value, zero normal derivative on the rest of the boundary;
+``s`` in units of the training meshes' response to a unit source) is added to the channel's output: a
+local source can then carry a global (elliptic) response, as the pressure answers the velocity.
 
 2D trajectories (``Trajectory.dim == 2``) get in-plane edge features ``(dx, dy, |d|)``.
 """
