@@ -217,8 +217,8 @@ def step_config(name: str, a: argparse.Namespace, seed: int, cand: dict[str, Any
                         batch_size=a.batch_size, lr=float(cand["lr"]), noise=a.noise, noise_ref=a.noise_ref,
                         history=a.history, seed=seed, val_every=a.val_every, unroll=a.unroll,
                         val_rollout=a.val_rollout, patience=a.patience,
-                        globals=[g for g in a.globals.split(",") if g], diagnosed=[c for c in a.diagnosed.split(",") if c],
-                        zero_mean=[c for c in a.zero_mean.split(",") if c], poisson=_names(a.poisson))
+                        globals=_names(a.globals), diagnosed=_names(a.diagnosed),
+                        zero_mean=_names(a.zero_mean), poisson=_names(a.poisson))
 
 
 def _names(arg: str) -> list[str]:
@@ -525,8 +525,8 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
            "val_cases": [t.name for t in val], "splits": P.split_record(sp, "cylinder_flow train split: train / val"),
            "snapshots": train[0].n_steps, "train_steps": a.steps, "batch_size": a.batch_size, "history": a.history,
            "unroll": a.unroll, "noise": a.noise, "noise_ref": a.noise_ref, "val_rollout": a.val_rollout,
-           "globals": [g for g in a.globals.split(",") if g], "diagnosed": [c for c in a.diagnosed.split(",") if c],
-           "zero_mean": [c for c in a.zero_mean.split(",") if c], "poisson": _names(a.poisson), "seeds": a.seeds, "models": {}, "skipped": {},
+           "globals": _names(a.globals), "diagnosed": _names(a.diagnosed),
+           "zero_mean": _names(a.zero_mean), "poisson": _names(a.poisson), "seeds": a.seeds, "models": {}, "skipped": {},
            "patience": a.patience, "val_every": a.val_every, "lrs": a.lrs, "widths": a.widths, "foam_s_per_snapshot": float(np.median(sps)),
            "foam_steps_per_snapshot": int(np.median(steps)), "out": a.out, "channels": ["u", "v", "p"]}
     return train, val, res

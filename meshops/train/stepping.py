@@ -152,7 +152,7 @@ class Stepper(torch.nn.Module):
             raise ValueError(f"StepConfig: zero_mean channel '{bad[0]}' is not one of the channels {chans}")
         self.zm = [i for i, c in enumerate(chans) if c in cfg.zero_mean]
         self.prog = [i for i, c in enumerate(chans) if c not in cfg.diagnosed]  # channels read as inputs
-        pois = list(getattr(cfg, "poisson", []))
+        pois = list(cfg.poisson)
         bad = [c for c in pois if c not in chans]
         if bad:
             raise ValueError(f"StepConfig: poisson channel '{bad[0]}' is not one of the channels {chans}")
