@@ -295,6 +295,9 @@ def test_transient_bench_reads_one_noise_or_one_per_channel():
     assert mod.parse(["--noise", "u=0.5,v=0.5,p=0"]).noise == {"u": 0.5, "v": 0.5, "p": 0.0}
     with pytest.raises(SystemExit):
         mod.parse(["--noise", "u=half"])
+    a = mod.parse(["--poisson", "p", "--diagnosed", "p", "--zero-mean", ""])
+    cfg = mod.step_config("ugraph", a, 0, {"lr": 1e-3, "hidden": 8})
+    assert cfg.poisson == ["p"] and cfg.diagnosed == ["p"] and cfg.zero_mean == []
 
 
 def test_poisson_head_adds_a_solution_that_vanishes_where_the_channel_is_fixed(short_traj, tmp_path):
