@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from meshops.nn.poisson import PoissonFactor, p1_laplacian, poisson_solve
+from meshops.nn.poisson import PoissonFactor, cached_factor, p1_laplacian, poisson_solve
 
 
 def _square(n: int, jitter: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -73,3 +73,11 @@ def test_refusals_name_the_problem():
     f = PoissonFactor(P, T, P[:, 0] == 0)
     with pytest.raises(ValueError, match="do not fit"):
         poisson_solve(torch.zeros(len(P) + 1), [f], [0, len(P)])
+
+
+def test_a_mesh_is_factorized_once_and_a_new_mask_is_a_new_factor():
+    P, T = _square(7)
+    f = cached_factor(P, T, P[:, 0] == 0)
+    assert cached_factor(P.copy(), T.copy(), P[:, 0] == 0) is f
+    g = cached_factor(P, T, P[:, 0] == 1)
+    assert g is not f and g.key != f.key

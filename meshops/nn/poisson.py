@@ -6,19 +6,20 @@ stiffness matrix (the cotangent Laplacian) and ``M`` the lumped mass of the tria
 boundary. A network that predicts a *local* source ``s`` gets the *global* (elliptic) response ``x``,
 as the pressure of an incompressible flow answers a change of the velocity.
 
-Each mesh is factorized once (sparse LU, float64) and cached by the digest of its points, triangles
-and Dirichlet mask. The backward pass is one more solve with the same factor (``K`` is symmetric).
+Each mesh is factorized once (sparse LU, float64): :func:`cached_factor` keeps the last factors by the
+digest of their points, triangles and Dirichlet mask. The backward pass is one more solve with the same factor (``K`` is symmetric).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["PoissonFactor", "p1_laplacian", "poisson_solve"]
+__all__ = ["PoissonFactor", "cached_factor", "p1_laplacian", "poisson_solve"]
 
 
 def p1_laplacian(points: np.ndarray, triangles: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -57,6 +58,7 @@ class PoissonFactor:
     """``K_ff`` of one mesh factorized: :meth:`solve` maps a source ``s`` (n,) to ``x`` (n,)."""
 
     def __init__(self, points: np.ndarray, triangles: np.ndarray, dirichlet: np.ndarray, where: str = "mesh") -> None:
+        self.key = self.digest(points, triangles, dirichlet)
         from scipy.sparse.csgraph import connected_components
         from scipy.sparse.linalg import splu
 
@@ -90,11 +92,26 @@ class PoissonFactor:
         return float(np.sqrt(np.mean(self.solve(np.ones(self.n))[self.free] ** 2)))
 
     @staticmethod
-    def key(points: np.ndarray, triangles: np.ndarray, dirichlet: np.ndarray) -> str:
+    def digest(points: np.ndarray, triangles: np.ndarray, dirichlet: np.ndarray) -> str:
         h = hashlib.sha1()
         for a in (points, triangles, dirichlet):
             h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
+
+
+_CACHE: OrderedDict[str, PoissonFactor] = OrderedDict()
+_CACHE_SIZE = 64
+
+
+def cached_factor(points: np.ndarray, triangles: np.ndarray, dirichlet: np.ndarray, where: str = "mesh") -> PoissonFactor:
+    """The :class:`PoissonFactor` of this mesh and Dirichlet mask, factorized once for the last
+    ``_CACHE_SIZE`` meshes asked for (training statistics and graphs share it)."""
+    key = PoissonFactor.digest(points, triangles, dirichlet)
+    f = _CACHE.pop(key, None) or PoissonFactor(points, triangles, dirichlet, where=where)
+    _CACHE[key] = f
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return f
 
 
 class _Solve(torch.autograd.Function):

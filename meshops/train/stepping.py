@@ -60,7 +60,7 @@ from meshops.train.stepping_eval import (
     rollout_score,
     stability_steps,
 )
-from meshops.train.stepping_stats import fit_stats, mesh_triangles, trajectory_globals
+from meshops.train.stepping_stats import check_channel_names, fit_stats, mesh_triangles, trajectory_globals
 
 log = logging.getLogger(__name__)
 
@@ -143,20 +143,11 @@ class Stepper(torch.nn.Module):
         self.fixed = torch.tensor(stats["fixed"], dtype=torch.bool)  # (K, C)
         self.dim = int(stats["dim"])
         chans = list(stats["channels"])
-        bad = [c for c in cfg.diagnosed if c not in chans]
-        if bad:
-            raise ValueError(f"StepConfig: diagnosed channel '{bad[0]}' is not one of the channels {chans}")
+        check_channel_names(cfg, chans)
         self.register_buffer("diag", torch.tensor([c in cfg.diagnosed for c in chans], dtype=torch.bool))
-        bad = [c for c in cfg.zero_mean if c not in chans]
-        if bad:
-            raise ValueError(f"StepConfig: zero_mean channel '{bad[0]}' is not one of the channels {chans}")
         self.zm = [i for i, c in enumerate(chans) if c in cfg.zero_mean]
         self.prog = [i for i, c in enumerate(chans) if c not in cfg.diagnosed]  # channels read as inputs
-        pois = list(cfg.poisson)
-        bad = [c for c in pois if c not in chans]
-        if bad:
-            raise ValueError(f"StepConfig: poisson channel '{bad[0]}' is not one of the channels {chans}")
-        self.pois = [chans.index(c) for c in pois]
+        self.pois = [chans.index(c) for c in cfg.poisson]
         self._factors: list[Any] = []
         self._factor_ids: dict[str, int] = {}
 
@@ -182,16 +173,14 @@ class Stepper(torch.nn.Module):
         return _planar(g, self.dim, float(self.stats["edge_scale"]))
 
     def _factor(self, traj: Trajectory, dirichlet: np.ndarray) -> int:
-        """Index of the cached Poisson factor of ``traj``'s triangles with these Dirichlet nodes."""
-        from meshops.nn.poisson import PoissonFactor
+        """Index in ``_factors`` of the Poisson factor of ``traj``'s triangles with these Dirichlet nodes."""
+        from meshops.nn.poisson import cached_factor
 
-        tri = mesh_triangles(traj)
-        key = PoissonFactor.key(traj.mesh.points, tri, dirichlet)
-        if key not in self._factor_ids:
-            where = f"trajectory '{traj.name}'"
-            self._factors.append(PoissonFactor(traj.mesh.points, tri, dirichlet, where=where))
-            self._factor_ids[key] = len(self._factors) - 1
-        return self._factor_ids[key]
+        f = cached_factor(traj.mesh.points, mesh_triangles(traj), dirichlet, where=f"trajectory '{traj.name}'")
+        if f.key not in self._factor_ids:
+            self._factors.append(f)
+            self._factor_ids[f.key] = len(self._factors) - 1
+        return self._factor_ids[f.key]
 
     def _check_past(self, past: torch.Tensor | None) -> None:
         if self.history and (past is None or len(past) < self.history):

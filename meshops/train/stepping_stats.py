@@ -19,7 +19,7 @@ import numpy as np
 from meshops.data import DatasetError
 from meshops.data.trajectory import Trajectory, node_type_onehot
 
-__all__ = ["fit_stats", "mesh_triangles", "trajectory_globals"]
+__all__ = ["check_channel_names", "fit_stats", "mesh_triangles", "trajectory_globals"]
 
 
 def trajectory_globals(traj: Trajectory, names: Sequence[str]) -> np.ndarray:
@@ -36,11 +36,20 @@ def trajectory_globals(traj: Trajectory, names: Sequence[str]) -> np.ndarray:
     return np.asarray([float(traj.globals[k]) for k in names], dtype=np.float64)
 
 
+def check_channel_names(cfg: Any, chans: Sequence[str]) -> None:
+    """Raise naming the first channel of ``cfg.diagnosed``, ``zero_mean`` or ``poisson`` that is not in ``chans``."""
+    for key in ("diagnosed", "zero_mean", "poisson"):
+        bad = [c for c in getattr(cfg, key, []) if c not in chans]
+        if bad:
+            raise ValueError(f"StepConfig: {key} channel '{bad[0]}' is not one of the channels {list(chans)}")
+
+
 def mesh_triangles(traj: Trajectory) -> np.ndarray:
     """The triangles of ``traj``'s mesh (quads split in two), for a Poisson head; raises when it has none."""
+    from meshops.geometry.surface import triangulate
+
     m = traj.mesh
-    quad = m.cells_of_type("quad")
-    tri = np.concatenate([m.cells_of_type("triangle").reshape(-1, 3), quad[:, [0, 1, 2]], quad[:, [0, 2, 3]]])
+    tri = triangulate([m.cells_of_type("triangle").reshape(-1, 3), m.cells_of_type("quad").reshape(-1, 4)])
     if not len(tri):
         raise DatasetError(f"trajectory '{traj.name}': a Poisson head needs a triangle or quad mesh, its cells are "
                            f"{sorted(m.cell_types) or 'none'}")
@@ -48,12 +57,12 @@ def mesh_triangles(traj: Trajectory) -> np.ndarray:
 
 
 def _poisson_scale(trajs: Sequence[Trajectory], names: list[str], fixed: np.ndarray, channel: int) -> float:
-    from meshops.nn.poisson import PoissonFactor
+    from meshops.nn.poisson import cached_factor
 
     rms = []
     for t in trajs:
         oh, _ = node_type_onehot(t.mesh, names)
-        f = PoissonFactor(t.mesh.points, mesh_triangles(t), fixed[oh.argmax(1), channel], where=f"trajectory '{t.name}'")
+        f = cached_factor(t.mesh.points, mesh_triangles(t), fixed[oh.argmax(1), channel], where=f"trajectory '{t.name}'")
         rms.append(f.unit_rms())
     return float(np.mean(rms))
 
@@ -92,11 +101,9 @@ def fit_stats(trajs: Sequence[Trajectory], cfg: Any) -> dict[str, Any]:
     ga = np.stack([trajectory_globals(t, cfg.globals) for t in trajs])
     g_std = np.where(ga.std(0) > 0, ga.std(0), np.maximum(np.abs(ga.mean(0)), 1.0))  # one case: its own scale
     chans = trajs[0].channel_names(cfg.fields)
-    bad = [c for c in getattr(cfg, "poisson", []) if c not in chans]
-    if bad:
-        raise ValueError(f"StepConfig: poisson channel '{bad[0]}' is not one of the channels {chans}")
+    check_channel_names(cfg, chans)
     pscale = [_poisson_scale(trajs, names, fixed, chans.index(c)) for c in getattr(cfg, "poisson", [])]
-    return {"poisson_scale": pscale,"g_mean": ga.mean(0).tolist(), "g_std": g_std.tolist(), "x_mean": xa.mean(0).tolist(), "x_std": np.maximum(xa.std(0), 1e-8).tolist(),
+    return {"poisson_scale": pscale, "g_mean": ga.mean(0).tolist(), "g_std": g_std.tolist(), "x_mean": xa.mean(0).tolist(), "x_std": np.maximum(xa.std(0), 1e-8).tolist(),
             "d_mean": da.mean(0).tolist(), "d_std": np.maximum(da.std(0), 1e-10).tolist(),
             "r_mean": ra.mean(0).tolist(), "r_std": np.maximum(ra.std(0), 1e-10).tolist(),
             "node_types": names, "fixed": fixed.tolist(), "dim": int(trajs[0].dim),
