@@ -296,8 +296,8 @@ def search_and_train(names: list[str], seeds: list[int], a: argparse.Namespace, 
     order) and the search record (candidates, their validation scores, the kept index)."""
     import protocol as P
 
-    lrs = [float(x) for x in a.lrs.split(",") if x]
-    widths = [int(x) for x in a.widths.split(",") if x]
+    lrs = [float(x) for x in _names(a.lrs)]
+    widths = [int(x) for x in _names(a.widths)]
     cands = {n: P.candidates(lrs, widths, width_key="hidden") for n in names}
     s0 = seeds[0]
     first = train_jobs([(n, ci, s0) for n in names for ci in range(len(cands[n]))], a, train, val, peers, cands)
@@ -542,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     train, val, res = _setup(a, argv)
     peers, why = load_peers()
-    names = [n for n in a.models.split(",") if n]
+    names = _names(a.models)
     if "physicsnemo" in names and peers is None:
         names.remove("physicsnemo")
         res["skipped"][PEER] = why
