@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,11 @@ def _noise_arg(text: str) -> float | dict[str, float]:
         raise argparse.ArgumentTypeError(f"--noise: expected a number or u=0.5,v=0.5,p=0, got {text!r}") from None
 
 
+def _noises_arg(text: str) -> list[float | dict[str, float]]:
+    """``--noises``: ``--noise`` values separated by semicolons."""
+    return [_noise_arg(t) for t in text.split(";") if t.strip()]
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="meshops bench transient", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT / "runs" / "cylinder"),
@@ -79,6 +85,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--unroll", type=int, default=2, help="push-forward: the loss step's input is the model's own K-1 step prediction")
     p.add_argument("--noise", type=_noise_arg, default=0.1,
                    help="input noise in std of each channel (of --noise-ref): one number, or per channel as u=0.5,v=0.5,p=0")
+    p.add_argument("--noises", type=_noises_arg, default=None,
+                   help="semicolon-separated input-noise candidates of the validation search, each written like "
+                        "--noise (e.g. '0.5;u=0.5,v=0.5,p=0.2'); default: --noise alone, not searched")
     p.add_argument("--noise-ref", default="increment", choices=["state", "increment"])
     p.add_argument("--lrs", default="2e-3", help="comma-separated learning rates of the validation search")
     p.add_argument("--widths", default="32", help="comma-separated hidden widths of the validation search")
@@ -209,12 +218,13 @@ def fmt3(v: list[float]) -> str:
 
 
 def step_config(name: str, a: argparse.Namespace, seed: int, cand: dict[str, Any]) -> Any:
-    """The recipe of one run: the shared settings of ``a`` with the candidate's ``lr`` and ``hidden``."""
+    """The recipe of one run: the shared settings of ``a`` with the candidate's ``lr``, ``hidden`` and, when
+    the noise is searched, ``noise``."""
     from meshops.train import stepping as S
 
     model, mo, gr = model_specs(int(cand["hidden"]), a.blocks)[name]
     return S.StepConfig(fields=["u", "v", "p"], model=model, model_options=mo, graph=gr, steps=a.steps,
-                        batch_size=a.batch_size, lr=float(cand["lr"]), noise=a.noise, noise_ref=a.noise_ref,
+                        batch_size=a.batch_size, lr=float(cand["lr"]), noise=cand.get("noise", a.noise), noise_ref=a.noise_ref,
                         history=a.history, seed=seed, val_every=a.val_every, unroll=a.unroll,
                         val_rollout=a.val_rollout, patience=a.patience,
                         globals=_names(a.globals), diagnosed=_names(a.diagnosed),
@@ -298,7 +308,10 @@ def search_and_train(names: list[str], seeds: list[int], a: argparse.Namespace, 
 
     lrs = [float(x) for x in _names(a.lrs)]
     widths = [int(x) for x in _names(a.widths)]
-    cands = {n: P.candidates(lrs, widths, width_key="hidden") for n in names}
+    grid = P.candidates(lrs, widths, width_key="hidden")
+    if a.noises:
+        grid = [{**c, "noise": nz} for c in grid for nz in a.noises]
+    cands = {n: [dict(c) for c in grid] for n in names}
     s0 = seeds[0]
     first = train_jobs([(n, ci, s0) for n in names for ci in range(len(cands[n]))], a, train, val, peers, cands)
     score = {j: r[1]["best_val"] for j, r in first.items()}
@@ -409,6 +422,8 @@ def protocol_text(res: dict[str, Any]) -> str:
 
     pr = res["protocol"]
     search = f"learning rate in {{{res['lrs']}}} x width in {{{res['widths']}}}"
+    if res.get("noises"):
+        search += f" x input noise in {{{'; '.join(_noise_text(nz) for nz in res['noises'])}}} (x the {res['noise_ref']} std)"
     extra = ("Baselines without training (persistence, linear extrapolation) have one deterministic run. "
              "The published MeshGraphNet configuration (width 128, 15 blocks, lr 1e-4, millions of steps) is not a "
              "candidate: one of its steps costs about 40x ours here, beyond this CPU's budget.")
@@ -418,11 +433,15 @@ def protocol_text(res: dict[str, Any]) -> str:
     text = [P.statement(only, "learned time stepping on cylinder-flow, test = the held-out trajectories",
                         f"validation error over the first {res['val_rollout']} rollout steps" if res["val_rollout"]
                         else "validation one-step error", search, extra), "",
-            P.results_table(pr, METRICS, config_keys=["lr", "hidden"]), ""]
+            P.results_table(pr, METRICS, config_keys=["lr", "hidden"] + (["noise"] if res.get("noises") else [])), ""]
     for key, title in (("one_step_p", "one-step p"), ("rollout_100", "rollout over 100 steps")):
         text.append(P.conclusion(pr, key, title, pairs=pairs))
         text.append("")
     return "\n".join(text)
+
+
+def _noise_text(nz: float | dict[str, float]) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in nz.items()) if isinstance(nz, dict) else f"{nz:g}"
 
 
 def summarize(runs: list[list[dict[str, Any]]]) -> dict[str, Any]:
@@ -467,13 +486,20 @@ def _globals_text(res: dict[str, Any]) -> str:
                if res.get("poisson") else ""))
 
 
+def _noise_used(res: dict[str, Any]) -> str:
+    if not res.get("noises"):
+        return f"noise {_noise_text(res['noise'])}"
+    kept = {n: _noise_text(m["config"]["noise"]) for n, m in res["protocol"]["models"].items() if m["config"]}
+    return "input noise chosen on validation (" + "; ".join(f"{n}: {v}" for n, v in kept.items()) + ")"
+
+
 def table(res: dict[str, Any]) -> str:
     pers = np.array(res["models"]["persistence"]["one_step"])
     lines = ["", "", f"Command: `{res['command']}` ({res['n_train']} training and {res['n_val']} validation "
              f"trajectories, {res['n_test']} held-out test trajectories ({', '.join(res['test_cases'])}) of "
              f"{res['snapshots']} snapshots; at most {res['train_steps']} optimizer steps x batch {res['batch_size']} per "
              f"model and seed{_stop_text(res)}, seeds {res['seeds']}, weights chosen on the validation trajectory's {_val_text(res)}; "
-             f"history {res['history']}, push-forward unroll {res['unroll']}, noise {res['noise']} x {res['noise_ref']} std"
+             f"history {res['history']}, push-forward unroll {res['unroll']}, {_noise_used(res)} x {res['noise_ref']} std"
              f"{_globals_text(res)}; CPU).", "",
              "| model | params | train CPU s | best step | one-step rel L2 u / v / p | persistence / model | "
              "rollout 1-50 | rollout 1-100 | full rollout | stable steps (min) | steps below persistence u / v / p (min) | "
@@ -520,11 +546,11 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
     cards = [ds.card(i) for i in range(len(ds))]
     steps = [int(round(c["solver"]["snapshot_dt"] / c["solver"]["dt"])) for c in cards]  # dt differs per case
     sps = [c["solver"]["wall_s_per_step"] * k for c, k in zip(cards, steps, strict=True)]
-    res = {"command": "meshops bench transient " + " ".join(argv if argv is not None else sys.argv[1:]),
+    res = {"command": "meshops bench transient " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "n_train": len(train), "n_val": len(val), "train_cases": [t.name for t in train],
            "val_cases": [t.name for t in val], "splits": P.split_record(sp, "cylinder_flow train split: train / val"),
            "snapshots": train[0].n_steps, "train_steps": a.steps, "batch_size": a.batch_size, "history": a.history,
-           "unroll": a.unroll, "noise": a.noise, "noise_ref": a.noise_ref, "val_rollout": a.val_rollout,
+           "unroll": a.unroll, "noise": a.noise, "noises": a.noises, "noise_ref": a.noise_ref, "val_rollout": a.val_rollout,
            "globals": _names(a.globals), "diagnosed": _names(a.diagnosed),
            "zero_mean": _names(a.zero_mean), "poisson": _names(a.poisson), "seeds": a.seeds, "models": {}, "skipped": {},
            "patience": a.patience, "val_every": a.val_every, "lrs": a.lrs, "widths": a.widths, "foam_s_per_snapshot": float(np.median(sps)),

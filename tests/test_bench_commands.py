@@ -104,15 +104,16 @@ def test_coronary_trees_protocol_merge(tmp_path):
 
 
 def test_transient_small(tmp_path):
-    """The protocol path on the shipped subset (or MESHOPS_CYLINDER_DATA): a 2-candidate search, 2 seeds."""
+    """The protocol path on the shipped subset (or MESHOPS_CYLINDER_DATA): a 2 x 2 search (lr x input noise), 2 seeds."""
     data = os.environ.get("MESHOPS_CYLINDER_DATA", "shipped")
     out = tmp_path / "transient.json"
     bench("transient", "--data", data, "--steps", "4", "--val-every", "2", "--patience", "1", "--lrs", "1e-3,3e-3",
-          "--seeds", "0,1", "--models", "mgn", "--max-test", "1", "--val-rollout", "3", "--out", str(out),
+          "--noises", "0.5;u=0.5,v=0.5,p=0.2", "--seeds", "0,1", "--models", "mgn", "--max-test", "1", "--val-rollout", "3", "--out", str(out),
           "--checkpoints", str(tmp_path / "ckpt"))
     res = json.loads(out.read_text())
     m = res["protocol"]["models"]["mgn"]
-    assert len(m["search"]) == 2 and len(m["runs"]) == 2 and all(r["epochs_used"] <= 4 for r in m["runs"])
+    assert len(m["search"]) == 4 and len(m["runs"]) == 2 and all(r["epochs_used"] <= 4 for r in m["runs"])
+    assert [c["config"]["noise"] for c in m["search"]][:2] == [0.5, {"u": 0.5, "v": 0.5, "p": 0.2}]
     assert m["summary"]["one_step_p"]["n"] == 2 and math.isfinite(m["summary"]["one_step_p"]["mean"])
     assert len(res["models"]["mgn"]["below_persistence"]) == 3 and "below_persistence" in m["summary"]
     assert (tmp_path / "ckpt" / "mgn_seed1" / "best.pt").is_file()

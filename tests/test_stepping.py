@@ -298,6 +298,12 @@ def test_transient_bench_reads_one_noise_or_one_per_channel():
     a = mod.parse(["--poisson", "p", "--diagnosed", "p", "--zero-mean", ""])
     cfg = mod.step_config("ugraph", a, 0, {"lr": 1e-3, "hidden": 8})
     assert cfg.poisson == ["p"] and cfg.diagnosed == ["p"] and cfg.zero_mean == []
+    a = mod.parse(["--noise", "0.1", "--noises", "0.5;u=0.5,v=0.5,p=0.2"])
+    assert a.noises == [0.5, {"u": 0.5, "v": 0.5, "p": 0.2}]
+    assert mod.step_config("mgn", a, 0, {"lr": 1e-3, "hidden": 8, "noise": a.noises[1]}).noise == a.noises[1]
+    assert mod.step_config("mgn", a, 0, {"lr": 1e-3, "hidden": 8}).noise == 0.1  # not searched: --noise
+    with pytest.raises(SystemExit):
+        mod.parse(["--noises", "0.5;p=x"])
 
 
 def test_poisson_head_adds_a_solution_that_vanishes_where_the_channel_is_fixed(short_traj, tmp_path):
