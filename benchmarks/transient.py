@@ -101,6 +101,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--poisson", default="", help="comma-separated channels whose output adds the P1 Poisson solution of a "
                    "predicted source (e.g. p; Dirichlet where the channel is fixed)")
     p.add_argument("--globals", default="", help="comma-separated case parameters given to the models (e.g. Re)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="also score every model's seeds as one ensemble (the mean of their next states)")
     p.add_argument("--checkpoints", default=None, help="folder for each trained model's best.pt (NAME_seedS/)")
     p.add_argument("--jobs", type=int, default=1, help="training runs at a time (worker processes)")
     p.add_argument("--max-test", type=int, default=None, help="test trajectories used (default all)")
@@ -327,6 +329,21 @@ def search_and_train(names: list[str], seeds: list[int], a: argparse.Namespace, 
     return runs, record
 
 
+def ensemble(runs: list[tuple[Any, dict[str, Any]]], val: list[Any], a: argparse.Namespace) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The seeds of one model as one :class:`StepEnsemble` (its step function, and one info: the members'
+    summed budget and parameters, its own validation score by the search's metric)."""
+    from meshops.train.stepping import one_step_error, rollout_score
+    from meshops.train.stepping_ensemble import StepEnsemble
+
+    ens = StepEnsemble([st for st, _ in runs]).eval()
+    infos = [i for _, i in runs]
+    score = rollout_score(ens, val, a.val_rollout) if a.val_rollout else one_step_error(ens, val)
+    info = {"best_val": score, "steps_used": sum(i["steps_used"] for i in infos), "best_step": "+".join(
+        str(i["best_step"]) for i in infos), "n_params": sum(i["n_params"] for i in infos),
+            **{k: sum(i[k] for i in infos) for k in ("train_time_s", "train_cpu_s")}}
+    return [(ens, ens.step_window)], [info]
+
+
 def save_checkpoints(trained: dict[str, list[tuple[Any, dict[str, Any]]]], seeds: list[int], root: Path) -> None:
     """``root/NAME_seedS/best.pt`` for every meshops model (``meshops rollout`` reads them; the peer's
     network is not a registry model, so it has none)."""
@@ -393,15 +410,14 @@ def _seed_metrics(cases: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def protocol_model(label: str, runs: list[list[dict[str, Any]]], trained: list[tuple[Any, dict[str, Any]]] | None,
+def protocol_model(label: str, runs: list[list[dict[str, Any]]], trained: list[dict[str, Any]] | None,
                    search: dict[str, Any] | None) -> dict[str, Any]:
     """The protocol record of one model (what ``protocol.results_table`` reads): kept config, search,
-    per-seed runs and the spread of every test metric over the seeds."""
+    per-seed runs (``trained``: their training infos) and the spread of every test metric over the seeds."""
     import protocol as P
 
     per = [_seed_metrics(cases) for cases in runs]
-    infos = [i for _, i in trained] if trained else [{"best_val": float("nan"), "steps_used": 0, "best_step": 0,
-                                                      "n_params": 0}]
+    infos = trained or [{"best_val": float("nan"), "steps_used": 0, "best_step": 0, "n_params": 0}]
     keys = [k for k, _ in METRICS if all(k in p for p in per)]
     vals = [i["best_val"] if i["best_val"] is not None else float("nan") for i in infos]
     return {"label": label, "peer": label == PEER,
@@ -427,6 +443,9 @@ def protocol_text(res: dict[str, Any]) -> str:
     extra = ("Baselines without training (persistence, linear extrapolation) have one deterministic run. "
              "The published MeshGraphNet configuration (width 128, 15 blocks, lr 1e-4, millions of steps) is not a "
              "candidate: one of its steps costs about 40x ours here, beyond this CPU's budget.")
+    if any(n.endswith(" ensemble") for n in pr["models"]):
+        extra += (" An ensemble row is one model: the mean next state of that model's seed runs, stepped and rolled "
+                  "out together (its steps, parameters and training time are the seeds' sums; its val is its own score).")
     trained = [n for n in pr["models"] if pr["models"][n]["search"]]
     pairs = [(trained[0], n) for n in trained[1:]]
     only = {**pr, "models": {n: pr["models"][n] for n in trained}}  # the search counts of the trained models
@@ -585,21 +604,25 @@ def main(argv: list[str] | None = None) -> int:
     H, start = a.history, max(a.history, 1)
     fns = {"persistence": [(ref, persistence)], "linear extrapolation": [(ref, extrapolation)]}
     fns.update({n: [(st, st.step_window) for st, _ in trained[n]] for n in names})
+    infos = {n: [i for _, i in trained[n]] for n in names}
+    if a.ensemble:
+        for n in names:
+            fns[f"{n} ensemble"], infos[f"{n} ensemble"] = ensemble(trained[n], val, a)
     ev = evaluate_all(fns, test, start, max(H, 1), a.jobs)
     res["protocol"] = {"budget": budget(a).__dict__.copy(), "seeds": seeds, "splits": res["splits"], "models": {}}
     for name, fs in fns.items():
         runs = [[ev[(name, j, i)] for i in range(len(test))] for j in range(len(fs))]
         r = summarize(runs)
-        if name in trained:
-            infos = [i for _, i in trained[name]]
-            r.update(n_params=infos[0]["n_params"], train_time_s=float(np.mean([i["train_time_s"] for i in infos])),
-                     train_cpu_s=float(np.mean([i["train_cpu_s"] for i in infos])),
-                     best_step=",".join(str(i["best_step"]) for i in infos),
-                     val_score=[i["best_val"] for i in infos], steps_used=[i["steps_used"] for i in infos])
+        if name in infos:
+            inf = infos[name]
+            r.update(n_params=inf[0]["n_params"], train_time_s=float(np.mean([i["train_time_s"] for i in inf])),
+                     train_cpu_s=float(np.mean([i["train_cpu_s"] for i in inf])),
+                     best_step=",".join(str(i["best_step"]) for i in inf),
+                     val_score=[i["best_val"] for i in inf], steps_used=[i["steps_used"] for i in inf])
         r["speedup_vs_openfoam"] = res["foam_s_per_snapshot"] / max(r["s_per_step"], 1e-12)
-        label = PEER if name == "physicsnemo" else name
+        label = name.replace("physicsnemo", PEER)
         res["models"][label] = r
-        res["protocol"]["models"][label] = protocol_model(label, runs, trained.get(name), search.get(name))
+        res["protocol"]["models"][label] = protocol_model(label, runs, infos.get(name), search.get(name))
         print(f"{name}: one-step {fmt3(r['one_step'])}, rollout 1-100 {fmt3(r['rollout_100'])}, stable {r['stable_steps']}")
     write_text_atomic(json.dumps(res, indent=1, default=float), a.out)
     txt = protocol_text(res) + "\n" + table(res)

@@ -56,8 +56,9 @@ def report(st, t, n: int = 100) -> None:
         zm, st.zm = st.zm, []
         print(f"  same weights without the zero-mean hold: one-step {one_step(st, t)[0].round(4)}")
         st.zm = zm
-    R, T = st.rollout(t, n_steps=n, start=1), X[1 : n + 2]
-    rel, pers = rel_l2(R, T), rel_l2(np.broadcast_to(X[1], T.shape), T)
+    s = max(st.history, 1)
+    R, T = st.rollout(t, n_steps=n, start=s), X[s : n + s + 1]
+    rel, pers = rel_l2(R, T), rel_l2(np.broadcast_to(X[s], T.shape), T)
     ep = (R - T)[..., 2]
     level = ep.mean(1, keepdims=True)
     bias = np.broadcast_to(ep.mean(0, keepdims=True), ep.shape)

@@ -109,7 +109,7 @@ def test_transient_small(tmp_path):
     out = tmp_path / "transient.json"
     bench("transient", "--data", data, "--steps", "4", "--val-every", "2", "--patience", "1", "--lrs", "1e-3,3e-3",
           "--noises", "0.5;u=0.5,v=0.5,p=0.2", "--seeds", "0,1", "--models", "mgn", "--max-test", "1", "--val-rollout", "3", "--out", str(out),
-          "--checkpoints", str(tmp_path / "ckpt"))
+          "--checkpoints", str(tmp_path / "ckpt"), "--ensemble")
     res = json.loads(out.read_text())
     m = res["protocol"]["models"]["mgn"]
     assert len(m["search"]) == 4 and len(m["runs"]) == 2 and all(r["epochs_used"] <= 4 for r in m["runs"])
@@ -117,6 +117,8 @@ def test_transient_small(tmp_path):
     assert m["summary"]["one_step_p"]["n"] == 2 and math.isfinite(m["summary"]["one_step_p"]["mean"])
     assert len(res["models"]["mgn"]["below_persistence"]) == 3 and "below_persistence" in m["summary"]
     assert (tmp_path / "ckpt" / "mgn_seed1" / "best.pt").is_file()
+    e = res["protocol"]["models"]["mgn ensemble"]  # the two seeds as one model, scored on validation and test
+    assert len(e["runs"]) == 1 and math.isfinite(e["runs"][0]["val"]) and math.isfinite(e["summary"]["one_step_p"]["mean"])
 
 
 def test_kernels_quick(tmp_path):

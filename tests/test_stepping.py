@@ -339,3 +339,34 @@ def test_poisson_head_adds_a_solution_that_vanishes_where_the_channel_is_fixed(s
         st.graph(bare)
     with pytest.raises(ValueError, match="poisson channel 'q'"):
         S.fit_stats([short_traj], S.StepConfig(poisson=["q"]))
+
+
+def test_ensemble_steps_the_mean_of_its_members_and_rolls_out_from_it(trained, short_traj, tmp_path):
+    from meshops.cli import main
+    from meshops.train.stepping_ensemble import StepEnsemble, load_ensemble
+
+    st, _, path = trained
+    cfg = dataclasses.replace(st.cfg, seed=1, steps=40)
+    other, _ = S.train_stepper([short_traj], cfg, out=tmp_path / "m2")
+    ens = load_ensemble([str(path), str(tmp_path / "m2" / "best.pt")])
+    assert isinstance(ens, StepEnsemble) and isinstance(load_ensemble([str(path)]), S.Stepper)
+    X = torch.from_numpy(short_traj.states(["u", "v", "p"]))
+    with torch.no_grad():
+        a, b = st.step_window(st.graph(short_traj), X[3:4]), other.step_window(other.graph(short_traj), X[3:4])
+        m = ens.step_window(ens.graph(short_traj), X[3:4])
+    assert not torch.allclose(a, b, atol=1e-4) and torch.allclose(m, (a + b) / 2, atol=1e-6)
+    R = ens.rollout(short_traj, 4)
+    with torch.no_grad():  # each step is the mean of the members stepped from the ensemble's own state
+        s1 = (st.step_window(st.graph(short_traj), torch.from_numpy(R[1])[None])
+              + other.step_window(other.graph(short_traj), torch.from_numpy(R[1])[None])) / 2
+    assert R.shape == (5,) + X.shape[1:] and np.allclose(R[2], s1.numpy(), atol=1e-5)
+    hist = S.train_stepper([short_traj], dataclasses.replace(st.cfg, history=1, steps=2))[0]
+    with pytest.raises(ValueError, match="member 1 has history 1"):
+        StepEnsemble([st, hist])
+    with pytest.raises(ValueError, match="two or more"):
+        StepEnsemble([st])
+    out = tmp_path / "ro"
+    assert main(["rollout", str(path), str(tmp_path / "m2" / "best.pt"), "cylinder_flow:0", "--option", "max_steps=14",
+                 "--steps", "4", "--out", str(out), "--no-movie"]) == 0
+    rep = json.loads((out / "rollout_errors.json").read_text())
+    assert len(rep["checkpoint"]) == 2 and np.allclose(rep["rel_l2"]["u"], S.rollout_errors(R, X[:5].numpy())[:, 0], atol=1e-5)

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", nargs="+",
+                   help="time-stepping checkpoint; several: their ensemble (the mean of their next states)")
     p.add_argument("case", help="series file, snapshot folder, or DATASET:NAME_OR_INDEX")
     p.add_argument("--steps", type=int, default=None, help="rollout steps (default: to the end of the case)")
     p.add_argument("--start", type=int, default=None,
@@ -117,9 +118,10 @@ def run(args: argparse.Namespace) -> int:
 
     from meshops.atomic import write_text_atomic
     from meshops.io import write_series
-    from meshops.train.stepping import load_stepper, rollout_errors, stability_steps
+    from meshops.train.stepping import rollout_errors, stability_steps
+    from meshops.train.stepping_ensemble import load_ensemble
 
-    st = load_stepper(args.checkpoint, args.device)
+    st = load_ensemble(args.checkpoint, args.device)
     opts = {}
     for item in args.option:
         k, _, v = item.partition("=")
@@ -151,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     n = len(true)
     err = rollout_errors(pred[:n], true)
     pers = rollout_errors(np.repeat(true[:1], n, axis=0), true)
-    rep = {"checkpoint": str(args.checkpoint), "case": traj.name, "start": args.start, "steps": steps,
+    rep = {"checkpoint": [str(c) for c in args.checkpoint] if len(args.checkpoint) > 1 else str(args.checkpoint[0]), "case": traj.name, "start": args.start, "steps": steps,
            "channels": channels, "times": times[:n],
            "rel_l2": {c: [None if not np.isfinite(x) else float(x) for x in err[:, j]] for j, c in enumerate(channels)},
            "persistence_rel_l2": {c: pers[:, j].tolist() for j, c in enumerate(channels)},

@@ -267,7 +267,6 @@ class Stepper(torch.nn.Module):
         """The next state after ``window`` (the last ``history + 1`` states, oldest first, (H + 1, N, C))."""
         return self.step(g, window[-1], window[:-1] if self.history else None)
 
-    @torch.no_grad()
     def rollout(self, traj: Trajectory, n_steps: int | None = None, start: int | None = None) -> np.ndarray:
         """Autoregressive rollout from ``traj`` state ``start`` (default ``history``) for ``n_steps``
         (default: to the end); the ``history`` true states before ``start`` seed the window.
@@ -276,26 +275,34 @@ class Stepper(torch.nn.Module):
         ------
         returns : (n_steps + 1, n, C) float32, entry 0 the state ``start``
         """
-        self.eval()
-        X = traj.states(self.cfg.fields)
-        start = self.history if start is None else int(start)
-        n_steps = len(X) - 1 - start if n_steps is None else int(n_steps)
-        if n_steps < 0 or start < self.history or start >= len(X):
-            raise ValueError(f"rollout: start {start}, {n_steps} steps do not fit {len(X)} states of '{traj.name}'"
-                             f" (a model with history {self.history} starts at state {self.history} or later)")
-        dev = self.x_mean.device
-        g = self.graph(traj).to(dev)
-        win = torch.from_numpy(X[start - self.history : start + 1]).to(dev)
-        out = [win[-1].cpu().numpy()]
-        for k in range(n_steps):
-            s = self.step_window(g, win)
-            if not torch.isfinite(s).all():
-                log.warning("rollout of '%s' blew up (non-finite state) at step %d", traj.name, k + 1)
-                out += [np.full_like(out[0], np.nan)] * (n_steps - k)
-                break
-            win = torch.cat([win[1:], s[None]]) if self.history else s[None]
-            out.append(s.cpu().numpy())
-        return np.stack(out)
+        return rollout_states(self, traj, n_steps, start)
+
+
+@torch.no_grad()
+def rollout_states(model: Any, traj: Trajectory, n_steps: int | None = None, start: int | None = None) -> np.ndarray:
+    """The rollout of anything with ``cfg``, ``history``, ``x_mean``, ``graph`` and ``step_window`` (a
+    :class:`Stepper` or an ensemble of them); see :meth:`Stepper.rollout`."""
+    model.eval()
+    X = traj.states(model.cfg.fields)
+    H = model.history
+    start = H if start is None else int(start)
+    n_steps = len(X) - 1 - start if n_steps is None else int(n_steps)
+    if n_steps < 0 or start < H or start >= len(X):
+        raise ValueError(f"rollout: start {start}, {n_steps} steps do not fit {len(X)} states of '{traj.name}'"
+                         f" (a model with history {H} starts at state {H} or later)")
+    dev = model.x_mean.device
+    g = model.graph(traj).to(dev)
+    win = torch.from_numpy(X[start - H : start + 1]).to(dev)
+    out = [win[-1].cpu().numpy()]
+    for k in range(n_steps):
+        s = model.step_window(g, win)
+        if not torch.isfinite(s).all():
+            log.warning("rollout of '%s' blew up (non-finite state) at step %d", traj.name, k + 1)
+            out += [np.full_like(out[0], np.nan)] * (n_steps - k)
+            break
+        win = torch.cat([win[1:], s[None]]) if H else s[None]
+        out.append(s.cpu().numpy())
+    return np.stack(out)
 
 
 # ------------------------------------------------------------------ statistics
