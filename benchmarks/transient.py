@@ -24,6 +24,9 @@ then give, per model (mean and spread over seeds):
 * time per step (one forward pass on CPU, batch of one) against OpenFOAM's wall time for the same
   ``snapshot_dt`` (its solver steps per snapshot times its measured seconds per step).
 
+With ``--ensemble`` each model's seed runs are also scored as one model, the mean of their next states
+(:class:`meshops.train.stepping_ensemble.StepEnsemble`), with its own validation score.
+
 Baselines: persistence (copy the last state) and linear extrapolation (``2 x_t - x_{t-1}``: what a
 history model outputs before training). PhysicsNeMo 2.2.2's ``MeshGraphNet`` (through
 ``benchmarks/peers.py``, with the width, depth, activation and aggregation of meshops ``mgn``, so

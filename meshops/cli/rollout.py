@@ -1,4 +1,5 @@
-"""``meshops rollout CHECKPOINT CASE --steps N --out DIR``: autoregressive rollout of a time-stepping model.
+"""``meshops rollout CHECKPOINT [CHECKPOINT ...] CASE --steps N --out DIR``: autoregressive rollout of a
+time-stepping model (several checkpoints: their ensemble, the mean of their next states).
 
 ``CASE`` is a time series file (``.pvd``, ``.xdmf``), a folder of snapshot files, or
 ``DATASET:CASE`` (a registered trajectory dataset and a case name or index, with ``--option``).

@@ -1,0 +1,63 @@
+"""Score saved ``meshops bench transient`` checkpoints of one model as an ensemble, beside each member.
+
+``python benchmarks/transient_ensemble.py runs/cylinder runs/pnoise02_ckpt ugraph val OUT.json`` (from the
+repository root) loads ``CKPT/ugraph_seed{0,1,2}/best.pt``, builds their
+:class:`~meshops.train.stepping_ensemble.StepEnsemble` and scores it, every member and persistence with
+the benchmark's :func:`transient.evaluate` on the validation trajectories (``val``: the benchmark's
+``fixed_split(n_val=3)`` of the training split) or the held-out ones (``test``). Prints per case and the
+case means (one-step ratio to persistence, 100-step rollout, frequency ratio) and writes them to OUT.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import protocol as P  # noqa: E402
+import transient as bench  # noqa: E402
+
+from meshops.atomic import write_text_atomic  # noqa: E402
+from meshops.data import load_dataset  # noqa: E402
+from meshops.train.stepping import load_stepper  # noqa: E402
+from meshops.train.stepping_ensemble import StepEnsemble  # noqa: E402
+
+KEYS = ("one_step", "rollout_100", "f_pred", "f_true", "stable_steps")
+
+
+def main(argv: list[str]) -> int:
+    torch.set_num_threads(1)
+    root, ck, model, split, out = argv[:5]
+    members = [load_stepper(p) for p in sorted(Path(ck).glob(f"{model}_seed*/best.pt"))]
+    ens = StepEnsemble(members).eval()
+    ds = load_dataset("cylinder_flow", root=root, split="train" if split == "val" else "test")
+    idx = P.fixed_split(len(ds), n_val=3, seed=0)["val"] if split == "val" else range(len(ds))
+    fns = [("ensemble", ens)] + [(f"seed {k}", m) for k, m in enumerate(members)] + [("persistence", None)]
+    res: dict[str, dict] = {n: {} for n, _ in fns}
+    for i in idx:
+        t, c = ds[i], ds.card(i)
+        for name, m in fns:
+            fn, g = (bench.persistence, None) if m is None else (m.step_window, m.graph(t))
+            r = bench.evaluate(fn, g, t, c, ["u", "v", "p"], 1, 1)
+            res[name][t.name] = {k: r[k] for k in KEYS}
+    pers = np.mean([r["one_step"] for r in res["persistence"].values()], axis=0)
+    for name, cases in res.items():
+        e = np.mean([r["one_step"] for r in cases.values()], axis=0)
+        r100 = np.mean([r["rollout_100"] for r in cases.values()], axis=0)
+        fr = [r["f_pred"] / r["f_true"] for r in cases.values()]
+        score = float(np.mean([np.mean(r["rollout_100"]) for r in cases.values()]))
+        cases["mean"] = {"one_step": e.tolist(), "ratio": (pers / e).tolist(), "rollout_100": r100.tolist(),
+                         "f_ratio": fr, "score": score}
+        print(f"{name:12s} one-step ratio {np.round(pers / e, 2)} rollout 1-100 {np.round(r100, 3)} "
+              f"f_pred/f_solver {np.round(fr, 3)} score (mean 100-step) {score:.4f}")
+    write_text_atomic(json.dumps({"checkpoints": ck, "model": model, "split": split, "results": res}, indent=1,
+                                 default=float), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
