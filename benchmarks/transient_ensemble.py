@@ -6,6 +6,10 @@ repository root) loads ``CKPT/ugraph_seed{0,1,2}/best.pt``, builds their
 the benchmark's :func:`transient.evaluate` on the validation trajectories (``val``: the benchmark's
 ``fixed_split(n_val=3)`` of the training split) or the held-out ones (``test``). Prints per case and the
 case means (one-step ratio to persistence, 100-step rollout, frequency ratio) and writes them to OUT.
+
+``... OUT.json runs/diagpois_ckpt/ugraph_seed0/best.pt 0.03,0.1,0.3`` adds a blend: that checkpoint
+(e.g. a model that predicts p from u, v) as one more member with weight ``alpha`` on p (and 0 on the
+other channels), the seeds sharing ``1 - alpha``, for each ``alpha`` of the list.
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ def main(argv: list[str]) -> int:
     ds = load_dataset("cylinder_flow", root=root, split="train" if split == "val" else "test")
     idx = P.fixed_split(len(ds), n_val=3, seed=0)["val"] if split == "val" else range(len(ds))
     fns = [("ensemble", ens)] + [(f"seed {k}", m) for k, m in enumerate(members)] + [("persistence", None)]
+    if len(argv) > 6:
+        extra, ip = load_stepper(argv[5]), list(members[0].stats["channels"]).index("p")
+        for a in (float(x) for x in argv[6].split(",")):
+            w = np.full((len(members) + 1, 3), 1.0 / len(members))
+            w[-1] = 0.0
+            w[:-1, ip], w[-1, ip] = (1 - a) / len(members), a
+            fns.append((f"blend p {a:g}", StepEnsemble(members + [extra], weights=w.tolist()).eval()))
     res: dict[str, dict] = {n: {} for n, _ in fns}
     for i in idx:
         t, c = ds[i], ds.card(i)

@@ -360,6 +360,12 @@ def test_ensemble_steps_the_mean_of_its_members_and_rolls_out_from_it(trained, s
         s1 = (st.step_window(st.graph(short_traj), torch.from_numpy(R[1])[None])
               + other.step_window(other.graph(short_traj), torch.from_numpy(R[1])[None])) / 2
     assert R.shape == (5,) + X.shape[1:] and np.allclose(R[2], s1.numpy(), atol=1e-5)
+    w = StepEnsemble([st, other], weights=[[1, 1, 0.25], [0, 0, 0.75]])  # u, v from the first; p mostly the second
+    with torch.no_grad():
+        mw = w.step_window(w.graph(short_traj), X[3:4])
+    assert torch.allclose(mw[:, :2], a[:, :2], atol=1e-6) and torch.allclose(mw[:, 2], 0.25 * a[:, 2] + 0.75 * b[:, 2], atol=1e-6)
+    with pytest.raises(ValueError, match="columns"):
+        StepEnsemble([st, other], weights=[[1, 1, 0.5], [0, 0, 0.6]])
     hist = S.train_stepper([short_traj], dataclasses.replace(st.cfg, history=1, steps=2))[0]
     with pytest.raises(ValueError, match="member 1 has history 1"):
         StepEnsemble([st, hist])

@@ -29,9 +29,15 @@ class Graphs(list):
 
 
 class StepEnsemble(torch.nn.Module):
-    """The mean next state of ``members`` (steppers with the same channels, history and node types)."""
+    """The mean next state of ``members`` (steppers with the same channels, history and node types).
 
-    def __init__(self, members: Sequence[Stepper]) -> None:
+    ``weights`` (members x channels, non-negative, each channel's column summing to 1) make it a
+    weighted mean per channel, e.g. a pressure mostly from a model that integrates it and a little from
+    one that predicts it from the velocity (a complementary filter: the first is accurate over one step,
+    the second cannot drift); default: equal weights.
+    """
+
+    def __init__(self, members: Sequence[Stepper], weights: Sequence[Sequence[float]] | None = None) -> None:
         super().__init__()
         if len(members) < 2:
             raise ValueError(f"StepEnsemble: needs two or more step models, got {len(members)}")
@@ -44,6 +50,13 @@ class StepEnsemble(torch.nn.Module):
                     raise ValueError(f"StepEnsemble: member {k} has {what} {b}, member 0 has {a}")
         self.members = torch.nn.ModuleList(members)
         self.cfg, self.stats, self.history = first.cfg, first.stats, first.history
+        C = len(first.stats["channels"])
+        w = np.full((len(members), C), 1.0 / len(members)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(members), C) or not np.isfinite(w).all() or (w < 0).any() or \
+                not np.allclose(w.sum(0), 1.0, atol=1e-6):
+            raise ValueError(f"StepEnsemble: weights must be {len(members)} x {C} non-negative numbers whose columns "
+                             f"(channels {list(first.stats['channels'])}) sum to 1, got {w.tolist()}")
+        self.register_buffer("weights", torch.tensor(w, dtype=torch.float32)[:, None, :])  # (M, 1, C)
 
     @property
     def x_mean(self) -> torch.Tensor:  # where the members' tensors are (the rollout's device)
@@ -53,8 +66,9 @@ class StepEnsemble(torch.nn.Module):
         return Graphs(m.graph(traj) for m in self.members)
 
     def step_window(self, graphs: Graphs, window: torch.Tensor) -> torch.Tensor:
-        """Mean of the members' next states after ``window`` ((H + 1, N, C), oldest first)."""
-        return torch.stack([m.step_window(g, window) for m, g in zip(self.members, graphs, strict=True)]).mean(0)
+        """(Weighted) mean of the members' next states after ``window`` ((H + 1, N, C), oldest first)."""
+        nxt = torch.stack([m.step_window(g, window) for m, g in zip(self.members, graphs, strict=True)])
+        return (nxt * self.weights.to(nxt)).sum(0)
 
     def rollout(self, traj: Trajectory, n_steps: int | None = None, start: int | None = None) -> np.ndarray:
         """Autoregressive rollout of the ensemble (see :meth:`Stepper.rollout`)."""
