@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     n = len(true)
     err = rollout_errors(pred[:n], true)
     pers = rollout_errors(np.repeat(true[:1], n, axis=0), true)
-    rep = {"checkpoint": [str(c) for c in args.checkpoint] if len(args.checkpoint) > 1 else str(args.checkpoint[0]), "case": traj.name, "start": args.start, "steps": steps,
+    ckpt = [str(c) for c in args.checkpoint]
+    rep = {"checkpoint": ckpt if len(ckpt) > 1 else ckpt[0], "case": traj.name, "start": args.start, "steps": steps,
            "channels": channels, "times": times[:n],
            "rel_l2": {c: [None if not np.isfinite(x) else float(x) for x in err[:, j]] for j, c in enumerate(channels)},
            "persistence_rel_l2": {c: pers[:, j].tolist() for j, c in enumerate(channels)},
