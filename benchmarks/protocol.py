@@ -377,16 +377,16 @@ def fmt(s: dict[str, float], digits: int = 4) -> str:
     return f"{f.format(s['mean'])} ± {f.format(s['std'])} [{f.format(s['min'])}, {f.format(s['max'])}]"
 
 
-def _value_text(v: Any) -> str:
+def value_text(v: Any) -> str:
     """A config value for a table cell: floats by ``g``, a dict as ``k=v`` pairs (e.g. a per-channel noise)."""
     if isinstance(v, dict):
-        return ",".join(f"{k}={_value_text(x)}" for k, x in v.items())
+        return ",".join(f"{k}={value_text(x)}" for k, x in v.items())
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _config_text(cfg: dict[str, Any], keys: Sequence[str] | None) -> str:
     keys = keys or [k for k in cfg if k != "label"]
-    text = ", ".join(f"{k} {_value_text(cfg[k])}" for k in keys if k in cfg)
+    text = ", ".join(f"{k} {value_text(cfg[k])}" for k in keys if k in cfg)
     return text + (" (published default)" if "default" in str(cfg.get("label", "")) else "")
 
 

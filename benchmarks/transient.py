@@ -442,7 +442,7 @@ def protocol_text(res: dict[str, Any]) -> str:
     pr = res["protocol"]
     search = f"learning rate in {{{res['lrs']}}} x width in {{{res['widths']}}}"
     if res.get("noises"):
-        search += f" x input noise in {{{'; '.join(_noise_text(nz) for nz in res['noises'])}}} (x the {res['noise_ref']} std)"
+        search += f" x input noise in {{{'; '.join(P.value_text(nz) for nz in res['noises'])}}} (x the {res['noise_ref']} std)"
     extra = ("Baselines without training (persistence, linear extrapolation) have one deterministic run. "
              "The published MeshGraphNet configuration (width 128, 15 blocks, lr 1e-4, millions of steps) is not a "
              "candidate: one of its steps costs about 40x ours here, beyond this CPU's budget.")
@@ -460,10 +460,6 @@ def protocol_text(res: dict[str, Any]) -> str:
         text.append(P.conclusion(pr, key, title, pairs=pairs))
         text.append("")
     return "\n".join(text)
-
-
-def _noise_text(nz: float | dict[str, float]) -> str:
-    return ",".join(f"{k}={v:g}" for k, v in nz.items()) if isinstance(nz, dict) else f"{nz:g}"
 
 
 def summarize(runs: list[list[dict[str, Any]]]) -> dict[str, Any]:
@@ -509,9 +505,11 @@ def _globals_text(res: dict[str, Any]) -> str:
 
 
 def _noise_used(res: dict[str, Any]) -> str:
+    import protocol as P
+
     if not res.get("noises"):
-        return f"noise {_noise_text(res['noise'])}"
-    kept = {n: _noise_text(m["config"]["noise"]) for n, m in res["protocol"]["models"].items() if m["config"]}
+        return f"noise {P.value_text(res['noise'])}"
+    kept = {n: P.value_text(m["config"]["noise"]) for n, m in res["protocol"]["models"].items() if m["config"]}
     return "input noise chosen on validation (" + "; ".join(f"{n}: {v}" for n, v in kept.items()) + ")"
 
 
