@@ -6,6 +6,8 @@ repository root) loads ``CKPT/ugraph_seed{0,1,2}/best.pt``, builds their
 the benchmark's :func:`transient.evaluate` on the validation trajectories (``val``: the benchmark's
 ``fixed_split(n_val=3)`` of the training split) or the held-out ones (``test``). Prints per case and the
 case means (one-step ratio to persistence, 100-step rollout, frequency ratio) and writes them to OUT.
+``CKPT`` may be several folders joined by commas (``runs/u3_ckpt,runs/pnoise02_ckpt``): the ensemble is
+then every seed of every folder (members numbered in that order).
 
 ``... OUT.json runs/diagpois_ckpt/ugraph_seed0/best.pt 0.03,0.1,0.3`` adds a blend: that checkpoint
 (e.g. a model that predicts p from u, v) as one more member with weight ``alpha`` on p (and 0 on the
@@ -36,11 +38,15 @@ KEYS = ("one_step", "rollout_100", "f_pred", "f_true", "stable_steps")
 def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     root, ck, model, split, out = argv[:5]
-    members = [load_stepper(p) for p in sorted(Path(ck).glob(f"{model}_seed*/best.pt"))]
+    paths = [p for folder in ck.split(",") for p in sorted(Path(folder).glob(f"{model}_seed*/best.pt"))]
+    if not paths:
+        raise SystemExit(f"{ck}: no {model}_seed*/best.pt")
+    members = [load_stepper(p) for p in paths]
     ens = StepEnsemble(members).eval()
     ds = load_dataset("cylinder_flow", root=root, split="train" if split == "val" else "test")
     idx = P.fixed_split(len(ds), n_val=3, seed=0)["val"] if split == "val" else range(len(ds))
-    fns = [("ensemble", ens)] + [(f"seed {k}", m) for k, m in enumerate(members)] + [("persistence", None)]
+    named = [(f"{q.parent.parent.name}/{q.parent.name}", m) for q, m in zip(paths, members, strict=True)]
+    fns = [("ensemble", ens), *named, ("persistence", None)]
     if len(argv) > 6:
         extra, ip = load_stepper(argv[5]), list(members[0].stats["channels"]).index("p")
         for a in (float(x) for x in argv[6].split(",")):
@@ -63,7 +69,7 @@ def main(argv: list[str]) -> int:
         score = float(np.mean([np.mean(r["rollout_100"]) for r in cases.values()]))
         cases["mean"] = {"one_step": e.tolist(), "ratio": (pers / e).tolist(), "rollout_100": r100.tolist(),
                          "f_ratio": fr, "score": score}
-        print(f"{name:12s} one-step ratio {np.round(pers / e, 2)} rollout 1-100 {np.round(r100, 3)} "
+        print(f"{name:24s} one-step ratio {np.round(pers / e, 2)} rollout 1-100 {np.round(r100, 3)} "
               f"f_pred/f_solver {np.round(fr, 3)} score (mean 100-step) {score:.4f}")
     write_text_atomic(json.dumps({"checkpoints": ck, "model": model, "split": split, "results": res}, indent=1,
                                  default=float), out)
