@@ -1,13 +1,14 @@
 """Score saved ``meshops bench transient`` checkpoints of one model as an ensemble, beside each member.
 
 ``python benchmarks/transient_ensemble.py runs/cylinder runs/pnoise02_ckpt ugraph val OUT.json`` (from the
-repository root) loads ``CKPT/ugraph_seed{0,1,2}/best.pt``, builds their
+repository root; ``shipped`` in place of the folder: the shipped subset) loads ``CKPT/ugraph_seed{0,1,2}/best.pt``, builds their
 :class:`~meshops.train.stepping_ensemble.StepEnsemble` and scores it, every member and persistence with
 the benchmark's :func:`transient.evaluate` on the validation trajectories (``val``: the benchmark's
 ``fixed_split(n_val=3)`` of the training split) or the held-out ones (``test``). Prints per case and the
 case means (one-step ratio to persistence, 100-step rollout, frequency ratio) and writes them to OUT.
 ``CKPT`` may be several folders joined by commas (``runs/u3_ckpt,runs/pnoise02_ckpt``): the ensemble is
-then every seed of every folder (members numbered in that order).
+then every seed of every folder (members numbered in that order). ``--ensemble-only`` scores the ensemble
+and persistence without its members (already scored, e.g. on validation by an earlier call).
 
 ``... OUT.json runs/diagpois_ckpt/ugraph_seed0/best.pt 0.03,0.1,0.3`` adds a blend: that checkpoint
 (e.g. a model that predicts p from u, v) as one more member with weight ``alpha`` on p (and 0 on the
@@ -37,16 +38,18 @@ KEYS = ("one_step", "rollout_100", "f_pred", "f_true", "stable_steps")
 
 def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
+    only = "--ensemble-only" in argv
+    argv = [a for a in argv if a != "--ensemble-only"]
     root, ck, model, split, out = argv[:5]
     paths = [p for folder in ck.split(",") for p in sorted(Path(folder).glob(f"{model}_seed*/best.pt"))]
     if not paths:
         raise SystemExit(f"{ck}: no {model}_seed*/best.pt")
     members = [load_stepper(p) for p in paths]
     ens = StepEnsemble(members).eval()
-    ds = load_dataset("cylinder_flow", root=root, split="train" if split == "val" else "test")
+    ds = load_dataset("cylinder_flow", root=None if root == "shipped" else root, split="train" if split == "val" else "test")
     idx = P.fixed_split(len(ds), n_val=3, seed=0)["val"] if split == "val" else range(len(ds))
     named = [(f"{q.parent.parent.name}/{q.parent.name}", m) for q, m in zip(paths, members, strict=True)]
-    fns = [("ensemble", ens), *named, ("persistence", None)]
+    fns = [("ensemble", ens), *([] if only else named), ("persistence", None)]
     if len(argv) > 6:
         extra, ip = load_stepper(argv[5]), list(members[0].stats["channels"]).index("p")
         for a in (float(x) for x in argv[6].split(",")):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +120,13 @@ def test_transient_small(tmp_path):
     assert (tmp_path / "ckpt" / "mgn_seed1" / "best.pt").is_file()
     e = res["protocol"]["models"]["mgn ensemble"]  # the two seeds as one model, scored on validation and test
     assert len(e["runs"]) == 1 and math.isfinite(e["runs"][0]["val"]) and math.isfinite(e["summary"]["one_step_p"]["mean"])
+    ens = tmp_path / "ens.json"  # benchmarks/transient_ensemble.py scores the saved seeds as one ensemble
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "transient_ensemble.py"), "shipped", str(tmp_path / "ckpt"),
+                    "mgn", "test", str(ens)], check=True, capture_output=True, text=True, timeout=1200)
+    r = json.loads(ens.read_text())["results"]
+    assert set(r) == {"ensemble", "ckpt/mgn_seed0", "ckpt/mgn_seed1", "persistence"}
+    members = [r[f"ckpt/mgn_seed{k}"]["mean"]["one_step"] for k in (0, 1)]
+    assert np.all(np.array(r["ensemble"]["mean"]["one_step"]) <= np.mean(members, axis=0) + 1e-6)  # the norm is convex
 
 
 def test_kernels_quick(tmp_path):
