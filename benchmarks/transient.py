@@ -347,16 +347,44 @@ def ensemble(runs: list[tuple[Any, dict[str, Any]]], val: list[Any], a: argparse
     return [(ens, ens.step_window)], [info]
 
 
-def save_checkpoints(trained: dict[str, list[tuple[Any, dict[str, Any]]]], seeds: list[int], root: Path) -> None:
-    """``root/NAME_seedS/best.pt`` for every meshops model (``meshops rollout`` reads them; the peer's
-    network is not a registry model, so it has none)."""
+def save_checkpoints(trained: dict[str, list[tuple[Any, dict[str, Any]]]], seeds: list[int], root: Path,
+                     blocks: int) -> None:
+    """``root/NAME_seedS/best.pt`` for every trained model: a meshops model's is a ``kind: stepping`` checkpoint
+    (``meshops rollout`` reads it); the peer's network is not a registry model, so its checkpoint is ``kind:
+    stepping-peer`` (the library refuses it by name; :func:`load_any_stepper` reads both)."""
+    from dataclasses import asdict
+
+    from meshops.train.checkpoint import save_checkpoint
     from meshops.train.stepping import save_stepper
 
     for name, runs in trained.items():
-        if name == "physicsnemo":
-            continue
         for s, (st, info) in zip(seeds, runs, strict=True):
-            save_stepper(st, root / f"{name}_seed{s}" / "best.pt", extra_config=info)
+            path = root / f"{name}_seed{s}" / "best.pt"
+            if name == "physicsnemo":
+                cfg = {"kind": "stepping-peer", "peer": name, "blocks": blocks, "step": asdict(st.cfg), **info}
+                save_checkpoint(path, model_state=st.model.state_dict(), config=cfg, normalization=st.stats)
+            else:
+                save_stepper(st, path, extra_config=info)
+
+
+def load_any_stepper(path: str | Path) -> Any:
+    """A step model from :func:`save_checkpoints`: ours through the library, the peer's rebuilt by ``peers.py``."""
+    from types import SimpleNamespace
+
+    from meshops.train import stepping as S
+    from meshops.train.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(path)
+    c = ck["config"]
+    if c.get("kind") != "stepping-peer":
+        return S.load_stepper(path)
+    peers, why = load_peers()
+    if peers is None:
+        raise RuntimeError(f"{path}: a {c['peer']} checkpoint, and the peer does not load here ({why})")
+    cfg = S.StepConfig(**c["step"])
+    net = peer_net(peers, cfg, ck["normalization"], SimpleNamespace(blocks=int(c["blocks"])), cfg.seed)
+    net.load_state_dict(ck["model"])
+    return S.Stepper(net, cfg, ck["normalization"]).eval()
 
 
 def _eval_job(key: tuple[str, int, int]) -> dict[str, Any]:
@@ -596,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in a.seeds.split(",")]
     trained, search = search_and_train(names, seeds, a, train, val, peers)
     if a.checkpoints:
-        save_checkpoints(trained, seeds, Path(a.checkpoints))
+        save_checkpoints(trained, seeds, Path(a.checkpoints), a.blocks)
     # the test trajectories are read after training (cases finished meanwhile by the generator count)
     te = load_dataset("cylinder_flow", root=data_root(a), split="test", max_cases=a.max_test)
     test = [(te[i], te.card(i)) for i in range(len(te))]

@@ -7,7 +7,9 @@ the benchmark's :func:`transient.evaluate` on the validation trajectories (``val
 ``fixed_split(n_val=3)`` of the training split) or the held-out ones (``test``). Prints per case and the
 case means (one-step ratio to persistence, 100-step rollout, frequency ratio) and writes them to OUT.
 ``CKPT`` may be several folders joined by commas (``runs/u3_ckpt,runs/pnoise02_ckpt``): the ensemble is
-then every seed of every folder (members numbered in that order). ``--ensemble-only`` scores the ensemble
+then every seed of every folder (members named by folder and seed). MODEL is the bench's name (``ugraph``,
+``mgn``, or ``physicsnemo``, whose checkpoints the bench writes as ``kind: stepping-peer``); one checkpoint alone
+is scored without an ensemble row. ``--ensemble-only`` scores the ensemble
 and persistence without its members (already scored, e.g. on validation by an earlier call).
 
 ``... OUT.json runs/diagpois_ckpt/ugraph_seed0/best.pt 0.03,0.1,0.3`` adds a blend: that checkpoint
@@ -30,7 +32,6 @@ import transient as bench  # noqa: E402
 
 from meshops.atomic import write_text_atomic  # noqa: E402
 from meshops.data import load_dataset  # noqa: E402
-from meshops.train.stepping import load_stepper  # noqa: E402
 from meshops.train.stepping_ensemble import StepEnsemble  # noqa: E402
 
 KEYS = ("one_step", "rollout_100", "f_pred", "f_true", "stable_steps")
@@ -44,14 +45,14 @@ def main(argv: list[str]) -> int:
     paths = [p for folder in ck.split(",") for p in sorted(Path(folder).glob(f"{model}_seed*/best.pt"))]
     if not paths:
         raise SystemExit(f"{ck}: no {model}_seed*/best.pt")
-    members = [load_stepper(p) for p in paths]
-    ens = StepEnsemble(members).eval()
+    members = [bench.load_any_stepper(p) for p in paths]
     ds = load_dataset("cylinder_flow", root=None if root == "shipped" else root, split="train" if split == "val" else "test")
     idx = P.fixed_split(len(ds), n_val=3, seed=0)["val"] if split == "val" else range(len(ds))
     named = [(f"{q.parent.parent.name}/{q.parent.name}", m) for q, m in zip(paths, members, strict=True)]
-    fns = [("ensemble", ens), *([] if only else named), ("persistence", None)]
+    ens = [("ensemble", StepEnsemble(members).eval())] if len(members) > 1 else []  # one checkpoint: scored alone
+    fns = [*ens, *([] if only and ens else named), ("persistence", None)]
     if len(argv) > 6:
-        extra, ip = load_stepper(argv[5]), list(members[0].stats["channels"]).index("p")
+        extra, ip = bench.load_any_stepper(argv[5]), list(members[0].stats["channels"]).index("p")
         for a in (float(x) for x in argv[6].split(",")):
             w = np.full((len(members) + 1, 3), 1.0 / len(members))
             w[-1] = 0.0

@@ -129,6 +129,38 @@ def test_transient_small(tmp_path):
     assert np.all(np.array(r["ensemble"]["mean"]["one_step"]) <= np.mean(members, axis=0) + 1e-6)  # the norm is convex
 
 
+def test_transient_peer_checkpoint_reloads_and_scores_as_in_the_bench(tmp_path):
+    """``--checkpoints`` saves the peer's weights too (``kind: stepping-peer``): they reload through
+    ``transient.load_any_stepper`` and score on the test case exactly as the bench scored them; the library
+    refuses such a checkpoint by name."""
+    import importlib.util
+
+    from meshops.train.checkpoint import CheckpointError
+    from meshops.train.stepping import load_stepper
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_transient_peer_test", ROOT / "benchmarks" / "transient.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    if mod.load_peers()[0] is None:
+        pytest.skip(f"PhysicsNeMo does not load here ({mod.load_peers()[1]}); `make peers` installs it")
+    out, ck = tmp_path / "t.json", tmp_path / "ckpt"
+    bench("transient", "--data", "shipped", "--steps", "3", "--val-every", "3", "--patience", "1", "--lrs", "1e-3",
+          "--seeds", "0", "--models", "physicsnemo", "--max-test", "1", "--val-rollout", "2", "--out", str(out),
+          "--checkpoints", str(ck))
+    case = json.loads(out.read_text())["models"][mod.PEER]["cases"][0]
+    ens = tmp_path / "ens.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "transient_ensemble.py"), "shipped", str(ck),
+                    "physicsnemo", "test", str(ens)], check=True, capture_output=True, text=True, timeout=1200)
+    again = json.loads(ens.read_text())["results"]["ckpt/physicsnemo_seed0"][case["name"]]
+    assert np.allclose(again["one_step"], case["one_step"], rtol=1e-5)
+    with pytest.raises(CheckpointError, match="stepping-peer"):
+        load_stepper(ck / "physicsnemo_seed0" / "best.pt")
+
+
 def test_kernels_quick(tmp_path):
     out = tmp_path / "kernels.json"
     bench("kernels", "--quick", "--device", "cpu", "--threads", "1", "--repeat", "1", "--min-time", "0",
