@@ -1,16 +1,16 @@
 """Score saved ``meshops bench transient`` checkpoints of one model as an ensemble, beside each member.
 
 ``python benchmarks/transient_ensemble.py runs/cylinder runs/pnoise02_ckpt ugraph val OUT.json`` (from the
-repository root; ``shipped`` in place of the folder: the shipped subset) loads ``CKPT/ugraph_seed{0,1,2}/best.pt``, builds their
-:class:`~meshops.train.stepping_ensemble.StepEnsemble` and scores it, every member and persistence with
+repository root; ``shipped`` in place of the folder: the shipped subset) loads ``CKPT/ugraph_seed{0,1,2}/best.pt``,
+builds their :class:`~meshops.train.stepping_ensemble.StepEnsemble` and scores it, every member and persistence with
 the benchmark's :func:`transient.evaluate` on the validation trajectories (``val``: the benchmark's
 ``fixed_split(n_val=3)`` of the training split) or the held-out ones (``test``). Prints per case and the
 case means (one-step ratio to persistence, 100-step rollout, frequency ratio) and writes them to OUT.
 ``CKPT`` may be several folders joined by commas (``runs/u3_ckpt,runs/pnoise02_ckpt``): the ensemble is
 then every seed of every folder (members named by folder and seed). MODEL is the bench's name (``ugraph``,
 ``mgn``, or ``physicsnemo``, whose checkpoints the bench writes as ``kind: stepping-peer``); one checkpoint alone
-is scored without an ensemble row. ``--ensemble-only`` scores the ensemble
-and persistence without its members (already scored, e.g. on validation by an earlier call).
+is scored without an ensemble row. ``--ensemble-only`` scores the ensemble and persistence without its members
+(already scored, e.g. on validation by an earlier call).
 
 ``... OUT.json runs/diagpois_ckpt/ugraph_seed0/best.pt 0.03,0.1,0.3`` adds a blend: that checkpoint
 (e.g. a model that predicts p from u, v) as one more member with weight ``alpha`` on p (and 0 on the

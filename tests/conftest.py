@@ -21,6 +21,27 @@ def shared_data() -> Path:
     return SHARED
 
 
+@pytest.fixture(scope="session")
+def bench_module():
+    """``load(name)``: ``benchmarks/<name>.py`` as a module (its sibling imports, e.g. ``protocol``, resolved)."""
+    import importlib.util
+    import sys
+
+    here = ROOT / "benchmarks"
+
+    def load(name: str):
+        sys.path.insert(0, str(here))
+        try:
+            spec = importlib.util.spec_from_file_location(f"bench_{name}_under_test", here / f"{name}.py")
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+        finally:
+            sys.path.remove(str(here))
+        return mod
+
+    return load
+
+
 def pytest_collection_modifyitems(config, items):
     import importlib.util
 

@@ -129,22 +129,14 @@ def test_transient_small(tmp_path):
     assert np.all(np.array(r["ensemble"]["mean"]["one_step"]) <= np.mean(members, axis=0) + 1e-6)  # the norm is convex
 
 
-def test_transient_peer_checkpoint_reloads_and_scores_as_in_the_bench(tmp_path):
+def test_transient_peer_checkpoint_reloads_and_scores_as_in_the_bench(tmp_path, bench_module):
     """``--checkpoints`` saves the peer's weights too (``kind: stepping-peer``): they reload through
     ``transient.load_any_stepper`` and score on the test case exactly as the bench scored them; the library
     refuses such a checkpoint by name."""
-    import importlib.util
-
     from meshops.train.checkpoint import CheckpointError
     from meshops.train.stepping import load_stepper
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_transient_peer_test", ROOT / "benchmarks" / "transient.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    mod = bench_module("transient")
     if mod.load_peers()[0] is None:
         pytest.skip(f"PhysicsNeMo does not load here ({mod.load_peers()[1]}); `make peers` installs it")
     out, ck = tmp_path / "t.json", tmp_path / "ckpt"

@@ -237,25 +237,8 @@ def test_steps_below_counts_until_the_first_worse_step():
     assert steps_below(err[:, 1:], ref[:, 1:]) == [1]
 
 
-def _bench_module(name: str):
-    """``benchmarks/<name>.py`` loaded as a module (its sibling imports, e.g. ``protocol``, resolved)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    here = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(here))
-    try:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}_test_stepping", here / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(here))
-    return mod
-
-
-def test_p_error_diagnostic_splits_the_level_from_the_pattern(short_traj):
-    mod = _bench_module("transient_p_error")
+def test_p_error_diagnostic_splits_the_level_from_the_pattern(short_traj, bench_module):
+    mod = bench_module("transient_p_error")
     torch.manual_seed(0)
     plain = _untrained(S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, history=1), [short_traj])
     st = S.Stepper(plain.model, S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, history=1, zero_mean=["p"]),
@@ -289,8 +272,8 @@ def test_per_channel_noise_scales_each_channel_and_must_name_every_one(short_tra
         S.StepConfig(noise={"u": -1.0, "v": 0.5, "p": 0.1})
 
 
-def test_transient_bench_reads_one_noise_or_one_per_channel():
-    mod = _bench_module("transient")
+def test_transient_bench_reads_one_noise_or_one_per_channel(bench_module):
+    mod = bench_module("transient")
     assert mod.parse(["--noise", "0.5"]).noise == 0.5
     assert mod.parse(["--noise", "u=0.5,v=0.5,p=0"]).noise == {"u": 0.5, "v": 0.5, "p": 0.0}
     with pytest.raises(SystemExit):
