@@ -377,7 +377,7 @@ def load_any_stepper(path: str | Path) -> Any:
     ck = load_checkpoint(path)
     c = ck["config"]
     if c.get("kind") != "stepping-peer":
-        return S.load_stepper(path)
+        return S.stepper_from_checkpoint(ck, path).eval()
     peers, why = load_peers()
     if peers is None:
         raise RuntimeError(f"{path}: a {c['peer']} checkpoint, and the peer does not load here ({why})")

@@ -29,6 +29,13 @@ def bench(name: str, *args: str, timeout: float = 2400) -> subprocess.CompletedP
     return proc
 
 
+def ensemble_script(*args: str) -> dict:
+    """``benchmarks/transient_ensemble.py ARGS... OUT`` run as a user types it; its results."""
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "transient_ensemble.py"), *args], check=True,
+                   capture_output=True, text=True, timeout=1200)
+    return json.loads(Path(args[-1]).read_text())["results"]
+
+
 def protocol_models(res: dict) -> dict:
     """The per-model results of one protocol run; checks the fields every card table is built from."""
     assert res["seeds"] and res["budget"]["max_epochs"] >= 1 and res["splits"]["counts"]
@@ -120,10 +127,8 @@ def test_transient_small(tmp_path):
     assert (tmp_path / "ckpt" / "mgn_seed1" / "best.pt").is_file()
     e = res["protocol"]["models"]["mgn ensemble"]  # the two seeds as one model, scored on validation and test
     assert len(e["runs"]) == 1 and math.isfinite(e["runs"][0]["val"]) and math.isfinite(e["summary"]["one_step_p"]["mean"])
-    ens = tmp_path / "ens.json"  # benchmarks/transient_ensemble.py scores the saved seeds as one ensemble
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "transient_ensemble.py"), "shipped", str(tmp_path / "ckpt"),
-                    "mgn", "test", str(ens)], check=True, capture_output=True, text=True, timeout=1200)
-    r = json.loads(ens.read_text())["results"]
+    # benchmarks/transient_ensemble.py scores the saved seeds as one ensemble
+    r = ensemble_script("shipped", str(tmp_path / "ckpt"), "mgn", "test", str(tmp_path / "ens.json"))
     assert set(r) == {"ensemble", "ckpt/mgn_seed0", "ckpt/mgn_seed1", "persistence"}
     members = [r[f"ckpt/mgn_seed{k}"]["mean"]["one_step"] for k in (0, 1)]
     assert np.all(np.array(r["ensemble"]["mean"]["one_step"]) <= np.mean(members, axis=0) + 1e-6)  # the norm is convex
@@ -137,17 +142,16 @@ def test_transient_peer_checkpoint_reloads_and_scores_as_in_the_bench(tmp_path, 
     from meshops.train.stepping import load_stepper
 
     mod = bench_module("transient")
-    if mod.load_peers()[0] is None:
-        pytest.skip(f"PhysicsNeMo does not load here ({mod.load_peers()[1]}); `make peers` installs it")
+    peers, why = mod.load_peers()
+    if peers is None:
+        pytest.skip(f"PhysicsNeMo does not load here ({why}); `make peers` installs it")
     out, ck = tmp_path / "t.json", tmp_path / "ckpt"
     bench("transient", "--data", "shipped", "--steps", "3", "--val-every", "3", "--patience", "1", "--lrs", "1e-3",
           "--seeds", "0", "--models", "physicsnemo", "--max-test", "1", "--val-rollout", "2", "--out", str(out),
           "--checkpoints", str(ck))
     case = json.loads(out.read_text())["models"][mod.PEER]["cases"][0]
-    ens = tmp_path / "ens.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "transient_ensemble.py"), "shipped", str(ck),
-                    "physicsnemo", "test", str(ens)], check=True, capture_output=True, text=True, timeout=1200)
-    again = json.loads(ens.read_text())["results"]["ckpt/physicsnemo_seed0"][case["name"]]
+    again = ensemble_script("shipped", str(ck), "physicsnemo", "test", str(tmp_path / "ens.json"))
+    again = again["ckpt/physicsnemo_seed0"][case["name"]]
     assert np.allclose(again["one_step"], case["one_step"], rtol=1e-5)
     with pytest.raises(CheckpointError, match="stepping-peer"):
         load_stepper(ck / "physicsnemo_seed0" / "best.pt")

@@ -64,7 +64,7 @@ from meshops.train.stepping_stats import check_channel_names, fit_stats, mesh_tr
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StepConfig", "Stepper", "evaluate_trajectories", "load_stepper", "one_step_error", "rel_l2",
+__all__ = ["StepConfig", "Stepper", "evaluate_trajectories", "load_stepper", "one_step_error", "rel_l2", "stepper_from_checkpoint",
            "rollout_errors", "rollout_score", "stability_steps", "train_stepper"]
 
 
@@ -466,7 +466,11 @@ def save_stepper(st: Stepper, path: Path, extra_config: dict[str, Any] | None = 
 
 def load_stepper(path: str | Path, device: str | torch.device = "cpu") -> Stepper:
     """Load a step model saved by :func:`train_stepper` (raises naming a non-stepping checkpoint)."""
-    ck = load_checkpoint(path)
+    return stepper_from_checkpoint(load_checkpoint(path), path).to(device).eval()
+
+
+def stepper_from_checkpoint(ck: dict[str, Any], path: str | Path) -> Stepper:
+    """The step model of an already loaded checkpoint ``ck`` (read from ``path``, named in the refusal)."""
     c = ck["config"]
     if c.get("kind") != "stepping":
         raise CheckpointError(f"{path}: not a time-stepping checkpoint (kind {c.get('kind')!r}); "
@@ -474,7 +478,7 @@ def load_stepper(path: str | Path, device: str | torch.device = "cpu") -> Steppe
     cfg = StepConfig(**c["step"])
     model = build_model(cfg, ck["normalization"])
     model.load_state_dict(ck["model"])
-    return Stepper(model, cfg, ck["normalization"]).to(device).eval()
+    return Stepper(model, cfg, ck["normalization"])
 
 
 def is_stepping_checkpoint(path: str | Path) -> bool:
