@@ -78,6 +78,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="meshops bench transient", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT / "runs" / "cylinder"),
                    help="generated cylinder-flow folder, or 'shipped' for the shipped subset (tests)")
+    p.add_argument("--extra-train", default=None,
+                   help="another generated cylinder-flow folder whose train-split cases are added to the training set "
+                        "(validation and test stay those of --data)")
     p.add_argument("--models", default="mgn,ugraph,physicsnemo", help="comma-separated subset of mgn, ugraph, physicsnemo")
     p.add_argument("--steps", type=int, default=300, help="most optimizer steps per model and seed (the budget)")
     p.add_argument("--patience", type=int, default=0,
@@ -541,9 +544,14 @@ def _noise_used(res: dict[str, Any]) -> str:
     return "input noise chosen on validation (" + "; ".join(f"{n}: {v}" for n, v in kept.items()) + ")"
 
 
+def _extra_text(res: dict[str, Any]) -> str:
+    extra = res.get("extra_cases") or []
+    return f" (of them {len(extra)} from {res['extra_train']}: {', '.join(extra)})" if extra else ""
+
+
 def table(res: dict[str, Any]) -> str:
     pers = np.array(res["models"]["persistence"]["one_step"])
-    lines = ["", "", f"Command: `{res['command']}` ({res['n_train']} training and {res['n_val']} validation "
+    lines = ["", "", f"Command: `{res['command']}` ({res['n_train']} training{_extra_text(res)} and {res['n_val']} validation "
              f"trajectories, {res['n_test']} held-out test trajectories ({', '.join(res['test_cases'])}) of "
              f"{res['snapshots']} snapshots; at most {res['train_steps']} optimizer steps x batch {res['batch_size']} per "
              f"model and seed{_stop_text(res)}, seeds {res['seeds']}, weights chosen on the validation trajectory's {_val_text(res)}; "
@@ -579,6 +587,24 @@ def data_root(a: argparse.Namespace) -> str | None:
     return a.data
 
 
+def extra_train(a: argparse.Namespace) -> list[Any]:
+    """The train-split trajectories of ``--extra-train`` (none without it); a case name that ``--data``
+    also holds, in any split, is refused (a case must not be trained on twice or leak into validation or test)."""
+    from meshops.data import load_dataset
+
+    if not a.extra_train:
+        return []
+    if not Path(a.extra_train).is_dir():
+        raise FileNotFoundError(f"{a.extra_train}: no generated cylinder-flow folder (--extra-train)")
+    ds = load_dataset("cylinder_flow", root=a.extra_train, split="train")
+    same = sorted(set(ds.case_names()) & set(load_dataset("cylinder_flow", root=data_root(a)).case_names()))
+    if same:
+        raise ValueError(f"{a.extra_train}: case {same[0]} is also in {a.data} (--extra-train needs other cases)")
+    if len(ds) == 0:
+        raise FileNotFoundError(f"{a.extra_train}: no training-split case (--extra-train)")
+    return [ds[i] for i in range(len(ds))]
+
+
 def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], list[Any], dict[str, Any]]:
     from meshops.data import load_dataset
 
@@ -591,12 +617,15 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
                                 f"{a.n_val + 1} or more")
     sp = P.fixed_split(len(ds), n_val=a.n_val, seed=0)
     train, val = [ds[i] for i in sp["train"]], [ds[i] for i in sp["val"]]
+    extra = extra_train(a)
+    train += extra
     cards = [ds.card(i) for i in range(len(ds))]
     steps = [int(round(c["solver"]["snapshot_dt"] / c["solver"]["dt"])) for c in cards]  # dt differs per case
     sps = [c["solver"]["wall_s_per_step"] * k for c, k in zip(cards, steps, strict=True)]
     res = {"command": "meshops bench transient " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "n_train": len(train), "n_val": len(val), "train_cases": [t.name for t in train],
-           "val_cases": [t.name for t in val], "splits": P.split_record(sp, "cylinder_flow train split: train / val"),
+           "val_cases": [t.name for t in val], "extra_train": a.extra_train, "extra_cases": [t.name for t in extra],
+           "splits": P.split_record(sp, "cylinder_flow train split: train / val"),
            "snapshots": train[0].n_steps, "train_steps": a.steps, "batch_size": a.batch_size, "history": a.history,
            "unroll": a.unroll, "noise": a.noise, "noises": a.noises, "noise_ref": a.noise_ref, "val_rollout": a.val_rollout,
            "globals": _names(a.globals), "diagnosed": _names(a.diagnosed),

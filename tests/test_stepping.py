@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,6 +288,36 @@ def test_transient_bench_reads_one_noise_or_one_per_channel(bench_module):
     assert mod.step_config("mgn", a, 0, {"lr": 1e-3, "hidden": 8}).noise == 0.1  # not searched: --noise
     with pytest.raises(SystemExit):
         mod.parse(["--noises", "0.5;p=x"])
+
+
+def _shipped_case_as_folder(root, k: int, name: str, index: int) -> None:
+    """Shipped case ``k`` written the way the generator writes a case folder, as case ``name`` / ``index``."""
+    npz = Path(__file__).resolve().parents[1] / "datasets" / "cylinder_flow" / "data" / "cylinder_flow_subset.npz"
+    with np.load(npz, allow_pickle=False) as z:
+        cards = json.loads(str(z["cards"]))
+        arrays = {n[len(f"c{k}_"):]: z[n] for n in z.files if n.startswith(f"c{k}_")}
+    d = root / name
+    d.mkdir(parents=True)
+    np.savez_compressed(d / "trajectory.npz", **arrays)
+    (d / "case.json").write_text(json.dumps(dict(cards[k], name=name, index=index)))
+
+
+def test_transient_bench_adds_the_train_split_of_another_folder(bench_module, tmp_path):
+    """``--extra-train DIR``: DIR's train-split cases join the training set; validation and test stay those
+    of ``--data``; a case that ``--data`` also holds is refused by name."""
+    mod = bench_module("transient")
+    base = mod._setup(mod.parse(["--data", "shipped"]), [])
+    extra = tmp_path / "more"
+    _shipped_case_as_folder(extra, 0, "case_00091", 91)
+    _shipped_case_as_folder(extra, 1, "case_00094", 94)  # test split (94 % 5 == 4): not used
+    train, val, res = mod._setup(mod.parse(["--data", "shipped", "--extra-train", str(extra)]), [])
+    assert res["extra_cases"] == ["case_00091"] and [t.name for t in train][-1] == "case_00091"
+    assert len(train) == len(base[0]) + 1 and [t.name for t in val] == [t.name for t in base[1]]
+    assert "(of them 1 from" in mod._extra_text(res)
+    same = tmp_path / "same"
+    _shipped_case_as_folder(same, 0, base[0][0].name, 1)
+    with pytest.raises(ValueError, match=f"case {base[0][0].name} is also in shipped"):
+        mod._setup(mod.parse(["--data", "shipped", "--extra-train", str(same)]), [])
 
 
 def test_poisson_head_adds_a_solution_that_vanishes_where_the_channel_is_fixed(short_traj, tmp_path):
