@@ -31,6 +31,7 @@ Results are printed as Markdown, written to ``--out`` (JSON) and, with ``--readm
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -276,28 +277,49 @@ def darcy_candidates(name: str, base: dict[str, Any], args: argparse.Namespace) 
     return P.candidates(args.lrs, widths, default=default)
 
 
-#: ``mgno``'s second search stage (variants of the first stage's winner, judged on validation): its two
-#: design choices that are model options, learned transfers instead of linear prolongation and no
-#: coefficient conditioning, alone and together. (Its graphs and the wall distance are data choices
-#: every graph model shares; they are not searched.)
+#: ``mgno``'s second search stage (variants of the first stage's winner, judged on validation), ``--stage2
+#: model``: its two design choices that are model options, learned transfers instead of linear
+#: prolongation and no coefficient conditioning, alone and together.
 MGNO_STAGE2 = [{"learned_transfer": True}, {"condition": False}, {"learned_transfer": True, "condition": False}]
+#: ``--stage2 data``: the data choices every graph model shares, made before the protocol: the level-0
+#: wall distance as an input (against the permeability alone) and the level-0 radius (the design's 1.5 / 16,
+#: about the 8 nearest points at 16 x 16, against the 4 nearest and the 20 nearest).
+MGNO_DATA = [{"inputs": ["permeability"]}, {"radius": 1.25 / 16}, {"radius": 2.3 / 16}]
+DATA_KEYS = ("radius", "inputs")
 
 
 def stage2(name: str, args: argparse.Namespace) -> Any:
     """The ``refine`` of a model's protocol spec (``None``: one stage)."""
     if name != "mgno":
         return None
-    variants = MGNO_STAGE2[:1] if args.tiny else MGNO_STAGE2
-    return lambda win: [{**win, **v, "label": "stage 2"} for v in variants]
+    variants = {"model": MGNO_STAGE2, "data": MGNO_DATA}[args.stage2]
+    variants = variants[:1] if args.tiny else variants
+    label = "stage 2" if args.stage2 == "model" else "stage 2 (data)"
+    return lambda win: [{**win, **v, "label": label} for v in variants]
 
 
 def config_of(name: str, base: dict[str, Any], cand: dict[str, Any]) -> dict[str, Any]:
     cfg = dict(base)
     cfg[WIDTH_KEY[name]] = int(cand["width"])
     for k, v in cand.items():
-        if k not in ("lr", "width", "label"):
+        if k not in ("lr", "width", "label", *DATA_KEYS):
             cfg[k] = tuple(v) if isinstance(v, list) else v
     return cfg
+
+
+def data_variant(data: dict[str, Any], base: dict[str, Any], cand: dict[str, Any], args: argparse.Namespace,
+                 cache: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The data and model config of a candidate: ``data`` itself unless the candidate changes a data choice
+    (:data:`DATA_KEYS`), then the splits rebuilt with that choice (once per choice), the inputs' channel count
+    in the config."""
+    change = {k: cand[k] for k in DATA_KEYS if k in cand}
+    if not change:
+        return data, base
+    tag = json.dumps(change, sort_keys=True)
+    if tag not in cache:
+        d, _ = darcy_data(argparse.Namespace(**{**vars(args), **change}), fno=False)
+        cache[tag] = (d, {**base, "in_channels": d["features"].in_channels})
+    return cache[tag]
 
 
 def protocol() -> Any:
@@ -314,13 +336,15 @@ def with_ratio(t: dict[str, float]) -> dict[str, float]:
 def make_fit(name: str, base: dict[str, Any], data: dict[str, Any], args: argparse.Namespace) -> Any:
     """``fit(candidate, seed, budget) -> Run`` for one model (FNO on grids, ours on graphs)."""
     P = protocol()
+    variants: dict[str, Any] = {}
 
     def fit(cand: dict[str, Any], seed: int, budget: Any) -> Any:
         import torch
 
         from meshops.models import create
 
-        cfg = config_of(name, base, cand)
+        d, b = data_variant(data, base, cand, args, variants) if name != "fno" else (data, base)
+        cfg = config_of(name, b, cand)
         torch.manual_seed(seed)
         if name == "fno":
             from neuralop.models import FNO
@@ -334,7 +358,7 @@ def make_fit(name: str, base: dict[str, Any], data: dict[str, Any], args: argpar
                 return with_ratio({"test16": fd.score(model, "test16"), "test32": fd.score(model, "test32")})
         else:
             model = create(name, **cfg)
-            pipes, cases, samples = data["pipes"], data["cases"], data["samples"]
+            pipes, cases, samples = d["pipes"], d["cases"], d["samples"]
             trainer = GraphEpochs(model, samples["train16"], args.batch_size, cand["lr"], seed, budget.max_epochs)
             f = P.fit_early_stopping(
                 trainer, lambda: eval_graph_model(model, pipes["16"], cases["val16"], samples["val16"]), budget,
@@ -352,9 +376,10 @@ def make_fit(name: str, base: dict[str, Any], data: dict[str, Any], args: argpar
     return fit
 
 
-def darcy_data(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Cases, graphs and FNO grids of the fixed splits: train / val drawn from neuraloperator's training
-    file (one seeded permutation), test = its two test files (never touched by any choice)."""
+def darcy_data(args: argparse.Namespace, fno: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Cases, graphs and FNO grids (unless not ``fno``) of the fixed splits: train / val drawn from
+    neuraloperator's training file (one seeded permutation), test = its two test files (never touched by any
+    choice). ``--inputs`` chooses the graph models' input fields; FNO always reads both of its channels."""
     from meshops.data import load_dataset
     from meshops.data.graphs import FeatureSpec, GraphCache, Pipeline
 
@@ -373,6 +398,13 @@ def darcy_data(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     # no boundary flag: the ring of outermost grid points lies 1/32 from the wall at 16 x 16 and
     # 1/64 at 32 x 32, so a flag means different things on the two grids; wall_distance does not
     features = FeatureSpec.from_case(cases["train16"][0], boundary=False)
+    if args.inputs:
+        unknown = sorted(set(args.inputs) - set(features.inputs))
+        if unknown:
+            raise SystemExit(f"--inputs: '{unknown[0]}' is not an input of darcy_neuraloperator ({features.inputs})")
+        keep = [features.inputs.index(n) for n in args.inputs]
+        features = dataclasses.replace(features, inputs=list(args.inputs),
+                                       input_channels=[features.input_channels[k] for k in keep])
     pipes = {key: Pipeline(features, graph_spec(args), cache=GraphCache(enabled=False)) for key in ("16", "32")}
     pipes["16"].fit(cases["train16"])
     pipes["32"].normalizer = pipes["16"].normalizer
@@ -381,14 +413,17 @@ def darcy_data(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
                              "test16": list(range(len(cases["test16"]))), "test32": list(range(len(cases["test32"])))},
                             note="train/val: sample ids of darcy_train_16.pt; test16/test32: first samples of "
                                  "darcy_test_16.pt / darcy_test_32.pt")
-    data = {"pipes": pipes, "cases": cases, "samples": samples, "fno": FnoData(grids, pipes["16"].normalizer),
+    if fno and args.inputs:
+        raise SystemExit("--inputs: FNO reads permeability and wall distance; give --inputs without fno in --models")
+    data = {"pipes": pipes, "cases": cases, "samples": samples,
+            "fno": FnoData(grids, pipes["16"].normalizer) if fno else None,
             "features": features}
     return data, record
 
 
 def run_darcy(args: argparse.Namespace, on_model: Any = None) -> dict[str, Any]:
     P = protocol()
-    data, record = darcy_data(args)
+    data, record = darcy_data(args, fno="fno" in args.models)
     cfgs = model_configs(data["features"].in_channels)
     for item in args.set or []:
         key, _, value = item.partition("=")
@@ -532,6 +567,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a model option, e.g. --set mgno.n_kernels=2 (repeatable)")
     p.add_argument("--radius", type=float, default=1.5 / 16,
                    help="level-0 edge radius of the graph models (unit square), the same at 16x16 and 32x32")
+    p.add_argument("--inputs", nargs="+", default=None,
+                   help="input fields of the graph models (default: the dataset's, permeability and wall_distance)")
+    p.add_argument("--stage2", default="model", choices=["model", "data"],
+                   help="mgno's second search stage: its model options, or the shared data choices (radius, inputs)")
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 16, 4], help="coarse level sizes")
     p.add_argument("--skip-darcy", action="store_true")
     p.add_argument("--skip-physics", action="store_true")

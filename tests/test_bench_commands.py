@@ -62,6 +62,21 @@ def test_darcy_tiny(tmp_path):
                                                                  "10% labels", "100% labels"}
 
 
+def test_darcy_data_choices_are_a_second_stage_on_validation(tmp_path):
+    """``--stage2 data``: mgno's winner again with a shared data choice changed (here the permeability alone as
+    input: the model is built for one input channel fewer), scored on validation only."""
+    pytest.importorskip("neuralop")
+    if not (SHARED / "neuraloperator" / "darcy_train_16.pt").is_file():
+        pytest.skip(f"{SHARED / 'neuraloperator'}: neuraloperator's Darcy files are absent")
+    out = tmp_path / "darcy.json"
+    bench("darcy", "--tiny", "--models", "mgno", "--skip-physics", "--stage2", "data", "--seeds", "0",
+          "--data", str(SHARED / "neuraloperator"), "--out", str(out))
+    m = protocol_models(json.loads(out.read_text())["darcy"])["mgno"]
+    data = [c for c in m["search"] if c["config"].get("label") == "stage 2 (data)"]
+    assert len(data) == 1 and data[0]["config"]["inputs"] == ["permeability"]
+    assert math.isfinite(data[0]["val"]) and "test" not in data[0]
+
+
 def test_elliptic_tiny(tmp_path):
     pytest.importorskip("skfem")
     out = tmp_path / "elliptic.json"
