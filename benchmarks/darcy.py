@@ -281,23 +281,30 @@ def darcy_candidates(name: str, base: dict[str, Any], args: argparse.Namespace) 
 #: model``: its two design choices that are model options, learned transfers instead of linear
 #: prolongation and no coefficient conditioning, alone and together.
 MGNO_STAGE2 = [{"learned_transfer": True}, {"condition": False}, {"learned_transfer": True, "condition": False}]
-#: ``--stage2 data``: the data choices every graph model shares, made before the protocol: the level-0
+#: ``--stage2 data`` (every graph model): the data choices they share, made before the protocol: the level-0
 #: wall distance as an input (against the permeability alone) and the level-0 radius (the design's 1.5 / 16,
 #: about the 8 nearest points at 16 x 16, against the 4 nearest and the 20 nearest).
-MGNO_DATA = [{"inputs": ["permeability"]}, {"radius": 1.25 / 16}, {"radius": 2.3 / 16}]
+DATA_VARIANTS = [{"inputs": ["permeability"]}, {"radius": 1.25 / 16}, {"radius": 2.3 / 16}]
 DATA_KEYS = ("radius", "inputs")
-STAGE2_TEXT = {"model": "learned transfers instead of linear prolongation, no coefficient conditioning, and both (its "
-                        "design choices that are model options; candidates marked 'stage 2' in the JSON)",
-               "data": "the data choices every graph model shares, the permeability alone as input (no wall distance) "
-                       "and the level-0 radius 1.25/16 and 2.3/16 instead of 1.5/16 (candidates marked 'stage 2 "
-                       "(data)' in the JSON)"}
+STAGE2_TEXT = {"model": "for `mgno` then a second stage at the first stage's winner: learned transfers instead of linear "
+                        "prolongation, no coefficient conditioning, and both (its design choices that are model options; "
+                        "candidates marked 'stage 2' in the JSON)",
+               "data": "for every graph model then a second stage at its first stage's winner: the data choices they "
+                       "share, the permeability alone as input (no wall distance) and the level-0 radius 1.25/16 and "
+                       "2.3/16 instead of 1.5/16 (candidates marked 'stage 2 (data)' in the JSON)"}
+
+
+def stage2_text(stages: str | list[str]) -> str:
+    """The second search stages of a result (one, or the merged parts' list) in words."""
+    return "; ".join(STAGE2_TEXT[k] for k in ([stages] if isinstance(stages, str) else stages))
 
 
 def stage2(name: str, args: argparse.Namespace) -> Any:
-    """The ``refine`` of a model's protocol spec (``None``: one stage)."""
-    if name != "mgno":
+    """The ``refine`` of a model's protocol spec (``None``: one stage): ``--stage2 model`` for ``mgno``,
+    ``--stage2 data`` for every graph model."""
+    if name != ("mgno" if args.stage2 == "model" else name) or name == "fno":
         return None
-    variants = {"model": MGNO_STAGE2, "data": MGNO_DATA}[args.stage2]
+    variants = {"model": MGNO_STAGE2, "data": DATA_VARIANTS}[args.stage2]
     variants = variants[:1] if args.tiny else variants
     label = "stage 2" if args.stage2 == "model" else "stage 2 (data)"
     return lambda win: [{**win, **v, "label": label} for v in variants]
@@ -529,8 +536,8 @@ def tables(res: dict[str, Any], command: str, parts: tuple[str, ...] = ("darcy",
                               "lr in {" + ", ".join(f"{x:g}" for x in res["lrs"]) + "} x width in {the configured "
                               "width, half of it}, plus the published default: neuraloperator's Darcy example for FNO "
                               "(n_modes 16x16, 32 channels, projection ratio 2, lr 8e-3), this card's earlier "
-                              "configuration for ours (lr 5e-3, the configured width); for `mgno` then a second "
-                              f"stage at the first stage's winner: {STAGE2_TEXT[res.get('stage2', 'model')]}"), "",
+                              "configuration for ours (lr 5e-3, the configured width); "
+                              f"{stage2_text(res.get('stage2', 'model'))}"), "",
                   P.results_table(d, [("test16", "test rel. L2 16x16"), ("test32", "32x32 zero-shot"),
                                       ("ratio", "32/16")],
                                   config_keys=["lr", "width", "learned_transfer", "condition", "radius", "inputs"]), "",
@@ -620,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
         res = {k: v for k, v in parts[0].items() if k not in ("darcy", "physics")}
+        res["stage2"] = sorted({q.get("stage2", "model") for q in parts if "darcy" in q}, reverse=True)
         res["darcy"] = protocol().merge_results([q["darcy"] for q in parts if "darcy" in q])
         print("\n" + tables(res, command))
         save()

@@ -313,7 +313,7 @@ def test_transient_bench_adds_the_train_split_of_another_folder(bench_module, tm
     train, val, res = mod._setup(mod.parse(["--data", "shipped", "--extra-train", str(extra)]), [])
     assert res["extra_cases"] == ["case_00091"] and [t.name for t in train][-1] == "case_00091"
     assert len(train) == len(base[0]) + 1 and [t.name for t in val] == [t.name for t in base[1]]
-    assert "(of them 1 from" in mod._extra_text(res)
+    assert "(of them 1 from" in mod._extra_text(res) and res["splits"]["counts"]["extra_train"] == 1
     same = tmp_path / "same"
     _shipped_case_as_folder(same, 0, base[0][0].name, 1)
     with pytest.raises(ValueError, match=f"case {base[0][0].name} is also in shipped"):
