@@ -24,6 +24,9 @@ then give, per model (mean and spread over seeds):
 * time per step (one forward pass on CPU, batch of one) against OpenFOAM's wall time for the same
   ``snapshot_dt`` (its solver steps per snapshot times its measured seconds per step).
 
+``--extra-train DIR`` adds the train-split cases of a second generated folder to the training set (the
+validation and test trajectories stay those of ``--data``; a case name in both is refused).
+
 With ``--ensemble`` each model's seed runs are also scored as one model, the mean of their next states
 (:class:`meshops.train.stepping_ensemble.StepEnsemble`), with its own validation score.
 
