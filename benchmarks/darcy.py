@@ -302,7 +302,7 @@ def stage2_text(stages: str | list[str]) -> str:
 def stage2(name: str, args: argparse.Namespace) -> Any:
     """The ``refine`` of a model's protocol spec (``None``: one stage): ``--stage2 model`` for ``mgno``,
     ``--stage2 data`` for every graph model."""
-    if name != ("mgno" if args.stage2 == "model" else name) or name == "fno":
+    if name == "fno" or (args.stage2 == "model" and name != "mgno"):
         return None
     variants = {"model": MGNO_STAGE2, "data": DATA_VARIANTS}[args.stage2]
     variants = variants[:1] if args.tiny else variants
@@ -395,6 +395,8 @@ def darcy_data(args: argparse.Namespace, fno: bool = True) -> tuple[dict[str, An
     from meshops.data import load_dataset
     from meshops.data.graphs import FeatureSpec, GraphCache, Pipeline
 
+    if fno and args.inputs:
+        raise SystemExit("--inputs: FNO reads permeability and wall distance; give --inputs without fno in --models")
     P = protocol()
     root = Path(args.data)
     folder = str(ROOT / "datasets" / "darcy_neuraloperator")
@@ -425,8 +427,6 @@ def darcy_data(args: argparse.Namespace, fno: bool = True) -> tuple[dict[str, An
                              "test16": list(range(len(cases["test16"]))), "test32": list(range(len(cases["test32"])))},
                             note="train/val: sample ids of darcy_train_16.pt; test16/test32: first samples of "
                                  "darcy_test_16.pt / darcy_test_32.pt")
-    if fno and args.inputs:
-        raise SystemExit("--inputs: FNO reads permeability and wall distance; give --inputs without fno in --models")
     data = {"pipes": pipes, "cases": cases, "samples": samples,
             "fno": FnoData(grids, pipes["16"].normalizer) if fno else None,
             "features": features}
@@ -581,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inputs", nargs="+", default=None,
                    help="input fields of the graph models (default: the dataset's, permeability and wall_distance)")
     p.add_argument("--stage2", default="model", choices=["model", "data"],
-                   help="mgno's second search stage: its model options, or the shared data choices (radius, inputs)")
+                   help="the second search stage: mgno's model options, or every graph model's shared data choices "
+                        "(radius, inputs)")
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 16, 4], help="coarse level sizes")
     p.add_argument("--skip-darcy", action="store_true")
     p.add_argument("--skip-physics", action="store_true")

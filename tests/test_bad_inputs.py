@@ -97,6 +97,15 @@ def test_unknown_option_is_usage_error(verb, capsys, tmp_path):
             [tmp_path])
 
 
+def test_a_command_that_exits_with_a_message_prints_it(capsys, tmp_path):
+    """A ``SystemExit("...")`` from a command (here a benchmark refusing an option) is one line on stderr, exit 1."""
+    out = tmp_path / "d.json"
+    assert main(["bench", "darcy", "--models", "fno", "--inputs", "permeability", "--skip-physics", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "meshops bench: --inputs: FNO reads permeability and wall distance; give --inputs without fno in --models"
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("verb", ["info", "graph", "show"])
 def test_missing_file(verb, capsys, tmp_path):
     extra = ["--field", "p", "--out", tmp_path / "x.png"] if verb == "show" else ["--out", tmp_path / "g.pt"] \

@@ -71,8 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         return int(args._run(args) or 0)
-    except SystemExit as e:  # --help / --version
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except SystemExit as e:  # --help / --version / argparse's errors (printed already), or a message to print
+        if isinstance(e.code, str):
+            print(f"{prefix}: {e.code}", file=sys.stderr)
+            return 1
+        return e.code if isinstance(e.code, int) else 0
     except BaseException as e:  # noqa: BLE001 - the one error path of the command line
         if debug and not isinstance(e, KeyboardInterrupt):
             raise
