@@ -628,7 +628,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
         res = {k: v for k, v in parts[0].items() if k not in ("darcy", "physics")}
-        res["stage2"] = sorted({q.get("stage2", "model") for q in parts if "darcy" in q}, reverse=True)
+        used = {q.get("stage2", "model") for q in parts if "darcy" in q}
+        res["stage2"] = [k for k in STAGE2_TEXT if k in used]
         res["darcy"] = protocol().merge_results([q["darcy"] for q in parts if "darcy" in q])
         print("\n" + tables(res, command))
         save()

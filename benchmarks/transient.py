@@ -622,15 +622,17 @@ def _setup(a: argparse.Namespace, argv: list[str] | None) -> tuple[list[Any], li
     train, val = [ds[i] for i in sp["train"]], [ds[i] for i in sp["val"]]
     extra = extra_train(a)
     train += extra
+    splits, note = dict(sp), "cylinder_flow train split: train / val"
+    if extra:
+        splits["extra_train"] = [t.name for t in extra]
+        note += f"; extra_train: the train split of {a.extra_train}"
     cards = [ds.card(i) for i in range(len(ds))]
     steps = [int(round(c["solver"]["snapshot_dt"] / c["solver"]["dt"])) for c in cards]  # dt differs per case
     sps = [c["solver"]["wall_s_per_step"] * k for c, k in zip(cards, steps, strict=True)]
     res = {"command": "meshops bench transient " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "n_train": len(train), "n_val": len(val), "train_cases": [t.name for t in train],
            "val_cases": [t.name for t in val], "extra_train": a.extra_train, "extra_cases": [t.name for t in extra],
-           "splits": P.split_record({**sp, **({"extra_train": [t.name for t in extra]} if extra else {})},
-                                     "cylinder_flow train split: train / val" + (f"; extra_train: the train split of "
-                                                                                 f"{a.extra_train}" if extra else "")),
+           "splits": P.split_record(splits, note),
            "snapshots": train[0].n_steps, "train_steps": a.steps, "batch_size": a.batch_size, "history": a.history,
            "unroll": a.unroll, "noise": a.noise, "noises": a.noises, "noise_ref": a.noise_ref, "val_rollout": a.val_rollout,
            "globals": _names(a.globals), "diagnosed": _names(a.diagnosed),
