@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -390,3 +392,36 @@ def test_ensemble_steps_the_mean_of_its_members_and_rolls_out_from_it(trained, s
                  "--steps", "4", "--out", str(out), "--no-movie"]) == 0
     rep = json.loads((out / "rollout_errors.json").read_text())
     assert len(rep["checkpoint"]) == 2 and np.allclose(rep["rel_l2"]["u"], S.rollout_errors(R, X[:5].numpy())[:, 0], atol=1e-5)
+
+
+def test_a_trajectory_the_model_cannot_step_is_refused_and_an_unseen_one_warned(caplog):
+    cfg = S.StepConfig(model_options={"hidden": 8, "n_blocks": 1}, globals=["Re"])
+    ds = load_dataset("cylinder_flow", max_steps=6)
+    a, b = ds[0], ds[1]
+    st = _untrained(cfg, [a, b])
+    t0 = a.times[0]
+    half = dataclasses.replace(a, name="half", times=t0 + 0.5 * (a.times - t0))
+    with pytest.raises(DatasetError, match=r"'half': snapshots are 0.1 apart, the model steps 0.2 "):
+        st.graph(half)
+    uneven = dataclasses.replace(a, name="uneven", times=np.r_[a.times[:-1], a.times[-1] + 0.3])
+    with pytest.raises(DatasetError, match=r"'uneven': snapshots are not evenly spaced in time \(intervals 0.2 .. 0.5\)"):
+        st.graph(uneven)
+    p = a.fields["p"].copy()
+    p[3, 7] = np.nan
+    with pytest.raises(DatasetError, match=r"'holed': channel 'p' has 1 non-finite value\(s\), the first at snapshot 3"):
+        st.graph(dataclasses.replace(a, name="holed", fields={**a.fields, "p": p}))
+    with pytest.raises(DatasetError, match=r"'half' has snapshots 0.1 apart, '.*' 0.2; a step model learns one interval"):
+        S.fit_stats([a, half], cfg)
+    with pytest.raises(DatasetError, match="'half': snapshots are 0.1 apart"):  # refused before any training step
+        S.train_stepper([a, b], dataclasses.replace(cfg, steps=10**6, val_every=10), val=[half])
+    fast = dataclasses.replace(a, name="fast", fields={**a.fields, "u": 3 * a.fields["u"]}, globals={"Re": 5000.0})
+    with caplog.at_level(logging.WARNING):
+        st.graph(fast)
+        st.graph(fast)  # a second graph of the same case (validation, ensemble members) says nothing new
+    assert len(re.findall(r"trajectory 'fast': state channel 'u' = .* is outside the training range", caplog.text)) == 1
+    assert len(re.findall(r"trajectory 'fast': global 'Re' = 5000 is outside the training range \[", caplog.text)) == 1
+    assert "'v'" not in caplog.text and "'p'" not in caplog.text  # the channels that are in range are not named
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        st.graph(a)
+    assert not caplog.text  # a training case is in range

@@ -20,8 +20,8 @@ from meshops.data.normalize import Normalizer, Stats, channel_name
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PredictionError", "MARGIN", "check_finite_inputs", "check_finite_prediction", "warn_out_of_range",
-           "clamp_nonnegative"]
+__all__ = ["PredictionError", "MARGIN", "check_finite_inputs", "check_finite_prediction", "range_messages",
+           "warn_out_of_range", "clamp_nonnegative"]
 
 #: A value counts as outside the training range when it lies beyond it by more than this fraction
 #: of the range's width (or of its magnitude, for a constant channel).
@@ -69,22 +69,32 @@ def check_finite_prediction(pred: Any, names: Sequence[str], channels: Sequence[
             "range and the checkpoint's weights")
 
 
-def _outside(v_lo: np.ndarray, v_hi: np.ndarray, st: Stats) -> np.ndarray:
-    assert st.lo is not None and st.hi is not None
-    width = st.hi - st.lo
-    tol = MARGIN * np.where(width > 0, width, np.maximum(np.abs(st.hi), np.abs(st.lo)))
-    return (v_lo < st.lo - tol) | (v_hi > st.hi + tol)
+def range_messages(lo: np.ndarray, hi: np.ndarray, v_lo: np.ndarray, v_hi: np.ndarray, labels: Sequence[str],
+                   where: str, what: str) -> list[str]:
+    """One message per channel whose seen values ``v_lo .. v_hi`` leave the training range ``[lo, hi]`` by
+    more than ``MARGIN`` of its width (of its magnitude, for a constant channel); ``labels`` name the channels.
+
+    Shapes
+    ------
+    lo, hi, v_lo, v_hi : (C,); labels : C names
+    """
+    width = hi - lo
+    tol = MARGIN * np.where(width > 0, width, np.maximum(np.abs(hi), np.abs(lo)))
+    out = []
+    for c in np.nonzero((v_lo < lo - tol) | (v_hi > hi + tol))[0]:
+        seen = f"{v_lo[c]:.6g}" if v_lo[c] == v_hi[c] else f"{v_lo[c]:.6g} .. {v_hi[c]:.6g}"
+        out.append(f"{where}: {what} {labels[c]} = {seen} is outside the training range [{lo[c]:.6g}, {hi[c]:.6g}]; "
+                   "the prediction is an extrapolation")
+    return out
 
 
 def _warn_range(st: Stats, values: np.ndarray, names: Sequence[str], channels: Sequence[int], where: str,
                 what: str) -> None:
     if st.lo is None or st.hi is None or not values.size or len(st.lo) != values.shape[1]:
         return
-    v_lo, v_hi = values.min(0), values.max(0)
-    for c in np.nonzero(_outside(v_lo, v_hi, st))[0]:
-        seen = f"{v_lo[c]:.6g}" if v_lo[c] == v_hi[c] else f"{v_lo[c]:.6g} .. {v_hi[c]:.6g}"
-        log.warning("%s: %s %s = %s is outside the training range [%.6g, %.6g]; the prediction is an "
-                    "extrapolation", where, what, channel_name(int(c), channels, names), seen, st.lo[c], st.hi[c])
+    labels = [channel_name(c, channels, names) for c in range(len(st.lo))]
+    for msg in range_messages(st.lo, st.hi, values.min(0), values.max(0), labels, where, what):
+        log.warning("%s", msg)
 
 
 def warn_out_of_range(norm: Normalizer, features: Any, inputs: np.ndarray, globals_: np.ndarray,

@@ -60,12 +60,18 @@ from meshops.train.stepping_eval import (
     rollout_score,
     stability_steps,
 )
-from meshops.train.stepping_stats import check_channel_names, fit_stats, mesh_triangles, trajectory_globals
+from meshops.train.stepping_stats import (
+    check_channel_names,
+    check_trajectory,
+    fit_stats,
+    mesh_triangles,
+    trajectory_globals,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StepConfig", "Stepper", "evaluate_trajectories", "load_stepper", "one_step_error", "rel_l2", "stepper_from_checkpoint",
-           "rollout_errors", "rollout_score", "stability_steps", "train_stepper"]
+__all__ = ["StepConfig", "Stepper", "evaluate_trajectories", "load_stepper", "one_step_error", "rel_l2", "rollout_errors",
+           "rollout_score", "stability_steps", "stepper_from_checkpoint", "train_stepper"]
 
 
 @dataclass
@@ -158,6 +164,7 @@ class Stepper(torch.nn.Module):
 
         if traj.dim != self.dim:
             raise DatasetError(f"trajectory '{traj.name}' is {traj.dim}D, the model was trained on {self.dim}D cases")
+        check_trajectory(self.stats, self.cfg, traj)
         g = build_graph(traj.mesh, self.cfg.graph)
         pi = getattr(g, "point_index", None)
         if pi is not None and not torch.equal(pi.cpu(), torch.arange(traj.mesh.n_points)):
@@ -393,6 +400,8 @@ def train_stepper(trajs: Sequence[Trajectory], cfg: StepConfig, out: str | Path 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     stats = fit_stats(trajs, cfg)
+    for t in val or []:  # refused now, not at the first validation
+        check_trajectory(stats, cfg, t)
     st = Stepper(model if model is not None else build_model(cfg, stats), cfg, stats)
     graphs = [st.graph(t) for t in trajs]
     X = [torch.from_numpy(t.states(cfg.fields)) for t in trajs]

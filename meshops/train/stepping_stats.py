@@ -11,6 +11,7 @@ Poisson head's source).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,8 +19,16 @@ import numpy as np
 
 from meshops.data import DatasetError
 from meshops.data.trajectory import Trajectory, node_type_onehot
+from meshops.train.guard import range_messages
 
-__all__ = ["check_channel_names", "fit_stats", "mesh_triangles", "trajectory_globals"]
+__all__ = ["DT_RTOL", "check_channel_names", "check_trajectory", "fit_stats", "mesh_triangles", "snapshot_interval",
+           "trajectory_globals"]
+
+log = logging.getLogger(__name__)
+
+#: Snapshot intervals that differ by more than this fraction are different intervals (a step model steps one).
+DT_RTOL = 0.01
+_warned: set[str] = set()  # trajectory warnings already logged (validation and ensemble members repeat them)
 
 
 def trajectory_globals(traj: Trajectory, names: Sequence[str]) -> np.ndarray:
@@ -34,6 +43,49 @@ def trajectory_globals(traj: Trajectory, names: Sequence[str]) -> np.ndarray:
         raise DatasetError(f"trajectory '{traj.name}' has no global '{missing[0]}' (its globals: "
                            f"{sorted(traj.globals) or 'none'})")
     return np.asarray([float(traj.globals[k]) for k in names], dtype=np.float64)
+
+
+def snapshot_interval(traj: Trajectory) -> float | None:
+    """The time between ``traj``'s snapshots (None for a single snapshot); raises when they are not evenly
+    spaced (within ``DT_RTOL``)."""
+    d = np.diff(traj.times)
+    if not len(d):
+        return None
+    if d.max() - d.min() > DT_RTOL * d.mean():
+        raise DatasetError(f"trajectory '{traj.name}': snapshots are not evenly spaced in time (intervals "
+                           f"{d.min():.6g} .. {d.max():.6g}); a step model steps one fixed interval")
+    return float(d.mean())
+
+
+def check_trajectory(stats: dict[str, Any], cfg: Any, traj: Trajectory) -> None:
+    """Refuse a trajectory that a step model with ``stats`` cannot step (another snapshot interval than
+    the training one, non-finite states); warn once per message about each state channel and global
+    outside the training range (checkpoints written before the ranges were stored: no range check)."""
+    dt, want = snapshot_interval(traj), stats.get("dt")
+    if dt is not None and want and abs(dt / want - 1) > DT_RTOL:
+        raise DatasetError(f"trajectory '{traj.name}': snapshots are {dt:.6g} apart, the model steps {want:.6g} (its "
+                           f"training interval); resample the series to that interval (files without times: "
+                           f"--option dt={want:.6g})")
+    X = traj.states(cfg.fields)
+    chans = list(stats["channels"])
+    bad = ~np.isfinite(X)
+    if bad.any():
+        t, _, c = (int(v) for v in np.argwhere(bad)[0])
+        raise DatasetError(f"trajectory '{traj.name}': channel '{chans[c]}' has {int(bad[..., c].sum())} non-finite "
+                           f"value(s), the first at snapshot {t}; a step model cannot start from or be scored on it")
+    where = f"trajectory '{traj.name}'"
+    msgs = []
+    if stats.get("x_min") is not None:
+        msgs += range_messages(np.asarray(stats["x_min"]), np.asarray(stats["x_max"]), X.min(axis=(0, 1)),
+                               X.max(axis=(0, 1)), [f"'{c}'" for c in chans], where, "state channel")
+    if cfg.globals and stats.get("g_min") is not None:
+        g = trajectory_globals(traj, cfg.globals)
+        msgs += range_messages(np.asarray(stats["g_min"]), np.asarray(stats["g_max"]), g, g,
+                               [f"'{k}'" for k in cfg.globals], where, "global")
+    for m in msgs:
+        if m not in _warned:
+            _warned.add(m)
+            log.warning("%s", m)
 
 
 def check_channel_names(cfg: Any, chans: Sequence[str]) -> None:
@@ -98,6 +150,11 @@ def fit_stats(trajs: Sequence[Trajectory], cfg: Any) -> dict[str, Any]:
     from meshops.data.graphs import build_graph
 
     g = build_graph(trajs[0].mesh, cfg.graph)
+    dts = [snapshot_interval(t) for t in trajs]
+    for t, d in zip(trajs, dts, strict=True):
+        if abs(d / dts[0] - 1) > DT_RTOL:
+            raise DatasetError(f"stepping: trajectory '{t.name}' has snapshots {d:.6g} apart, '{trajs[0].name}' "
+                               f"{dts[0]:.6g}; a step model learns one interval (resample them to one)")
     ga = np.stack([trajectory_globals(t, cfg.globals) for t in trajs])
     g_std = np.where(ga.std(0) > 0, ga.std(0), np.maximum(np.abs(ga.mean(0)), 1.0))  # one case: its own scale
     chans = trajs[0].channel_names(cfg.fields)
@@ -108,4 +165,5 @@ def fit_stats(trajs: Sequence[Trajectory], cfg: Any) -> dict[str, Any]:
             "r_mean": ra.mean(0).tolist(), "r_std": np.maximum(ra.std(0), 1e-10).tolist(),
             "node_types": names, "fixed": fixed.tolist(), "dim": int(trajs[0].dim),
             "edge_scale": float(g.edge_attr[:, -1].mean()), "channels": chans,
-            "dt": float(np.mean(np.diff(trajs[0].times)))}
+            "dt": float(np.mean(dts)), "x_min": xa.min(0).tolist(), "x_max": xa.max(0).tolist(),
+            "g_min": ga.min(0).tolist(), "g_max": ga.max(0).tolist()}
