@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ from meshops.data.trajectory import (
     flatten_extruded,
     node_type_onehot,
     planar_axes,
+    split_step_fields,
     trajectory_from_meshes,
 )
 from meshops.mesh import CellBlock, Mesh
@@ -124,3 +126,33 @@ def test_trajectory_folder_reads_pvd_series_and_snapshot_folder(tmp_path):
     assert np.allclose(a.states(["u"])[:, 0, 0], [0, 1, 2, 3])
     b = TrajectoryFolder(str(tmp_path / "snaps"), ["u"], dt=0.25)[0]
     assert np.allclose(b.times, [0, 0.25, 0.5, 0.75]) and np.allclose(b.states(["u"])[3], 3)
+
+
+def test_one_file_with_a_field_per_time_step_is_a_trajectory(shared_data):
+    """SimVascular writes every step of a run into one VTU as ``pressure_00020``, ``velocity_00020``, ..."""
+    import meshops
+
+    path = shared_data / "simvascular" / "cylinder_all_results.vtu"
+    with pytest.warns(UserWarning, match="no boundary regions"):
+        t = TrajectoryFolder(str(path.parent), ["pressure", "velocity"], pattern=path.name)[0]
+    m = meshops.read(path)
+    assert t.name == "cylinder_all_results" and t.dim == 3
+    assert np.array_equal(t.times, np.arange(0.0, 201.0, 20.0))  # the step numbers: the file has no physical times
+    assert t.fields["velocity"].shape == (11, m.n_points, 3)
+    assert np.allclose(t.fields["pressure"][5], m.point_data["pressure_00100"], rtol=1e-6)  # float32 states
+    assert np.allclose(t.fields["velocity"][10], m.point_data["velocity_00200"], rtol=1e-6)
+    assert t.channel_names(["pressure", "velocity"]) == ["pressure", "velocity_x", "velocity_y", "velocity_z"]
+
+
+def test_step_fields_keep_the_steps_every_field_holds(caplog):
+    pts, q = _square()
+    u = {f"u_{k:03d}": np.full(16, float(k)) for k in (0, 10, 20, 30)}
+    p = {f"p_{k:03d}": np.full(16, -float(k)) for k in (10, 20, 30)}
+    m = Mesh(pts, [CellBlock("quad", q)], point_data={**u, **p, "id": np.arange(16.0)}, source="run.vtu")
+    with caplog.at_level(logging.WARNING):
+        snaps = split_step_fields(m, ["u", "p"])
+    assert [s.time for s in snaps] == [10.0, 20.0, 30.0]
+    assert "run.vtu: time steps [0] are not held by every field of ['u', 'p']; dropped" in caplog.text
+    assert sorted(snaps[2].point_data) == ["p", "u"] and snaps[2].point_data["p"][0] == -30
+    assert split_step_fields(m, ["u", "w"]) is None  # 'w' has no steps: the usual missing-field error follows
+    assert split_step_fields(m.with_fields(point_data={"u": np.zeros(16), "p": np.zeros(16)}), ["u", "p"]) is None

@@ -10,7 +10,8 @@ layer by :func:`flatten_extruded`; vector fields then keep their in-plane compon
 names a dropped component that is not zero), so no phantom ``z`` channel reaches a model.
 
 :class:`TrajectoryFolder` (registered as ``trajectory_folder``) reads, per case, a time series file
-(``.pvd``, ``.xdmf``, an OpenFOAM case: anything :func:`meshops.io.read` reads with ``time="all"``)
+(``.pvd``, ``.xdmf``, an OpenFOAM case: anything :func:`meshops.io.read` reads with ``time="all"``;
+one file whose point fields carry the step in their names, ``pressure_00020``: :func:`split_step_fields`)
 or a folder of snapshot files (one time step each, in natural order of their names).
 """
 
@@ -32,7 +33,7 @@ from meshops.mesh import CellBlock, Mesh
 log = logging.getLogger(__name__)
 
 __all__ = ["Trajectory", "TrajectoryFolder", "flatten_extruded", "node_type_onehot", "planar_axes",
-           "trajectory_from_meshes"]
+           "split_step_fields", "trajectory_from_meshes"]
 
 _EXTRUDED = {"wedge": 3, "hexahedron": 4}
 
@@ -234,6 +235,34 @@ def node_type_onehot(mesh: Mesh, names: Sequence[str] | None = None) -> tuple[np
     return out, names
 
 
+_STEP_SUFFIX = re.compile(r"^(.+)_(\d+)$")
+
+
+def split_step_fields(mesh: Mesh, fields: Sequence[str]) -> list[Mesh] | None:
+    """The snapshots of one file that holds every time step as its own point field ``<field>_<step>``
+    (SimVascular's ``all_results.vtu``: ``pressure_00020``, ``velocity_00020``, ...): one mesh per step
+    held by every field of ``fields``, with those fields under their own names and ``time`` the step
+    number (solver steps: the file has no physical times). None when the mesh has the fields themselves
+    or not every field has such steps. Steps that some of the fields lack are dropped with a warning.
+    """
+    if all(f in mesh.point_data for f in fields):
+        return None
+    steps: dict[str, dict[int, str]] = {f: {} for f in fields}
+    for name in mesh.point_data:
+        m = _STEP_SUFFIX.match(name)
+        if m and m.group(1) in steps:
+            steps[m.group(1)][int(m.group(2))] = name
+    if not all(steps.values()):
+        return None
+    held = [set(s) for s in steps.values()]
+    common, every = sorted(set.intersection(*held)), set.union(*held)
+    if len(common) < len(every):
+        log.warning("%s: time steps %s are not held by every field of %s; dropped", mesh.source or "<mesh>",
+                    sorted(every - set(common)), list(fields))
+    return [Mesh(mesh.points, list(mesh.cells), point_data={f: mesh.point_data[steps[f][k]] for f in fields},
+                 boundaries=dict(mesh.boundaries), dim=mesh.dim, source=mesh.source, time=float(k)) for k in common]
+
+
 def _natural(p: Path) -> list[Any]:
     return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)]
 
@@ -279,6 +308,8 @@ class TrajectoryFolder:
         else:
             meshes = read(p, time="all")
             meshes = meshes if isinstance(meshes, list) else [meshes]
+            if len(meshes) == 1:
+                meshes = split_step_fields(meshes[0], self.fields) or meshes
         if len(meshes) < 2:
             raise DatasetError(f"trajectory_folder: {p} holds {len(meshes)} time step(s); a trajectory needs 2+")
         times = [getattr(m, "time", None) for m in meshes]
