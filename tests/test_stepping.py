@@ -425,3 +425,24 @@ def test_a_trajectory_the_model_cannot_step_is_refused_and_an_unseen_one_warned(
     with caplog.at_level(logging.WARNING):
         st.graph(a)
     assert not caplog.text  # a training case is in range
+
+
+def test_a_rollout_that_blows_up_writes_the_steps_before_and_exits_1(trained, tmp_path, capsys):
+    from meshops.cli import main
+    from meshops.io import read
+
+    st = S.load_stepper(trained[2])
+    with torch.no_grad():
+        for prm in st.model.parameters():
+            prm.mul_(1e12)  # the real model with weights far too large: its first step overflows
+    path = S.save_stepper(st, tmp_path / "huge" / "best.pt")
+    out = tmp_path / "ro"
+    rc = main(["rollout", str(path), "cylinder_flow:0", "--option", "max_steps=14", "--steps", "8",
+               "--out", str(out), "--frames", "3"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "meshops rollout: 'case_00000': the rollout blew up (non-finite state) at step 1 of 8" in err
+    rep = json.loads((out / "rollout_errors.json").read_text())
+    assert rep["blew_up_at_step"] == 1 and len(rep["rel_l2"]["u"]) == 1
+    series = read(out / "rollout.pvd", time="all")
+    series = series if isinstance(series, list) else [series]
+    assert len(series) == 1 and all(np.isfinite(a).all() for a in series[0].point_data.values())

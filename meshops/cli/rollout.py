@@ -10,6 +10,8 @@ Writes to ``DIR``:
 * ``rollout_errors.json``: rel L2 per step and channel, of the model and of persistence, and the
   number of steps until the error passes 1.0;
 * ``rollout.gif``: truth | prediction | error of ``--field`` over the rollout (PyVista off screen).
+
+A rollout that blows up (a non-finite state) writes the steps before it only and exits 1 naming the step.
 """
 
 from __future__ import annotations
@@ -139,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"rollout: --steps {steps} from --start {args.start}: need at least 1 step "
                          f"('{traj.name}' has {len(X)} snapshots)")
     pred = st.rollout(traj, steps, args.start)
-    true = X[args.start : args.start + steps + 1]
+    finite = np.isfinite(pred).all(axis=(1, 2))
+    blew = None if finite.all() else int(np.argmin(finite))  # the first non-finite step: nothing from it is written
+    pred = pred[:blew]
+    true = X[args.start : args.start + len(pred)]
     if len(true) < len(pred):
         log.warning("rollout: '%s' has truth for %d of the %d steps; errors cover those only",
                     traj.name, len(true) - 1, steps)
@@ -159,13 +164,16 @@ def run(args: argparse.Namespace) -> int:
            "channels": channels, "times": times[:n],
            "rel_l2": {c: [None if not np.isfinite(x) else float(x) for x in err[:, j]] for j, c in enumerate(channels)},
            "persistence_rel_l2": {c: pers[:, j].tolist() for j, c in enumerate(channels)},
-           "steps_until_error_above_1": stability_steps(err[1:]) if n > 1 else 0}
+           "steps_until_error_above_1": stability_steps(err[1:]) if n > 1 else 0, "blew_up_at_step": blew}
     write_text_atomic(json.dumps(rep, indent=1), out / "rollout_errors.json")
     if not args.no_movie:
         field = args.field or channels[min(1, len(channels) - 1)]
         if field not in channels:
             raise ValueError(f"rollout: --field '{field}' is not a channel; channels: {channels}")
         rep["movie_frames"] = write_movie(meshes, field, out / "rollout.gif", args.frames)
+    if blew is not None:
+        raise SystemExit(f"'{traj.name}': the rollout blew up (non-finite state) at step {blew} of {steps}; "
+                         f"{out} holds steps 0-{blew - 1} only")
     print(json.dumps({"out": str(out), "steps": steps, "final_rel_l2": {c: rep["rel_l2"][c][-1] for c in channels},
                       "movie_frames": rep.get("movie_frames")}))
     return 0
