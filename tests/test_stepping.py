@@ -385,6 +385,10 @@ def test_ensemble_steps_the_mean_of_its_members_and_rolls_out_from_it(trained, s
     hist = S.train_stepper([short_traj], dataclasses.replace(st.cfg, history=1, steps=2))[0]
     with pytest.raises(ValueError, match="member 1 has history 1"):
         StepEnsemble([st, hist])
+    dt = st.stats["dt"]
+    with pytest.raises(ValueError, match=f"member 1 steps dt {2 * dt}, member 0 {dt}"):
+        StepEnsemble([st, S.Stepper(other.model, other.cfg, {**other.stats, "dt": 2 * dt})])
+    StepEnsemble([st, S.Stepper(other.model, other.cfg, {**other.stats, "dt": dt * (1 + 1e-9)})])  # the same interval
     with pytest.raises(ValueError, match="two or more"):
         StepEnsemble([st])
     out = tmp_path / "ro"

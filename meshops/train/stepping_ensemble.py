@@ -17,6 +17,7 @@ import torch
 
 from meshops.data.trajectory import Trajectory
 from meshops.train.stepping import Stepper, load_stepper, rollout_states
+from meshops.train.stepping_stats import DT_RTOL
 
 __all__ = ["StepEnsemble", "load_ensemble"]
 
@@ -45,9 +46,12 @@ class StepEnsemble(torch.nn.Module):
         for k, m in enumerate(members[1:], start=1):
             for what, a, b in (("channels", first.stats["channels"], m.stats["channels"]),
                                ("history", first.history, m.history), ("node types", first.node_types, m.node_types),
-                               ("dimension", first.dim, m.dim), ("dt", first.stats.get("dt"), m.stats.get("dt"))):
+                               ("dimension", first.dim, m.dim)):
                 if list(np.atleast_1d(a)) != list(np.atleast_1d(b)):
                     raise ValueError(f"StepEnsemble: member {k} has {what} {b}, member 0 has {a}")
+            dt0, dt = first.stats.get("dt"), m.stats.get("dt")
+            if (dt0 is None) != (dt is None) or (dt0 is not None and abs(dt / dt0 - 1) > DT_RTOL):
+                raise ValueError(f"StepEnsemble: member {k} steps dt {dt}, member 0 {dt0}")
         self.members = torch.nn.ModuleList(members)
         self.cfg, self.stats, self.history = first.cfg, first.stats, first.history
         C = len(first.stats["channels"])
