@@ -450,3 +450,19 @@ def test_a_rollout_that_blows_up_writes_the_steps_before_and_exits_1(trained, tm
     series = read(out / "rollout.pvd", time="all")
     series = series if isinstance(series, list) else [series]
     assert len(series) == 1 and all(np.isfinite(a).all() for a in series[0].point_data.values())
+
+
+def test_evaluate_gives_no_error_over_a_horizon_the_rollout_did_not_reach(trained, short_traj, caplog):
+    st = S.load_stepper(trained[2])
+    st.d_std.mul_(1e30)  # increments scaled far past the data: one step is finite, the rollout overflows
+    with caplog.at_level(logging.WARNING):
+        ev = S.evaluate_trajectories(st, [short_traj])
+    rec = ev["cases"][short_traj.name]
+    k = rec["blew_up_at_step"]
+    assert k is not None and 1 <= k < 13
+    assert f"the rollout of '{short_traj.name}' blew up (non-finite state) at step {k}" in caplog.text
+    assert np.isfinite(list(rec["one_step"].values())).all()  # float64 errors: 1e27 is a number, not inf
+    for key in ("rollout_50", "full"):  # not a mean over the steps before the blow-up
+        assert set(rec[key].values()) == {None} and set(ev["mean"][key].values()) == {None}
+        assert np.isfinite(list(rec[key + "_persistence"].values())).all()
+    json.dumps(ev, allow_nan=False)  # the report stays valid JSON

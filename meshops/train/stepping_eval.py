@@ -7,6 +7,7 @@ below an error; the 1-step / k-step / full-rollout report of ``meshops evaluate`
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,8 @@ import torch
 
 from meshops.data import DatasetError
 from meshops.data.trajectory import Trajectory
+
+log = logging.getLogger(__name__)
 
 __all__ = ["evaluate_trajectories", "one_step_error", "rel_l2", "rollout_errors", "rollout_score", "stability_steps"]
 
@@ -97,7 +100,9 @@ def evaluate_trajectories(st: Any, trajs: Sequence[Trajectory], horizons: Sequen
     The ``k``-step error is the mean rel L2 over the first ``k`` steps of the rollout from the first
     snapshot a model can start from (``history``; ``1``: every true state stepped once, mean over
     the states); ``full`` over the whole trajectory. Persistence (the initial state held) is
-    reported beside each.
+    reported beside each. A rollout that blows up (a non-finite state at step ``k``, in
+    ``blew_up_at_step``) has no error over a horizon that reaches ``k``: null there and in the mean
+    over the cases, with a warning, never a mean over the steps before the blow-up only.
     """
     channels = list(st.stats["channels"])
     per: dict[str, Any] = {}
@@ -107,22 +112,34 @@ def evaluate_trajectories(st: Any, trajs: Sequence[Trajectory], horizons: Sequen
         g = st.graph(t)
         Xt = torch.from_numpy(X)
         with torch.no_grad():
-            one = np.stack([st.step_window(g, Xt[k - H : k + 1]).numpy() for k in range(H, len(X) - 1)])
+            one = np.stack([st.step_window(g, Xt[k - H : k + 1]).double().numpy() for k in range(H, len(X) - 1)])
         R = st.rollout(t)
         X = X[H:]
         er = rollout_errors(R, X)
         pr = rollout_errors(np.repeat(X[:1], len(X), 0), X)
+        finite = np.isfinite(er).all(axis=1)
+        blew = None if finite.all() else int(np.argmin(finite))
+        if blew is not None:
+            log.warning("evaluate: the rollout of '%s' blew up (non-finite state) at step %d; its errors over "
+                        "horizons that reach it are null", t.name, blew)
         rec = {"one_step": dict(zip(channels, rel_l2(one, X[1:]).mean(0).tolist(), strict=True)),
                "one_step_persistence": dict(zip(channels, rel_l2(X[:-1], X[1:]).mean(0).tolist(), strict=True))}
         for h in [h for h in horizons if h > 1] + [len(X) - 1]:
             key = "full" if h == len(X) - 1 else f"rollout_{h}"
-            rec[key] = dict(zip(channels, np.nanmean(er[1 : h + 1], 0).tolist(), strict=True))
+            e = er[1 : h + 1].mean(0).tolist() if blew is None or blew > h else [None] * len(channels)
+            rec[key] = dict(zip(channels, e, strict=True))
             rec[key + "_persistence"] = dict(zip(channels, pr[1 : h + 1].mean(0).tolist(), strict=True))
         rec["steps"] = len(X) - 1
         rec["steps_until_error_above_1"] = stability_steps(er[1:].mean(axis=1, keepdims=True))
+        rec["blew_up_at_step"] = blew
         per[t.name] = rec
     if not per:
         raise DatasetError("evaluate: the dataset has no trajectories")
     keys = [k for k in next(iter(per.values())) if isinstance(next(iter(per.values()))[k], dict)]
-    mean = {k: {c: float(np.mean([r[k][c] for r in per.values()])) for c in channels} for k in keys}
+    mean = {k: {c: _mean_or_none([r[k][c] for r in per.values()]) for c in channels} for k in keys}
     return {"cases": per, "mean": mean, "channels": channels}
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    """The mean, or None when any value is None (a case whose rollout did not get that far)."""
+    return None if any(v is None for v in values) else float(np.mean(values))
