@@ -466,3 +466,30 @@ def test_evaluate_gives_no_error_over_a_horizon_the_rollout_did_not_reach(traine
         assert set(rec[key].values()) == {None} and set(ev["mean"][key].values()) == {None}
         assert np.isfinite(list(rec[key + "_persistence"].values())).all()
     json.dumps(ev, allow_nan=False)  # the report stays valid JSON
+
+
+def test_an_openfoam_case_is_a_trajectory_a_model_trains_on_and_rolls_out(shared_data, tmp_path):
+    """OpenFOAM's cavity tutorial (one cell thick, cell values): 2D point fields from vtk's cell-to-point
+    averages with the patch values on the walls; the front/back ``empty`` patch is no region in 2D."""
+    import zipfile
+
+    from meshops.cli import main
+    from meshops.data.trajectory import TrajectoryFolder
+    from meshops.io import read
+
+    with zipfile.ZipFile(shared_data / "vtk-data" / "openfoam_cavity.zip") as z:
+        z.extractall(tmp_path)
+    case = tmp_path / "OpenFOAM" / "cavity"
+    t = TrajectoryFolder(str(case.parent), ["U", "p"], pattern="cavity")[0]
+    assert t.dim == 2 and t.mesh.n_points == 21 * 21 and np.allclose(t.times, np.arange(0, 2.51, 0.5))
+    assert sorted(t.mesh.boundaries) == ["fixedWalls", "movingWall"]
+    assert t.channel_names(["U", "p"]) == ["U_x", "U_y", "p"]
+    lid = np.unique(t.mesh.boundaries["movingWall"][0].data)
+    inner = lid[(t.mesh.points[lid, 0] > 1e-9) & (t.mesh.points[lid, 0] < 0.1 - 1e-9)]
+    assert np.allclose(t.fields["U"][3][inner], [1.0, 0.0])  # the lid's patch value, not a cell average
+    cfg = S.StepConfig(fields=["U", "p"], steps=20, model_options={"hidden": 8, "n_blocks": 2})
+    S.train_stepper([t], cfg, out=tmp_path / "m")
+    assert main(["rollout", str(tmp_path / "m" / "best.pt"), str(case), "--steps", "3", "--out", str(tmp_path / "ro"),
+                 "--no-movie"]) == 0
+    last = read(tmp_path / "ro" / "rollout.pvd", time="all")[-1]
+    assert {"U_x_pred", "U_y_pred", "p_pred", "p_error"} <= set(last.point_data) and last.n_points == 441

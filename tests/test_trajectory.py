@@ -156,3 +156,10 @@ def test_step_fields_keep_the_steps_every_field_holds(caplog):
     assert sorted(snaps[2].point_data) == ["p", "u"] and snaps[2].point_data["p"][0] == -30
     assert split_step_fields(m, ["u", "w"]) is None  # 'w' has no steps: the usual missing-field error follows
     assert split_step_fields(m.with_fields(point_data={"u": np.zeros(16), "p": np.zeros(16)}), ["u", "p"]) is None
+
+
+def test_a_cell_field_asked_for_as_a_state_is_named_as_one():
+    pts, q = _square()
+    m = Mesh(pts, [CellBlock("quad", q)], cell_data={"U": np.zeros(9)}, source="snap.vtu")
+    with pytest.raises(DatasetError, match=r"snap.vtu: point field 'U' missing; it has \[\] \('U' is a cell field here"):
+        trajectory_from_meshes("c", [m, m], ["U"], [0.0, 1.0])

@@ -147,14 +147,29 @@ def flatten_extruded(mesh: Mesh) -> tuple[Mesh, np.ndarray, int] | None:
             blocks.append(CellBlock("triangle" if b.type == "wedge" else "quad", inv[face]))
         bnd = {}
         for name, bl in mesh.boundaries.items():
-            ids = np.unique(np.concatenate([np.asarray(x.data, np.int64).ravel() for x in bl]))
-            ids = inv[ids[lay0[ids]]]
+            ids = inv[_side_points(bl, lay0)]
             if len(ids):
                 bnd[name] = [CellBlock("vertex", ids[:, None])]
+            else:
+                log.info("%s: boundary region '%s' lies in the extrusion's front or back plane; not a region in 2D",
+                         mesh.source or "<mesh>", name)
         pts = P[keep].copy()
         m2 = Mesh(pts, blocks, boundaries=bnd, dim=2, source=mesh.source)
         return m2, keep, ax
     return None
+
+
+def _side_points(blocks: Sequence[CellBlock], lay0: np.ndarray) -> np.ndarray:
+    """The first-layer points of a boundary region's faces that cross the two layers (the side walls of an
+    extrusion); faces within one layer are its front or back (OpenFOAM's ``empty`` patch) and give none."""
+    parts = []
+    for b in blocks:
+        f = np.asarray(b.data, np.int64).reshape(len(b.data), -1)
+        if f.shape[1] > 1:
+            f = f[lay0[f].any(1) & ~lay0[f].all(1)]
+        parts.append(f.ravel())
+    ids = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    return ids[lay0[ids]]
 
 
 def _in_plane(name: str, a: np.ndarray, axes: tuple[int, ...], where: str) -> np.ndarray:
@@ -188,7 +203,9 @@ def trajectory_from_meshes(name: str, meshes: Sequence[Mesh], fields: Sequence[s
             raise DatasetError(f"{m.source or name}: snapshot {k} has {m.n_points} points, the first {m0.n_points}")
         for f in fields:
             if f not in m.point_data:
-                raise DatasetError(f"{m.source or name}: point field '{f}' missing; it has {sorted(m.point_data)}")
+                held = (f" ('{f}' is a cell field here: a trajectory steps point fields; average it to the points)"
+                        if f in m.cell_data else "")
+                raise DatasetError(f"{m.source or name}: point field '{f}' missing; it has {sorted(m.point_data)}{held}")
     data = {f: np.stack([np.asarray(m.point_data[f], dtype=np.float32) for m in meshes]) for f in fields}
     geom, dim, keep, axes = m0, 3, None, planar_axes(m0.points)
     if axes is None:
@@ -305,8 +322,9 @@ class TrajectoryFolder:
             files = sorted((f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
                             and f.suffix.lower() not in (".json", ".txt", ".md")), key=_natural)
             meshes = [read(f) for f in files]
-        else:
-            meshes = read(p, time="all")
+        else:  # an OpenFOAM case holds cell values: vtk's cell-to-point averages (patch values on the walls)
+            foam = (p / "system").is_dir() or p.suffix.lower() in (".foam", ".openfoam")
+            meshes = read(p, time="all", **({"cell_to_point": True} if foam else {}))
             meshes = meshes if isinstance(meshes, list) else [meshes]
             if len(meshes) == 1:
                 meshes = split_step_fields(meshes[0], self.fields) or meshes
