@@ -66,18 +66,13 @@ def check_trajectory(stats: dict[str, Any], cfg: Any, traj: Trajectory) -> None:
         raise DatasetError(f"trajectory '{traj.name}': snapshots are {dt:.6g} apart, the model steps {want:.6g} (its "
                            f"training interval); resample the series to that interval (files without times: "
                            f"--option dt={want:.6g})")
-    X = traj.states(cfg.fields)
     chans = list(stats["channels"])
-    bad = ~np.isfinite(X)
-    if bad.any():
-        t, _, c = (int(v) for v in np.argwhere(bad)[0])
-        raise DatasetError(f"trajectory '{traj.name}': channel '{chans[c]}' has {int(bad[..., c].sum())} non-finite "
-                           f"value(s), the first at snapshot {t}; a step model cannot start from or be scored on it")
+    lo, hi = _channel_ranges(traj, cfg.fields)
     where = f"trajectory '{traj.name}'"
     msgs = []
     if stats.get("x_min") is not None:
-        msgs += range_messages(np.asarray(stats["x_min"]), np.asarray(stats["x_max"]), X.min(axis=(0, 1)),
-                               X.max(axis=(0, 1)), [f"'{c}'" for c in chans], where, "state channel")
+        msgs += range_messages(np.asarray(stats["x_min"]), np.asarray(stats["x_max"]), lo, hi,
+                               [f"'{c}'" for c in chans], where, "state channel")
     if cfg.globals and stats.get("g_min") is not None:
         g = trajectory_globals(traj, cfg.globals)
         msgs += range_messages(np.asarray(stats["g_min"]), np.asarray(stats["g_max"]), g, g,
@@ -86,6 +81,31 @@ def check_trajectory(stats: dict[str, Any], cfg: Any, traj: Trajectory) -> None:
         if m not in _warned:
             _warned.add(m)
             log.warning("%s", m)
+
+
+def _channel_ranges(traj: Trajectory, fields: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per state channel (in :meth:`Trajectory.states` order) the min and max over every snapshot and
+    point, without stacking the states (a 1e6-point series is GBs); raises naming the first channel
+    with a non-finite value (NaN and inf show in the min or max).
+
+    Shapes
+    ------
+    returns : (C,), (C,)
+    """
+    names = traj.channel_names(fields)
+    los, his, c0 = [], [], 0
+    for f in fields:
+        a = np.asarray(traj.fields[f]).reshape(traj.n_steps, traj.mesh.n_points, -1)
+        lo, hi = a.min(axis=(0, 1)), a.max(axis=(0, 1))
+        for c in np.nonzero(~(np.isfinite(lo) & np.isfinite(hi)))[0][:1]:
+            bad = ~np.isfinite(a[..., c])
+            t = int(np.nonzero(bad.any(axis=1))[0][0])
+            raise DatasetError(f"trajectory '{traj.name}': channel '{names[c0 + c]}' has {int(bad.sum())} non-finite "
+                               f"value(s), the first at snapshot {t}; a step model cannot start from or be scored on it")
+        los.append(lo)
+        his.append(hi)
+        c0 += len(lo)
+    return np.concatenate(los).astype(np.float64), np.concatenate(his).astype(np.float64)
 
 
 def check_channel_names(cfg: Any, chans: Sequence[str]) -> None:
