@@ -155,6 +155,8 @@ def test_step_fields_keep_the_steps_every_field_holds(caplog):
     assert "run.vtu: time steps [0] are not held by every field of ['u', 'p']; dropped" in caplog.text
     assert sorted(snaps[2].point_data) == ["p", "u"] and snaps[2].point_data["p"][0] == -30
     assert split_step_fields(m, ["u", "w"]) is None  # 'w' has no steps: the usual missing-field error follows
+    comps = Mesh(pts, [CellBlock("quad", q)], point_data={f"U_{k}": np.zeros(16) for k in range(3)})
+    assert split_step_fields(comps, ["U"]) is None  # a vector's components, not three steps
     assert split_step_fields(m.with_fields(point_data={"u": np.zeros(16), "p": np.zeros(16)}), ["u", "p"]) is None
 
 

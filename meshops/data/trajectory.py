@@ -259,8 +259,10 @@ def split_step_fields(mesh: Mesh, fields: Sequence[str]) -> list[Mesh] | None:
     """The snapshots of one file that holds every time step as its own point field ``<field>_<step>``
     (SimVascular's ``all_results.vtu``: ``pressure_00020``, ``velocity_00020``, ...): one mesh per step
     held by every field of ``fields``, with those fields under their own names and ``time`` the step
-    number (solver steps: the file has no physical times). None when the mesh has the fields themselves
-    or not every field has such steps. Steps that some of the fields lack are dropped with a warning.
+    number (solver steps: the file has no physical times). None when the mesh has the fields themselves,
+    not every field has such steps, or the suffixes are at most three numbers up to 3 (``U_0``, ``U_1``,
+    ``U_2`` are a vector's components as often as steps). Steps that some fields lack are dropped with a
+    warning.
     """
     if all(f in mesh.point_data for f in fields):
         return None
@@ -273,9 +275,13 @@ def split_step_fields(mesh: Mesh, fields: Sequence[str]) -> list[Mesh] | None:
         return None
     held = [set(s) for s in steps.values()]
     common, every = sorted(set.intersection(*held)), set.union(*held)
+    if len(every) <= 3 and max(every) <= 3:
+        return None
     if len(common) < len(every):
         log.warning("%s: time steps %s are not held by every field of %s; dropped", mesh.source or "<mesh>",
                     sorted(every - set(common)), list(fields))
+    log.info("%s: %d time steps read from the point fields %s", mesh.source or "<mesh>", len(common),
+             ", ".join(f"{f}_<step>" for f in fields))
     return [Mesh(mesh.points, list(mesh.cells), point_data={f: mesh.point_data[steps[f][k]] for f in fields},
                  boundaries=dict(mesh.boundaries), dim=mesh.dim, source=mesh.source, time=float(k)) for k in common]
 
