@@ -83,11 +83,22 @@ def test_dropped_out_of_plane_component_warns():
         trajectory_from_meshes("c", snaps, ["U"], [0, 1])
 
 
-def test_mesh_without_regions_warns():
-    pts, q = _square()
-    m = Mesh(pts, [CellBlock("quad", q)], point_data={"u": np.ones(16)})
-    with pytest.warns(UserWarning, match="no boundary regions"):
-        trajectory_from_meshes("c", [m, m], ["u"], [0, 1])
+def test_mesh_without_regions_gets_them_from_its_topology_with_a_warning():
+    pts, q = _square(6)  # 5 x 5 quads; the middle one removed: a hole
+    q = np.delete(q, 12, axis=0)
+    m = Mesh(pts, [CellBlock("quad", q)], point_data={"u": np.ones(36)})
+    with pytest.warns(UserWarning, match="no boundary regions; marked from the mesh topology: 'boundary' 20 points, "
+                                         "'obstacle' 4 points"):
+        t = trajectory_from_meshes("c", [m, m], ["u"], [0, 1])
+    hole = np.unique(t.mesh.boundaries["obstacle"][0].data)
+    assert np.allclose(np.sort(pts[hole, 0]), [0.4, 0.4, 0.6, 0.6]) and np.allclose(np.sort(pts[hole, 1]), [0.4, 0.4, 0.6, 0.6])
+    oh, names = node_type_onehot(t.mesh)
+    assert names == ["interior", "boundary", "obstacle"] and oh.sum(0).tolist() == [12, 20, 4]
+    with pytest.raises(DatasetError, match=r"regions \['boundary', 'obstacle'\] were not seen in training"):
+        node_type_onehot(t.mesh, ["interior", "inlet"])  # a model trained on named regions refuses such a case
+    cloud = Mesh(pts, [], point_data={"u": np.ones(36)})  # no cells: no topology to mark
+    with pytest.warns(UserWarning, match="every node gets the type 'interior'"):
+        trajectory_from_meshes("c", [cloud, cloud], ["u"], [0, 1])
 
 
 def test_node_type_onehot_order_and_unknown_region():

@@ -33,7 +33,7 @@ from meshops.mesh import CellBlock, Mesh
 log = logging.getLogger(__name__)
 
 __all__ = ["Trajectory", "TrajectoryFolder", "flatten_extruded", "node_type_onehot", "planar_axes",
-           "split_step_fields", "trajectory_from_meshes"]
+           "split_step_fields", "topological_regions", "trajectory_from_meshes"]
 
 _EXTRUDED = {"wedge": 3, "hexahedron": 4}
 
@@ -220,9 +220,46 @@ def trajectory_from_meshes(name: str, meshes: Sequence[Mesh], fields: Sequence[s
                         dim=2, source=m0.source)
         data = {f: _in_plane(f, a if keep is None else a[:, keep], axes, where) for f, a in data.items()}
     if not geom.boundaries:
-        warnings.warn(f"{where}: the mesh has no boundary regions; every node gets the type 'interior' "
-                      "(inlet, walls and obstacles are not marked)", stacklevel=2)
+        regions = topological_regions(geom)
+        if regions:
+            geom = Mesh(geom.points, list(geom.cells), boundaries=regions, dim=geom.dim, source=geom.source)
+            sizes = ", ".join(f"'{k}' {len(v[0].data)} points" for k, v in regions.items())
+            warnings.warn(f"{where}: the files have no boundary regions; marked from the mesh topology: {sizes} "
+                          "(inlet, outlet and walls are not told apart)", stacklevel=2)
+        else:
+            warnings.warn(f"{where}: the mesh has no boundary regions; every node gets the type 'interior' "
+                          "(inlet, walls and obstacles are not marked)", stacklevel=2)
     return Trajectory(name, geom, np.asarray(times, dtype=np.float64), data, dict(globals or {}), dim)
+
+
+def topological_regions(mesh: Mesh) -> dict[str, list[CellBlock]]:
+    """Boundary regions of a mesh that has none, from its topology: the points of the faces (3D) or edges
+    (2D) that belong to one cell only, split into connected parts; the part with the largest extent is
+    ``boundary`` (the outer one), the others together ``obstacle``. ``{}`` for a mesh without cells.
+
+    Shapes
+    ------
+    returns : {name: [CellBlock("vertex", (m, 1) point ids)]}
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from meshops.geometry.topology import boundary_faces
+
+    faces, _ = boundary_faces(mesh.cells) if mesh.cells else ([], [])
+    if not faces:
+        return {}
+    a = np.concatenate([f[:, :-1].ravel() for f in faces])  # each face's points chained: one part per face
+    b = np.concatenate([f[:, 1:].ravel() for f in faces])
+    _, lab = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(mesh.n_points,) * 2), directed=False)
+    on = np.unique(np.concatenate([f.ravel() for f in faces]))
+    P = np.asarray(mesh.points, dtype=np.float64)
+    extent = {int(k): float(np.linalg.norm(np.ptp(P[on[lab[on] == k]], axis=0))) for k in np.unique(lab[on])}
+    outer = lab[on] == max(extent, key=extent.__getitem__)
+    out = {"boundary": [CellBlock("vertex", on[outer][:, None])]}
+    if not outer.all():
+        out["obstacle"] = [CellBlock("vertex", on[~outer][:, None])]
+    return out
 
 
 def node_type_onehot(mesh: Mesh, names: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
