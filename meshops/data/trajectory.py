@@ -282,7 +282,7 @@ def node_type_onehot(mesh: Mesh, names: Sequence[str] | None = None) -> tuple[np
     extra = [n for n in tn if n not in names]
     if extra:
         raise DatasetError(f"{mesh.source or '<mesh>'}: boundary regions {extra} were not seen in training "
-                           f"(known node types: {names})")
+                           f"(known node types: {names}); give the case with the regions the model was trained on")
     col = np.array([names.index(n) for n in tn])
     out = np.zeros((mesh.n_points, len(names)), dtype=np.float32)
     out[np.arange(mesh.n_points), col[t]] = 1.0
