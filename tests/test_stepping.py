@@ -493,3 +493,13 @@ def test_an_openfoam_case_is_a_trajectory_a_model_trains_on_and_rolls_out(shared
                  "--no-movie"]) == 0
     last = read(tmp_path / "ro" / "rollout.pvd", time="all")[-1]
     assert {"U_x_pred", "U_y_pred", "p_pred", "p_error"} <= set(last.point_data) and last.n_points == 441
+
+
+def test_rollout_refuses_an_unknown_movie_field_before_writing_anything(trained, tmp_path, capsys):
+    from meshops.cli import main
+
+    out = tmp_path / "ro"
+    rc = main(["rollout", str(trained[2]), "cylinder_flow:0", "--option", "max_steps=14", "--steps", "3",
+               "--out", str(out), "--field", "w"])
+    assert rc == 1 and "--field 'w' is not a channel; channels: ['u', 'v', 'p']" in capsys.readouterr().err
+    assert not out.exists()

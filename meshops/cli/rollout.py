@@ -125,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
     from meshops.train.stepping_ensemble import load_ensemble
 
     st = load_ensemble(args.checkpoint, args.device)
+    channels = list(st.stats["channels"])
+    field = args.field or channels[min(1, len(channels) - 1)]
+    if not args.no_movie and field not in channels:  # refused before anything is written
+        raise ValueError(f"rollout: --field '{field}' is not a channel; channels: {channels}")
     opts = {}
     for item in args.option:
         k, _, v = item.partition("=")
@@ -148,7 +152,6 @@ def run(args: argparse.Namespace) -> int:
     if len(true) < len(pred):
         log.warning("rollout: '%s' has truth for %d of the %d steps; errors cover those only",
                     traj.name, len(true) - 1, steps)
-    channels = list(st.stats["channels"])
     dt = float(st.stats.get("dt", 1.0))
     t0 = float(traj.times[args.start])
     times = [t0 + k * dt for k in range(len(pred))]
@@ -167,9 +170,6 @@ def run(args: argparse.Namespace) -> int:
            "steps_until_error_above_1": stability_steps(err[1:]) if n > 1 else 0, "blew_up_at_step": blew}
     write_text_atomic(json.dumps(rep, indent=1), out / "rollout_errors.json")
     if not args.no_movie:
-        field = args.field or channels[min(1, len(channels) - 1)]
-        if field not in channels:
-            raise ValueError(f"rollout: --field '{field}' is not a channel; channels: {channels}")
         rep["movie_frames"] = write_movie(meshes, field, out / "rollout.gif", args.frames)
     if blew is not None:
         raise SystemExit(f"'{traj.name}': the rollout blew up (non-finite state) at step {blew} of {steps}; "
