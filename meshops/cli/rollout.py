@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from meshops.io import write_series
     from meshops.train.stepping import rollout_errors, stability_steps
     from meshops.train.stepping_ensemble import load_ensemble
+    from meshops.train.stepping_eval import first_nonfinite
 
     st = load_ensemble(args.checkpoint, args.device)
     channels = list(st.stats["channels"])
@@ -145,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"rollout: --steps {steps} from --start {args.start}: need at least 1 step "
                          f"('{traj.name}' has {len(X)} snapshots)")
     pred = st.rollout(traj, steps, args.start)
-    finite = np.isfinite(pred).all(axis=(1, 2))
-    blew = None if finite.all() else int(np.argmin(finite))  # the first non-finite step: nothing from it is written
+    blew = first_nonfinite(pred)  # the first non-finite step: nothing from it is written
     pred = pred[:blew]
     true = X[args.start : args.start + len(pred)]
     if len(true) < len(pred):

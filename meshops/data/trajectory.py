@@ -359,14 +359,15 @@ class TrajectoryFolder:
 
     def __getitem__(self, i: int) -> Trajectory:
         from meshops.io import read
+        from meshops.io.openfoam import is_case
 
         p = self.entries[i]
-        if p.is_dir() and not (p / "system").is_dir():
+        foam = is_case(p)
+        if p.is_dir() and not foam:
             files = sorted((f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
                             and f.suffix.lower() not in (".json", ".txt", ".md")), key=_natural)
             meshes = [read(f) for f in files]
         else:  # an OpenFOAM case holds cell values: vtk's cell-to-point averages (patch values on the walls)
-            foam = (p / "system").is_dir() or p.suffix.lower() in (".foam", ".openfoam")
             meshes = read(p, time="all", **({"cell_to_point": True} if foam else {}))
             meshes = meshes if isinstance(meshes, list) else [meshes]
             if len(meshes) == 1:

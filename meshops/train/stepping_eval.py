@@ -20,7 +20,7 @@ from meshops.data.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evaluate_trajectories", "one_step_error", "rel_l2", "rollout_errors", "rollout_score", "stability_steps"]
+__all__ = ["evaluate_trajectories", "first_nonfinite", "one_step_error", "rel_l2", "rollout_errors", "rollout_score", "stability_steps"]
 
 
 def rel_l2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -70,6 +70,17 @@ def rollout_errors(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return rel_l2(pred.astype(np.float64), true.astype(np.float64))
 
 
+def first_nonfinite(a: np.ndarray) -> int | None:
+    """The first index along axis 0 whose entry holds a non-finite value (a rollout's blow-up); None if none.
+
+    Shapes
+    ------
+    a : (S, ...) -> returns an index < S or None
+    """
+    bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
 def stability_steps(err: np.ndarray, threshold: float = 1.0) -> int:
     """Steps until any channel's rollout error passes ``threshold`` or is non-finite (all steps if never).
 
@@ -117,8 +128,7 @@ def evaluate_trajectories(st: Any, trajs: Sequence[Trajectory], horizons: Sequen
         X = X[H:]
         er = rollout_errors(R, X)
         pr = rollout_errors(np.repeat(X[:1], len(X), 0), X)
-        finite = np.isfinite(er).all(axis=1)
-        blew = None if finite.all() else int(np.argmin(finite))
+        blew = first_nonfinite(er)
         if blew is not None:
             log.warning("evaluate: the rollout of '%s' blew up (non-finite state) at step %d; its errors over "
                         "horizons that reach it are null", t.name, blew)
